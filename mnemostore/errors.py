@@ -1,0 +1,200 @@
+"""Every exception mnemostore raises, under one root.
+
+Callers catch these, never a driver's (psycopg, sqlite3, redis): the store translates driver errors at one
+boundary (``mnemostore.store._database_async``) and chains the original with ``from``. Each message says what
+happened and what to do about it.
+
+::
+
+    MnemostoreError
+    ├── ConfigurationError            a setting is missing or malformed
+    ├── BackendUnavailable            the database (or another server) cannot be reached
+    ├── SchemaError
+    │   ├── SchemaOutOfDate           the database is behind the code: run `mnemostore db upgrade`
+    │   └── MigrationError            an upgrade or rollback failed
+    ├── InvalidInput                  the caller passed something the store refuses
+    │   ├── ContentTooLarge
+    │   ├── InvalidText               NUL bytes or non-text where text is required
+    │   ├── InvalidMetadata           not a JSON object, or not serialisable
+    │   └── InvalidCursor
+    ├── NotFoundError                 (another tenant's object is reported exactly like a missing one)
+    │   ├── TenantNotFound  UserNotFound  ConversationNotFound  MessageNotFound
+    │   ├── MemoryNotFound  KnowledgeChunkNotFound  CheckpointNotFound  ApiKeyNotFound
+    ├── ConflictError                 a unique rule would be broken
+    │   ├── TenantAlreadyExists
+    │   └── DuplicateIdentity
+    └── QuotaExceeded                 a tenant's plan limit would be passed
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ApiKeyNotFound",
+    "BackendUnavailable",
+    "CheckpointNotFound",
+    "ConfigurationError",
+    "ConflictError",
+    "ContentTooLarge",
+    "ConversationNotFound",
+    "DuplicateIdentity",
+    "InvalidCursor",
+    "InvalidInput",
+    "InvalidMetadata",
+    "InvalidText",
+    "KnowledgeChunkNotFound",
+    "MemoryNotFound",
+    "MessageNotFound",
+    "MigrationError",
+    "MnemostoreError",
+    "NotFoundError",
+    "QuotaExceeded",
+    "SchemaError",
+    "SchemaOutOfDate",
+    "TenantAlreadyExists",
+    "TenantNotFound",
+    "UserNotFound",
+]
+
+
+class MnemostoreError(Exception):
+    """Root of every error mnemostore raises on purpose."""
+
+    __module__ = "mnemostore"
+
+
+class ConfigurationError(MnemostoreError):
+    """A setting is missing, malformed or names something that does not exist."""
+
+    __module__ = "mnemostore"
+
+
+class BackendUnavailable(MnemostoreError):
+    """A server the store needs did not answer; the operation wrote nothing."""
+
+    __module__ = "mnemostore"
+
+
+class SchemaError(MnemostoreError):
+    """The database schema does not match what this code needs."""
+
+    __module__ = "mnemostore"
+
+
+class SchemaOutOfDate(SchemaError):
+    """The database is at an older (or unknown) revision than the code."""
+
+    __module__ = "mnemostore"
+
+    def __init__(self, current: str | None, head: str) -> None:
+        self.current = current
+        self.head = head
+        at = f"at {current}" if current else "not initialised"
+        super().__init__(f"database schema is {at}, this code needs {head}: run `mnemostore db upgrade`")
+
+
+class MigrationError(SchemaError):
+    """An upgrade or rollback could not be carried out."""
+
+    __module__ = "mnemostore"
+
+
+class InvalidInput(MnemostoreError):
+    """The caller passed a value the store refuses; nothing was written."""
+
+    __module__ = "mnemostore"
+
+
+class ContentTooLarge(InvalidInput):
+    __module__ = "mnemostore"
+
+
+class InvalidText(InvalidInput):
+    __module__ = "mnemostore"
+
+
+class InvalidMetadata(InvalidInput):
+    __module__ = "mnemostore"
+
+
+class InvalidCursor(InvalidInput):
+    __module__ = "mnemostore"
+
+
+class NotFoundError(MnemostoreError):
+    """No such object in this tenant (objects of other tenants are never visible)."""
+
+    __module__ = "mnemostore"
+    kind = "object"
+
+    def __init__(self, key: object, detail: str = "") -> None:
+        self.key = key
+        super().__init__(f"{self.kind} {key} not found{detail}")
+
+
+class TenantNotFound(NotFoundError):
+    __module__ = "mnemostore"
+    kind = "tenant"
+
+
+class UserNotFound(NotFoundError):
+    __module__ = "mnemostore"
+    kind = "user"
+
+
+class ConversationNotFound(NotFoundError):
+    __module__ = "mnemostore"
+    kind = "conversation"
+
+
+class MessageNotFound(NotFoundError):
+    __module__ = "mnemostore"
+    kind = "message"
+
+
+class MemoryNotFound(NotFoundError):
+    __module__ = "mnemostore"
+    kind = "memory"
+
+
+class KnowledgeChunkNotFound(NotFoundError):
+    __module__ = "mnemostore"
+    kind = "knowledge chunk"
+
+
+class CheckpointNotFound(NotFoundError):
+    __module__ = "mnemostore"
+    kind = "checkpoint"
+
+
+class ApiKeyNotFound(NotFoundError):
+    __module__ = "mnemostore"
+    kind = "API key"
+
+
+class ConflictError(MnemostoreError):
+    """The write would break a uniqueness rule; nothing was written."""
+
+    __module__ = "mnemostore"
+
+
+class TenantAlreadyExists(ConflictError):
+    __module__ = "mnemostore"
+
+
+class DuplicateIdentity(ConflictError):
+    __module__ = "mnemostore"
+
+
+class QuotaExceeded(MnemostoreError):
+    """The write would take a tenant past a limit of its plan; nothing was written."""
+
+    __module__ = "mnemostore"
+
+    def __init__(self, tenant_id: object, quota: str, limit: int) -> None:
+        self.tenant_id = tenant_id
+        self.quota = quota
+        self.limit = limit
+        super().__init__(
+            f"tenant {tenant_id} has reached its {quota} quota ({limit}): delete data or raise the "
+            f"limit with `mnemostore tenant set-quota` / update_tenant_config(quotas=...)"
+        )

@@ -1,0 +1,1 @@
+"""Operations: schema migrations (and, later, backup, restore and health)."""

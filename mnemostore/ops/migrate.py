@@ -1,0 +1,140 @@
+"""Schema migrations with Alembic, driven from Python and the CLI (``mnemostore db …``).
+
+Migrating is always a deliberate act (``mnemostore db upgrade`` or ``store.migrate()``), never a side effect of
+importing or opening a store: a store on an old schema refuses to work and says which command to run.
+
+Alembic is synchronous, so this module is too; the async store runs it in a worker thread.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import exc
+
+from mnemostore.config import Settings
+from mnemostore.errors import BackendUnavailable, MigrationError
+
+__all__ = [
+    "MigrationStatus",
+    "Revision",
+    "alembic_config",
+    "downgrade",
+    "get_migration_status",
+    "head_revision",
+    "history",
+    "upgrade",
+]
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+
+
+@dataclass(frozen=True, slots=True)
+class Revision:
+    revision: str
+    down_revision: str | None
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class MigrationStatus:
+    current: str | None
+    head: str
+    pending: list[Revision]
+
+    @property
+    def up_to_date(self) -> bool:
+        return self.current == self.head
+
+
+def alembic_config(settings: Settings) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("sqlalchemy.url", settings.database_url.replace("%", "%%"))
+    config.attributes["settings"] = settings
+    return config
+
+
+def _scripts() -> ScriptDirectory:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return ScriptDirectory.from_config(config)
+
+
+def head_revision() -> str:
+    head = _scripts().get_current_head()
+    assert head is not None, "the package ships at least one migration"
+    return head
+
+
+def history() -> list[Revision]:
+    """Every revision, oldest first."""
+    revisions = [
+        Revision(s.revision, s.down_revision if isinstance(s.down_revision, str) else None, s.doc or "")
+        for s in _scripts().walk_revisions()
+    ]
+    return list(reversed(revisions))
+
+
+def _engine(settings: Settings) -> sa.Engine:
+    connect_args = {"connect_timeout": settings.connect_timeout} if settings.is_postgres else {}
+    return sa.create_engine(settings.database_url, connect_args=connect_args, poolclass=sa.NullPool)
+
+
+def _current(settings: Settings) -> str | None:
+    engine = _engine(settings)
+    try:
+        with engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+    except exc.OperationalError as error:
+        raise BackendUnavailable(
+            f"cannot reach the database at {settings.redacted_url()} (MNEMOSTORE_DATABASE_URL): "
+            f"{str(error.orig).strip().splitlines()[0]}. Check that the server runs and the URL is right."
+        ) from error
+    finally:
+        engine.dispose()
+
+
+def get_migration_status(settings: Settings) -> MigrationStatus:
+    current = _current(settings)
+    all_revisions = history()
+    ids = [r.revision for r in all_revisions]
+    start = ids.index(current) + 1 if current in ids else 0
+    if current is not None and current not in ids:
+        raise MigrationError(
+            f"the database is at revision {current}, which this version of mnemostore does not know: "
+            "upgrade mnemostore, or restore a backup made by this version"
+        )
+    return MigrationStatus(current=current, head=ids[-1], pending=all_revisions[start:])
+
+
+def _run(settings: Settings, action: str, revision: str) -> None:
+    _current(settings)  # fail early, and clearly, when the server is down
+    try:
+        if action == "upgrade":
+            command.upgrade(alembic_config(settings), revision)
+        else:
+            command.downgrade(alembic_config(settings), revision)
+    except exc.DBAPIError as error:
+        message = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
+        raise MigrationError(f"{action} to {revision} failed and was rolled back: {message}") from error
+    except Exception as error:  # Alembic reports unknown revisions with its own exception types
+        if type(error).__module__.startswith("alembic"):
+            raise MigrationError(f"{action} to {revision!r} failed: {error}") from error
+        raise
+
+
+def upgrade(settings: Settings, revision: str = "head") -> None:
+    """Bring the schema up to ``revision`` (default: the newest)."""
+    _run(settings, "upgrade", revision)
+
+
+def downgrade(settings: Settings, revision: str) -> None:
+    """Take the schema back to ``revision`` (``base`` removes every table mnemostore made)."""
+    _run(settings, "downgrade", revision)

@@ -1,0 +1,1 @@
+"""Use cases: the async store (source) and its generated sync twin."""

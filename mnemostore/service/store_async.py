@@ -1,0 +1,1345 @@
+"""The mnemostore API: ``AsyncMnemoStore`` and its per-tenant view ``AsyncTenantStore``.
+
+This file is the source of truth; ``store.py`` (``MnemoStore``/``TenantStore``, same method names, no ``await``) is
+generated from it by ``tools/async_to_sync.py``. Edit here, then run ``python tools/async_to_sync.py --all``.
+
+Every tenant operation goes through ``store.tenant(tenant_id)``: the returned view binds each transaction to that
+tenant, so a caller cannot forget the scope. Each public method is one transaction: it validates its input first,
+then writes everything or nothing.
+
+Example::
+
+    async with AsyncMnemoStore("sqlite:///mnemostore.db") as store:
+        tenant = await store.create_tenant("acme")
+        t = store.tenant(tenant.id)
+        user = await t.get_or_create_user_by_identity("discord", "1234", display_name="Ada")
+        conv = await t.create_conversation(user.id, title="Hello")
+        await t.add_message(conv.id, role="user", content="Hi!")
+        page = await t.get_conversation_history(conv.id, limit=50)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import secrets
+import uuid
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from mnemostore.config import Settings
+from mnemostore.domain import (
+    AgentMetric,
+    ApiKey,
+    ChannelConfig,
+    Checkpoint,
+    Conversation,
+    ConversationStats,
+    ConversationStatus,
+    HistoryPage,
+    InteractionEvent,
+    KnowledgeChunk,
+    Memory,
+    MemoryKind,
+    MemoryTier,
+    Message,
+    NewMessage,
+    Page,
+    Quotas,
+    Role,
+    Tenant,
+    TenantStatus,
+    TenantUsage,
+    ToolExecution,
+    User,
+    UserIdentity,
+    new_id,
+)
+from mnemostore.errors import (
+    CheckpointNotFound,
+    ConflictError,
+    ConversationNotFound,
+    DuplicateIdentity,
+    InvalidInput,
+    KnowledgeChunkNotFound,
+    MemoryNotFound,
+    MessageNotFound,
+    QuotaExceeded,
+    TenantAlreadyExists,
+    TenantNotFound,
+    UserNotFound,
+)
+from mnemostore.ops import migrate as migrations
+from mnemostore.service import _validation as v
+from mnemostore.service._base import (
+    UNSET,
+    Unset,
+    as_id,
+    conversation_cursor,
+    decode_conversation_cursor,
+    decode_history_cursor,
+    history_cursor,
+    message_from_row,
+    message_rows,
+    parse_api_key,
+    to_export,
+)
+from mnemostore.store._database_async import AsyncDatabase
+from mnemostore.store._repositories_async import AsyncUnitOfWork
+
+__all__ = ["AsyncMnemoStore", "AsyncTenantStore"]
+
+API_KEY_PREFIX: Final = "mns"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class AsyncMnemoStore:
+    """A connection pool to one database plus the operations that span tenants.
+
+    Creating it does no I/O; the schema is checked on first use, and a database that is behind raises
+    SchemaOutOfDate naming the command to run. Use it as an async context manager, or call ``close()``.
+
+    Args:
+        database_url: ``sqlite:///path.db`` or ``postgresql://…``; defaults to ``MNEMOSTORE_DATABASE_URL``
+            and then to ``mnemostore.db`` in the current folder.
+        settings: a full Settings object, instead of (or refined by) ``database_url`` and ``overrides``.
+    """
+
+    def __init__(self, database_url: str | None = None, *, settings: Settings | None = None, **overrides: Any) -> None:
+        base = settings or Settings()
+        updates = dict(overrides)
+        if database_url is not None:
+            updates["database_url"] = database_url
+        self.settings = Settings(**{**base.model_dump(), **updates}) if updates else base
+        self._db = AsyncDatabase(self.settings)
+        self._schema_ok = False
+
+    async def __aenter__(self) -> AsyncMnemoStore:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Close every pooled connection."""
+        await self._db.close()
+
+    # -- schema ---------------------------------------------------------------------------------------------
+
+    async def check_schema(self) -> None:
+        """Raise SchemaOutOfDate unless the database is at the newest revision this code knows."""
+        await self._db.check_schema(migrations.head_revision())
+        self._schema_ok = True
+
+    async def migrate(self, revision: str = "head") -> None:
+        """Upgrade the schema to ``revision`` (default: newest). Safe to call when already there."""
+        if True:  # ASYNC
+            await asyncio.to_thread(migrations.upgrade, self.settings, revision)
+        else:
+            migrations.upgrade(self.settings, revision)
+        self._schema_ok = False
+
+    async def rollback_to_version(self, revision: str) -> None:
+        """Downgrade the schema to ``revision`` (``base`` removes every mnemostore table)."""
+        if True:  # ASYNC
+            await asyncio.to_thread(migrations.downgrade, self.settings, revision)
+        else:
+            migrations.downgrade(self.settings, revision)
+        self._schema_ok = False
+
+    async def get_migration_status(self) -> migrations.MigrationStatus:
+        if True:  # ASYNC
+            return await asyncio.to_thread(migrations.get_migration_status, self.settings)
+        else:
+            return migrations.get_migration_status(self.settings)
+
+    @asynccontextmanager
+    async def _transaction(self, tenant_id: uuid.UUID | None, *, write: bool) -> AsyncIterator[AsyncUnitOfWork]:
+        if not self._schema_ok:
+            await self.check_schema()
+        async with self._db.transaction(tenant_id, write=write) as uow:
+            yield uow
+
+    # -- tenants (admin scope) ------------------------------------------------------------------------------
+
+    def tenant(self, tenant_id: uuid.UUID | str) -> AsyncTenantStore:
+        """The operations of one tenant; every statement they run is confined to it."""
+        return AsyncTenantStore(self, as_id(tenant_id, "tenant_id"))
+
+    async def create_tenant(
+        self,
+        name: str,
+        *,
+        plan: str = "free",
+        config: Mapping[str, Any] | None = None,
+        quotas: Quotas | None = None,
+    ) -> Tenant:
+        """Create a tenant.
+
+        Raises:
+            TenantAlreadyExists: the name is taken.
+        """
+        v.check_name(name, "tenant name", max_len=200, required=True)
+        v.check_name(plan, "plan", max_len=50, required=True)
+        settings = v.check_json(config, "config", max_bytes=self.settings.max_metadata_bytes, allow_none=True)
+        quotas = quotas or Quotas()
+        now = _now()
+        values = {
+            "id": new_id(),
+            "name": name,
+            "plan": plan,
+            "status": TenantStatus.ACTIVE.value,
+            "max_users": quotas.max_users,
+            "max_messages": quotas.max_messages,
+            "max_storage_bytes": quotas.max_storage_bytes,
+            "config": settings,
+            "created_at": now,
+            "updated_at": now,
+        }
+        try:
+            async with self._transaction(None, write=True) as uow:
+                return await uow.tenants.insert(values)
+        except ConflictError as error:
+            raise TenantAlreadyExists(f"a tenant named {name!r} already exists: choose another name") from error
+
+    async def get_tenant(self, tenant_id: uuid.UUID | str) -> Tenant | None:
+        async with self._transaction(None, write=False) as uow:
+            return await uow.tenants.get(as_id(tenant_id, "tenant_id"))
+
+    async def get_tenant_or_raise(self, tenant_id: uuid.UUID | str) -> Tenant:
+        tenant = await self.get_tenant(tenant_id)
+        if tenant is None:
+            raise TenantNotFound(tenant_id)
+        return tenant
+
+    async def get_tenant_by_name(self, name: str) -> Tenant | None:
+        async with self._transaction(None, write=False) as uow:
+            return await uow.tenants.get_by_name(name)
+
+    async def list_tenants(self, *, limit: int = 100, cursor: str | None = None) -> Page[Tenant]:
+        v.check_limit(limit)
+        after = as_id(cursor, "cursor") if cursor else None
+        async with self._transaction(None, write=False) as uow:
+            items = await uow.tenants.list(limit=limit + 1, after=after)
+        more = len(items) > limit
+        items = items[:limit]
+        return Page(items=items, next_cursor=str(items[-1].id) if more else None)
+
+    async def update_tenant_config(
+        self,
+        tenant_id: uuid.UUID | str,
+        *,
+        config: Mapping[str, Any] | None = None,
+        plan: str | None = None,
+        quotas: Quotas | None = None,
+        status: TenantStatus | str | None = None,
+    ) -> Tenant:
+        """Change a tenant's config (replaced whole), plan, quotas or status; arguments left None stay as they are."""
+        tid = as_id(tenant_id, "tenant_id")
+        values: dict[str, Any] = {"updated_at": _now()}
+        if config is not None:
+            values["config"] = v.check_json(config, "config", max_bytes=self.settings.max_metadata_bytes)
+        if plan is not None:
+            values["plan"] = v.check_name(plan, "plan", max_len=50, required=True)
+        if quotas is not None:
+            values.update(
+                max_users=quotas.max_users,
+                max_messages=quotas.max_messages,
+                max_storage_bytes=quotas.max_storage_bytes,
+            )
+        if status is not None:
+            try:
+                values["status"] = TenantStatus(status).value
+            except ValueError:
+                raise InvalidInput(f"status {status!r} is not one of: active, suspended") from None
+        async with self._transaction(None, write=True) as uow:
+            tenant = await uow.tenants.update(tid, values)
+        if tenant is None:
+            raise TenantNotFound(tid)
+        return tenant
+
+    async def delete_tenant(self, tenant_id: uuid.UUID | str) -> None:
+        """Delete a tenant and, by cascade, everything it owns."""
+        tid = as_id(tenant_id, "tenant_id")
+        async with self._transaction(None, write=True) as uow:
+            if not await uow.tenants.delete(tid):
+                raise TenantNotFound(tid)
+
+    async def get_tenant_usage(self, tenant_id: uuid.UUID | str) -> TenantUsage:
+        """Users, conversations, messages, tokens and stored bytes of a tenant (kept current by every write)."""
+        tid = as_id(tenant_id, "tenant_id")
+        async with self._transaction(tid, write=False) as uow:
+            usage = await uow.tenants.usage(tid)
+        if usage is None:
+            raise TenantNotFound(tid)
+        return usage
+
+    async def recount_tenant_usage(self, tenant_id: uuid.UUID | str) -> TenantUsage:
+        """Recompute a tenant's usage counters from its rows (after bulk imports or restores)."""
+        tid = as_id(tenant_id, "tenant_id")
+        async with self._transaction(tid, write=True) as uow:
+            if await uow.tenants.usage(tid) is None:
+                raise TenantNotFound(tid)
+            return await uow.tenants.recount(tid)
+
+    async def authenticate(self, api_key: str) -> ApiKey | None:
+        """The live API key matching ``api_key``, or None (unknown, malformed or revoked)."""
+        parsed = parse_api_key(api_key, API_KEY_PREFIX)
+        if parsed is None:
+            return None
+        tenant_id, digest = parsed
+        async with self._transaction(tenant_id, write=False) as uow:
+            key = await uow.api_keys.get_by_hash(digest)
+        if key is None or key.revoked_at is not None:
+            return None
+        return key
+
+
+class AsyncTenantStore:
+    """Everything one tenant owns. Get one from ``AsyncMnemoStore.tenant(tenant_id)``.
+
+    Objects of other tenants do not exist here: asking for one by id raises the same NotFoundError as asking
+    for an id nobody has.
+    """
+
+    def __init__(self, store: AsyncMnemoStore, tenant_id: uuid.UUID) -> None:
+        self.store = store
+        self.tenant_id = tenant_id
+        self._settings = store.settings
+
+    def _tx(self, *, write: bool = False) -> Any:
+        return self.store._transaction(self.tenant_id, write=write)
+
+    def _json(self, value: Any, field: str) -> dict[str, Any]:
+        return v.check_json(value, field, max_bytes=self._settings.max_metadata_bytes, allow_none=True)
+
+    async def _charge(self, uow: AsyncUnitOfWork, **amounts: int) -> None:
+        """Count a write against the tenant's usage, or raise QuotaExceeded (the transaction then rolls back)."""
+        if await uow.tenants.charge(**amounts):
+            return
+        tenant = await uow.tenants.get(self.tenant_id)
+        if tenant is None:
+            raise TenantNotFound(self.tenant_id)
+        usage = await uow.tenants.usage(self.tenant_id)
+        assert usage is not None
+        q = tenant.quotas
+        for name, limit, used, amount in (
+            ("max_users", q.max_users, usage.users, amounts.get("users", 0)),
+            ("max_messages", q.max_messages, usage.messages, amounts.get("messages", 0)),
+            ("max_storage_bytes", q.max_storage_bytes, usage.storage_bytes, amounts.get("storage_bytes", 0)),
+        ):
+            if limit is not None and amount > 0 and used + amount > limit:
+                raise QuotaExceeded(self.tenant_id, name, limit)
+        raise QuotaExceeded(self.tenant_id, "usage", 0)  # pragma: no cover - charge() and this check agree
+
+    # -- API keys ---------------------------------------------------------------------------------------------
+
+    async def create_api_key(self, name: str, *, read_only: bool = False) -> tuple[ApiKey, str]:
+        """Create an API key for this tenant.
+
+        Returns:
+            The key's record and its secret. The secret is shown only here: the store keeps its SHA-256 hash.
+        """
+        v.check_name(name, "key name", max_len=200, required=True)
+        secret = secrets.token_urlsafe(32)
+        token = f"{API_KEY_PREFIX}_{self.tenant_id.hex}_{secret}"
+        values = {
+            "id": new_id(),
+            "name": name,
+            "prefix": secret[:8],
+            "key_hash": hashlib.sha256(secret.encode()).hexdigest(),
+            "read_only": read_only,
+            "created_at": _now(),
+        }
+        async with self._tx(write=True) as uow:
+            if await uow.tenants.get(self.tenant_id) is None:
+                raise TenantNotFound(self.tenant_id)
+            key = await uow.api_keys.insert(values)
+        return key, token
+
+    async def list_api_keys(self) -> list[ApiKey]:
+        async with self._tx() as uow:
+            return await uow.api_keys.list()
+
+    async def revoke_api_key(self, key_id: uuid.UUID | str) -> None:
+        from mnemostore.errors import ApiKeyNotFound
+
+        kid = as_id(key_id, "key_id")
+        async with self._tx(write=True) as uow:
+            if not await uow.api_keys.revoke(kid, _now()):
+                raise ApiKeyNotFound(kid)
+
+    # -- users ------------------------------------------------------------------------------------------------
+
+    def _user_values(
+        self,
+        *,
+        display_name: str | None,
+        email: str | None,
+        external_id: str | None,
+        preferred_model: str | None,
+        preferences: Mapping[str, Any] | None,
+        metadata: Mapping[str, Any] | None,
+    ) -> dict[str, Any]:
+        now = _now()
+        return {
+            "id": new_id(),
+            "display_name": v.check_name(display_name, "display_name", max_len=200),
+            "email": v.check_name(email, "email", max_len=320),
+            "external_id": v.check_name(external_id, "external_id", max_len=200),
+            "preferred_model": v.check_name(preferred_model, "preferred_model", max_len=200),
+            "preferences": self._json(preferences, "preferences"),
+            "metadata": self._json(metadata, "metadata"),
+            "created_at": now,
+            "updated_at": now,
+        }
+
+    async def create_user(
+        self,
+        *,
+        display_name: str | None = None,
+        email: str | None = None,
+        external_id: str | None = None,
+        preferred_model: str | None = None,
+        preferences: Mapping[str, Any] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> User:
+        """Create a user.
+
+        Raises:
+            ConflictError: another user of this tenant has that email or external id.
+            QuotaExceeded: the tenant is at its ``max_users``.
+        """
+        values = self._user_values(
+            display_name=display_name,
+            email=email,
+            external_id=external_id,
+            preferred_model=preferred_model,
+            preferences=preferences,
+            metadata=metadata,
+        )
+        try:
+            async with self._tx(write=True) as uow:
+                await self._charge(uow, users=1)
+                return await uow.users.insert(values)
+        except ConflictError as error:
+            raise ConflictError(
+                "another user of this tenant already has this email or external_id: look it up with "
+                "get_user_by_email / get_user_by_external_id"
+            ) from error
+
+    async def get_user(self, user_id: uuid.UUID | str) -> User | None:
+        async with self._tx() as uow:
+            return await uow.users.get(as_id(user_id, "user_id"))
+
+    async def get_user_or_raise(self, user_id: uuid.UUID | str) -> User:
+        user = await self.get_user(user_id)
+        if user is None:
+            raise UserNotFound(user_id)
+        return user
+
+    async def get_user_by_email(self, email: str) -> User | None:
+        async with self._tx() as uow:
+            return await uow.users.get_by_email(email)
+
+    async def get_user_by_external_id(self, external_id: str) -> User | None:
+        async with self._tx() as uow:
+            return await uow.users.get_by_external_id(external_id)
+
+    async def get_user_by_identity(self, channel: str, channel_user_id: str) -> User | None:
+        async with self._tx() as uow:
+            return await uow.users.get_by_identity(channel, channel_user_id)
+
+    async def get_or_create_user_by_identity(
+        self,
+        channel: str,
+        channel_user_id: str,
+        *,
+        username: str | None = None,
+        display_name: str | None = None,
+        email: str | None = None,
+        preferred_model: str | None = None,
+        preferences: Mapping[str, Any] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> User:
+        """The user behind a channel identity (a Discord id, a Telegram id…), created on first sight.
+
+        Safe under concurrency: two simultaneous first messages from one identity make one user.
+        """
+        v.check_name(channel, "channel", max_len=50, required=True)
+        v.check_name(channel_user_id, "channel_user_id", max_len=200, required=True)
+        v.check_name(username, "username", max_len=200)
+        for _attempt in range(3):
+            existing = await self.get_user_by_identity(channel, channel_user_id)
+            if existing is not None:
+                return existing
+            values = self._user_values(
+                display_name=display_name or username,
+                email=email,
+                external_id=None,
+                preferred_model=preferred_model,
+                preferences=preferences,
+                metadata=metadata,
+            )
+            try:
+                async with self._tx(write=True) as uow:
+                    await self._charge(uow, users=1)
+                    user = await uow.users.insert(values)
+                    await uow.users.add_identity(
+                        {
+                            "user_id": user.id,
+                            "channel": channel,
+                            "channel_user_id": channel_user_id,
+                            "username": username,
+                            "created_at": values["created_at"],
+                        }
+                    )
+                    return user
+            except ConflictError:
+                # Another request created the identity (or took the email) between our read and write.
+                if email is not None and await self.get_user_by_identity(channel, channel_user_id) is None:
+                    raise
+        raise ConflictError(f"could not create a user for {channel}:{channel_user_id} after 3 attempts: retry")
+
+    async def get_or_create_user_by_email(self, email: str, **fields: Any) -> User:
+        for _attempt in range(3):
+            user = await self.get_user_by_email(email)
+            if user is not None:
+                return user
+            try:
+                return await self.create_user(email=email, **fields)
+            except ConflictError:
+                continue
+        raise ConflictError(f"could not create a user with email {email!r} after 3 attempts: retry")
+
+    async def get_or_create_user_by_external_id(self, external_id: str, **fields: Any) -> User:
+        for _attempt in range(3):
+            user = await self.get_user_by_external_id(external_id)
+            if user is not None:
+                return user
+            try:
+                return await self.create_user(external_id=external_id, **fields)
+            except ConflictError:
+                continue
+        raise ConflictError(f"could not create a user with external id {external_id!r} after 3 attempts: retry")
+
+    async def link_identity(
+        self, user_id: uuid.UUID | str, channel: str, channel_user_id: str, *, username: str | None = None
+    ) -> UserIdentity:
+        """Attach another channel identity to a user.
+
+        Raises:
+            DuplicateIdentity: the identity already belongs to a user (this one or another).
+        """
+        uid = as_id(user_id, "user_id")
+        v.check_name(channel, "channel", max_len=50, required=True)
+        v.check_name(channel_user_id, "channel_user_id", max_len=200, required=True)
+        v.check_name(username, "username", max_len=200)
+        async with self._tx(write=True) as uow:
+            if await uow.users.get(uid) is None:
+                raise UserNotFound(uid)
+            owner = await uow.users.get_identity(channel, channel_user_id)
+            if owner is not None:
+                raise DuplicateIdentity(
+                    f"{channel}:{channel_user_id} already belongs to user {owner.user_id}: unlink it there first"
+                )
+            return await uow.users.add_identity(
+                {
+                    "user_id": uid,
+                    "channel": channel,
+                    "channel_user_id": channel_user_id,
+                    "username": username,
+                    "created_at": _now(),
+                }
+            )
+
+    async def list_identities(self, user_id: uuid.UUID | str) -> list[UserIdentity]:
+        async with self._tx() as uow:
+            return await uow.users.identities(as_id(user_id, "user_id"))
+
+    async def update_user(
+        self,
+        user_id: uuid.UUID | str,
+        *,
+        display_name: str | Unset | None = UNSET,
+        email: str | Unset | None = UNSET,
+        external_id: str | Unset | None = UNSET,
+        preferred_model: str | Unset | None = UNSET,
+        preferences: Mapping[str, Any] | Unset = UNSET,
+        metadata: Mapping[str, Any] | Unset = UNSET,
+    ) -> User:
+        """Change the given fields (pass None to clear one); fields not passed stay as they are."""
+        uid = as_id(user_id, "user_id")
+        values: dict[str, Any] = {"updated_at": _now()}
+        for name, value, max_len in (
+            ("display_name", display_name, 200),
+            ("email", email, 320),
+            ("external_id", external_id, 200),
+            ("preferred_model", preferred_model, 200),
+        ):
+            if not isinstance(value, Unset):
+                values[name] = v.check_name(value, name, max_len=max_len)
+        if not isinstance(preferences, Unset):
+            values["preferences"] = self._json(preferences, "preferences")
+        if not isinstance(metadata, Unset):
+            values["metadata"] = self._json(metadata, "metadata")
+        try:
+            async with self._tx(write=True) as uow:
+                user = await uow.users.update(uid, values)
+        except ConflictError as error:
+            raise ConflictError("another user of this tenant already has this email or external_id") from error
+        if user is None:
+            raise UserNotFound(uid)
+        return user
+
+    async def delete_user(self, user_id: uuid.UUID | str) -> None:
+        """Delete a user and everything they own: identities, conversations, messages, memories."""
+        uid = as_id(user_id, "user_id")
+        async with self._tx(write=True) as uow:
+            convs, msgs, tokens, size = await uow.conversations.totals_for_user(uid)
+            if not await uow.users.delete(uid):
+                raise UserNotFound(uid)
+            await self._charge(uow, users=-1, conversations=-convs, messages=-msgs, tokens=-tokens, storage_bytes=-size)
+
+    async def list_users(self, *, limit: int = 100, cursor: str | None = None) -> Page[User]:
+        v.check_limit(limit)
+        after = as_id(cursor, "cursor") if cursor else None
+        async with self._tx() as uow:
+            items = await uow.users.list(limit=limit + 1, after=after)
+        more = len(items) > limit
+        items = items[:limit]
+        return Page(items=items, next_cursor=str(items[-1].id) if more else None)
+
+    # -- channel config ---------------------------------------------------------------------------------------
+
+    async def set_channel_config(
+        self,
+        channel: str,
+        *,
+        default_model: str | None = None,
+        settings: Mapping[str, Any] | None = None,
+        rate_limits: Mapping[str, Any] | None = None,
+    ) -> ChannelConfig:
+        """Create or replace the tenant's configuration for one channel."""
+        v.check_name(channel, "channel", max_len=50, required=True)
+        values = {
+            "channel": channel,
+            "default_model": v.check_name(default_model, "default_model", max_len=200),
+            "settings": self._json(settings, "settings"),
+            "rate_limits": self._json(rate_limits, "rate_limits"),
+            "updated_at": _now(),
+        }
+        async with self._tx(write=True) as uow:
+            if await uow.tenants.get(self.tenant_id) is None:
+                raise TenantNotFound(self.tenant_id)
+            return await uow.tenants.upsert_channel_config(values)
+
+    async def get_channel_config(self, channel: str) -> ChannelConfig | None:
+        async with self._tx() as uow:
+            return await uow.tenants.get_channel_config(channel)
+
+    # -- conversations ----------------------------------------------------------------------------------------
+
+    async def create_conversation(
+        self,
+        user_id: uuid.UUID | str,
+        *,
+        title: str | None = None,
+        channel: str | None = None,
+        model_override: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> Conversation:
+        uid = as_id(user_id, "user_id")
+        now = _now()
+        values = {
+            "id": new_id(),
+            "user_id": uid,
+            "title": v.check_name(title, "title", max_len=500),
+            "status": ConversationStatus.ACTIVE.value,
+            "channel": v.check_name(channel, "channel", max_len=50),
+            "model_override": v.check_name(model_override, "model_override", max_len=200),
+            "metadata": self._json(metadata, "metadata"),
+            "started_at": now,
+            "last_activity_at": now,
+            "message_count": 0,
+            "total_tokens": 0,
+            "content_bytes": 0,
+            "last_seq": 0,
+        }
+        async with self._tx(write=True) as uow:
+            if await uow.users.get(uid) is None:
+                raise UserNotFound(uid)
+            await self._charge(uow, conversations=1)
+            return await uow.conversations.insert(values)
+
+    async def get_conversation(self, conversation_id: uuid.UUID | str) -> Conversation | None:
+        async with self._tx() as uow:
+            return await uow.conversations.get(as_id(conversation_id, "conversation_id"))
+
+    async def get_conversation_or_raise(self, conversation_id: uuid.UUID | str) -> Conversation:
+        conversation = await self.get_conversation(conversation_id)
+        if conversation is None:
+            raise ConversationNotFound(conversation_id)
+        return conversation
+
+    async def list_conversations(
+        self,
+        user_id: uuid.UUID | str,
+        *,
+        status: ConversationStatus | str | None = None,
+        limit: int = 20,
+        cursor: str | None = None,
+    ) -> Page[Conversation]:
+        """A user's conversations, most recently active first."""
+        uid = as_id(user_id, "user_id")
+        v.check_limit(limit)
+        status_value = v.check_enum(ConversationStatus, status).value if status is not None else None
+        after = decode_conversation_cursor(cursor) if cursor else None
+        async with self._tx() as uow:
+            items = await uow.conversations.list_for_user(uid, status=status_value, limit=limit + 1, after=after)
+        more = len(items) > limit
+        items = items[:limit]
+        return Page(items=items, next_cursor=conversation_cursor(items[-1]) if more else None)
+
+    async def update_conversation(
+        self,
+        conversation_id: uuid.UUID | str,
+        *,
+        title: str | Unset | None = UNSET,
+        status: ConversationStatus | str | Unset = UNSET,
+        model_override: str | Unset | None = UNSET,
+        metadata: Mapping[str, Any] | Unset = UNSET,
+    ) -> Conversation:
+        """Change the given fields (pass None to clear title or model_override)."""
+        cid = as_id(conversation_id, "conversation_id")
+        values: dict[str, Any] = {}
+        if not isinstance(title, Unset):
+            values["title"] = v.check_name(title, "title", max_len=500)
+        if not isinstance(status, Unset):
+            values["status"] = v.check_enum(ConversationStatus, status).value
+        if not isinstance(model_override, Unset):
+            values["model_override"] = v.check_name(model_override, "model_override", max_len=200)
+        if not isinstance(metadata, Unset):
+            values["metadata"] = self._json(metadata, "metadata")
+        async with self._tx(write=True) as uow:
+            conversation = await (uow.conversations.update(cid, values) if values else uow.conversations.get(cid))
+        if conversation is None:
+            raise ConversationNotFound(cid)
+        return conversation
+
+    async def archive_conversation(self, conversation_id: uuid.UUID | str) -> Conversation:
+        return await self.update_conversation(conversation_id, status=ConversationStatus.ARCHIVED)
+
+    async def delete_conversation(self, conversation_id: uuid.UUID | str) -> None:
+        """Delete a conversation with its messages, tool executions, checkpoints, events and metrics."""
+        cid = as_id(conversation_id, "conversation_id")
+        async with self._tx(write=True) as uow:
+            gone = await uow.conversations.delete(cid)
+            if gone is None:
+                raise ConversationNotFound(cid)
+            await self._charge(
+                uow,
+                conversations=-1,
+                messages=-gone.message_count,
+                tokens=-gone.total_tokens,
+                storage_bytes=-gone.content_bytes,
+            )
+
+    async def get_conversation_stats(self, conversation_id: uuid.UUID | str) -> ConversationStats:
+        cid = as_id(conversation_id, "conversation_id")
+        async with self._tx() as uow:
+            conversation = await uow.conversations.get(cid)
+            if conversation is None:
+                raise ConversationNotFound(cid)
+            return await uow.conversations.stats(conversation)
+
+    # -- messages ---------------------------------------------------------------------------------------------
+
+    async def add_message(
+        self,
+        conversation_id: uuid.UUID | str,
+        *,
+        role: Role | str,
+        content: str,
+        model: str | None = None,
+        prompt_tokens: int = 0,
+        completion_tokens: int = 0,
+        metadata: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> Message:
+        """Append a message; the conversation's counters and last activity move in the same transaction.
+
+        Args:
+            idempotency_key: when given, retrying with the same key returns the first message instead of
+                appending a copy.
+
+        Raises:
+            ConversationNotFound, InvalidInput (and subclasses), QuotaExceeded.
+        """
+        new = NewMessage(
+            role=role,
+            content=content,
+            model=model,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            metadata=dict(metadata) if metadata is not None else {},
+            idempotency_key=idempotency_key,
+        )
+        return (await self.add_messages(conversation_id, [new]))[0]
+
+    async def add_messages(
+        self, conversation_id: uuid.UUID | str, new_messages: Sequence[NewMessage | Mapping[str, Any]]
+    ) -> list[Message]:
+        """Append several messages in order, in one transaction (all or none).
+
+        Messages whose idempotency key was already used come back as the stored originals.
+        """
+        cid = as_id(conversation_id, "conversation_id")
+        prepared = message_rows(
+            self.tenant_id,
+            cid,
+            new_messages,
+            max_content_bytes=self._settings.max_content_bytes,
+            max_metadata_bytes=self._settings.max_metadata_bytes,
+        )
+        if not prepared:
+            return []
+        keys = [row["idempotency_key"] for row in prepared if row["idempotency_key"] is not None]
+        if len(set(keys)) != len(keys):
+            raise InvalidInput("two messages in one call share an idempotency_key: give each its own")
+        async with self._tx(write=True) as uow:
+            # Lock the conversation first, so a concurrent retry with the same key waits and then sees ours.
+            now = _now()
+            tokens = sum(row["prompt_tokens"] + row["completion_tokens"] for row in prepared)
+            size = sum(row.pop("_bytes") for row in prepared)
+            last = await uow.conversations.reserve(cid, count=len(prepared), tokens=tokens, content_bytes=size, now=now)
+            if last is None:
+                raise ConversationNotFound(cid)
+            existing = await uow.messages.find_by_idempotency_keys(cid, keys) if keys else {}
+            if existing:
+                fresh = [row for row in prepared if row["idempotency_key"] not in existing]
+                # Release what reserve() took for the replays, by redoing the reservation with the right size.
+                await uow.conversations.reserve(
+                    cid,
+                    count=len(fresh) - len(prepared),
+                    tokens=sum(r["prompt_tokens"] + r["completion_tokens"] for r in fresh) - tokens,
+                    content_bytes=sum(len(r["content"].encode()) for r in fresh) - size,
+                    now=now,
+                )
+                last -= len(prepared) - len(fresh)
+                tokens = sum(r["prompt_tokens"] + r["completion_tokens"] for r in fresh)
+                size = sum(len(r["content"].encode()) for r in fresh)
+            else:
+                fresh = prepared
+            first_seq = last - len(fresh) + 1
+            for offset, row in enumerate(fresh):
+                row["seq"] = first_seq + offset
+                row["created_at"] = now
+            if fresh:
+                await self._charge(uow, messages=len(fresh), tokens=tokens, storage_bytes=size)
+                await uow.messages.insert_many(fresh)
+        return [
+            existing[row["idempotency_key"]] if row["idempotency_key"] in existing else message_from_row(row)
+            for row in prepared
+        ]
+
+    async def get_conversation_history(
+        self,
+        conversation_id: uuid.UUID | str,
+        *,
+        limit: int = 50,
+        before: str | None = None,
+        after: str | None = None,
+    ) -> HistoryPage:
+        """Messages of a conversation in order: the newest ``limit`` by default.
+
+        Args:
+            before: a cursor from a previous page's ``before``: the ``limit`` messages just older than it.
+            after: a cursor from a previous page's ``after``: the ``limit`` messages just newer than it.
+
+        Returns:
+            A page whose ``before``/``after`` cursors are None when nothing older/newer exists.
+        """
+        cid = as_id(conversation_id, "conversation_id")
+        v.check_limit(limit)
+        if before is not None and after is not None:
+            raise InvalidInput("pass either before or after, not both")
+        before_seq = decode_history_cursor(before) if before is not None else None
+        after_seq = decode_history_cursor(after) if after is not None else None
+        async with self._tx() as uow:
+            rows = await uow.messages.page(cid, limit=limit + 1, before=before_seq, after=after_seq)
+            if not rows and await uow.conversations.get(cid) is None:
+                raise ConversationNotFound(cid)
+        if after_seq is not None:
+            more_newer, items = len(rows) > limit, rows[:limit]
+            newer = history_cursor(items[-1].seq) if more_newer else None
+            older = history_cursor(items[0].seq if items else after_seq + 1)
+            return HistoryPage(messages=items, before=older, after=newer)
+        more_older, items = len(rows) > limit, rows[-limit:] if rows else rows
+        older = history_cursor(items[0].seq) if more_older else None
+        newer = None if before_seq is None else history_cursor(items[-1].seq if items else before_seq - 1)
+        return HistoryPage(messages=items, before=older, after=newer)
+
+    async def count_messages(self, conversation_id: uuid.UUID | str) -> int:
+        cid = as_id(conversation_id, "conversation_id")
+        async with self._tx() as uow:
+            conversation = await uow.conversations.get(cid)
+            if conversation is None:
+                raise ConversationNotFound(cid)
+            return conversation.message_count
+
+    async def get_message(self, message_id: uuid.UUID | str) -> Message | None:
+        async with self._tx() as uow:
+            return await uow.messages.get(as_id(message_id, "message_id"))
+
+    async def delete_message(self, message_id: uuid.UUID | str) -> None:
+        """Delete one message (its sequence number is not reused)."""
+        mid = as_id(message_id, "message_id")
+        async with self._tx(write=True) as uow:
+            gone = await uow.messages.delete(mid)
+            if gone is None:
+                raise MessageNotFound(mid)
+            size = len(gone.content.encode())
+            await uow.conversations.reserve(
+                gone.conversation_id, count=0, tokens=-gone.total_tokens, content_bytes=-size, now=_now()
+            )
+            await uow.conversations.update(
+                gone.conversation_id, {"message_count": await uow.messages.count(gone.conversation_id)}
+            )
+            await self._charge(uow, messages=-1, tokens=-gone.total_tokens, storage_bytes=-size)
+
+    # -- export / import --------------------------------------------------------------------------------------
+
+    async def export_conversation(self, conversation_id: uuid.UUID | str) -> dict[str, Any]:
+        """The conversation and all its messages as one JSON-ready dict (see ``import_conversation``)."""
+        cid = as_id(conversation_id, "conversation_id")
+        async with self._tx() as uow:
+            conversation = await uow.conversations.get(cid)
+            if conversation is None:
+                raise ConversationNotFound(cid)
+            all_messages = await uow.messages.all(cid)
+        return to_export(conversation, all_messages)
+
+    async def import_conversation(
+        self, data: Mapping[str, Any], *, user_id: uuid.UUID | str | None = None, new_ids: bool = False
+    ) -> Conversation:
+        """Recreate an exported conversation in this tenant.
+
+        Args:
+            user_id: the owner here (default: the exported owner, who must exist in this tenant).
+            new_ids: give the conversation and messages fresh ids (to import a copy next to the original).
+
+        Raises:
+            InvalidInput: ``data`` is not an export of this format.
+            ConflictError: the conversation id exists already here (pass ``new_ids=True``).
+        """
+        from mnemostore.service._base import conversation_from_export
+
+        conversation, rows = conversation_from_export(
+            data,
+            max_content_bytes=self._settings.max_content_bytes,
+            max_metadata_bytes=self._settings.max_metadata_bytes,
+        )
+        if user_id is not None:
+            conversation["user_id"] = as_id(user_id, "user_id")
+        if new_ids:
+            conversation["id"] = new_id()
+            for row in rows:
+                row["id"] = new_id()
+        for row in rows:
+            row["conversation_id"] = conversation["id"]
+            row["tenant_id"] = self.tenant_id
+        try:
+            async with self._tx(write=True) as uow:
+                if await uow.users.get(conversation["user_id"]) is None:
+                    raise UserNotFound(conversation["user_id"], ": pass user_id= to import for another user")
+                if await uow.conversations.get(conversation["id"]) is not None:
+                    raise ConflictError(
+                        f"conversation {conversation['id']} already exists here: pass new_ids=True to import a copy"
+                    )
+                await self._charge(
+                    uow,
+                    conversations=1,
+                    messages=len(rows),
+                    tokens=conversation["total_tokens"],
+                    storage_bytes=conversation["content_bytes"],
+                )
+                result = await uow.conversations.insert(conversation)
+                if rows:
+                    await uow.messages.insert_many(rows)
+                return result
+        except ConflictError as error:
+            if "already exists here" in str(error):
+                raise
+            raise ConflictError(f"import conflicts with existing data ({error}): pass new_ids=True") from error
+
+    # -- knowledge --------------------------------------------------------------------------------------------
+
+    async def upsert_knowledge(
+        self,
+        source: str,
+        external_id: str,
+        content: str,
+        *,
+        title: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> KnowledgeChunk:
+        """Insert or update the chunk keyed by (source, external_id); unchanged content writes nothing."""
+        return (
+            await self.upsert_knowledge_chunks(
+                source, [{"external_id": external_id, "content": content, "title": title, "metadata": metadata}]
+            )
+        )[0]
+
+    async def upsert_knowledge_chunks(self, source: str, chunks: Iterable[Mapping[str, Any]]) -> list[KnowledgeChunk]:
+        """Bulk upsert of chunks ``{"external_id", "content", "title"?, "metadata"?}`` from one source.
+
+        Idempotent: re-sending the same chunks changes nothing (not even ``updated_at``).
+        """
+        from mnemostore.service._base import knowledge_rows
+
+        v.check_name(source, "source", max_len=500, required=True)
+        rows = knowledge_rows(
+            chunks,
+            max_content_bytes=self._settings.max_content_bytes,
+            max_metadata_bytes=self._settings.max_metadata_bytes,
+        )
+        if not rows:
+            return []
+        now = _now()
+        async with self._tx(write=True) as uow:
+            existing = await uow.knowledge.get_by_keys(source, [r["external_id"] for r in rows])
+            inserts: list[dict[str, Any]] = []
+            delta = 0
+            out: list[KnowledgeChunk] = []
+            for row in rows:
+                old = existing.get(row["external_id"])
+                if old is None:
+                    values = {"id": new_id(), "source": source, "created_at": now, "updated_at": now, **row}
+                    inserts.append(values)
+                    delta += row["content_bytes"]
+                    out.append(KnowledgeChunk(tenant_id=self.tenant_id, **_chunk_fields(values)))
+                elif (old.content_hash, old.title, old.metadata) == (
+                    row["content_hash"],
+                    row["title"],
+                    row["metadata"],
+                ):
+                    out.append(old)
+                else:
+                    delta += row["content_bytes"] - len(old.content.encode())
+                    await uow.knowledge.update(old.id, {**row, "updated_at": now})
+                    values = {"id": old.id, "source": source, "created_at": old.created_at, "updated_at": now, **row}
+                    out.append(KnowledgeChunk(tenant_id=self.tenant_id, **_chunk_fields(values)))
+            if delta:
+                await self._charge(uow, storage_bytes=delta)
+            await uow.knowledge.insert_many(inserts)
+        return out
+
+    async def get_knowledge_chunk(self, chunk_id: uuid.UUID | str) -> KnowledgeChunk | None:
+        async with self._tx() as uow:
+            return await uow.knowledge.get(as_id(chunk_id, "chunk_id"))
+
+    async def list_knowledge(self, source: str, *, limit: int = 100, cursor: str | None = None) -> Page[KnowledgeChunk]:
+        """Chunks of one source, ordered by external id."""
+        v.check_limit(limit)
+        async with self._tx() as uow:
+            items = await uow.knowledge.list_by_source(source, limit=limit + 1, after=cursor)
+        more = len(items) > limit
+        items = items[:limit]
+        return Page(items=items, next_cursor=items[-1].external_id if more else None)
+
+    async def delete_knowledge_chunk(self, chunk_id: uuid.UUID | str) -> None:
+        cid = as_id(chunk_id, "chunk_id")
+        async with self._tx(write=True) as uow:
+            gone = await uow.knowledge.delete(cid)
+            if gone is None:
+                raise KnowledgeChunkNotFound(cid)
+            await self._charge(uow, storage_bytes=-len(gone.content.encode()))
+
+    # -- memories (the long-term memory operations grow in the search layer) ---------------------------------
+
+    async def store_memory(
+        self,
+        content: str,
+        *,
+        user_id: uuid.UUID | str | None = None,
+        agent_id: str | None = None,
+        kind: MemoryKind | str = MemoryKind.FACT,
+        tier: MemoryTier | str = MemoryTier.SHORT_TERM,
+        importance: float = 0.5,
+        source_message_ids: Sequence[uuid.UUID | str] = (),
+        compression_level: int = 0,
+        expires_at: datetime | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> Memory:
+        v.check_content(content, max_bytes=self._settings.max_content_bytes)
+        if not 0.0 <= float(importance) <= 1.0:
+            raise InvalidInput(f"importance must be between 0 and 1, got {importance!r}")
+        uid = as_id(user_id, "user_id") if user_id is not None else None
+        now = _now()
+        values = {
+            "id": new_id(),
+            "user_id": uid,
+            "agent_id": v.check_name(agent_id, "agent_id", max_len=200),
+            "content": content,
+            "kind": v.check_enum(MemoryKind, kind).value,
+            "tier": v.check_enum(MemoryTier, tier).value,
+            "importance": float(importance),
+            "source_message_ids": [str(as_id(m, "source_message_ids")) for m in source_message_ids],
+            "compression_level": v.check_tokens(compression_level, "compression_level"),
+            "expires_at": expires_at,
+            "metadata": self._json(metadata, "metadata"),
+            "created_at": now,
+            "updated_at": now,
+        }
+        async with self._tx(write=True) as uow:
+            if uid is not None and await uow.users.get(uid) is None:
+                raise UserNotFound(uid)
+            return await uow.memories.insert(values)
+
+    async def get_memory(self, memory_id: uuid.UUID | str) -> Memory | None:
+        async with self._tx() as uow:
+            return await uow.memories.get(as_id(memory_id, "memory_id"))
+
+    async def retrieve_memories(
+        self,
+        *,
+        user_id: uuid.UUID | str | None = None,
+        tier: MemoryTier | str | None = None,
+        limit: int = 20,
+    ) -> list[Memory]:
+        """Memories by importance (most important first), optionally for one user or tier."""
+        v.check_limit(limit)
+        uid = as_id(user_id, "user_id") if user_id is not None else None
+        tier_value = v.check_enum(MemoryTier, tier).value if tier is not None else None
+        async with self._tx() as uow:
+            return await uow.memories.list(user_id=uid, tier=tier_value, limit=limit)
+
+    async def delete_memory(self, memory_id: uuid.UUID | str) -> None:
+        mid = as_id(memory_id, "memory_id")
+        async with self._tx(write=True) as uow:
+            if not await uow.memories.delete(mid):
+                raise MemoryNotFound(mid)
+
+    # -- agent audit and state --------------------------------------------------------------------------------
+
+    async def _check_conversation(self, uow: AsyncUnitOfWork, conversation_id: uuid.UUID | None) -> None:
+        if conversation_id is not None and await uow.conversations.get(conversation_id) is None:
+            raise ConversationNotFound(conversation_id)
+
+    async def record_tool_execution(
+        self,
+        tool: str,
+        *,
+        conversation_id: uuid.UUID | str | None = None,
+        action: str | None = None,
+        parameters: Mapping[str, Any] | None = None,
+        result: Any = None,
+        success: bool = True,
+        error: str | None = None,
+        duration_ms: float | None = None,
+    ) -> ToolExecution:
+        cid = as_id(conversation_id, "conversation_id") if conversation_id is not None else None
+        values = {
+            "id": new_id(),
+            "conversation_id": cid,
+            "tool": v.check_name(tool, "tool", max_len=200, required=True),
+            "action": v.check_name(action, "action", max_len=200),
+            "parameters": self._json(parameters, "parameters"),
+            "result": v.check_json_value(result, "result"),
+            "success": bool(success),
+            "error": v.check_text(error, "error") if error is not None else None,
+            "duration_ms": float(duration_ms) if duration_ms is not None else None,
+            "created_at": _now(),
+        }
+        async with self._tx(write=True) as uow:
+            await self._check_conversation(uow, cid)
+            return await uow.agent.insert_tool_execution(values)
+
+    async def list_tool_executions(
+        self, *, conversation_id: uuid.UUID | str | None = None, tool: str | None = None, limit: int = 100
+    ) -> list[ToolExecution]:
+        """Newest first."""
+        v.check_limit(limit)
+        cid = as_id(conversation_id, "conversation_id") if conversation_id is not None else None
+        async with self._tx() as uow:
+            return await uow.agent.list_tool_executions(conversation_id=cid, tool=tool, limit=limit)
+
+    async def create_checkpoint(
+        self,
+        conversation_id: uuid.UUID | str,
+        *,
+        iteration: int,
+        state: Mapping[str, Any],
+        name: str | None = None,
+        context_summary: str | None = None,
+        parent_id: uuid.UUID | str | Unset | None = UNSET,
+    ) -> Checkpoint:
+        """Save the agent's state at an iteration, to resume or roll back to later.
+
+        Args:
+            parent_id: the checkpoint this one continues from; by default the latest one of the conversation.
+        """
+        cid = as_id(conversation_id, "conversation_id")
+        v.check_tokens(iteration, "iteration")
+        values: dict[str, Any] = {
+            "id": new_id(),
+            "conversation_id": cid,
+            "iteration": iteration,
+            "name": v.check_name(name, "name", max_len=200),
+            "state": v.check_json(state, "state", max_bytes=self._settings.max_content_bytes),
+            "context_summary": v.check_text(context_summary, "context_summary") if context_summary else None,
+            "created_at": _now(),
+        }
+        async with self._tx(write=True) as uow:
+            await self._check_conversation(uow, cid)
+            if isinstance(parent_id, Unset):
+                latest = await uow.agent.checkpoints(cid, limit=1)
+                values["parent_id"] = latest[0].id if latest else None
+            else:
+                values["parent_id"] = as_id(parent_id, "parent_id") if parent_id is not None else None
+            return await uow.agent.insert_checkpoint(values)
+
+    async def get_latest_checkpoint(self, conversation_id: uuid.UUID | str) -> Checkpoint | None:
+        cid = as_id(conversation_id, "conversation_id")
+        async with self._tx() as uow:
+            found = await uow.agent.checkpoints(cid, limit=1)
+        return found[0] if found else None
+
+    async def get_checkpoint(self, conversation_id: uuid.UUID | str, *, iteration: int) -> Checkpoint:
+        """The newest checkpoint saved at ``iteration``."""
+        cid = as_id(conversation_id, "conversation_id")
+        async with self._tx() as uow:
+            found = await uow.agent.checkpoints(cid, iteration=iteration, limit=1)
+        if not found:
+            raise CheckpointNotFound(f"at iteration {iteration} of conversation {cid}")
+        return found[0]
+
+    async def get_checkpoint_by_id(self, checkpoint_id: uuid.UUID | str) -> Checkpoint:
+        chk = as_id(checkpoint_id, "checkpoint_id")
+        async with self._tx() as uow:
+            found = await uow.agent.get_checkpoint(chk)
+        if found is None:
+            raise CheckpointNotFound(chk)
+        return found
+
+    async def list_checkpoints(self, conversation_id: uuid.UUID | str, *, limit: int = 100) -> list[Checkpoint]:
+        """Newest first."""
+        v.check_limit(limit)
+        cid = as_id(conversation_id, "conversation_id")
+        async with self._tx() as uow:
+            return await uow.agent.checkpoints(cid, limit=limit)
+
+    async def prune_checkpoints(self, conversation_id: uuid.UUID | str, *, keep: int) -> int:
+        """Delete all but the newest ``keep`` checkpoints; returns how many were deleted."""
+        if not isinstance(keep, int) or keep < 0:
+            raise InvalidInput(f"keep must be a non-negative integer, got {keep!r}")
+        cid = as_id(conversation_id, "conversation_id")
+        async with self._tx(write=True) as uow:
+            return await uow.agent.prune_checkpoints(cid, keep=keep)
+
+    async def record_interaction_event(
+        self,
+        event_type: str,
+        *,
+        conversation_id: uuid.UUID | str | None = None,
+        checkpoint_id: uuid.UUID | str | None = None,
+        data: Mapping[str, Any] | None = None,
+        goal_modified: bool = False,
+    ) -> InteractionEvent:
+        """Record a human-in-the-loop event (approval, correction, goal change…)."""
+        cid = as_id(conversation_id, "conversation_id") if conversation_id is not None else None
+        values = {
+            "id": new_id(),
+            "conversation_id": cid,
+            "checkpoint_id": as_id(checkpoint_id, "checkpoint_id") if checkpoint_id is not None else None,
+            "event_type": v.check_name(event_type, "event_type", max_len=100, required=True),
+            "data": self._json(data, "data"),
+            "goal_modified": bool(goal_modified),
+            "created_at": _now(),
+        }
+        async with self._tx(write=True) as uow:
+            await self._check_conversation(uow, cid)
+            return await uow.agent.insert_event(values)
+
+    async def list_interaction_events(
+        self, *, conversation_id: uuid.UUID | str | None = None, limit: int = 100
+    ) -> list[InteractionEvent]:
+        v.check_limit(limit)
+        cid = as_id(conversation_id, "conversation_id") if conversation_id is not None else None
+        async with self._tx() as uow:
+            return await uow.agent.events(conversation_id=cid, limit=limit)
+
+    async def record_metric(
+        self,
+        metric_type: str,
+        value: float,
+        *,
+        conversation_id: uuid.UUID | str | None = None,
+        labels: Mapping[str, Any] | None = None,
+        recorded_at: datetime | None = None,
+    ) -> AgentMetric:
+        return (
+            await self.record_metrics(
+                [
+                    {
+                        "metric_type": metric_type,
+                        "value": value,
+                        "conversation_id": conversation_id,
+                        "labels": labels,
+                        "recorded_at": recorded_at,
+                    }
+                ]
+            )
+        )[0]
+
+    async def record_metrics(self, metrics: Iterable[Mapping[str, Any]]) -> list[AgentMetric]:
+        """Record agent metrics ``{"metric_type", "value", "conversation_id"?, "labels"?, "recorded_at"?}``."""
+        rows: list[dict[str, Any]] = []
+        conversations: set[uuid.UUID] = set()
+        for item in metrics:
+            value = item.get("value")
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise InvalidInput(f"metric value must be a number, got {value!r}")
+            cid = item.get("conversation_id")
+            cid = as_id(cid, "conversation_id") if cid is not None else None
+            if cid is not None:
+                conversations.add(cid)
+            rows.append(
+                {
+                    "id": new_id(),
+                    "conversation_id": cid,
+                    "metric_type": v.check_name(item.get("metric_type"), "metric_type", max_len=100, required=True),
+                    "value": float(value),
+                    "labels": self._json(item.get("labels"), "labels"),
+                    "recorded_at": item.get("recorded_at") or _now(),
+                }
+            )
+        async with self._tx(write=True) as uow:
+            for cid in conversations:
+                await self._check_conversation(uow, cid)
+            return await uow.agent.insert_metrics(rows)
+
+    async def query_metrics(
+        self,
+        *,
+        metric_type: str | None = None,
+        conversation_id: uuid.UUID | str | None = None,
+        since: datetime | None = None,
+        limit: int = 1000,
+    ) -> list[AgentMetric]:
+        """Newest first."""
+        v.check_limit(limit, maximum=100_000)
+        cid = as_id(conversation_id, "conversation_id") if conversation_id is not None else None
+        async with self._tx() as uow:
+            return await uow.agent.metrics(metric_type=metric_type, conversation_id=cid, since=since, limit=limit)
+
+
+def _chunk_fields(values: Mapping[str, Any]) -> dict[str, Any]:
+    keys = ("id", "source", "external_id", "title", "content", "content_hash", "metadata", "created_at", "updated_at")
+    return {k: values[k] for k in keys}

@@ -1,0 +1,1 @@
+"""Persistence: SQLAlchemy tables, repositories, transactions and tenant scope for SQLite and PostgreSQL."""

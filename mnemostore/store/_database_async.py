@@ -1,0 +1,199 @@
+"""Engine, transactions and tenant scope (async; the sync twin ``_database.py`` is generated from this file).
+
+Every unit of work runs in one database transaction that is bound to one tenant before its first statement:
+
+* on PostgreSQL the tenant id goes into the transaction-local setting ``mnemostore.tenant_id`` and row-level
+  security policies (see migration 0001) filter every table by it. Connections that could bypass those policies
+  (a superuser, a BYPASSRLS role) switch to the unprivileged ``pg_app_role`` as soon as they are opened, so the
+  database, not only our code, keeps tenants apart;
+* on SQLite the repositories add ``tenant_id = ?`` to every statement, and writes take the database lock at
+  BEGIN (``BEGIN IMMEDIATE``), so two writers never deadlock upgrading a read lock.
+
+This module is also the one boundary where driver errors become ``mnemostore.errors`` exceptions.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event, exc
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from mnemostore.config import Settings
+from mnemostore.errors import (
+    BackendUnavailable,
+    ConfigurationError,
+    ConflictError,
+    InvalidInput,
+    MnemostoreError,
+    SchemaOutOfDate,
+)
+from mnemostore.store._repositories_async import AsyncUnitOfWork
+
+__all__ = ["AsyncDatabase"]
+
+_WRITE = "mnemostore_write"
+
+
+class AsyncDatabase:
+    """One engine (connection pool) and the way to open tenant-scoped transactions on it."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.dialect = "postgresql" if settings.is_postgres else "sqlite"
+        self.engine: AsyncEngine = _create_engine(settings)
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    async def schema_revision(self) -> str | None:
+        """The Alembic revision the database is at, or None when it was never initialised."""
+        async with self._connect() as conn:
+            try:
+                result = await conn.execute(sa.text("SELECT version_num FROM alembic_version"))
+            except exc.DBAPIError as error:
+                if _is_missing_table(error):
+                    return None
+                raise
+            return result.scalar_one_or_none()
+
+    async def check_schema(self, head: str) -> None:
+        """Raise SchemaOutOfDate unless the database is exactly at ``head``."""
+        try:
+            current = await self.schema_revision()
+        except exc.DBAPIError as error:
+            raise _translate(error, self.settings) from error
+        if current != head:
+            raise SchemaOutOfDate(current, head)
+
+    @asynccontextmanager
+    async def _connect(self) -> AsyncIterator[AsyncConnection]:
+        try:
+            async with self.engine.connect() as conn:
+                yield conn
+        except exc.DBAPIError as error:
+            raise _translate(error, self.settings) from error
+
+    @asynccontextmanager
+    async def transaction(self, tenant_id: uuid.UUID | None, *, write: bool = False) -> AsyncIterator[AsyncUnitOfWork]:
+        """A unit of work for ``tenant_id`` (None: the admin scope, which sees every tenant).
+
+        It commits when the block ends normally and rolls back when it raises.
+        """
+        try:
+            async with self.engine.connect() as conn:
+                await conn.execution_options(**{_WRITE: write})
+                async with conn.begin():
+                    if self.dialect == "postgresql":
+                        await _bind_tenant(conn, tenant_id)
+                    yield AsyncUnitOfWork(conn, tenant_id, dialect=self.dialect)
+        except exc.DBAPIError as error:
+            raise _translate(error, self.settings) from error
+
+
+async def _bind_tenant(conn: AsyncConnection, tenant_id: uuid.UUID | None) -> None:
+    # Transaction-local (the third argument), so a pooled connection never carries a tenant over.
+    if tenant_id is None:
+        await conn.execute(sa.text("SELECT set_config('mnemostore.admin', 'on', true)"))
+    else:
+        await conn.execute(
+            sa.text("SELECT set_config('mnemostore.tenant_id', :tenant, true)"),
+            {"tenant": str(tenant_id)},
+        )
+
+
+def _create_engine(settings: Settings) -> AsyncEngine:
+    if True:  # ASYNC  # noqa: SIM108
+        url = settings.async_database_url
+    else:
+        url = settings.database_url
+    if settings.is_postgres:
+        try:
+            import psycopg  # noqa: F401
+        except ImportError as error:
+            raise ConfigurationError(
+                "MNEMOSTORE_DATABASE_URL points at PostgreSQL but psycopg is not installed: "
+                "pip install 'mnemostore[postgres]'"
+            ) from error
+        engine = create_async_engine(
+            url,
+            pool_size=settings.pool_size,
+            max_overflow=settings.max_overflow,
+            pool_timeout=settings.pool_timeout,
+            pool_recycle=settings.pool_recycle,
+            pool_pre_ping=settings.pool_pre_ping,
+            connect_args={"connect_timeout": settings.connect_timeout},
+        )
+        _install_postgres_hooks(engine, settings.pg_app_role)
+    else:
+        engine = create_async_engine(url, connect_args={"timeout": settings.sqlite_busy_timeout_ms / 1000})
+        _install_sqlite_hooks(engine, settings.sqlite_busy_timeout_ms)
+    return engine
+
+
+def _sync_engine(engine: Any) -> sa.Engine:
+    return engine.sync_engine if hasattr(engine, "sync_engine") else engine  # type: ignore[no-any-return]
+
+
+def _install_sqlite_hooks(engine: Any, busy_timeout_ms: int) -> None:
+    sync_engine = _sync_engine(engine)
+
+    @event.listens_for(sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let us issue BEGIN ourselves: the driver's implicit transactions cannot take the write lock up front.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        cursor.close()
+
+    @event.listens_for(sync_engine, "begin")
+    def _on_begin(conn: sa.Connection) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(_WRITE) else "BEGIN")
+
+
+def _install_postgres_hooks(engine: Any, app_role: str) -> None:
+    sync_engine = _sync_engine(engine)
+
+    @event.listens_for(sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute(
+            "SELECT rolsuper OR rolbypassrls, EXISTS (SELECT 1 FROM pg_roles WHERE rolname = %s) "
+            "FROM pg_roles WHERE rolname = current_user",
+            (app_role,),
+        )
+        bypasses_rls, role_exists = cursor.fetchone()
+        if bypasses_rls and role_exists:
+            # A role that bypasses row-level security would see every tenant: drop to one that cannot.
+            cursor.execute(f'SET ROLE "{app_role}"')
+        cursor.close()
+        dbapi_connection.commit()
+
+
+def _is_missing_table(error: exc.DBAPIError) -> bool:
+    text = str(error.orig).lower()
+    return "no such table" in text or "does not exist" in text
+
+
+def _translate(error: exc.DBAPIError, settings: Settings) -> MnemostoreError:
+    """Map a driver error that escaped the repositories to the error tree."""
+    message = str(error.orig).strip().splitlines()[0] if error.orig is not None else str(error)
+    if isinstance(error, exc.IntegrityError):
+        return ConflictError(f"the write conflicts with existing data ({message}); nothing was written")
+    if isinstance(error, exc.DataError):
+        return InvalidInput(f"the database refused a value ({message}); nothing was written")
+    if _is_missing_table(error):
+        return SchemaOutOfDate(None, "head")
+    if isinstance(error, exc.OperationalError | exc.InterfaceError) or error.connection_invalidated:
+        return BackendUnavailable(
+            f"cannot use the database at {settings.redacted_url()} (MNEMOSTORE_DATABASE_URL): {message}. "
+            "Check that the server is running and the URL is right; nothing was written."
+        )
+    return BackendUnavailable(f"database error at {settings.redacted_url()}: {message}")

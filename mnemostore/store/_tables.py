@@ -1,0 +1,325 @@
+"""The relational schema, as SQLAlchemy Core tables shared by SQLite and PostgreSQL.
+
+Every table carries ``tenant_id`` and every primary key, foreign key and unique constraint starts with it. That
+is what lets PostgreSQL's row-level security filter by tenant cheaply, and what lets the schema be distributed by
+tenant later (Citus co-locates rows whose distribution column is part of every key). ``tenants`` itself is the
+one reference table. Ids are UUIDv7, so they sort by creation time.
+
+The Alembic revisions in ``mnemostore/migrations/versions`` must produce exactly this schema; a test compares
+them with autogenerate.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import Dialect
+
+__all__ = ["TENANT_TABLES", "UtcDateTime", "metadata"]
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+metadata = sa.MetaData(naming_convention=NAMING)
+
+
+class UtcDateTime(sa.TypeDecorator[datetime]):
+    """Timezone-aware UTC timestamps on both backends (SQLite stores naive text and forgets the zone)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: pass an aware datetime (e.g. datetime.now(UTC))")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _json() -> sa.types.TypeEngine[Any]:
+    return sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+
+
+def _id() -> sa.Column[Any]:
+    return sa.Column("id", sa.Uuid(), nullable=False)
+
+
+def _tenant_id() -> sa.Column[Any]:
+    return sa.Column("tenant_id", sa.Uuid(), sa.ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False)
+
+
+def _created_at(name: str = "created_at") -> sa.Column[Any]:
+    return sa.Column(name, UtcDateTime(), nullable=False)
+
+
+def _parent(table: str, column: str, *, nullable: bool) -> list[Any]:
+    """A column referencing ``table`` within the same tenant, and the composite key that enforces it."""
+    return [
+        sa.Column(column, sa.Uuid(), nullable=nullable),
+        sa.ForeignKeyConstraint(["tenant_id", column], [f"{table}.tenant_id", f"{table}.id"], ondelete="CASCADE"),
+    ]
+
+
+tenants = sa.Table(
+    "tenants",
+    metadata,
+    sa.Column("id", sa.Uuid(), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("plan", sa.String(50), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("max_users", sa.BigInteger()),
+    sa.Column("max_messages", sa.BigInteger()),
+    sa.Column("max_storage_bytes", sa.BigInteger()),
+    sa.Column("config", _json(), nullable=False),
+    _created_at(),
+    _created_at("updated_at"),
+    sa.UniqueConstraint("name"),
+)
+
+# Counters kept in step with every write, so usage reads and quota checks cost one row, not a scan.
+tenant_usage = sa.Table(
+    "tenant_usage",
+    metadata,
+    sa.Column("tenant_id", sa.Uuid(), sa.ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("users", sa.BigInteger(), nullable=False),
+    sa.Column("conversations", sa.BigInteger(), nullable=False),
+    sa.Column("messages", sa.BigInteger(), nullable=False),
+    sa.Column("tokens", sa.BigInteger(), nullable=False),
+    sa.Column("storage_bytes", sa.BigInteger(), nullable=False),
+)
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    _tenant_id(),
+    _id(),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("prefix", sa.String(16), nullable=False),
+    sa.Column("key_hash", sa.String(64), nullable=False),
+    sa.Column("read_only", sa.Boolean(), nullable=False),
+    _created_at(),
+    sa.Column("revoked_at", UtcDateTime()),
+    sa.Column("last_used_at", UtcDateTime()),
+    sa.PrimaryKeyConstraint("tenant_id", "id"),
+    sa.UniqueConstraint("tenant_id", "key_hash"),
+)
+
+users = sa.Table(
+    "users",
+    metadata,
+    _tenant_id(),
+    _id(),
+    sa.Column("display_name", sa.String(200)),
+    sa.Column("email", sa.String(320)),
+    sa.Column("external_id", sa.String(200)),
+    sa.Column("preferred_model", sa.String(200)),
+    sa.Column("preferences", _json(), nullable=False),
+    sa.Column("metadata", _json(), nullable=False),
+    _created_at(),
+    _created_at("updated_at"),
+    sa.PrimaryKeyConstraint("tenant_id", "id"),
+    sa.UniqueConstraint("tenant_id", "email"),
+    sa.UniqueConstraint("tenant_id", "external_id"),
+)
+
+user_identities = sa.Table(
+    "user_identities",
+    metadata,
+    _tenant_id(),
+    *_parent("users", "user_id", nullable=False),
+    sa.Column("channel", sa.String(50), nullable=False),
+    sa.Column("channel_user_id", sa.String(200), nullable=False),
+    sa.Column("username", sa.String(200)),
+    _created_at(),
+    sa.PrimaryKeyConstraint("tenant_id", "channel", "channel_user_id"),
+    sa.Index(None, "tenant_id", "user_id"),
+)
+
+channel_configs = sa.Table(
+    "channel_configs",
+    metadata,
+    _tenant_id(),
+    sa.Column("channel", sa.String(50), nullable=False),
+    sa.Column("default_model", sa.String(200)),
+    sa.Column("settings", _json(), nullable=False),
+    sa.Column("rate_limits", _json(), nullable=False),
+    _created_at("updated_at"),
+    sa.PrimaryKeyConstraint("tenant_id", "channel"),
+)
+
+conversations = sa.Table(
+    "conversations",
+    metadata,
+    _tenant_id(),
+    _id(),
+    *_parent("users", "user_id", nullable=False),
+    sa.Column("title", sa.String(500)),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("channel", sa.String(50)),
+    sa.Column("model_override", sa.String(200)),
+    sa.Column("metadata", _json(), nullable=False),
+    _created_at("started_at"),
+    _created_at("last_activity_at"),
+    sa.Column("message_count", sa.BigInteger(), nullable=False),
+    sa.Column("total_tokens", sa.BigInteger(), nullable=False),
+    sa.Column("content_bytes", sa.BigInteger(), nullable=False),
+    # The highest sequence number handed out; bumping it row-locks the conversation, which is what
+    # keeps concurrent appends gap-free.
+    sa.Column("last_seq", sa.BigInteger(), nullable=False),
+    sa.PrimaryKeyConstraint("tenant_id", "id"),
+    # A user's conversations, newest activity first, optionally by status.
+    sa.Index(None, "tenant_id", "user_id", "status", "last_activity_at"),
+    # The tenant's active conversations (partial on PostgreSQL and SQLite alike).
+    sa.Index(
+        "ix_conversations_active",
+        "tenant_id",
+        "last_activity_at",
+        postgresql_where=sa.text("status = 'active'"),
+        sqlite_where=sa.text("status = 'active'"),
+    ),
+)
+
+messages = sa.Table(
+    "messages",
+    metadata,
+    _tenant_id(),
+    _id(),
+    *_parent("conversations", "conversation_id", nullable=False),
+    sa.Column("seq", sa.BigInteger(), nullable=False),
+    sa.Column("role", sa.String(20), nullable=False),
+    sa.Column("content", sa.Text(), nullable=False),
+    sa.Column("model", sa.String(200)),
+    sa.Column("prompt_tokens", sa.Integer(), nullable=False),
+    sa.Column("completion_tokens", sa.Integer(), nullable=False),
+    sa.Column("metadata", _json(), nullable=False),
+    _created_at(),
+    sa.Column("idempotency_key", sa.String(200)),
+    sa.PrimaryKeyConstraint("tenant_id", "id"),
+    # History in order: this unique index is the access path for every history read.
+    sa.UniqueConstraint("tenant_id", "conversation_id", "seq"),
+    sa.UniqueConstraint("tenant_id", "conversation_id", "idempotency_key"),
+)
+
+memories = sa.Table(
+    "memories",
+    metadata,
+    _tenant_id(),
+    _id(),
+    *_parent("users", "user_id", nullable=True),
+    sa.Column("agent_id", sa.String(200)),
+    sa.Column("content", sa.Text(), nullable=False),
+    sa.Column("kind", sa.String(20), nullable=False),
+    sa.Column("tier", sa.String(20), nullable=False),
+    sa.Column("importance", sa.Float(), nullable=False),
+    sa.Column("source_message_ids", _json(), nullable=False),
+    sa.Column("compression_level", sa.Integer(), nullable=False),
+    sa.Column("expires_at", UtcDateTime()),
+    sa.Column("metadata", _json(), nullable=False),
+    _created_at(),
+    _created_at("updated_at"),
+    sa.PrimaryKeyConstraint("tenant_id", "id"),
+    sa.Index(None, "tenant_id", "user_id", "tier", "importance"),
+    sa.Index(None, "tenant_id", "expires_at"),
+)
+
+knowledge_chunks = sa.Table(
+    "knowledge_chunks",
+    metadata,
+    _tenant_id(),
+    _id(),
+    sa.Column("source", sa.String(500), nullable=False),
+    sa.Column("external_id", sa.String(500), nullable=False),
+    sa.Column("title", sa.String(1000)),
+    sa.Column("content", sa.Text(), nullable=False),
+    sa.Column("content_hash", sa.String(64), nullable=False),
+    sa.Column("content_bytes", sa.BigInteger(), nullable=False),
+    sa.Column("metadata", _json(), nullable=False),
+    _created_at(),
+    _created_at("updated_at"),
+    sa.PrimaryKeyConstraint("tenant_id", "id"),
+    # Upsert key, and the access path for listing a source.
+    sa.UniqueConstraint("tenant_id", "source", "external_id"),
+)
+
+tool_executions = sa.Table(
+    "tool_executions",
+    metadata,
+    _tenant_id(),
+    _id(),
+    *_parent("conversations", "conversation_id", nullable=True),
+    sa.Column("tool", sa.String(200), nullable=False),
+    sa.Column("action", sa.String(200)),
+    sa.Column("parameters", _json(), nullable=False),
+    sa.Column("result", _json()),
+    sa.Column("success", sa.Boolean(), nullable=False),
+    sa.Column("error", sa.Text()),
+    sa.Column("duration_ms", sa.Float()),
+    _created_at(),
+    sa.PrimaryKeyConstraint("tenant_id", "id"),
+    sa.Index(None, "tenant_id", "conversation_id", "created_at"),
+    sa.Index(None, "tenant_id", "tool", "created_at"),
+)
+
+checkpoints = sa.Table(
+    "checkpoints",
+    metadata,
+    _tenant_id(),
+    _id(),
+    *_parent("conversations", "conversation_id", nullable=False),
+    sa.Column("iteration", sa.Integer(), nullable=False),
+    sa.Column("name", sa.String(200)),
+    sa.Column("state", _json(), nullable=False),
+    sa.Column("context_summary", sa.Text()),
+    # Not a foreign key: pruning old checkpoints must not cascade into their descendants.
+    sa.Column("parent_id", sa.Uuid()),
+    _created_at(),
+    sa.PrimaryKeyConstraint("tenant_id", "id"),
+    sa.Index(None, "tenant_id", "conversation_id", "iteration"),
+)
+
+interaction_events = sa.Table(
+    "interaction_events",
+    metadata,
+    _tenant_id(),
+    _id(),
+    *_parent("conversations", "conversation_id", nullable=True),
+    sa.Column("checkpoint_id", sa.Uuid()),
+    sa.Column("event_type", sa.String(100), nullable=False),
+    sa.Column("data", _json(), nullable=False),
+    sa.Column("goal_modified", sa.Boolean(), nullable=False),
+    _created_at(),
+    sa.PrimaryKeyConstraint("tenant_id", "id"),
+    sa.Index(None, "tenant_id", "conversation_id", "created_at"),
+)
+
+agent_metrics = sa.Table(
+    "agent_metrics",
+    metadata,
+    _tenant_id(),
+    _id(),
+    *_parent("conversations", "conversation_id", nullable=True),
+    sa.Column("metric_type", sa.String(100), nullable=False),
+    sa.Column("value", sa.Float(), nullable=False),
+    sa.Column("labels", _json(), nullable=False),
+    _created_at("recorded_at"),
+    sa.PrimaryKeyConstraint("tenant_id", "id"),
+    sa.Index(None, "tenant_id", "metric_type", "recorded_at"),
+    sa.Index(None, "tenant_id", "conversation_id", "recorded_at"),
+)
+
+# Tables whose rows belong to one tenant; row-level security covers each of them (and ``tenants``).
+TENANT_TABLES: tuple[str, ...] = tuple(t.name for t in metadata.sorted_tables if t.name != "tenants")
