@@ -18,6 +18,7 @@ import difflib
 import importlib.util
 import io
 import itertools
+import json
 import re
 import shutil
 import subprocess
@@ -52,6 +53,9 @@ RENAMES = {
     "aiter": "iter",
     "anext": "next",
     "StopAsyncIteration": "StopIteration",
+    # Test fixtures: the async tests use astore/atenant, their sync twins store/tenant.
+    "astore": "store",
+    "atenant": "tenant",
 }
 # Dotted names that live in another module in sync code (tried before MODULES).
 MOVES = {
@@ -139,15 +143,12 @@ class AsyncToSync(ast.NodeTransformer):
     def visit_AsyncFunctionDef(self, node: ast.AsyncFunctionDef) -> Any:
         return self.visit_FunctionDef(_convert(node, ast.FunctionDef))
 
-    def visit_FunctionDef(self, node: ast.FunctionDef) -> Any:
+    def visit_FunctionDef(self, node: ast.FunctionDef | ast.ClassDef) -> Any:
         node.name = sync_name(node.name)
         node.decorator_list = [d for d in node.decorator_list if not _is_async_mark(d)]
         return self.generic_visit(node)
 
-    def visit_ClassDef(self, node: ast.ClassDef) -> Any:
-        node.name = sync_name(node.name)
-        node.decorator_list = [d for d in node.decorator_list if not _is_async_mark(d)]
-        return self.generic_visit(node)
+    visit_ClassDef = visit_FunctionDef
 
     def visit_AsyncFor(self, node: ast.AsyncFor) -> Any:
         return self.generic_visit(_convert(node, ast.For))
@@ -265,8 +266,8 @@ def _prepare(tree: ast.AST, source: str) -> set[int]:
     in_fstring = {id(c) for n in nodes if isinstance(n, ast.JoinedStr) for c in ast.walk(n) if c is not n}
     for node in nodes:
         if isinstance(node, ast.Constant | ast.JoinedStr) and id(node) not in in_fstring:
-            segment = ast.get_source_segment(source, node) or ""
-            setattr(node, "a2s_source", (_literal_source(segment), ast.dump(node)))
+            literal: Any = node
+            literal.a2s_source = (_literal_source(ast.get_source_segment(source, node) or ""), ast.dump(node))
     comments = {n.lineno: n.value for n in ast.walk(tree) if isinstance(n, Comment)}
     async_ifs = {
         id(n)
@@ -318,21 +319,6 @@ def _finish(tree: ast.AST) -> None:
             if empty and (block or field == "body") and not isinstance(node, ast.Module):
                 block.append(ast.Pass())
             setattr(node, field, block)
-
-
-def _add_imports(tree: ast.Module, modules: set[str]) -> None:
-    """Import the modules that moved names now come from (ruff sorts them)."""
-    imported = {a.name for s in tree.body if isinstance(s, ast.Import) for a in s.names}
-    pos = next(
-        (
-            i
-            for i, s in enumerate(tree.body)
-            if isinstance(s, ast.Import) or (isinstance(s, ast.ImportFrom) and s.module != "__future__")
-        ),
-        0,
-    )
-    for module in sorted(modules - imported, reverse=True):
-        tree.body.insert(pos, ast.Import(names=[ast.alias(name=module)]))
 
 
 class _Unparser(ast_comments._Unparser):  # type: ignore[misc]  # untyped base class
@@ -387,7 +373,7 @@ def _ruff(args: list[str], text: str, filename: Path) -> str:
     else:
         raise SystemExit("async_to_sync: ruff not found (pip install ruff)")
     proc = subprocess.run(
-        [*command, *args, "--config", FIRST_PARTY, "--stdin-filename", str(filename), "-"],
+        [*command, *args, "--quiet", "--config", FIRST_PARTY, "--stdin-filename", str(filename), "-"],
         input=text,
         capture_output=True,
         text=True,
@@ -408,12 +394,14 @@ def convert(source: str, origin: str, target: Path | None = None) -> str:
     tree = ast_comments.parse(source)
     transformer = AsyncToSync(_prepare(tree, source))
     tree = transformer.visit(tree)
-    _add_imports(tree, transformer.needed)
     _finish(tree)
     text = HEADER.format(origin=origin) + _Unparser().visit(tree) + "\n"
     target = target or ROOT / origin
-    text = _ruff(["check", "--fix-only", "--quiet", "--select", "I,F401"], text, target)
-    return _ruff(["format", "--quiet"], text, target)
+    # I002 adds the imports of moved names (asyncio.sleep -> time.sleep), F401 drops unused
+    # ones, UP034 drops the parentheses unparse doubles around a lone generator argument.
+    required = json.dumps(sorted(f"import {module}" for module in transformer.needed))
+    fix = ["check", "--fix-only", "--select", "I,F401,UP034", "--config", f"lint.isort.required-imports = {required}"]
+    return _ruff(["format"], _ruff(fix, text, target), target)
 
 
 def _display(path: Path) -> str:

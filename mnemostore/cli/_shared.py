@@ -1,0 +1,126 @@
+"""What every command group shares: the store the global options point at, output, and error reporting.
+
+Errors are part of the interface. Every ``MnemostoreError`` already says what happened and what to do, so the CLI
+prints it as one red ``error: …`` line on stderr and exits with status 1 instead of a traceback; a missing
+optional dependency is reported the same way, naming the extra to install. ``CliGroup`` does this once, around
+the whole command tree, so no command needs its own ``try``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, NoReturn
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from typer.core import TyperGroup
+
+from mnemostore.config import Settings
+from mnemostore.domain import Tenant
+from mnemostore.errors import ConfigurationError, MnemostoreError, TenantNotFound
+from mnemostore.service.store import MnemoStore
+
+__all__ = [
+    "CliGroup",
+    "CliState",
+    "err",
+    "fail",
+    "open_store",
+    "out",
+    "resolve_tenant",
+    "settings_from",
+]
+
+# Created once; Rich looks up sys.stdout/sys.stderr at each write, so test runners that swap them still capture.
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+# Top-level module of an optional dependency -> the extra that installs it.
+_EXTRAS = {
+    "psycopg": ("PostgreSQL", "postgres"),
+    "psycopg_binary": ("PostgreSQL", "postgres"),
+    "redis": ("Redis", "redis"),
+    "sentence_transformers": ("embeddings", "embeddings"),
+    "numpy": ("embeddings", "embeddings"),
+    "duckdb": ("analytics", "analytics"),
+    "pyarrow": ("analytics", "analytics"),
+}
+
+
+def fail(message: str) -> NoReturn:
+    """Print ``error: message`` in red on stderr and exit with status 1."""
+    err.print(f"error: {message}", style="red", markup=False, soft_wrap=True)
+    raise typer.Exit(code=1)
+
+
+def missing_extra_message(error: ImportError) -> str | None:
+    """The install hint for an optional dependency that failed to import, or None if it is not one of ours."""
+    module = (error.name or "").partition(".")[0]
+    if module not in _EXTRAS:
+        return None
+    feature, extra = _EXTRAS[module]
+    return f"{feature} support needs the {module} package, which is not installed: pip install 'mnemostore[{extra}]'"
+
+
+class CliGroup(TyperGroup):
+    """The root command group: turns the library's errors into one-line messages and exit status 1."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except MnemostoreError as error:
+            fail(str(error))
+        except ImportError as error:
+            hint = missing_extra_message(error)
+            if hint is None:
+                raise
+            fail(hint)
+
+
+@dataclass(slots=True)
+class CliState:
+    """Global options, kept on the click context; nothing is opened until a command needs it."""
+
+    database_url: str | None = None
+
+
+def settings_from(ctx: typer.Context) -> Settings:
+    """Settings from ``--database-url``, else MNEMOSTORE_DATABASE_URL / DATABASE_URL, else ./mnemostore.db."""
+    state = ctx.find_object(CliState) or CliState()
+    try:
+        return Settings(database_url=state.database_url) if state.database_url else Settings()
+    except ValidationError as error:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in error.errors())
+        raise ConfigurationError(f"invalid setting ({problems}): fix the MNEMOSTORE_* environment variable") from None
+
+
+@contextmanager
+def open_store(settings: Settings) -> Iterator[MnemoStore]:
+    """The sync store for ``settings`` (see ``settings_from``), closed when the block ends."""
+    store = MnemoStore(settings=settings)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def resolve_tenant(store: MnemoStore, ref: str) -> Tenant:
+    """The tenant with id ``ref``, or else named ``ref``.
+
+    Raises:
+        TenantNotFound: neither an id nor a name matches.
+    """
+    try:
+        tenant_id: uuid.UUID | None = uuid.UUID(ref)
+    except ValueError:
+        tenant_id = None
+    tenant = store.get_tenant(tenant_id) if tenant_id is not None else None
+    if tenant is None:
+        tenant = store.get_tenant_by_name(ref)
+    if tenant is None:
+        raise TenantNotFound(repr(ref), ": give a tenant id or name from `mnemostore tenant list`")
+    return tenant

@@ -1,0 +1,3 @@
+"""Test configuration: real servers only (see tests/fix_db.py)."""
+
+pytest_plugins = ["tests.fix_db"]
