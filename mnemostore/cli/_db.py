@@ -5,18 +5,16 @@ Migrating is always this deliberate step: a store on an older schema refuses to 
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
-from sqlalchemy.engine import make_url
+from rich.text import Text
 
-from mnemostore.config import Settings
 from mnemostore.ops import migrate
 from mnemostore.ops.migrate import MigrationStatus
 
-from ._shared import open_store, out, settings_from
+from ._shared import ensure_sqlite_folder, open_store, out, settings_from
 
 __all__ = ["app", "init"]
 
@@ -31,22 +29,13 @@ def _describe(revision: str | None) -> str:
     return revision if revision is not None else "nothing (empty database)"
 
 
-def _ensure_sqlite_folder(settings: Settings) -> None:
-    """SQLite creates the file but not its folder; make the folder so `init` works on a fresh path."""
-    if not settings.is_sqlite:
-        return
-    database = make_url(settings.database_url).database
-    if database and database != ":memory:" and not database.startswith("file:"):
-        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-
-
 def init(ctx: typer.Context) -> None:
     """Create the database (an SQLite file unless --database-url says otherwise) and upgrade it to the newest schema.
 
     Safe to run again: an up-to-date database is left as it is.
     """
     settings = settings_from(ctx)
-    _ensure_sqlite_folder(settings)
+    ensure_sqlite_folder(settings)
     with open_store(settings) as store:
         before = store.get_migration_status()
         store.migrate()
@@ -136,5 +125,5 @@ def history(ctx: typer.Context) -> None:
         state = "applied" if rev.revision in applied else "pending"
         if rev.revision == current.current:
             state = "current"
-        table.add_row(rev.revision, rev.down_revision or "-", state, rev.message)
+        table.add_row(rev.revision, rev.down_revision or "-", state, Text(rev.message))
     out.print(table)

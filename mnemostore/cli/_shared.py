@@ -12,11 +12,13 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, NoReturn
 
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from sqlalchemy.engine import make_url
 from typer.core import TyperGroup
 
 from mnemostore.config import Settings
@@ -27,6 +29,7 @@ from mnemostore.service.store import MnemoStore
 __all__ = [
     "CliGroup",
     "CliState",
+    "ensure_sqlite_folder",
     "err",
     "fail",
     "open_store",
@@ -106,6 +109,15 @@ def open_store(settings: Settings) -> Iterator[MnemoStore]:
         yield store
     finally:
         store.close()
+
+
+def ensure_sqlite_folder(settings: Settings) -> None:
+    """SQLite creates a missing file but not its folder: make the folder, so a fresh path just works."""
+    if not settings.is_sqlite:
+        return
+    database = make_url(settings.database_url).database
+    if database and database != ":memory:" and not database.startswith("file:"):
+        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
 
 
 def resolve_tenant(store: MnemoStore, ref: str) -> Tenant:

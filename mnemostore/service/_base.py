@@ -202,7 +202,7 @@ def conversation_from_export(
             [
                 NewMessage(
                     role=item.get("role", ""),
-                    content=item.get("content"),  # type: ignore[arg-type]
+                    content=item.get("content"),
                     model=item.get("model"),
                     prompt_tokens=item.get("prompt_tokens", 0),
                     completion_tokens=item.get("completion_tokens", 0),

@@ -27,7 +27,7 @@ import hashlib
 import secrets
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -298,7 +298,7 @@ class TenantStore:
         self.tenant_id = tenant_id
         self._settings = store.settings
 
-    def _tx(self, *, write: bool = False) -> Any:
+    def _tx(self, *, write: bool = False) -> AbstractContextManager[UnitOfWork]:
         return self.store._transaction(self.tenant_id, write=write)
 
     def _json(self, value: Any, field: str) -> dict[str, Any]:
@@ -856,6 +856,8 @@ class TenantStore:
             rows = uow.messages.page(cid, limit=limit + 1, before=before_seq, after=after_seq)
             if not rows and uow.conversations.get(cid) is None:
                 raise ConversationNotFound(cid)
+        older: str | None
+        newer: str | None
         if after_seq is not None:
             more_newer, items = (len(rows) > limit, rows[:limit])
             newer = history_cursor(items[-1].seq) if more_newer else None

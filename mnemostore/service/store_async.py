@@ -25,7 +25,7 @@ import hashlib
 import secrets
 import uuid
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -312,7 +312,7 @@ class AsyncTenantStore:
         self.tenant_id = tenant_id
         self._settings = store.settings
 
-    def _tx(self, *, write: bool = False) -> Any:
+    def _tx(self, *, write: bool = False) -> AbstractAsyncContextManager[AsyncUnitOfWork]:
         return self.store._transaction(self.tenant_id, write=write)
 
     def _json(self, value: Any, field: str) -> dict[str, Any]:
@@ -875,6 +875,8 @@ class AsyncTenantStore:
             rows = await uow.messages.page(cid, limit=limit + 1, before=before_seq, after=after_seq)
             if not rows and await uow.conversations.get(cid) is None:
                 raise ConversationNotFound(cid)
+        older: str | None
+        newer: str | None
         if after_seq is not None:
             more_newer, items = len(rows) > limit, rows[:limit]
             newer = history_cursor(items[-1].seq) if more_newer else None

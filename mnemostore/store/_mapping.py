@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from mnemostore.domain import (
@@ -42,6 +43,7 @@ __all__ = [
     "to_tool_execution",
     "to_user",
     "to_user_identity",
+    "utc_or_none",
 ]
 
 Row = Any  # sqlalchemy.Row; attribute access by column name
@@ -248,3 +250,11 @@ def to_agent_metric(row: Row) -> AgentMetric:
         labels=row.labels,
         recorded_at=row.recorded_at,
     )
+
+
+def utc_or_none(value: datetime | str | None) -> datetime | None:
+    """Aggregates (min, max) bypass the column type on SQLite and come back as text; normalise them."""
+    if value is None:
+        return None
+    parsed = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -368,7 +368,8 @@ class ConversationRepository(Repository):
             )
             .returning(c.last_seq)
         )
-        return self._conn.execute(statement).scalar_one_or_none()
+        last = self._conn.execute(statement).scalar_one_or_none()
+        return int(last) if last is not None else None
 
     def delete(self, conversation_id: uuid.UUID) -> Conversation | None:
         """Delete the conversation (the database cascades to its messages and agent records)."""
@@ -416,7 +417,7 @@ class ConversationRepository(Repository):
             by_role[role] = int(count)
             prompt += int(p)
             completion += int(cpl)
-            lo, hi = (_utc(lo), _utc(hi))
+            lo, hi = (m.utc_or_none(lo), m.utc_or_none(hi))
             first = lo if first is None or (lo is not None and lo < first) else first
             last = hi if last is None or (hi is not None and hi > last) else last
         tools = self._count(tool_executions, conversation.id)
@@ -439,15 +440,6 @@ class ConversationRepository(Repository):
             table.c.tenant_id == self.tenant_id, table.c.conversation_id == conversation_id
         )
         return int(self._conn.execute(query).scalar_one())
-
-
-def _utc(value: Any) -> datetime | None:
-    """Aggregates bypass the column type on SQLite (they come back as text); normalise them."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 class MessageRepository(Repository):

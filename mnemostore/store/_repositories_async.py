@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -384,7 +384,8 @@ class AsyncConversationRepository(AsyncRepository):
             )
             .returning(c.last_seq)
         )
-        return (await self._conn.execute(statement)).scalar_one_or_none()
+        last = (await self._conn.execute(statement)).scalar_one_or_none()
+        return int(last) if last is not None else None
 
     async def delete(self, conversation_id: uuid.UUID) -> Conversation | None:
         """Delete the conversation (the database cascades to its messages and agent records)."""
@@ -432,7 +433,7 @@ class AsyncConversationRepository(AsyncRepository):
             by_role[role] = int(count)
             prompt += int(p)
             completion += int(cpl)
-            lo, hi = _utc(lo), _utc(hi)
+            lo, hi = m.utc_or_none(lo), m.utc_or_none(hi)
             first = lo if first is None or (lo is not None and lo < first) else first
             last = hi if last is None or (hi is not None and hi > last) else last
         tools = await self._count(tool_executions, conversation.id)
@@ -455,15 +456,6 @@ class AsyncConversationRepository(AsyncRepository):
             table.c.tenant_id == self.tenant_id, table.c.conversation_id == conversation_id
         )
         return int((await self._conn.execute(query)).scalar_one())
-
-
-def _utc(value: Any) -> datetime | None:
-    """Aggregates bypass the column type on SQLite (they come back as text); normalise them."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 class AsyncMessageRepository(AsyncRepository):

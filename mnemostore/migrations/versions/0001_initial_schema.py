@@ -43,7 +43,8 @@ _ADMIN = "current_setting('mnemostore.admin', true) = 'on'"
 
 
 def _app_role() -> str:
-    settings = op.get_context().config.attributes.get("settings") if op.get_context().config else None
+    config = op.get_context().config
+    settings = config.attributes.get("settings") if config is not None else None
     return settings.pg_app_role if settings is not None else "mnemostore_app"
 
 
