@@ -6,7 +6,7 @@ from typing import Any, Final
 
 from mnemostore.domain import NewMessage
 
-__all__ = ["EDINBURGH", "HANDBOOK", "HANDBOOK_SOURCE", "PEOPLE", "CRON"]
+__all__ = ["ADA_TELEGRAM", "CRON", "EDINBURGH", "HANDBOOK", "HANDBOOK_SOURCE", "PEOPLE", "SYSTEM_PROMPT"]
 
 # (key, channel, channel user id, username, display name, preferred model)
 PEOPLE: Final = (

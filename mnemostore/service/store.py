@@ -113,11 +113,14 @@ class MnemoStore:
     """
 
     def __init__(self, database_url: str | None = None, *, settings: Settings | None = None, **overrides: Any) -> None:
-        base = settings or Settings()
         updates = dict(overrides)
         if database_url is not None:
             updates["database_url"] = database_url
-        self.settings = Settings(**{**base.model_dump(), **updates}) if updates else base
+        if settings is None:
+            # Arguments win over the environment, so a bad MNEMOSTORE_DATABASE_URL is not read when one is given.
+            self.settings = Settings(**updates)
+        else:
+            self.settings = Settings(**{**settings.model_dump(), **updates}) if updates else settings
         self._db = Database(self.settings)
         self._schema_ok = False
 
@@ -798,35 +801,27 @@ class TenantStore:
         keys = [row["idempotency_key"] for row in prepared if row["idempotency_key"] is not None]
         if len(set(keys)) != len(keys):
             raise InvalidInput("two messages in one call share an idempotency_key: give each its own")
+        sizes = {row["id"]: row.pop("_bytes") for row in prepared}
+        existing: dict[str, Message] = {}
         with self._tx(write=True) as uow:
-            # Lock the conversation first, so a concurrent retry with the same key waits and then sees ours.
-            now = _now()
-            tokens = sum(row["prompt_tokens"] + row["completion_tokens"] for row in prepared)
-            size = sum(row.pop("_bytes") for row in prepared)
-            last = uow.conversations.reserve(cid, count=len(prepared), tokens=tokens, content_bytes=size, now=now)
-            if last is None:
-                raise ConversationNotFound(cid)
-            existing = uow.messages.find_by_idempotency_keys(cid, keys) if keys else {}
-            if existing:
+            fresh = prepared
+            if keys:
+                # Lock the conversation before looking for the keys: a concurrent retry of the same append
+                # waits here, then finds ours, so a key is never written twice.
+                if not uow.conversations.lock(cid):
+                    raise ConversationNotFound(cid)
+                existing = uow.messages.find_by_idempotency_keys(cid, keys)
                 fresh = [row for row in prepared if row["idempotency_key"] not in existing]
-                # Release what reserve() took for the replays, by redoing the reservation with the right size.
-                uow.conversations.reserve(
-                    cid,
-                    count=len(fresh) - len(prepared),
-                    tokens=sum(r["prompt_tokens"] + r["completion_tokens"] for r in fresh) - tokens,
-                    content_bytes=sum(len(r["content"].encode()) for r in fresh) - size,
-                    now=now,
-                )
-                last -= len(prepared) - len(fresh)
-                tokens = sum(r["prompt_tokens"] + r["completion_tokens"] for r in fresh)
-                size = sum(len(r["content"].encode()) for r in fresh)
-            else:
-                fresh = prepared
-            first_seq = last - len(fresh) + 1
-            for offset, row in enumerate(fresh):
-                row["seq"] = first_seq + offset
-                row["created_at"] = now
             if fresh:
+                now = _now()
+                tokens = sum(row["prompt_tokens"] + row["completion_tokens"] for row in fresh)
+                size = sum(sizes[row["id"]] for row in fresh)
+                last = uow.conversations.reserve(cid, count=len(fresh), tokens=tokens, content_bytes=size, now=now)
+                if last is None:
+                    raise ConversationNotFound(cid)
+                for seq, row in enumerate(fresh, start=last - len(fresh) + 1):
+                    row["seq"] = seq
+                    row["created_at"] = now
                 self._charge(uow, messages=len(fresh), tokens=tokens, storage_bytes=size)
                 uow.messages.insert_many(fresh)
         return [
@@ -888,10 +883,7 @@ class TenantStore:
             if gone is None:
                 raise MessageNotFound(mid)
             size = len(gone.content.encode())
-            uow.conversations.reserve(
-                gone.conversation_id, count=0, tokens=-gone.total_tokens, content_bytes=-size, now=_now()
-            )
-            uow.conversations.update(gone.conversation_id, {"message_count": uow.messages.count(gone.conversation_id)})
+            uow.conversations.release(gone.conversation_id, messages=1, tokens=gone.total_tokens, content_bytes=size)
             self._charge(uow, messages=-1, tokens=-gone.total_tokens, storage_bytes=-size)
 
     # -- export / import --------------------------------------------------------------------------------------

@@ -111,11 +111,14 @@ class AsyncMnemoStore:
     """
 
     def __init__(self, database_url: str | None = None, *, settings: Settings | None = None, **overrides: Any) -> None:
-        base = settings or Settings()
         updates = dict(overrides)
         if database_url is not None:
             updates["database_url"] = database_url
-        self.settings = Settings(**{**base.model_dump(), **updates}) if updates else base
+        if settings is None:
+            # Arguments win over the environment, so a bad MNEMOSTORE_DATABASE_URL is not read when one is given.
+            self.settings = Settings(**updates)
+        else:
+            self.settings = Settings(**{**settings.model_dump(), **updates}) if updates else settings
         self._db = AsyncDatabase(self.settings)
         self._schema_ok = False
 
@@ -812,35 +815,29 @@ class AsyncTenantStore:
         keys = [row["idempotency_key"] for row in prepared if row["idempotency_key"] is not None]
         if len(set(keys)) != len(keys):
             raise InvalidInput("two messages in one call share an idempotency_key: give each its own")
+        sizes = {row["id"]: row.pop("_bytes") for row in prepared}
+        existing: dict[str, Message] = {}
         async with self._tx(write=True) as uow:
-            # Lock the conversation first, so a concurrent retry with the same key waits and then sees ours.
-            now = _now()
-            tokens = sum(row["prompt_tokens"] + row["completion_tokens"] for row in prepared)
-            size = sum(row.pop("_bytes") for row in prepared)
-            last = await uow.conversations.reserve(cid, count=len(prepared), tokens=tokens, content_bytes=size, now=now)
-            if last is None:
-                raise ConversationNotFound(cid)
-            existing = await uow.messages.find_by_idempotency_keys(cid, keys) if keys else {}
-            if existing:
+            fresh = prepared
+            if keys:
+                # Lock the conversation before looking for the keys: a concurrent retry of the same append
+                # waits here, then finds ours, so a key is never written twice.
+                if not await uow.conversations.lock(cid):
+                    raise ConversationNotFound(cid)
+                existing = await uow.messages.find_by_idempotency_keys(cid, keys)
                 fresh = [row for row in prepared if row["idempotency_key"] not in existing]
-                # Release what reserve() took for the replays, by redoing the reservation with the right size.
-                await uow.conversations.reserve(
-                    cid,
-                    count=len(fresh) - len(prepared),
-                    tokens=sum(r["prompt_tokens"] + r["completion_tokens"] for r in fresh) - tokens,
-                    content_bytes=sum(len(r["content"].encode()) for r in fresh) - size,
-                    now=now,
-                )
-                last -= len(prepared) - len(fresh)
-                tokens = sum(r["prompt_tokens"] + r["completion_tokens"] for r in fresh)
-                size = sum(len(r["content"].encode()) for r in fresh)
-            else:
-                fresh = prepared
-            first_seq = last - len(fresh) + 1
-            for offset, row in enumerate(fresh):
-                row["seq"] = first_seq + offset
-                row["created_at"] = now
             if fresh:
+                now = _now()
+                tokens = sum(row["prompt_tokens"] + row["completion_tokens"] for row in fresh)
+                size = sum(sizes[row["id"]] for row in fresh)
+                last = await uow.conversations.reserve(
+                    cid, count=len(fresh), tokens=tokens, content_bytes=size, now=now
+                )
+                if last is None:
+                    raise ConversationNotFound(cid)
+                for seq, row in enumerate(fresh, start=last - len(fresh) + 1):
+                    row["seq"] = seq
+                    row["created_at"] = now
                 await self._charge(uow, messages=len(fresh), tokens=tokens, storage_bytes=size)
                 await uow.messages.insert_many(fresh)
         return [
@@ -907,11 +904,8 @@ class AsyncTenantStore:
             if gone is None:
                 raise MessageNotFound(mid)
             size = len(gone.content.encode())
-            await uow.conversations.reserve(
-                gone.conversation_id, count=0, tokens=-gone.total_tokens, content_bytes=-size, now=_now()
-            )
-            await uow.conversations.update(
-                gone.conversation_id, {"message_count": await uow.messages.count(gone.conversation_id)}
+            await uow.conversations.release(
+                gone.conversation_id, messages=1, tokens=gone.total_tokens, content_bytes=size
             )
             await self._charge(uow, messages=-1, tokens=-gone.total_tokens, storage_bytes=-size)
 

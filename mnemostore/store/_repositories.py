@@ -371,6 +371,25 @@ class ConversationRepository(Repository):
         last = self._conn.execute(statement).scalar_one_or_none()
         return int(last) if last is not None else None
 
+    def lock(self, conversation_id: uuid.UUID) -> bool:
+        """Row-lock the conversation until commit (SQLite's BEGIN IMMEDIATE already holds the database lock)."""
+        c = conversations.c
+        query = sa.select(c.id).where(c.tenant_id == self.tenant_id, c.id == conversation_id).with_for_update()
+        return self._conn.execute(query).first() is not None
+
+    def release(self, conversation_id: uuid.UUID, *, messages: int, tokens: int, content_bytes: int) -> None:
+        """Take deleted messages off the counters (sequence numbers are never reused)."""
+        c = conversations.c
+        self._conn.execute(
+            sa.update(conversations)
+            .where(c.tenant_id == self.tenant_id, c.id == conversation_id)
+            .values(
+                message_count=c.message_count - messages,
+                total_tokens=c.total_tokens - tokens,
+                content_bytes=c.content_bytes - content_bytes,
+            )
+        )
+
     def delete(self, conversation_id: uuid.UUID) -> Conversation | None:
         """Delete the conversation (the database cascades to its messages and agent records)."""
         c = conversations.c
