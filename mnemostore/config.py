@@ -83,6 +83,17 @@ class Settings(BaseSettings):
             return "sqlite+aiosqlite" + self.database_url[len("sqlite") :]
         return self.database_url
 
+    def check_driver(self) -> None:
+        """Raise ConfigurationError naming the extra to install when the database driver is missing."""
+        if self.is_postgres:
+            try:
+                import psycopg  # noqa: F401
+            except ImportError as error:
+                raise ConfigurationError(
+                    "MNEMOSTORE_DATABASE_URL points at PostgreSQL but psycopg is not installed: "
+                    "pip install 'mnemostore[postgres]'"
+                ) from error
+
     def redacted_url(self) -> str:
         """The database URL without its password, for messages and logs."""
         from sqlalchemy.engine import make_url

@@ -20,7 +20,7 @@ from mnemostore.service.store import MnemoStore, TenantStore
 
 from . import _demo_data as data
 from ._format import human_bytes, human_limit
-from ._shared import ensure_sqlite_folder, open_store, out, settings_from
+from ._shared import CliState, ensure_sqlite_folder, open_store, out, settings_from
 
 __all__ = ["demo"]
 
@@ -41,7 +41,7 @@ def _write(store: MnemoStore) -> Tour:
         f"demo-{secrets.token_hex(4)}",
         plan="demo",
         config={"assistant": "Mnemo"},
-        quotas=Quotas(max_users=50, max_messages=10_000, max_storage_bytes=50_000_000),
+        quotas=Quotas(max_users=50, max_messages=10_000, max_storage_bytes=50 * 1024**2),
     )
     t = store.tenant(tenant.id)
     t.set_channel_config("discord", default_model="gpt-4o-mini", rate_limits={"messages_per_minute": 20})
@@ -163,8 +163,9 @@ def _stats_table(t: TenantStore, tour: Tour) -> Table:
     table.add_row("checkpoints", str(stats.checkpoints))
     table.add_row("interaction events", str(len(t.list_interaction_events(conversation_id=trip.id))))
     table.add_row("metrics", str(len(t.query_metrics(conversation_id=trip.id))))
+    table.add_row("knowledge chunks", f"{len(tour.chunks)} from '{data.HANDBOOK_SOURCE}'")
     idempotent = "same ids, nothing rewritten" if tour.chunks_unchanged else "[red]changed (unexpected)[/]"
-    table.add_row("knowledge chunks", f"{len(tour.chunks)} from '{data.HANDBOOK_SOURCE}'; re-upsert: {idempotent}")
+    table.add_row("same chunks upserted again", idempotent)
     return table
 
 
@@ -195,7 +196,9 @@ def demo(ctx: typer.Context) -> None:
             _stats_table(t, tour),
         ):
             out.print(table)
+    state = ctx.find_object(CliState)
+    where = f"--database-url '{settings.redacted_url()}' " if state is not None and state.database_url else ""
     out.print(
-        f"\nDone in {time.perf_counter() - started:.2f} s. Next: `mnemostore tenant usage {tour.tenant.name}`",
+        f"\nDone in {time.perf_counter() - started:.2f} s. Next: `mnemostore {where}tenant usage {tour.tenant.name}`",
         markup=False,
     )

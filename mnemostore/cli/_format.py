@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
 
 import typer
 
-__all__ = ["UNLIMITED_WORDS", "human_bytes", "human_limit", "parse_limit", "short_time"]
+__all__ = ["UNLIMITED_WORDS", "human_bytes", "human_limit", "parse_limit"]
 
 UNLIMITED_WORDS = frozenset({"unlimited", "none", "off"})
 
@@ -60,7 +59,3 @@ def human_limit(limit: int | None, *, size: bool = False) -> str:
     if limit is None:
         return "unlimited"
     return human_bytes(limit) if size else f"{limit:,}"
-
-
-def short_time(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%d %H:%M:%S")

@@ -32,6 +32,7 @@ __all__ = [
     "ensure_sqlite_folder",
     "err",
     "fail",
+    "missing_extra_message",
     "open_store",
     "out",
     "resolve_tenant",
@@ -39,8 +40,9 @@ __all__ = [
 ]
 
 # Created once; Rich looks up sys.stdout/sys.stderr at each write, so test runners that swap them still capture.
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+# Plain lines never wrap mid-word (they may be piped or grepped); tables still fit the terminal width.
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 # Top-level module of an optional dependency -> the extra that installs it.
 _EXTRAS = {
@@ -56,7 +58,7 @@ _EXTRAS = {
 
 def fail(message: str) -> NoReturn:
     """Print ``error: message`` in red on stderr and exit with status 1."""
-    err.print(f"error: {message}", style="red", markup=False, soft_wrap=True)
+    err.print(f"error: {message}", style="red", markup=False)
     raise typer.Exit(code=1)
 
 

@@ -8,12 +8,13 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich import box
 from rich.table import Table
 from rich.text import Text
 
 from mnemostore.domain import Quotas, Tenant
 
-from ._format import human_bytes, human_limit, parse_limit, short_time
+from ._format import human_bytes, human_limit, parse_limit
 from ._shared import err, fail, open_store, out, resolve_tenant, settings_from
 
 __all__ = ["app"]
@@ -94,21 +95,20 @@ def list_(ctx: typer.Context) -> None:
     if not tenants:
         out.print("No tenants yet: create one with `mnemostore tenant create NAME`.", markup=False)
         return
-    table = Table(title=f"{len(tenants)} tenant(s)", title_justify="left")
+    table = Table(title=f"{len(tenants)} tenant(s)", title_justify="left", box=box.SIMPLE_HEAD)
     table.add_column("id", no_wrap=True, min_width=36)
-    for column in ("name", "plan", "status", "max users", "max messages", "max storage", "created (UTC)"):
-        table.add_column(column)
+    table.add_column("name", overflow="fold")
+    table.add_column("plan", overflow="fold")
+    table.add_column("limits: users / messages / storage", overflow="fold")
     for tenant in tenants:
-        table.add_row(
-            str(tenant.id),
-            Text(tenant.name),
-            Text(tenant.plan),
-            tenant.status.value,
-            human_limit(tenant.quotas.max_users),
-            human_limit(tenant.quotas.max_messages),
-            human_limit(tenant.quotas.max_storage_bytes, size=True),
-            short_time(tenant.created_at),
+        q = tenant.quotas
+        name = Text(tenant.name)
+        if tenant.status.value != "active":
+            name.append(f" ({tenant.status.value})", style="yellow")
+        limits = " / ".join(
+            (human_limit(q.max_users), human_limit(q.max_messages), human_limit(q.max_storage_bytes, size=True))
         )
+        table.add_row(str(tenant.id), name, Text(tenant.plan), limits)
     out.print(table)
 
 
@@ -119,7 +119,8 @@ def usage(ctx: typer.Context, tenant: TenantArg) -> None:
         found = resolve_tenant(store, tenant)
         used = store.get_tenant_usage(found.id)
     q = found.quotas
-    table = Table(title=Text(f"Usage of {found.name} ({found.id}), plan {found.plan}"), title_justify="left")
+    out.print(Text(f"Tenant {found.name} ({found.id}), plan {found.plan}, {found.status.value}"))
+    table = Table()
     table.add_column("resource")
     table.add_column("used", justify="right")
     table.add_column("limit", justify="right")
@@ -165,9 +166,5 @@ def create_key(
         key, secret = store.tenant(found.id).create_api_key(name, read_only=read_only)
     access = "read-only" if key.read_only else "read-write"
     err.print(f"Created {access} API key {key.name!r} ({key.id}) for tenant {found.name!r}.", markup=False)
-    err.print(
-        "Store this secret now: it cannot be shown again (mnemostore keeps only its hash).",
-        style="bold yellow",
-        markup=False,
-    )
-    out.print(secret, markup=False, soft_wrap=True)
+    err.print("Store this secret now: it cannot be shown again (mnemostore keeps only its hash).", style="bold yellow")
+    out.print(secret, markup=False)

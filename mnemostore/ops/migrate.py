@@ -83,6 +83,7 @@ def history() -> list[Revision]:
 
 
 def _engine(settings: Settings) -> sa.Engine:
+    settings.check_driver()
     connect_args = {"connect_timeout": settings.connect_timeout} if settings.is_postgres else {}
     return sa.create_engine(settings.database_url, connect_args=connect_args, poolclass=sa.NullPool)
 

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any, Final
 
 from mnemostore.domain import Conversation, ConversationStatus, Message, NewMessage, Role, new_id
-from mnemostore.errors import InvalidInput
+from mnemostore.errors import InvalidCursor, InvalidInput
 from mnemostore.service import _validation as v
 from mnemostore.store._cursors import decode_cursor, encode_cursor
 
@@ -66,8 +66,8 @@ def history_cursor(seq: int) -> str:
 
 def decode_history_cursor(cursor: str) -> int:
     (seq,) = decode_cursor("h", cursor, 1)
-    if not isinstance(seq, int):
-        raise InvalidInput(f"cursor {cursor!r} is damaged: pass back the cursor the store returned")
+    if not isinstance(seq, int) or isinstance(seq, bool):
+        raise InvalidCursor(f"cursor {cursor!r} is damaged: pass back the cursor the store returned")
     return seq
 
 
@@ -80,7 +80,7 @@ def decode_conversation_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
     try:
         return datetime.fromisoformat(at), uuid.UUID(cid)
     except (ValueError, TypeError):
-        raise InvalidInput(f"cursor {cursor!r} is damaged: pass back the cursor the store returned") from None
+        raise InvalidCursor(f"cursor {cursor!r} is damaged: pass back the cursor the store returned") from None
 
 
 def message_rows(

@@ -10,9 +10,10 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any, TypeVar
 
-from mnemostore.domain import ConversationStatus, MemoryKind, MemoryTier, Role
+from mnemostore.domain import ConversationStatus, MemoryKind, MemoryTier, Quotas, Role
 from mnemostore.errors import ContentTooLarge, InvalidInput, InvalidMetadata, InvalidText
 
 __all__ = [
@@ -22,7 +23,10 @@ __all__ = [
     "check_json_value",
     "check_limit",
     "check_name",
+    "check_number",
+    "check_quotas",
     "check_text",
+    "check_time",
     "check_tokens",
 ]
 
@@ -131,3 +135,27 @@ def check_limit(limit: int, *, maximum: int = 1000) -> int:
     if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= maximum:
         raise InvalidInput(f"limit must be an integer from 1 to {maximum}, got {limit!r}")
     return limit
+
+
+def check_number(value: Any, field: str) -> float:
+    """A finite int or float (not a bool): NaN and infinities are stored differently by each backend."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise InvalidInput(f"{field} must be a finite number, got {value!r}")
+    return float(value)
+
+
+def check_time(value: Any, field: str) -> datetime | None:
+    """None or a timezone-aware datetime (a naive one would be read differently by each server)."""
+    if value is None:
+        return None
+    if not isinstance(value, datetime) or value.utcoffset() is None:
+        raise InvalidInput(f"{field} must be a timezone-aware datetime (e.g. datetime.now(UTC)), got {value!r}")
+    return value
+
+
+def check_quotas(quotas: Quotas) -> Quotas:
+    for name in ("max_users", "max_messages", "max_storage_bytes"):
+        value = getattr(quotas, name)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+            raise InvalidInput(f"quota {name} must be None (unlimited) or a non-negative integer, got {value!r}")
+    return quotas

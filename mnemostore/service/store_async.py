@@ -190,7 +190,7 @@ class AsyncMnemoStore:
         v.check_name(name, "tenant name", max_len=200, required=True)
         v.check_name(plan, "plan", max_len=50, required=True)
         settings = v.check_json(config, "config", max_bytes=self.settings.max_metadata_bytes, allow_none=True)
-        quotas = quotas or Quotas()
+        quotas = v.check_quotas(quotas or Quotas())
         now = _now()
         values = {
             "id": new_id(),
@@ -250,6 +250,7 @@ class AsyncMnemoStore:
         if plan is not None:
             values["plan"] = v.check_name(plan, "plan", max_len=50, required=True)
         if quotas is not None:
+            v.check_quotas(quotas)
             values.update(
                 max_users=quotas.max_users,
                 max_messages=quotas.max_messages,
@@ -790,7 +791,7 @@ class AsyncTenantStore:
             model=model,
             prompt_tokens=prompt_tokens,
             completion_tokens=completion_tokens,
-            metadata=dict(metadata) if metadata is not None else {},
+            metadata=self._json(metadata, "metadata"),
             idempotency_key=idempotency_key,
         )
         return (await self.add_messages(conversation_id, [new]))[0]
@@ -1074,7 +1075,7 @@ class AsyncTenantStore:
         metadata: Mapping[str, Any] | None = None,
     ) -> Memory:
         v.check_content(content, max_bytes=self._settings.max_content_bytes)
-        if not 0.0 <= float(importance) <= 1.0:
+        if not 0.0 <= v.check_number(importance, "importance") <= 1.0:
             raise InvalidInput(f"importance must be between 0 and 1, got {importance!r}")
         uid = as_id(user_id, "user_id") if user_id is not None else None
         now = _now()
@@ -1088,7 +1089,7 @@ class AsyncTenantStore:
             "importance": float(importance),
             "source_message_ids": [str(as_id(m, "source_message_ids")) for m in source_message_ids],
             "compression_level": v.check_tokens(compression_level, "compression_level"),
-            "expires_at": expires_at,
+            "expires_at": v.check_time(expires_at, "expires_at"),
             "metadata": self._json(metadata, "metadata"),
             "created_at": now,
             "updated_at": now,
@@ -1150,7 +1151,7 @@ class AsyncTenantStore:
             "result": v.check_json_value(result, "result"),
             "success": bool(success),
             "error": v.check_text(error, "error") if error is not None else None,
-            "duration_ms": float(duration_ms) if duration_ms is not None else None,
+            "duration_ms": v.check_number(duration_ms, "duration_ms") if duration_ms is not None else None,
             "created_at": _now(),
         }
         async with self._tx(write=True) as uow:
@@ -1210,6 +1211,7 @@ class AsyncTenantStore:
     async def get_checkpoint(self, conversation_id: uuid.UUID | str, *, iteration: int) -> Checkpoint:
         """The newest checkpoint saved at ``iteration``."""
         cid = as_id(conversation_id, "conversation_id")
+        v.check_tokens(iteration, "iteration")
         async with self._tx() as uow:
             found = await uow.agent.checkpoints(cid, iteration=iteration, limit=1)
         if not found:
@@ -1299,9 +1301,7 @@ class AsyncTenantStore:
         rows: list[dict[str, Any]] = []
         conversations: set[uuid.UUID] = set()
         for item in metrics:
-            value = item.get("value")
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise InvalidInput(f"metric value must be a number, got {value!r}")
+            value = v.check_number(item.get("value"), "metric value")
             cid = item.get("conversation_id")
             cid = as_id(cid, "conversation_id") if cid is not None else None
             if cid is not None:
@@ -1311,9 +1311,9 @@ class AsyncTenantStore:
                     "id": new_id(),
                     "conversation_id": cid,
                     "metric_type": v.check_name(item.get("metric_type"), "metric_type", max_len=100, required=True),
-                    "value": float(value),
+                    "value": value,
                     "labels": self._json(item.get("labels"), "labels"),
-                    "recorded_at": item.get("recorded_at") or _now(),
+                    "recorded_at": v.check_time(item.get("recorded_at"), "recorded_at") or _now(),
                 }
             )
         async with self._tx(write=True) as uow:
@@ -1332,6 +1332,7 @@ class AsyncTenantStore:
         """Newest first."""
         v.check_limit(limit, maximum=100_000)
         cid = as_id(conversation_id, "conversation_id") if conversation_id is not None else None
+        v.check_time(since, "since")
         async with self._tx() as uow:
             return await uow.agent.metrics(metric_type=metric_type, conversation_id=cid, since=since, limit=limit)
 

@@ -28,10 +28,10 @@ from sqlalchemy import Connection, Engine, create_engine, event, exc
 from mnemostore.config import Settings
 from mnemostore.errors import (
     BackendUnavailable,
-    ConfigurationError,
     ConflictError,
     InvalidInput,
     MnemostoreError,
+    SchemaError,
     SchemaOutOfDate,
 )
 from mnemostore.store._repositories import UnitOfWork
@@ -107,14 +107,8 @@ def _bind_tenant(conn: Connection, tenant_id: uuid.UUID | None) -> None:
 
 def _create_engine(settings: Settings) -> Engine:
     url = settings.database_url
+    settings.check_driver()
     if settings.is_postgres:
-        try:
-            import psycopg  # noqa: F401
-        except ImportError as error:
-            raise ConfigurationError(
-                "MNEMOSTORE_DATABASE_URL points at PostgreSQL but psycopg is not installed: "
-                "pip install 'mnemostore[postgres]'"
-            ) from error
         engine = create_engine(
             url,
             pool_size=settings.pool_size,
@@ -186,7 +180,7 @@ def _translate(error: exc.DBAPIError, settings: Settings) -> MnemostoreError:
     if isinstance(error, exc.DataError):
         return InvalidInput(f"the database refused a value ({message}); nothing was written")
     if _is_missing_table(error):
-        return SchemaOutOfDate(None, "head")
+        return SchemaError(f"the database lacks a table mnemostore needs ({message}): run `mnemostore db upgrade`")
     if isinstance(error, exc.OperationalError | exc.InterfaceError) or error.connection_invalidated:
         return BackendUnavailable(
             f"cannot use the database at {settings.redacted_url()} (MNEMOSTORE_DATABASE_URL): {message}. "
