@@ -23,7 +23,8 @@ happened and what to do about it.
     ├── ConflictError                 a unique rule would be broken
     │   ├── TenantAlreadyExists
     │   └── DuplicateIdentity
-    └── QuotaExceeded                 a tenant's plan limit would be passed
+    ├── QuotaExceeded                 a tenant's plan limit would be passed
+    └── RateLimited                   too many requests in a window: retry after ``retry_after`` seconds
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ __all__ = [
     "MnemostoreError",
     "NotFoundError",
     "QuotaExceeded",
+    "RateLimited",
     "SchemaError",
     "SchemaOutOfDate",
     "TenantAlreadyExists",
@@ -197,4 +199,20 @@ class QuotaExceeded(MnemostoreError):
         super().__init__(
             f"tenant {tenant_id} has reached its {quota} quota ({limit}): delete data or raise the "
             f"limit with `mnemostore tenant set-quota` / update_tenant_config(quotas=...)"
+        )
+
+
+class RateLimited(MnemostoreError):
+    """A rate limit of the tenant, a user, an API key or a client address is used up; nothing was done."""
+
+    __module__ = "mnemostore"
+
+    def __init__(self, scope: str, limit: int, window: float, retry_after: float) -> None:
+        self.scope = scope
+        self.limit = limit
+        self.window = window
+        self.retry_after = retry_after
+        super().__init__(
+            f"rate limit of {scope} reached ({limit} per {window:g} s): retry after {retry_after:.3f} s, "
+            "or raise the limit in the channel or tenant config (rate_limits)"
         )

@@ -192,7 +192,8 @@ class AsyncToSync(ast.NodeTransformer):
             node.attr = sync_name(node.attr)
             return self.generic_visit(node)
         synced = sync_dotted(dotted)
-        if synced.split(".")[0] != dotted.split(".")[0]:
+        # A module move (asyncio.sleep -> time.sleep) needs an import; a plain rename (astore -> store) does not.
+        if synced.split(".")[0] != sync_name(dotted.split(".")[0]):
             self.needed.add(synced.split(".")[0])
         new: Any = ast.parse(synced, mode="eval").body
         new.ctx = node.ctx

@@ -23,6 +23,7 @@ __all__ = [
     "decode_conversation_cursor",
     "decode_history_cursor",
     "history_cursor",
+    "id_cursor",
     "knowledge_rows",
     "message_from_row",
     "message_rows",
@@ -58,6 +59,14 @@ def as_id(value: uuid.UUID | str | None, field: str) -> uuid.UUID:
         return uuid.UUID(str(value))
     except (ValueError, TypeError, AttributeError):
         raise InvalidInput(f"{field} {value!r} is not a UUID: pass the id the store returned") from None
+
+
+def id_cursor(cursor: str) -> uuid.UUID:
+    """Listings ordered by id page with the last id seen as the cursor."""
+    try:
+        return uuid.UUID(cursor)
+    except (ValueError, TypeError, AttributeError):
+        raise InvalidCursor(f"cursor {cursor!r} is not one this store handed out: pass it back unchanged") from None
 
 
 def history_cursor(seq: int) -> str:
@@ -99,6 +108,8 @@ def message_rows(
                 item = NewMessage(**item)
             except TypeError as error:
                 raise InvalidInput(f"message {index}: {error}") from None
+        elif not isinstance(item, NewMessage):
+            raise InvalidInput(f"message {index} must be a NewMessage or a mapping, got {type(item).__name__}")
         role = v.check_enum(Role, item.role)
         size = v.check_content(item.content, max_bytes=max_content_bytes)
         rows.append(

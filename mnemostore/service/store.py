@@ -83,6 +83,7 @@ from mnemostore.service._base import (
     decode_conversation_cursor,
     decode_history_cursor,
     history_cursor,
+    id_cursor,
     message_from_row,
     message_rows,
     parse_api_key,
@@ -209,12 +210,13 @@ class MnemoStore:
         return tenant
 
     def get_tenant_by_name(self, name: str) -> Tenant | None:
+        v.check_text(name, "name")
         with self._transaction(None, write=False) as uow:
             return uow.tenants.get_by_name(name)
 
     def list_tenants(self, *, limit: int = 100, cursor: str | None = None) -> Page[Tenant]:
         v.check_limit(limit)
-        after = as_id(cursor, "cursor") if cursor else None
+        after = id_cursor(cursor) if cursor else None
         with self._transaction(None, write=False) as uow:
             items = uow.tenants.list(limit=limit + 1, after=after)
         more = len(items) > limit
@@ -434,14 +436,18 @@ class TenantStore:
         return user
 
     def get_user_by_email(self, email: str) -> User | None:
+        v.check_text(email, "email")
         with self._tx() as uow:
             return uow.users.get_by_email(email)
 
     def get_user_by_external_id(self, external_id: str) -> User | None:
+        v.check_text(external_id, "external_id")
         with self._tx() as uow:
             return uow.users.get_by_external_id(external_id)
 
     def get_user_by_identity(self, channel: str, channel_user_id: str) -> User | None:
+        v.check_text(channel, "channel")
+        v.check_text(channel_user_id, "channel_user_id")
         with self._tx() as uow:
             return uow.users.get_by_identity(channel, channel_user_id)
 
@@ -598,7 +604,7 @@ class TenantStore:
 
     def list_users(self, *, limit: int = 100, cursor: str | None = None) -> Page[User]:
         v.check_limit(limit)
-        after = as_id(cursor, "cursor") if cursor else None
+        after = id_cursor(cursor) if cursor else None
         with self._tx() as uow:
             items = uow.users.list(limit=limit + 1, after=after)
         more = len(items) > limit
@@ -630,6 +636,7 @@ class TenantStore:
             return uow.tenants.upsert_channel_config(values)
 
     def get_channel_config(self, channel: str) -> ChannelConfig | None:
+        v.check_text(channel, "channel")
         with self._tx() as uow:
             return uow.tenants.get_channel_config(channel)
 
@@ -1019,6 +1026,9 @@ class TenantStore:
     def list_knowledge(self, source: str, *, limit: int = 100, cursor: str | None = None) -> Page[KnowledgeChunk]:
         """Chunks of one source, ordered by external id."""
         v.check_limit(limit)
+        v.check_text(source, "source")
+        if cursor is not None:
+            v.check_text(cursor, "cursor")
         with self._tx() as uow:
             items = uow.knowledge.list_by_source(source, limit=limit + 1, after=cursor)
         more = len(items) > limit
@@ -1135,6 +1145,8 @@ class TenantStore:
         """Newest first."""
         v.check_limit(limit)
         cid = as_id(conversation_id, "conversation_id") if conversation_id is not None else None
+        if tool is not None:
+            v.check_text(tool, "tool")
         with self._tx() as uow:
             return uow.agent.list_tool_executions(conversation_id=cid, tool=tool, limit=limit)
 
@@ -1269,7 +1281,9 @@ class TenantStore:
         """Record agent metrics ``{"metric_type", "value", "conversation_id"?, "labels"?, "recorded_at"?}``."""
         rows: list[dict[str, Any]] = []
         conversations: set[uuid.UUID] = set()
-        for item in metrics:
+        for index, item in enumerate(metrics):
+            if not isinstance(item, Mapping):
+                raise InvalidInput(f"metric {index} must be a mapping with metric_type and value")
             value = v.check_number(item.get("value"), "metric value")
             cid = item.get("conversation_id")
             cid = as_id(cid, "conversation_id") if cid is not None else None
@@ -1302,6 +1316,8 @@ class TenantStore:
         v.check_limit(limit, maximum=100_000)
         cid = as_id(conversation_id, "conversation_id") if conversation_id is not None else None
         v.check_time(since, "since")
+        if metric_type is not None:
+            v.check_text(metric_type, "metric_type")
         with self._tx() as uow:
             return uow.agent.metrics(metric_type=metric_type, conversation_id=cid, since=since, limit=limit)
 

@@ -81,6 +81,7 @@ from mnemostore.service._base import (
     decode_conversation_cursor,
     decode_history_cursor,
     history_cursor,
+    id_cursor,
     message_from_row,
     message_rows,
     parse_api_key,
@@ -221,12 +222,13 @@ class AsyncMnemoStore:
         return tenant
 
     async def get_tenant_by_name(self, name: str) -> Tenant | None:
+        v.check_text(name, "name")
         async with self._transaction(None, write=False) as uow:
             return await uow.tenants.get_by_name(name)
 
     async def list_tenants(self, *, limit: int = 100, cursor: str | None = None) -> Page[Tenant]:
         v.check_limit(limit)
-        after = as_id(cursor, "cursor") if cursor else None
+        after = id_cursor(cursor) if cursor else None
         async with self._transaction(None, write=False) as uow:
             items = await uow.tenants.list(limit=limit + 1, after=after)
         more = len(items) > limit
@@ -448,14 +450,18 @@ class AsyncTenantStore:
         return user
 
     async def get_user_by_email(self, email: str) -> User | None:
+        v.check_text(email, "email")
         async with self._tx() as uow:
             return await uow.users.get_by_email(email)
 
     async def get_user_by_external_id(self, external_id: str) -> User | None:
+        v.check_text(external_id, "external_id")
         async with self._tx() as uow:
             return await uow.users.get_by_external_id(external_id)
 
     async def get_user_by_identity(self, channel: str, channel_user_id: str) -> User | None:
+        v.check_text(channel, "channel")
+        v.check_text(channel_user_id, "channel_user_id")
         async with self._tx() as uow:
             return await uow.users.get_by_identity(channel, channel_user_id)
 
@@ -612,7 +618,7 @@ class AsyncTenantStore:
 
     async def list_users(self, *, limit: int = 100, cursor: str | None = None) -> Page[User]:
         v.check_limit(limit)
-        after = as_id(cursor, "cursor") if cursor else None
+        after = id_cursor(cursor) if cursor else None
         async with self._tx() as uow:
             items = await uow.users.list(limit=limit + 1, after=after)
         more = len(items) > limit
@@ -644,6 +650,7 @@ class AsyncTenantStore:
             return await uow.tenants.upsert_channel_config(values)
 
     async def get_channel_config(self, channel: str) -> ChannelConfig | None:
+        v.check_text(channel, "channel")
         async with self._tx() as uow:
             return await uow.tenants.get_channel_config(channel)
 
@@ -1044,6 +1051,9 @@ class AsyncTenantStore:
     async def list_knowledge(self, source: str, *, limit: int = 100, cursor: str | None = None) -> Page[KnowledgeChunk]:
         """Chunks of one source, ordered by external id."""
         v.check_limit(limit)
+        v.check_text(source, "source")
+        if cursor is not None:
+            v.check_text(cursor, "cursor")
         async with self._tx() as uow:
             items = await uow.knowledge.list_by_source(source, limit=limit + 1, after=cursor)
         more = len(items) > limit
@@ -1164,6 +1174,8 @@ class AsyncTenantStore:
         """Newest first."""
         v.check_limit(limit)
         cid = as_id(conversation_id, "conversation_id") if conversation_id is not None else None
+        if tool is not None:
+            v.check_text(tool, "tool")
         async with self._tx() as uow:
             return await uow.agent.list_tool_executions(conversation_id=cid, tool=tool, limit=limit)
 
@@ -1300,7 +1312,9 @@ class AsyncTenantStore:
         """Record agent metrics ``{"metric_type", "value", "conversation_id"?, "labels"?, "recorded_at"?}``."""
         rows: list[dict[str, Any]] = []
         conversations: set[uuid.UUID] = set()
-        for item in metrics:
+        for index, item in enumerate(metrics):
+            if not isinstance(item, Mapping):
+                raise InvalidInput(f"metric {index} must be a mapping with metric_type and value")
             value = v.check_number(item.get("value"), "metric value")
             cid = item.get("conversation_id")
             cid = as_id(cid, "conversation_id") if cid is not None else None
@@ -1333,6 +1347,8 @@ class AsyncTenantStore:
         v.check_limit(limit, maximum=100_000)
         cid = as_id(conversation_id, "conversation_id") if conversation_id is not None else None
         v.check_time(since, "since")
+        if metric_type is not None:
+            v.check_text(metric_type, "metric_type")
         async with self._tx() as uow:
             return await uow.agent.metrics(metric_type=metric_type, conversation_id=cid, since=since, limit=limit)
 

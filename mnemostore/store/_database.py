@@ -169,7 +169,7 @@ def _install_postgres_hooks(engine: Any, app_role: str) -> None:
 
 def _is_missing_table(error: exc.DBAPIError) -> bool:
     text = str(error.orig).lower()
-    return "no such table" in text or "does not exist" in text
+    return "no such table" in text or ("relation" in text and "does not exist" in text)
 
 
 def _translate(error: exc.DBAPIError, settings: Settings) -> MnemostoreError:
