@@ -18,7 +18,6 @@ __all__ = [
     "ChannelConfig",
     "Checkpoint",
     "Conversation",
-    "ConversationExport",
     "ConversationStats",
     "ConversationStatus",
     "HistoryPage",
@@ -316,12 +315,3 @@ class AgentMetric:
     value: float
     labels: JSON
     recorded_at: datetime
-
-
-@dataclass(slots=True, kw_only=True)
-class ConversationExport:
-    """A conversation with all its messages, as written by ``export_conversation``."""
-
-    format_version: int
-    conversation: Conversation
-    messages: list[Message]

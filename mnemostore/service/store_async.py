@@ -717,6 +717,16 @@ class AsyncTenantStore:
         items = items[:limit]
         return Page(items=items, next_cursor=conversation_cursor(items[-1]) if more else None)
 
+    async def list_active_conversations(self, *, limit: int = 100, cursor: str | None = None) -> Page[Conversation]:
+        """The tenant's active conversations across users, most recently active first."""
+        v.check_limit(limit)
+        after = decode_conversation_cursor(cursor) if cursor else None
+        async with self._tx() as uow:
+            items = await uow.conversations.list_active(limit=limit + 1, after=after)
+        more = len(items) > limit
+        items = items[:limit]
+        return Page(items=items, next_cursor=conversation_cursor(items[-1]) if more else None)
+
     async def update_conversation(
         self,
         conversation_id: uuid.UUID | str,

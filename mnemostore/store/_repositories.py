@@ -336,6 +336,20 @@ class ConversationRepository(Repository):
             query = query.where(sa.tuple_(c.last_activity_at, c.id) < sa.tuple_(*after))
         return [m.to_conversation(row) for row in self._conn.execute(query)]
 
+    def list_active(self, *, limit: int, after: tuple[datetime, uuid.UUID] | None) -> list[Conversation]:
+        """The tenant's active conversations, most recent activity first."""
+        c = conversations.c
+        # A literal, not a parameter: a generic plan can only use the partial index for a constant.
+        query = (
+            sa.select(conversations)
+            .where(c.tenant_id == self.tenant_id, sa.text("conversations.status = 'active'"))
+            .order_by(c.last_activity_at.desc(), c.id.desc())
+            .limit(limit)
+        )
+        if after is not None:
+            query = query.where(sa.tuple_(c.last_activity_at, c.id) < sa.tuple_(*after))
+        return [m.to_conversation(row) for row in self._conn.execute(query)]
+
     def update(self, conversation_id: uuid.UUID, values: Values) -> Conversation | None:
         c = conversations.c
         statement = (

@@ -352,6 +352,20 @@ class AsyncConversationRepository(AsyncRepository):
             query = query.where(sa.tuple_(c.last_activity_at, c.id) < sa.tuple_(*after))
         return [m.to_conversation(row) for row in await self._conn.execute(query)]
 
+    async def list_active(self, *, limit: int, after: tuple[datetime, uuid.UUID] | None) -> list[Conversation]:
+        """The tenant's active conversations, most recent activity first."""
+        c = conversations.c
+        query = (
+            sa.select(conversations)
+            # A literal, not a parameter: a generic plan can only use the partial index for a constant.
+            .where(c.tenant_id == self.tenant_id, sa.text("conversations.status = 'active'"))
+            .order_by(c.last_activity_at.desc(), c.id.desc())
+            .limit(limit)
+        )
+        if after is not None:
+            query = query.where(sa.tuple_(c.last_activity_at, c.id) < sa.tuple_(*after))
+        return [m.to_conversation(row) for row in await self._conn.execute(query)]
+
     async def update(self, conversation_id: uuid.UUID, values: Values) -> Conversation | None:
         c = conversations.c
         statement = (

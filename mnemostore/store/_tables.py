@@ -182,12 +182,13 @@ conversations = sa.Table(
     sa.Column("last_seq", sa.BigInteger(), nullable=False),
     sa.PrimaryKeyConstraint("tenant_id", "id"),
     # A user's conversations, newest activity first, optionally by status.
-    sa.Index(None, "tenant_id", "user_id", "status", "last_activity_at"),
+    sa.Index(None, "tenant_id", "user_id", "status", "last_activity_at", "id"),
     # The tenant's active conversations (partial on PostgreSQL and SQLite alike).
     sa.Index(
         "ix_conversations_active",
         "tenant_id",
         "last_activity_at",
+        "id",
         postgresql_where=sa.text("status = 'active'"),
         sqlite_where=sa.text("status = 'active'"),
     ),

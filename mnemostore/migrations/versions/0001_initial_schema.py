@@ -249,14 +249,14 @@ def upgrade() -> None:
     with op.batch_alter_table("conversations", schema=None) as batch_op:
         batch_op.create_index(
             "ix_conversations_active",
-            ["tenant_id", "last_activity_at"],
+            ["tenant_id", "last_activity_at", "id"],
             unique=False,
             postgresql_where=sa.text("status = 'active'"),
             sqlite_where=sa.text("status = 'active'"),
         )
         batch_op.create_index(
-            batch_op.f("ix_conversations_tenant_id_user_id_status_last_activity_at"),
-            ["tenant_id", "user_id", "status", "last_activity_at"],
+            batch_op.f("ix_conversations_tenant_id_user_id_status_last_activity_at_id"),
+            ["tenant_id", "user_id", "status", "last_activity_at", "id"],
             unique=False,
         )
 
@@ -573,7 +573,7 @@ def downgrade() -> None:
 
     op.drop_table("memories")
     with op.batch_alter_table("conversations", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_conversations_tenant_id_user_id_status_last_activity_at"))
+        batch_op.drop_index(batch_op.f("ix_conversations_tenant_id_user_id_status_last_activity_at_id"))
         batch_op.drop_index(
             "ix_conversations_active",
             postgresql_where=sa.text("status = 'active'"),

@@ -1,0 +1,380 @@
+"""Schema migrations on real databases: up, down, status, drift between models and revisions, and the errors.
+
+Each test that migrates gets a brand-new database (``empty_database_url``), on SQLite and on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+
+from mnemostore import (
+    AsyncMnemoStore,
+    BackendUnavailable,
+    ConfigurationError,
+    MigrationError,
+    MigrationStatus,
+    MnemoStore,
+    MnemostoreError,
+    SchemaError,
+    SchemaOutOfDate,
+    Settings,
+)
+from mnemostore.ops import migrate
+from mnemostore.store._tables import metadata
+
+HEAD = "0001"
+MODEL_TABLES = set(metadata.tables)
+
+
+@pytest.fixture
+def settings(empty_database_url: str) -> Settings:
+    return Settings(database_url=empty_database_url)
+
+
+@pytest.fixture
+def engine(settings: Settings) -> Iterator[sa.Engine]:
+    """A plain engine on the test database, as the admin who created it (no tenant scope, no role switch)."""
+    eng = sa.create_engine(settings.database_url, poolclass=sa.NullPool)
+    yield eng
+    eng.dispose()
+
+
+def table_names(engine: sa.Engine) -> set[str]:
+    with engine.connect() as conn:
+        return set(sa.inspect(conn).get_table_names())
+
+
+def schema_diff(engine: sa.Engine) -> list[object]:
+    with engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True, "compare_server_default": True})
+        return list(compare_metadata(context, metadata))
+
+
+def assert_schema_complete(engine: sa.Engine) -> None:
+    assert table_names(engine) == MODEL_TABLES | {"alembic_version"}
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as conn:
+            rows = conn.execute(
+                sa.text(
+                    "SELECT c.relname, c.relrowsecurity, c.relforcerowsecurity, "
+                    "(SELECT count(*) FROM pg_policy p WHERE p.polrelid = c.oid) "
+                    "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                    "WHERE n.nspname = current_schema() AND c.relkind = 'r' AND c.relname <> 'alembic_version'"
+                )
+            ).all()
+        # Every mnemostore table has row-level security on, forced, with its tenant and admin policies.
+        assert {r[0] for r in rows} == MODEL_TABLES
+        assert [r[0] for r in rows if not (r[1] and r[2] and r[3] == 2)] == []
+
+
+# -- upgrade / downgrade ------------------------------------------------------------------------------------------
+
+
+def test_upgrade_downgrade_upgrade(settings: Settings, engine: sa.Engine) -> None:
+    migrate.upgrade(settings)
+    assert_schema_complete(engine)
+
+    migrate.downgrade(settings, "base")
+    assert table_names(engine) - {"alembic_version"} == set()
+    assert migrate.get_migration_status(settings).current is None
+
+    migrate.upgrade(settings)
+    assert_schema_complete(engine)
+    assert schema_diff(engine) == []
+
+
+def test_upgrade_twice_is_a_no_op(settings: Settings, engine: sa.Engine) -> None:
+    migrate.upgrade(settings)
+    migrate.upgrade(settings)
+    migrate.upgrade(settings, HEAD)
+    assert_schema_complete(engine)
+    assert migrate.get_migration_status(settings).current == HEAD
+
+
+def test_migration_status_before_and_after(settings: Settings) -> None:
+    before = migrate.get_migration_status(settings)
+    assert isinstance(before, MigrationStatus)
+    assert before.current is None
+    assert before.head == HEAD == migrate.head_revision()
+    assert [r.revision for r in before.pending] == [HEAD]
+    assert before.pending[0].down_revision is None
+    assert before.pending[0].message.startswith("initial schema")
+    assert not before.up_to_date
+
+    migrate.upgrade(settings)
+
+    after = migrate.get_migration_status(settings)
+    assert (after.current, after.head, after.pending, after.up_to_date) == (HEAD, HEAD, [], True)
+
+
+def test_history_is_a_single_chain() -> None:
+    revisions = migrate.history()
+    assert revisions[0].down_revision is None
+    for older, newer in itertools.pairwise(revisions):
+        assert newer.down_revision == older.revision
+    assert revisions[-1].revision == migrate.head_revision()
+
+
+def test_models_and_migrations_agree(settings: Settings, engine: sa.Engine) -> None:
+    """Alembic autogenerate finds nothing to add, drop or alter on a migrated database."""
+    migrate.upgrade(settings)
+    assert schema_diff(engine) == []
+
+
+def test_active_conversations_index_is_partial(settings: Settings, engine: sa.Engine) -> None:
+    """Autogenerate does not compare index predicates, so check the partial index's WHERE by hand."""
+    migrate.upgrade(settings)
+    with engine.connect() as conn:
+        if engine.dialect.name == "postgresql":
+            sql = conn.execute(sa.text("SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_conversations_active'"))
+        else:
+            sql = conn.execute(sa.text("SELECT sql FROM sqlite_master WHERE name = 'ix_conversations_active'"))
+        definition = sql.scalar_one()
+    assert "WHERE" in definition.upper()
+    assert "active" in definition
+
+
+# -- nothing migrates implicitly ----------------------------------------------------------------------------------
+
+
+async def test_async_store_on_unmigrated_database_refuses(settings: Settings, engine: sa.Engine) -> None:
+    store = AsyncMnemoStore(settings.database_url)
+    try:
+        with pytest.raises(SchemaOutOfDate, match="mnemostore db upgrade") as raised:
+            await store.create_tenant("acme")
+        assert raised.value.current is None
+        assert raised.value.head == HEAD
+        with pytest.raises(SchemaOutOfDate, match="mnemostore db upgrade"):
+            await store.check_schema()
+        with pytest.raises(SchemaOutOfDate):
+            await store.list_tenants()
+    finally:
+        await store.close()
+    assert table_names(engine) - {"alembic_version"} == set()
+
+
+def test_sync_store_on_unmigrated_database_refuses(settings: Settings, engine: sa.Engine) -> None:
+    store = MnemoStore(settings.database_url)
+    try:
+        with pytest.raises(SchemaOutOfDate, match="mnemostore db upgrade"):
+            store.create_tenant("acme")
+    finally:
+        store.close()
+    assert table_names(engine) - {"alembic_version"} == set()
+
+
+async def test_store_on_older_schema_refuses(settings: Settings, engine: sa.Engine) -> None:
+    """A database at an unknown or older revision is out of date too, and says where it is."""
+    migrate.upgrade(settings)
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE alembic_version SET version_num = '0000'"))
+    store = AsyncMnemoStore(settings.database_url)
+    try:
+        with pytest.raises(SchemaOutOfDate, match=r"at 0000.*mnemostore db upgrade"):
+            await store.create_tenant("acme")
+    finally:
+        await store.close()
+    with pytest.raises(MigrationError, match="0000"):
+        migrate.get_migration_status(settings)
+
+
+def test_import_and_construction_do_no_io(empty_database_url: str, backend: str, tmp_path: Path) -> None:
+    """``import mnemostore`` and creating stores touch no database, not even the default SQLite file."""
+    code = (
+        "import mnemostore\n"
+        "mnemostore.MnemoStore()\n"
+        "mnemostore.AsyncMnemoStore()\n"
+        "mnemostore.MnemoStore(settings=mnemostore.Settings()).tenant(mnemostore.domain.new_id())\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "MNEMOSTORE_DATABASE_URL"}}
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    # Default URL (sqlite:///mnemostore.db in the working directory): the file must not appear.
+    subprocess.run([sys.executable, "-c", code], cwd=cwd, env=env, check=True, timeout=60)
+    assert list(cwd.iterdir()) == []
+    # The test database, named by the environment.
+    subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=cwd,
+        env={**env, "MNEMOSTORE_DATABASE_URL": empty_database_url},
+        check=True,
+        timeout=60,
+    )
+    if backend == "sqlite":
+        assert not Path(sa.make_url(empty_database_url).database or "").exists()
+    else:
+        eng = sa.create_engine(Settings(database_url=empty_database_url).database_url, poolclass=sa.NullPool)
+        try:
+            assert table_names(eng) == set()
+        finally:
+            eng.dispose()
+    assert list(cwd.iterdir()) == []
+
+
+# -- the store's own migration methods ----------------------------------------------------------------------------
+
+
+async def test_store_migrate_then_rollback_to_base(settings: Settings, engine: sa.Engine) -> None:
+    async with AsyncMnemoStore(settings.database_url) as store:
+        status = await store.get_migration_status()
+        assert (status.current, [r.revision for r in status.pending]) == (None, [HEAD])
+
+        await store.migrate()
+        tenant = await store.create_tenant("acme")
+        assert (await store.get_tenant(tenant.id)) == tenant
+        assert (await store.get_migration_status()).up_to_date
+
+        await store.rollback_to_version("base")
+        assert (await store.get_migration_status()).current is None
+        assert table_names(engine) - {"alembic_version"} == set()
+        # The store noticed: it refuses instead of failing on missing tables, and recreates nothing.
+        with pytest.raises(SchemaOutOfDate, match="mnemostore db upgrade"):
+            await store.get_tenant(tenant.id)
+        assert table_names(engine) - {"alembic_version"} == set()
+
+        await store.migrate()
+        assert await store.get_tenant(tenant.id) is None  # the rollback dropped the data
+        assert (await store.create_tenant("acme")).name == "acme"
+
+
+async def test_store_whose_schema_disappears_raises_schema_error(settings: Settings) -> None:
+    """A store that checked the schema once, then sees it rolled back by someone else, still fails cleanly."""
+    migrate.upgrade(settings)
+    async with AsyncMnemoStore(settings.database_url) as store:
+        tenant = await store.create_tenant("acme")
+        migrate.downgrade(settings, "base")
+        with pytest.raises(SchemaError, match="mnemostore db upgrade") as raised:
+            await store.get_tenant(tenant.id)
+        assert isinstance(raised.value.__cause__, sa.exc.DBAPIError)  # the driver error is chained, not raised
+
+
+def test_sync_store_migrate_and_rollback(settings: Settings, engine: sa.Engine) -> None:
+    with MnemoStore(settings.database_url) as store:
+        store.migrate()
+        assert store.get_migration_status().up_to_date
+        store.create_tenant("acme")
+        store.rollback_to_version("base")
+        assert store.get_migration_status().current is None
+        with pytest.raises(SchemaOutOfDate):
+            store.list_tenants()
+    assert table_names(engine) - {"alembic_version"} == set()
+
+
+# -- errors -------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("revision", ["9999", "not-a-revision", "0001@9999"])
+def test_unknown_revision_is_a_migration_error(settings: Settings, engine: sa.Engine, revision: str) -> None:
+    with pytest.raises(MigrationError, match="upgrade"):
+        migrate.upgrade(settings, revision)
+    assert table_names(engine) - {"alembic_version"} == set()
+    migrate.upgrade(settings)
+    with pytest.raises(MigrationError, match="downgrade"):
+        migrate.downgrade(settings, revision)
+    assert_schema_complete(engine)
+
+
+async def test_store_unknown_revision_is_a_migration_error(settings: Settings) -> None:
+    async with AsyncMnemoStore(settings.database_url) as store:
+        with pytest.raises(MigrationError):
+            await store.migrate("9999")
+        await store.migrate()
+        with pytest.raises(MigrationError):
+            await store.rollback_to_version("9999")
+        assert (await store.get_migration_status()).current == HEAD
+
+
+def _unreachable_url(kind: str, tmp_path: Path) -> str:
+    if kind == "postgres":
+        # Port 1: nothing listens there, so the connection is refused at once.
+        return "postgresql://postgres:s3cret-pw@127.0.0.1:1/mnemostore"
+    return f"sqlite:///{tmp_path / 'no-such-directory' / 'mnemostore.db'}"
+
+
+def _check_unavailable(error: BaseException) -> None:
+    assert type(error) is BackendUnavailable
+    assert "MNEMOSTORE_DATABASE_URL" in str(error)
+    assert "s3cret-pw" not in str(error)
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+async def test_unreachable_database_is_backend_unavailable(kind: str, tmp_path: Path) -> None:
+    settings = Settings(database_url=_unreachable_url(kind, tmp_path), connect_timeout=2)
+    for call in (
+        lambda: migrate.get_migration_status(settings),
+        lambda: migrate.upgrade(settings),
+        lambda: migrate.downgrade(settings, "base"),
+    ):
+        with pytest.raises(MnemostoreError) as raised:
+            call()
+        _check_unavailable(raised.value)
+
+    async with AsyncMnemoStore(settings=settings) as store:
+        with pytest.raises(MnemostoreError) as raised:
+            await store.create_tenant("acme")
+        _check_unavailable(raised.value)
+        with pytest.raises(MnemostoreError) as raised:
+            await store.get_migration_status()
+        _check_unavailable(raised.value)
+        with pytest.raises(MnemostoreError) as raised:
+            await store.tenant("00000000-0000-0000-0000-000000000001").get_user("00000000-0000-0000-0000-000000000002")
+        _check_unavailable(raised.value)
+
+    with MnemoStore(settings=settings) as sync_store:
+        with pytest.raises(MnemostoreError) as raised:
+            sync_store.create_tenant("acme")
+        _check_unavailable(raised.value)
+    assert not (tmp_path / "no-such-directory").exists()
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["mysql://root@localhost/mnemostore", "mongodb://localhost", "http://example.com/db", "", "   "],
+)
+async def test_bad_database_url_is_a_configuration_error(url: str) -> None:
+    with pytest.raises(ConfigurationError, match="MNEMOSTORE_DATABASE_URL"):
+        Settings(database_url=url)
+    with pytest.raises(ConfigurationError, match="MNEMOSTORE_DATABASE_URL"):
+        AsyncMnemoStore(url)
+    with pytest.raises(ConfigurationError, match="MNEMOSTORE_DATABASE_URL"):
+        MnemoStore(url)
+
+
+def test_bad_database_url_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MNEMOSTORE_DATABASE_URL", "mysql://root@localhost/mnemostore")
+    with pytest.raises(ConfigurationError, match="scheme 'mysql'"):
+        AsyncMnemoStore()
+    with pytest.raises(ConfigurationError, match="scheme 'mysql'"):
+        MnemoStore()
+
+
+def test_explicit_url_wins_over_a_bad_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Arguments win over the environment: a malformed MNEMOSTORE_DATABASE_URL is never even read."""
+    monkeypatch.setenv("MNEMOSTORE_DATABASE_URL", "mysql://root@localhost/mnemostore")
+    url = f"sqlite:///{tmp_path / 'explicit.db'}"
+    assert AsyncMnemoStore(url).settings.database_url == url
+    assert MnemoStore(url).settings.database_url == url
+
+
+@pytest.mark.parametrize(
+    ("given", "normalised"),
+    [
+        ("postgres://u@h/db", "postgresql+psycopg://u@h/db"),
+        ("postgresql://u@h:5433/db", "postgresql+psycopg://u@h:5433/db"),
+        ("postgresql+asyncpg://u@h/db", "postgresql+psycopg://u@h/db"),
+        ("sqlite+aiosqlite:///x.db", "sqlite:///x.db"),
+        ("SQLITE:///x.db", "sqlite:///x.db"),
+    ],
+)
+def test_supported_schemes_are_normalised(given: str, normalised: str) -> None:
+    assert Settings(database_url=given).database_url == normalised
