@@ -4,6 +4,14 @@
 one tenant's data through ``store.tenant(tenant_id)``. Every exception derives from ``MnemostoreError``.
 """
 
+from mnemostore.cache import (
+    AsyncEventSubscription,
+    ChannelSession,
+    EventSubscription,
+    EventType,
+    RateLimitDecision,
+    StoreEvent,
+)
 from mnemostore.config import Settings
 from mnemostore.domain import (
     AgentMetric,
@@ -33,13 +41,17 @@ from mnemostore.domain import (
 )
 from mnemostore.errors import (
     ApiKeyNotFound,
+    ArchiveCorrupted,
+    ArchiveVersionUnsupported,
     BackendUnavailable,
+    BackupError,
     CheckpointNotFound,
     ConfigurationError,
     ConflictError,
     ContentTooLarge,
     ConversationNotFound,
     DuplicateIdentity,
+    EncryptionKeyError,
     InvalidCursor,
     InvalidInput,
     InvalidMetadata,
@@ -52,16 +64,20 @@ from mnemostore.errors import (
     NotFoundError,
     QuotaExceeded,
     RateLimited,
+    RestoreConflict,
     SchemaError,
     SchemaOutOfDate,
     TenantAlreadyExists,
     TenantNotFound,
     UserNotFound,
 )
+from mnemostore.ops._archive import BackupManifest, BackupResult, RestoreResult
+from mnemostore.ops._health_base import HealthCheck, HealthReport, HealthStatus
 from mnemostore.ops.migrate import MigrationStatus
 from mnemostore.service._base import UNSET
 from mnemostore.service.store import MnemoStore, TenantStore
 from mnemostore.service.store_async import AsyncMnemoStore, AsyncTenantStore
+from mnemostore.store._crypto import KeyRotationReport
 
 __version__ = "0.1.0"
 
@@ -70,10 +86,17 @@ __all__ = [
     "AgentMetric",
     "ApiKey",
     "ApiKeyNotFound",
+    "ArchiveCorrupted",
+    "ArchiveVersionUnsupported",
+    "AsyncEventSubscription",
     "AsyncMnemoStore",
     "AsyncTenantStore",
     "BackendUnavailable",
+    "BackupError",
+    "BackupManifest",
+    "BackupResult",
     "ChannelConfig",
+    "ChannelSession",
     "Checkpoint",
     "CheckpointNotFound",
     "ConfigurationError",
@@ -84,12 +107,19 @@ __all__ = [
     "ConversationStats",
     "ConversationStatus",
     "DuplicateIdentity",
+    "EncryptionKeyError",
+    "EventSubscription",
+    "EventType",
+    "HealthCheck",
+    "HealthReport",
+    "HealthStatus",
     "HistoryPage",
     "InteractionEvent",
     "InvalidCursor",
     "InvalidInput",
     "InvalidMetadata",
     "InvalidText",
+    "KeyRotationReport",
     "KnowledgeChunk",
     "KnowledgeChunkNotFound",
     "Memory",
@@ -107,11 +137,15 @@ __all__ = [
     "Page",
     "QuotaExceeded",
     "Quotas",
+    "RateLimitDecision",
     "RateLimited",
+    "RestoreConflict",
+    "RestoreResult",
     "Role",
     "SchemaError",
     "SchemaOutOfDate",
     "Settings",
+    "StoreEvent",
     "Tenant",
     "TenantAlreadyExists",
     "TenantNotFound",

@@ -7,18 +7,48 @@ psycopg 3 dialect, and a bare path becomes an SQLite file.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
+import re
 from pathlib import Path
+from typing import Annotated, Any
 
-from typing import Any
-
-from pydantic import AliasChoices, Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from mnemostore.errors import ConfigurationError
 
-__all__ = ["DEFAULT_DATABASE_URL", "Settings", "normalize_database_url"]
+__all__ = ["DEFAULT_DATABASE_URL", "EXAMPLE_MODEL_PRICES", "Settings", "normalize_database_url"]
 
 DEFAULT_DATABASE_URL = "sqlite:///mnemostore.db"
+
+# Model -> (prompt, completion) USD per 1,000 tokens. Examples only, to make cost estimates show something out
+# of the box: prices change, so set MNEMOSTORE_MODEL_PRICES to yours ('{"gpt-4o": [0.0025, 0.01]}').
+EXAMPLE_MODEL_PRICES: dict[str, tuple[float, float]] = {
+    "gpt-4o": (0.0025, 0.01),
+    "gpt-4o-mini": (0.00015, 0.0006),
+    "claude-3-5-sonnet": (0.003, 0.015),
+    "claude-3-5-haiku": (0.0008, 0.004),
+}
+
+_KEY_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+
+
+def _b64decode(text: str) -> bytes:
+    """Standard or URL-safe base64, padding optional."""
+    text = text.strip().replace("+", "-").replace("/", "_")
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _split_list(value: Any) -> Any:
+    """A list from the environment: a JSON array, or comma-separated items."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            return json.loads(text)
+        return [item.strip() for item in text.split(",") if item.strip()]
+    return value
 
 
 def normalize_database_url(url: str) -> str:
@@ -103,6 +133,101 @@ class Settings(BaseSettings):
         default_factory=dict, description='global feature flags, e.g. {"beta": true, "model": {"a": 50, "b": 50}}'
     )
 
+    # -- encryption at rest (mnemostore.store._crypto) ------------------------------------------------------------
+    encryption_keys: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description="key-id:base64 AES key (16, 24 or 32 bytes), comma-separated or a JSON list; the first "
+        "encrypts new values, every one decrypts. Unset: sensitive fields are stored in clear",
+    )
+    blind_index_key: SecretStr | None = Field(
+        default=None,
+        description="base64 HMAC key (at least 16 bytes) of the email lookup hash; needed with encryption_keys, "
+        "and kept when they rotate",
+    )
+    secret_metadata_keys: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="message metadata keys whose values are encrypted (comma-separated)"
+    )
+
+    # -- operations: health and analytics ----------------------------------------------------------------------
+    health_timeout_seconds: float = Field(default=5.0, gt=0, description="time each health check may take")
+    disk_free_warn_bytes: int = Field(
+        default=1024**3, ge=0, description="health warns when the SQLite file's filesystem has less free space"
+    )
+    model_prices: dict[str, tuple[float, float]] = Field(
+        default_factory=lambda: dict(EXAMPLE_MODEL_PRICES),
+        description='model -> [prompt, completion] price per 1,000 tokens, e.g. {"gpt-4o": [0.0025, 0.01]}; '
+        "a model matches its own name or the longest listed prefix of it",
+    )
+
+    @field_validator("encryption_keys", mode="before")
+    @classmethod
+    def _parse_keys(cls, value: Any) -> list[str]:
+        items = _split_list(value) or []
+        if not isinstance(items, list):
+            raise ConfigurationError("MNEMOSTORE_ENCRYPTION_KEYS must be a list of key-id:base64-key items")
+        keys: list[str] = []
+        seen: set[str] = set()
+        for index, item in enumerate(items):
+            text = item.get_secret_value() if isinstance(item, SecretStr) else str(item)
+            kid, sep, material = text.strip().partition(":")
+            # Never echo the item: it holds the key.
+            if not sep or not _KEY_ID.fullmatch(kid):
+                raise ConfigurationError(
+                    f"MNEMOSTORE_ENCRYPTION_KEYS item {index + 1} is not key-id:base64-key (the id: letters, "
+                    "digits, '_', '-' or '.', up to 64)"
+                )
+            if kid in seen:
+                raise ConfigurationError(f"MNEMOSTORE_ENCRYPTION_KEYS lists key id {kid!r} twice: ids must differ")
+            try:
+                size = len(_b64decode(material))
+            except (binascii.Error, ValueError):
+                size = -1
+            if size not in (16, 24, 32):
+                raise ConfigurationError(
+                    f"MNEMOSTORE_ENCRYPTION_KEYS key {kid!r} is not 16, 24 or 32 bytes of base64: generate one "
+                    'with `python -c "import base64, os; print(base64.b64encode(os.urandom(32)).decode())"`'
+                )
+            seen.add(kid)
+            keys.append(f"{kid}:{material.strip()}")
+        return keys
+
+    @field_validator("blind_index_key")
+    @classmethod
+    def _check_index_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        try:
+            size = len(_b64decode(value.get_secret_value()))
+        except (binascii.Error, ValueError):
+            size = -1
+        if size < 16:
+            raise ConfigurationError("MNEMOSTORE_BLIND_INDEX_KEY must be at least 16 bytes of base64 (32 is best)")
+        return value
+
+    @field_validator("secret_metadata_keys", mode="before")
+    @classmethod
+    def _parse_metadata_keys(cls, value: Any) -> Any:
+        return _split_list(value)
+
+    @model_validator(mode="after")
+    def _check_encryption(self) -> Settings:
+        if self.encryption_keys and self.blind_index_key is None:
+            raise ConfigurationError(
+                "MNEMOSTORE_ENCRYPTION_KEYS is set but MNEMOSTORE_BLIND_INDEX_KEY is not: set it to 32 random "
+                "bytes in base64, like the keys. Email look-ups need it, and unlike the encryption keys it must "
+                "never change"
+            )
+        return self
+
+    def encryption_keyring(self) -> list[tuple[str, bytes]]:
+        """``[(key id, key), …]``, the key that encrypts first."""
+        pairs = (key.get_secret_value().partition(":") for key in self.encryption_keys)
+        return [(kid, _b64decode(material)) for kid, _, material in pairs]
+
+    def blind_index_secret(self) -> bytes | None:
+        key = self.blind_index_key
+        return _b64decode(key.get_secret_value()) if key is not None else None
+
     @field_validator("database_url")
     @classmethod
     def _normalize(cls, value: str) -> str:
@@ -126,7 +251,7 @@ class Settings(BaseSettings):
         if self.redis_url is None:
             return None
         scheme, _, rest = self.redis_url.partition("://")
-        auth, at, host = rest.rpartition("@")
+        _auth, at, host = rest.rpartition("@")
         return f"{scheme}://{'***@' if at else ''}{host}"
 
     @property

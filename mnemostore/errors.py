@@ -8,6 +8,7 @@ happened and what to do about it.
 
     MnemostoreError
     ├── ConfigurationError            a setting is missing or malformed
+    │   └── EncryptionKeyError        a sealed value names a key that is missing, or is not the right one
     ├── BackendUnavailable            the database (or another server) cannot be reached
     ├── SchemaError
     │   ├── SchemaOutOfDate           the database is behind the code: run `mnemostore db upgrade`
@@ -24,6 +25,10 @@ happened and what to do about it.
     │   ├── TenantAlreadyExists
     │   └── DuplicateIdentity
     ├── QuotaExceeded                 a tenant's plan limit would be passed
+    ├── BackupError                   a backup, restore or erasure could not be carried out
+    │   ├── ArchiveCorrupted          a file is missing, truncated or altered: nothing was restored
+    │   ├── ArchiveVersionUnsupported the archive's format or schema revision is not this code's
+    │   └── RestoreConflict           the target already holds that data (also a ConflictError)
     └── RateLimited                   too many requests in a window: retry after ``retry_after`` seconds
 """
 
@@ -31,13 +36,17 @@ from __future__ import annotations
 
 __all__ = [
     "ApiKeyNotFound",
+    "ArchiveCorrupted",
+    "ArchiveVersionUnsupported",
     "BackendUnavailable",
+    "BackupError",
     "CheckpointNotFound",
     "ConfigurationError",
     "ConflictError",
     "ContentTooLarge",
     "ConversationNotFound",
     "DuplicateIdentity",
+    "EncryptionKeyError",
     "InvalidCursor",
     "InvalidInput",
     "InvalidMetadata",
@@ -50,6 +59,7 @@ __all__ = [
     "NotFoundError",
     "QuotaExceeded",
     "RateLimited",
+    "RestoreConflict",
     "SchemaError",
     "SchemaOutOfDate",
     "TenantAlreadyExists",
@@ -66,6 +76,12 @@ class MnemostoreError(Exception):
 
 class ConfigurationError(MnemostoreError):
     """A setting is missing, malformed or names something that does not exist."""
+
+    __module__ = "mnemostore"
+
+
+class EncryptionKeyError(ConfigurationError):
+    """An encrypted value cannot be opened: its key is not configured, or the configured key is not the one."""
 
     __module__ = "mnemostore"
 
@@ -216,3 +232,27 @@ class RateLimited(MnemostoreError):
             f"rate limit of {scope} reached ({limit} per {window:g} s): retry after {retry_after:.3f} s, "
             "or raise the limit in the channel or tenant config (rate_limits)"
         )
+
+
+class BackupError(MnemostoreError):
+    """A backup, restore, export or erasure could not be carried out; a failed restore wrote nothing."""
+
+    __module__ = "mnemostore"
+
+
+class ArchiveCorrupted(BackupError):
+    """The archive is unreadable, incomplete, or a file's size or checksum differs from its manifest."""
+
+    __module__ = "mnemostore"
+
+
+class ArchiveVersionUnsupported(BackupError):
+    """The archive was written in a format version, or at a schema revision, that this code cannot restore."""
+
+    __module__ = "mnemostore"
+
+
+class RestoreConflict(BackupError, ConflictError):
+    """The target already holds data the restore would write (a non-empty database, an existing tenant)."""
+
+    __module__ = "mnemostore"

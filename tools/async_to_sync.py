@@ -35,6 +35,11 @@ ROOT = Path(__file__).resolve().parent.parent
 PAIRS: list[tuple[str, str]] = [
     ("mnemostore/store/_database_async.py", "mnemostore/store/_database.py"),
     ("mnemostore/store/_repositories_async.py", "mnemostore/store/_repositories.py"),
+    ("mnemostore/cache/_backend_async.py", "mnemostore/cache/_backend.py"),
+    ("mnemostore/cache/_redis_async.py", "mnemostore/cache/_redis.py"),
+    ("mnemostore/cache/_cache_async.py", "mnemostore/cache/_cache.py"),
+    ("mnemostore/ops/_health_async.py", "mnemostore/ops/_health.py"),
+    ("mnemostore/ops/_backup_async.py", "mnemostore/ops/_backup.py"),
     ("mnemostore/service/store_async.py", "mnemostore/service/store.py"),
     ("tests/test_store_async.py", "tests/test_store.py"),
 ]
@@ -399,9 +404,17 @@ def convert(source: str, origin: str, target: Path | None = None) -> str:
     text = HEADER.format(origin=origin) + _Unparser().visit(tree) + "\n"
     target = target or ROOT / origin
     # I002 adds the imports of moved names (asyncio.sleep -> time.sleep), F401 drops unused
-    # ones, UP034 drops the parentheses unparse doubles around a lone generator argument.
+    # ones, UP034 drops the parentheses unparse doubles around a lone generator argument,
+    # RUF022 re-sorts an __all__ whose names were renamed (AsyncCache -> Cache moves it).
     required = json.dumps(sorted(f"import {module}" for module in transformer.needed))
-    fix = ["check", "--fix-only", "--select", "I,F401,UP034", "--config", f"lint.isort.required-imports = {required}"]
+    fix = [
+        "check",
+        "--fix-only",
+        "--select",
+        "I,F401,UP034,RUF022",
+        "--config",
+        f"lint.isort.required-imports = {required}",
+    ]
     return _ruff(["format"], _ruff(fix, text, target), target)
 
 

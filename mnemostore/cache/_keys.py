@@ -4,14 +4,15 @@ Every key of a tenant starts ``<prefix>:{<tenant id>}:``. The braces are a Redis
 tenant's keys hash to one slot, so the Lua scripts that touch several of them (a history window and its meta,
 the buckets of one rate-limit check) stay legal on a cluster, and a tenant is flushed by one SCAN of its prefix
 without touching any other tenant's keys. Keys that caches may drop at any time live under ``…:c:`` so a flush
-of cached data leaves sessions, rate-limit buckets and presence alone.
+of cached data (sessions included: they are rebuilt from the database) leaves rate-limit buckets and presence
+alone.
 
 ::
 
     mns:{t}:c:ctx:<conversation>     list   recent messages, oldest first (encoded by _codec)
     mns:{t}:c:ctxm:<conversation>    hash   v (version token) ok last floor hw, see _lua
     mns:{t}:c:o:<kind>:<id…>         string cached object (user, identity, tenant, channel config)
-    mns:{t}:s:<channel>:<user>       string session record, sliding TTL
+    mns:{t}:c:s:<channel>:<user>     string session record, sliding TTL (rebuilt from the database if lost)
     mns:{t}:rl:<scope…>              hash   token bucket (t tokens, ts ms)
     mns:{t}:p:<channel>              zset   presence: member user id, score last seen (ms)
     mns:{t}:ev                       pub/sub channel of the tenant's events
@@ -55,7 +56,7 @@ class Keys:
         return f"{self.tenant(tenant_id)}c:o:{kind}:" + ":".join(_part(p) for p in parts)
 
     def session(self, tenant_id: uuid.UUID, channel: str, channel_user_id: str) -> str:
-        return f"{self.tenant(tenant_id)}s:{_part(channel)}:{_part(channel_user_id)}"
+        return f"{self.tenant(tenant_id)}c:s:{_part(channel)}:{_part(channel_user_id)}"
 
     def rate(self, tenant_id: uuid.UUID, *parts: object) -> str:
         return f"{self.tenant(tenant_id)}rl:" + ":".join(_part(p) for p in parts)

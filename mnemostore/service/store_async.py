@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import secrets
 import uuid
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
@@ -29,6 +30,17 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any, Final
 
+import mnemostore.ops._backup_async as backups
+from mnemostore.cache import _flags, _ratelimit
+from mnemostore.cache._cache_async import (
+    CHANNEL_CONFIG,
+    TENANT,
+    USER,
+    AsyncCache,
+    AsyncEventSubscription,
+    build_cache,
+)
+from mnemostore.cache._types import ChannelSession, EventType, RateLimitDecision
 from mnemostore.config import Settings
 from mnemostore.domain import (
     AgentMetric,
@@ -59,6 +71,7 @@ from mnemostore.domain import (
 )
 from mnemostore.errors import (
     CheckpointNotFound,
+    ConfigurationError,
     ConflictError,
     ConversationNotFound,
     DuplicateIdentity,
@@ -67,11 +80,14 @@ from mnemostore.errors import (
     MemoryNotFound,
     MessageNotFound,
     QuotaExceeded,
+    RateLimited,
     TenantAlreadyExists,
     TenantNotFound,
     UserNotFound,
 )
 from mnemostore.ops import migrate as migrations
+from mnemostore.ops._archive import BackupResult, ProgressReporter, RestoreResult, Scope
+from mnemostore.ops._health_async import AsyncHealthChecker, HealthReport
 from mnemostore.service import _validation as v
 from mnemostore.service._base import (
     UNSET,
@@ -87,6 +103,8 @@ from mnemostore.service._base import (
     parse_api_key,
     to_export,
 )
+from mnemostore.service._history import page_from_window, window_from_rows
+from mnemostore.store._crypto import SEALED_COLUMNS, KeyRotationReport
 from mnemostore.store._database_async import AsyncDatabase
 from mnemostore.store._repositories_async import AsyncUnitOfWork
 
@@ -109,9 +127,18 @@ class AsyncMnemoStore:
         database_url: ``sqlite:///path.db`` or ``postgresql://…``; defaults to ``MNEMOSTORE_DATABASE_URL``
             and then to ``mnemostore.db`` in the current folder.
         settings: a full Settings object, instead of (or refined by) ``database_url`` and ``overrides``.
+        cache: the cache to use instead of the one the settings describe (Redis at ``redis_url``, else
+            in-process); for tests and for sharing one cache between stores.
     """
 
-    def __init__(self, database_url: str | None = None, *, settings: Settings | None = None, **overrides: Any) -> None:
+    def __init__(
+        self,
+        database_url: str | None = None,
+        *,
+        settings: Settings | None = None,
+        cache: AsyncCache | None = None,
+        **overrides: Any,
+    ) -> None:
         updates = dict(overrides)
         if database_url is not None:
             updates["database_url"] = database_url
@@ -122,6 +149,8 @@ class AsyncMnemoStore:
             self.settings = Settings(**{**settings.model_dump(), **updates}) if updates else settings
         self._db = AsyncDatabase(self.settings)
         self._schema_ok = False
+        # The one place the cache is built: everything cached goes through self.cache.
+        self.cache = cache if cache is not None else build_cache(self.settings)
 
     async def __aenter__(self) -> AsyncMnemoStore:
         return self
@@ -130,8 +159,35 @@ class AsyncMnemoStore:
         await self.close()
 
     async def close(self) -> None:
-        """Close every pooled connection."""
-        await self._db.close()
+        """Close every pooled connection (database and Redis)."""
+        try:
+            await self._db.close()
+        finally:
+            await self.cache.close()
+
+    # -- cache ----------------------------------------------------------------------------------------------
+
+    def cache_health(self) -> dict[str, Any]:
+        """The cache's state as plain data: backend, breaker state, rate-limiter mode, hit/miss counters per
+        cache, Redis latency. ``degraded`` is True while Redis is unavailable and the database serves alone."""
+        return self.cache.health()
+
+    async def flush_cache(self, tenant_id: uuid.UUID | str | None = None) -> int:
+        """Drop cached data (histories, lookups, sessions) of one tenant, or of all; the database is untouched.
+
+        Call it after restoring a backup or editing the database behind the store's back. Returns the number
+        of keys deleted.
+        """
+        return await self.cache.flush(as_id(tenant_id, "tenant_id") if tenant_id is not None else None)
+
+    async def set_global_feature_flag(self, flag: str, value: Any) -> None:
+        """Override a global feature flag at run time, for every process sharing the cache (None: remove).
+
+        Global overrides live in the cache only (Settings.feature_flags is the durable default); tenant and
+        channel flags are stored in their configs, see ``AsyncTenantStore.set_feature_flag``.
+        """
+        v.check_name(flag, "flag", max_len=200, required=True)
+        await self.cache.flags.set_global(flag, None if value is None else _flags.check_flag(flag, value))
 
     # -- schema ---------------------------------------------------------------------------------------------
 
@@ -147,6 +203,7 @@ class AsyncMnemoStore:
         else:
             migrations.upgrade(self.settings, revision)
         self._schema_ok = False
+        await self.cache.flush()
 
     async def rollback_to_version(self, revision: str) -> None:
         """Downgrade the schema to ``revision`` (``base`` removes every mnemostore table)."""
@@ -155,12 +212,63 @@ class AsyncMnemoStore:
         else:
             migrations.downgrade(self.settings, revision)
         self._schema_ok = False
+        await self.cache.flush()
 
     async def get_migration_status(self) -> migrations.MigrationStatus:
         if True:  # ASYNC
             return await asyncio.to_thread(migrations.get_migration_status, self.settings)
         else:
             return migrations.get_migration_status(self.settings)
+
+    # -- operations: health, key rotation -------------------------------------------------------------------
+
+    async def health(self, *, timeout_seconds: float | None = None) -> HealthReport:
+        """Check the database, schema, Redis, disk and encryption, concurrently; never raises for a bad answer.
+
+        Args:
+            timeout_seconds: how long each check may take (default: ``health_timeout_seconds``).
+
+        Returns:
+            One result per check, each saying what to do when it is not ok; ``report.healthy`` is False when
+            one failed (the store cannot work as it is).
+        """
+        checker = AsyncHealthChecker(
+            self._db, self.settings, cache_health=self.cache_health, timeout_seconds=timeout_seconds
+        )
+        return await checker.run()
+
+    async def rotate_keys(self, *, batch_size: int = 500) -> KeyRotationReport:
+        """Re-encrypt with the current (first) encryption key every sensitive value sealed with another key or
+        stored in clear, and recompute the email blind index; afterwards the older keys can be removed.
+
+        Each batch of ``batch_size`` rows is its own transaction, so a long rotation never holds locks for long;
+        run it again after an interruption and it carries on (rows already current are read, not written).
+
+        Raises:
+            ConfigurationError: no encryption key is configured.
+            EncryptionKeyError: a row is sealed with a key that is not configured.
+        """
+        codec = self._db.codec
+        if codec.current_key_id is None:
+            raise ConfigurationError(
+                "no encryption key is configured: set MNEMOSTORE_ENCRYPTION_KEYS (the first key is the one "
+                "rotate-keys encrypts with) and MNEMOSTORE_BLIND_INDEX_KEY"
+            )
+        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or not 1 <= batch_size <= 10_000:
+            raise InvalidInput(f"batch_size must be an integer from 1 to 10000, got {batch_size!r}")
+        scanned = dict.fromkeys(SEALED_COLUMNS, 0)
+        rewritten = dict.fromkeys(SEALED_COLUMNS, 0)
+        for table in SEALED_COLUMNS:
+            after = None
+            while True:
+                async with self._transaction(None, write=True) as uow:
+                    batch = await uow.maintenance.reseal(table, after=after, limit=batch_size)
+                scanned[table] += batch.scanned
+                rewritten[table] += batch.rewritten
+                if batch.last is None or batch.scanned < batch_size:
+                    break
+                after = batch.last
+        return KeyRotationReport(key_id=codec.current_key_id, scanned=scanned, rewritten=rewritten)
 
     @asynccontextmanager
     async def _transaction(self, tenant_id: uuid.UUID | None, *, write: bool) -> AsyncIterator[AsyncUnitOfWork]:
@@ -212,8 +320,14 @@ class AsyncMnemoStore:
             raise TenantAlreadyExists(f"a tenant named {name!r} already exists: choose another name") from error
 
     async def get_tenant(self, tenant_id: uuid.UUID | str) -> Tenant | None:
-        async with self._transaction(None, write=False) as uow:
-            return await uow.tenants.get(as_id(tenant_id, "tenant_id"))
+        """The tenant with its config, plan and quotas (read through the cache), or None."""
+        tid = as_id(tenant_id, "tenant_id")
+
+        async def load() -> Tenant | None:
+            async with self._transaction(None, write=False) as uow:
+                return await uow.tenants.get(tid)
+
+        return await self.cache.objects.cached(self.cache.keys.obj(tid, "tenant"), load, codec=TENANT, name="tenant")
 
     async def get_tenant_or_raise(self, tenant_id: uuid.UUID | str) -> Tenant:
         tenant = await self.get_tenant(tenant_id)
@@ -265,6 +379,7 @@ class AsyncMnemoStore:
                 raise InvalidInput(f"status {status!r} is not one of: active, suspended") from None
         async with self._transaction(None, write=True) as uow:
             tenant = await uow.tenants.update(tid, values)
+        await self.cache.objects.invalidate(tid, [self.cache.keys.obj(tid, "tenant")])
         if tenant is None:
             raise TenantNotFound(tid)
         return tenant
@@ -275,6 +390,7 @@ class AsyncMnemoStore:
         async with self._transaction(None, write=True) as uow:
             if not await uow.tenants.delete(tid):
                 raise TenantNotFound(tid)
+        await self.cache.flush(tid, everything=True)
 
     async def get_tenant_usage(self, tenant_id: uuid.UUID | str) -> TenantUsage:
         """Users, conversations, messages, tokens and stored bytes of a tenant (kept current by every write)."""
@@ -305,6 +421,75 @@ class AsyncMnemoStore:
             return None
         return key
 
+    # -- backup and restore (mnemostore.ops._backup_async) ----------------------------------------------------
+
+    async def backup(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        tenant_id: uuid.UUID | str | None = None,
+        compress: bool = False,
+        progress: ProgressReporter | None = None,
+    ) -> BackupResult:
+        """Write an archive of the whole database, or of one tenant, from one consistent snapshot.
+
+        The store keeps serving writes meanwhile; the archive holds the data as of the backup's start. It is a
+        folder, or one ``.tar`` / ``.tar.gz`` file, with one JSON Lines file per table and a manifest of schema
+        revision, row counts and SHA-256 checksums; either backend restores it (``restore``).
+
+        Args:
+            path: where to write it; it must not exist yet (an empty folder will do).
+            tenant_id: back up only this tenant (see also ``AsyncTenantStore.export``).
+            compress: write one ``.tar.gz`` file (the suffix is added to ``path`` when missing).
+            progress: told how far the backup is (the CLI draws its progress bar with it).
+
+        Returns:
+            The archive's final path and its manifest.
+
+        Raises:
+            BackupError: ``path`` exists or cannot be written. TenantNotFound: no such tenant.
+        """
+        scope = Scope("tenant", as_id(tenant_id, "tenant_id")) if tenant_id is not None else Scope()
+        await self.check_schema()
+        return await backups.backup(self._db, path, scope=scope, compress=compress, progress=progress)
+
+    async def restore(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        tenant: uuid.UUID | str | None = None,
+        verify: bool = False,
+        progress: ProgressReporter | None = None,
+    ) -> RestoreResult:
+        """Restore an archive written by ``backup`` or ``export``, from either backend, in one transaction.
+
+        Without ``tenant`` the database must be empty; with it, only that tenant of the archive is restored and
+        the database must not have it yet. The archive is checked completely (format, schema revision, every
+        size, row count and SHA-256) before anything is written; a damaged one writes nothing. Usage counters of
+        the restored tenants are recounted, and their cached data dropped.
+
+        Args:
+            path: the archive (folder, ``.tar`` or ``.tar.gz``).
+            tenant: the id or name (as in the archive) of the one tenant to restore.
+            verify: re-read the restored rows before committing and compare counts and checksums with the
+                archive; a difference rolls the restore back.
+            progress: told how far the check, restore and verification are.
+
+        Raises:
+            ArchiveCorrupted: the archive is truncated, damaged or was altered.
+            ArchiveVersionUnsupported: it was written in another format version or at another schema revision.
+            SchemaOutOfDate: this database is not at the newest revision: run `mnemostore db upgrade` first.
+            RestoreConflict: the database is not empty, or already has that tenant.
+            TenantNotFound: ``tenant`` is not in the archive.
+        """
+        result = await backups.restore(self._db, path, tenant=tenant, verify=verify, progress=progress)
+        if tenant is None:
+            await self.flush_cache()  # the database was empty: nothing cached for it can be right
+        else:
+            for restored in result.tenant_ids:
+                await self.flush_cache(restored)
+        return result
+
 
 class AsyncTenantStore:
     """Everything one tenant owns. Get one from ``AsyncMnemoStore.tenant(tenant_id)``.
@@ -317,6 +502,7 @@ class AsyncTenantStore:
         self.store = store
         self.tenant_id = tenant_id
         self._settings = store.settings
+        self._cache = store.cache
 
     def _tx(self, *, write: bool = False) -> AbstractAsyncContextManager[AsyncUnitOfWork]:
         return self.store._transaction(self.tenant_id, write=write)
@@ -440,8 +626,15 @@ class AsyncTenantStore:
             ) from error
 
     async def get_user(self, user_id: uuid.UUID | str) -> User | None:
-        async with self._tx() as uow:
-            return await uow.users.get(as_id(user_id, "user_id"))
+        """The user (read through the cache), or None."""
+        uid = as_id(user_id, "user_id")
+
+        async def load() -> User | None:
+            async with self._tx() as uow:
+                return await uow.users.get(uid)
+
+        key = self._cache.keys.obj(self.tenant_id, "user", uid)
+        return await self._cache.objects.cached(key, load, codec=USER, name="user")
 
     async def get_user_or_raise(self, user_id: uuid.UUID | str) -> User:
         user = await self.get_user(user_id)
@@ -460,10 +653,23 @@ class AsyncTenantStore:
             return await uow.users.get_by_external_id(external_id)
 
     async def get_user_by_identity(self, channel: str, channel_user_id: str) -> User | None:
+        """The user behind a channel identity (read through the cache), or None."""
         v.check_text(channel, "channel")
         v.check_text(channel_user_id, "channel_user_id")
-        async with self._tx() as uow:
-            return await uow.users.get_by_identity(channel, channel_user_id)
+
+        async def load() -> User | None:
+            async with self._tx() as uow:
+                return await uow.users.get_by_identity(channel, channel_user_id)
+
+        key = self._cache.keys.obj(self.tenant_id, "ident", channel, channel_user_id)
+        return await self._cache.objects.cached(key, load, codec=USER, name="identity")
+
+    def _user_keys(self, user_id: uuid.UUID, identities: Sequence[UserIdentity]) -> list[str]:
+        keys = self._cache.keys
+        return [
+            keys.obj(self.tenant_id, "user", user_id),
+            *(keys.obj(self.tenant_id, "ident", i.channel, i.channel_user_id) for i in identities),
+        ]
 
     async def get_or_create_user_by_identity(
         self,
@@ -601,10 +807,12 @@ class AsyncTenantStore:
         try:
             async with self._tx(write=True) as uow:
                 user = await uow.users.update(uid, values)
+                identities = await uow.users.identities(uid) if user is not None else []
         except ConflictError as error:
             raise ConflictError("another user of this tenant already has this email or external_id") from error
         if user is None:
             raise UserNotFound(uid)
+        await self._cache.objects.invalidate(self.tenant_id, self._user_keys(uid, identities))
         return user
 
     async def delete_user(self, user_id: uuid.UUID | str) -> None:
@@ -612,9 +820,55 @@ class AsyncTenantStore:
         uid = as_id(user_id, "user_id")
         async with self._tx(write=True) as uow:
             convs, msgs, tokens, size = await uow.conversations.totals_for_user(uid)
+            identities = await uow.users.identities(uid)
+            conversation_ids = await uow.conversations.ids_for_user(uid)
             if not await uow.users.delete(uid):
                 raise UserNotFound(uid)
             await self._charge(uow, users=-1, conversations=-convs, messages=-msgs, tokens=-tokens, storage_bytes=-size)
+        sessions = [self._cache.keys.session(self.tenant_id, i.channel, i.channel_user_id) for i in identities]
+        await self._cache.objects.invalidate(self.tenant_id, [*self._user_keys(uid, identities), *sessions])
+        await self._cache.context.invalidate(self.tenant_id, conversation_ids, reset=True)
+
+    async def erase_user(self, user_id: uuid.UUID | str) -> dict[str, int]:
+        """Erase a user everywhere: their rows in every table, their share of the usage counters, their caches.
+
+        Like ``delete_user``, in one transaction, but it locks the user's conversations first (so no append slips
+        in between), checks that nothing of theirs is left, and says what it removed. Rows that do not reference
+        the user (tool executions or metrics without a conversation, knowledge chunks) are not theirs and stay.
+
+        Returns:
+            Rows removed per table, in foreign-key order (``users`` first), e.g. ``{"users": 1, "messages": 40}``.
+
+        Raises:
+            UserNotFound: no such user in this tenant.
+        """
+        uid = as_id(user_id, "user_id")
+        removed = await backups.erase_user(self.store._db, self.tenant_id, uid)
+        await self.store.flush_cache(self.tenant_id)  # sessions, lookups and histories; limits and presence expire
+        return removed
+
+    async def export(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        user_id: uuid.UUID | str | None = None,
+        compress: bool = False,
+        progress: ProgressReporter | None = None,
+    ) -> BackupResult:
+        """Write a backup archive of this tenant, or of one user's rows in it (see ``AsyncMnemoStore.backup``).
+
+        A user's archive holds their row, identities, conversations with everything in them, and memories, plus
+        the tenant's row so that it can be restored into an empty database.
+
+        Raises:
+            TenantNotFound, UserNotFound, BackupError: as ``backup``.
+        """
+        if user_id is not None:
+            scope = Scope("user", self.tenant_id, as_id(user_id, "user_id"))
+        else:
+            scope = Scope("tenant", self.tenant_id)
+        await self.store.check_schema()
+        return await backups.backup(self.store._db, path, scope=scope, compress=compress, progress=progress)
 
     async def list_users(self, *, limit: int = 100, cursor: str | None = None) -> Page[User]:
         v.check_limit(limit)
@@ -647,12 +901,20 @@ class AsyncTenantStore:
         async with self._tx(write=True) as uow:
             if await uow.tenants.get(self.tenant_id) is None:
                 raise TenantNotFound(self.tenant_id)
-            return await uow.tenants.upsert_channel_config(values)
+            config = await uow.tenants.upsert_channel_config(values)
+        await self._cache.objects.invalidate(self.tenant_id, [self._cache.keys.obj(self.tenant_id, "chan", channel)])
+        return config
 
     async def get_channel_config(self, channel: str) -> ChannelConfig | None:
+        """The channel's config (read through the cache), or None."""
         v.check_text(channel, "channel")
-        async with self._tx() as uow:
-            return await uow.tenants.get_channel_config(channel)
+
+        async def load() -> ChannelConfig | None:
+            async with self._tx() as uow:
+                return await uow.tenants.get_channel_config(channel)
+
+        key = self._cache.keys.obj(self.tenant_id, "chan", channel)
+        return await self._cache.objects.cached(key, load, codec=CHANNEL_CONFIG, name="channel_config")
 
     # -- conversations ----------------------------------------------------------------------------------------
 
@@ -751,6 +1013,9 @@ class AsyncTenantStore:
             conversation = await (uow.conversations.update(cid, values) if values else uow.conversations.get(cid))
         if conversation is None:
             raise ConversationNotFound(cid)
+        if values.get("status") == ConversationStatus.ARCHIVED.value:
+            data = {"conversation_id": str(cid), "user_id": str(conversation.user_id)}
+            await self._cache.events.publish(self.tenant_id, EventType.CONVERSATION_ARCHIVED, data)
         return conversation
 
     async def archive_conversation(self, conversation_id: uuid.UUID | str) -> Conversation:
@@ -770,6 +1035,7 @@ class AsyncTenantStore:
                 tokens=-gone.total_tokens,
                 storage_bytes=-gone.content_bytes,
             )
+        await self._cache.context.invalidate(self.tenant_id, [cid], reset=True)
 
     async def get_conversation_stats(self, conversation_id: uuid.UUID | str) -> ConversationStats:
         cid = as_id(conversation_id, "conversation_id")
@@ -858,8 +1124,12 @@ class AsyncTenantStore:
                     row["created_at"] = now
                 await self._charge(uow, messages=len(fresh), tokens=tokens, storage_bytes=size)
                 await uow.messages.insert_many(fresh)
+        # Committed: write the new messages through to the recent-context window (and publish them).
+        added = [message_from_row(row) for row in fresh]
+        await self._cache.messages_added(self.tenant_id, cid, added)
+        by_id = {m.id: m for m in added}
         return [
-            existing[row["idempotency_key"]] if row["idempotency_key"] in existing else message_from_row(row)
+            existing[row["idempotency_key"]] if row["idempotency_key"] in existing else by_id[row["id"]]
             for row in prepared
         ]
 
@@ -886,10 +1156,42 @@ class AsyncTenantStore:
             raise InvalidInput("pass either before or after, not both")
         before_seq = decode_history_cursor(before) if before is not None else None
         after_seq = decode_history_cursor(after) if after is not None else None
+        context = self._cache.context
+        # Read through the recent-context window when it can hold the answer (see mnemostore.service._history).
+        default_read = before_seq is None and after_seq is None
+        seen: str | None = None
+        if context.enabled and (limit <= context.size or not default_read):
+            window = await context.read(self.tenant_id, cid, count=limit + 1 if default_read else 0)
+            seen = window.version if default_read else None
+            if window.messages is not None:
+                page = page_from_window(
+                    window.messages,
+                    window.floor,
+                    limit=limit,
+                    before=before_seq,
+                    after=after_seq,
+                    complete=not default_read,
+                )
+                if page is not None:
+                    return page
+        fetch = max(limit, context.size) + 1 if seen is not None else limit + 1
         async with self._tx() as uow:
-            rows = await uow.messages.page(cid, limit=limit + 1, before=before_seq, after=after_seq)
-            if not rows and await uow.conversations.get(cid) is None:
+            # A refill reads last_seq before the messages: every message up to it is then in the rows.
+            conversation = await uow.conversations.get(cid) if seen is not None else None
+            rows = await uow.messages.page(cid, limit=fetch, before=before_seq, after=after_seq)
+            if seen is not None and conversation is None:
                 raise ConversationNotFound(cid)
+            if not rows and seen is None and await uow.conversations.get(cid) is None:
+                raise ConversationNotFound(cid)
+        if seen is not None and conversation is not None:
+            refill = window_from_rows(
+                rows, last_seq=conversation.last_seq, fetched_all=len(rows) < fetch, size=context.size
+            )
+            if refill is not None:
+                await context.refill(
+                    self.tenant_id, cid, seen=seen, last=conversation.last_seq, floor=refill[1], messages=refill[0]
+                )
+            rows = rows[-(limit + 1) :]
         older: str | None
         newer: str | None
         if after_seq is not None:
@@ -926,6 +1228,7 @@ class AsyncTenantStore:
                 gone.conversation_id, messages=1, tokens=gone.total_tokens, content_bytes=size
             )
             await self._charge(uow, messages=-1, tokens=-gone.total_tokens, storage_bytes=-size)
+        await self._cache.context.invalidate(self.tenant_id, [gone.conversation_id])
 
     # -- export / import --------------------------------------------------------------------------------------
 
@@ -986,11 +1289,13 @@ class AsyncTenantStore:
                 result = await uow.conversations.insert(conversation)
                 if rows:
                     await uow.messages.insert_many(rows)
-                return result
         except ConflictError as error:
             if "already exists here" in str(error):
                 raise
             raise ConflictError(f"import conflicts with existing data ({error}): pass new_ids=True") from error
+        # The id may have had a window before (a deleted conversation imported back): start from scratch.
+        await self._cache.context.invalidate(self.tenant_id, [result.id], reset=True)
+        return result
 
     # -- knowledge --------------------------------------------------------------------------------------------
 
@@ -1117,7 +1422,18 @@ class AsyncTenantStore:
         async with self._tx(write=True) as uow:
             if uid is not None and await uow.users.get(uid) is None:
                 raise UserNotFound(uid)
-            return await uow.memories.insert(values)
+            memory = await uow.memories.insert(values)
+        data = {
+            "memory_id": str(memory.id),
+            "user_id": None if uid is None else str(uid),
+            "agent_id": memory.agent_id,
+            "kind": memory.kind.value,
+            "tier": memory.tier.value,
+            "importance": memory.importance,
+            "content": memory.content,
+        }
+        await self._cache.events.publish(self.tenant_id, EventType.MEMORY_STORED, data)
+        return memory
 
     async def get_memory(self, memory_id: uuid.UUID | str) -> Memory | None:
         async with self._tx() as uow:
@@ -1361,6 +1677,294 @@ class AsyncTenantStore:
             v.check_text(metric_type, "metric_type")
         async with self._tx() as uow:
             return await uow.agent.metrics(metric_type=metric_type, conversation_id=cid, since=since, limit=limit)
+
+    # -- rate limits, sessions, presence, feature flags, events (mnemostore.cache) ----------------------------
+
+    async def _tenant_or_raise(self) -> Tenant:
+        tenant = await self.store.get_tenant(self.tenant_id)
+        if tenant is None:
+            raise TenantNotFound(self.tenant_id)
+        return tenant
+
+    async def rate_limit(
+        self,
+        *,
+        user_id: uuid.UUID | str | None = None,
+        api_key_id: uuid.UUID | str | None = None,
+        client_ip: str | None = None,
+        channel: str | None = None,
+        cost: int = 1,
+        raise_on_limit: bool = True,
+    ) -> RateLimitDecision:
+        """Count one request (of weight ``cost``) against every limit that applies to it, atomically.
+
+        The limits come from the channel's ``rate_limits``, then the tenant's ``config["rate_limits"]``, then
+        ``Settings.default_rate_limits``, per scope: ``tenant``, ``user``, ``api_key``, ``ip`` (see
+        mnemostore.cache._ratelimit for the format). Either every applicable bucket is charged or none is.
+        While Redis is unavailable the check runs on this process's own buckets and says so (``degraded``).
+
+        Returns:
+            The decision: remaining requests of the tightest limit, or the refusing limit and ``retry_after``.
+
+        Raises:
+            RateLimited: a limit is used up (unless ``raise_on_limit=False``: then the decision says so).
+        """
+        if not isinstance(cost, int) or isinstance(cost, bool) or cost < 1:
+            raise InvalidInput(f"cost must be a positive integer, got {cost!r}")
+        if channel is not None:
+            v.check_name(channel, "channel", max_len=50, required=True)
+        tenant = await self._tenant_or_raise()
+        config = await self.get_channel_config(channel) if channel is not None else None
+        limits = _ratelimit.resolve_limits(
+            self._settings.default_rate_limits,
+            tenant.config.get("rate_limits"),
+            config.rate_limits if config is not None else None,
+        )
+        subjects: dict[str, object | None] = {
+            "tenant": "all",
+            "user": as_id(user_id, "user_id") if user_id is not None else None,
+            "api_key": as_id(api_key_id, "api_key_id") if api_key_id is not None else None,
+            "ip": v.check_name(client_ip, "client_ip", max_len=100),
+        }
+        scopes = [s for s in _ratelimit.SCOPES if s in limits and subjects[s] is not None]
+        if not scopes:
+            return RateLimitDecision(allowed=True, scope=None, limit=None, window=None, remaining=None, retry_after=0)
+        keys = self._cache.keys
+        buckets = [
+            keys.rate(self.tenant_id, channel if limits[s].source == "channel" else "*", s, subjects[s]) for s in scopes
+        ]
+        caps = [(float(limits[s].limit), limits[s].rate_per_ms) for s in scopes]
+        deny, wait_ms, left, degraded = await self._cache.rate_limiter.acquire(buckets, caps, cost)
+        if deny:
+            scope = scopes[deny - 1]
+            rule = limits[scope]
+            decision = RateLimitDecision(
+                allowed=False,
+                scope=scope,
+                limit=rule.limit,
+                window=rule.window,
+                remaining=max(0, left[deny - 1]),
+                retry_after=wait_ms / 1000,
+                degraded=degraded,
+            )
+            if raise_on_limit:
+                raise RateLimited(scope, rule.limit, rule.window, decision.retry_after)
+            return decision
+        tightest = min(range(len(scopes)), key=lambda i: left[i])
+        rule = limits[scopes[tightest]]
+        return RateLimitDecision(
+            allowed=True,
+            scope=scopes[tightest],
+            limit=rule.limit,
+            window=rule.window,
+            remaining=max(0, left[tightest]),
+            retry_after=0,
+            degraded=degraded,
+        )
+
+    async def get_session(self, channel: str, channel_user_id: str) -> ChannelSession | None:
+        """The channel user's session, its sliding TTL renewed; rebuilt from the database when not cached.
+
+        Rebuilt means: the user behind the identity, their most recently active conversation on this channel,
+        and the model that conversation, the user or the channel config names. None when the identity is
+        unknown.
+        """
+        v.check_name(channel, "channel", max_len=50, required=True)
+        v.check_name(channel_user_id, "channel_user_id", max_len=200, required=True)
+        session = await self._cache.sessions.get(self.tenant_id, channel, channel_user_id)
+        if session is not None:
+            return session
+        user = await self.get_user_by_identity(channel, channel_user_id)
+        if user is None:
+            return None
+        conversation: Conversation | None = None
+        async with self._tx() as uow:
+            for candidate in await uow.conversations.list_for_user(
+                user.id, status=ConversationStatus.ACTIVE.value, limit=20, after=None
+            ):
+                if candidate.channel == channel:
+                    conversation = candidate
+                    break
+        config = await self.get_channel_config(channel)
+        model = (
+            (conversation.model_override if conversation else None)
+            or user.preferred_model
+            or (config.default_model if config else None)
+        )
+        now = _now()
+        session = ChannelSession(
+            tenant_id=self.tenant_id,
+            channel=channel,
+            channel_user_id=channel_user_id,
+            user_id=user.id,
+            conversation_id=conversation.id if conversation else None,
+            model=model,
+            started_at=now,
+            last_activity_at=now,
+        )
+        await self._cache.sessions.put(session)
+        return session
+
+    async def update_session(
+        self,
+        channel: str,
+        channel_user_id: str,
+        *,
+        user_id: uuid.UUID | str | None = None,
+        conversation_id: uuid.UUID | str | Unset | None = UNSET,
+        model: str | Unset | None = UNSET,
+        data: Mapping[str, Any] | Unset = UNSET,
+    ) -> ChannelSession:
+        """Create or change a channel session and mark it active now (fields not passed stay as they are).
+
+        Args:
+            user_id: needed only when the identity is not linked to a user yet.
+
+        Raises:
+            UserNotFound: no session, no linked identity and no ``user_id``.
+            ConversationNotFound: ``conversation_id`` is not a conversation of this tenant.
+        """
+        session = await self.get_session(channel, channel_user_id)
+        now = _now()
+        if session is None or (user_id is not None and as_id(user_id, "user_id") != session.user_id):
+            if user_id is None:
+                raise UserNotFound(f"{channel}:{channel_user_id}", ": pass user_id= to start a session")
+            uid = as_id(user_id, "user_id")
+            if await self.get_user(uid) is None:
+                raise UserNotFound(uid)
+            session = ChannelSession(
+                tenant_id=self.tenant_id,
+                channel=channel,
+                channel_user_id=channel_user_id,
+                user_id=uid,
+                conversation_id=None,
+                model=None,
+                started_at=now,
+                last_activity_at=now,
+            )
+        if not isinstance(conversation_id, Unset):
+            cid = as_id(conversation_id, "conversation_id") if conversation_id is not None else None
+            if cid is not None and cid != session.conversation_id and await self.get_conversation(cid) is None:
+                raise ConversationNotFound(cid)
+            session.conversation_id = cid
+        if not isinstance(model, Unset):
+            session.model = v.check_name(model, "model", max_len=200)
+        if not isinstance(data, Unset):
+            session.data = self._json(data, "data")
+        session.last_activity_at = now
+        await self._cache.sessions.put(session)
+        await self._cache.presence.touch(self.tenant_id, channel, str(session.user_id))
+        return session
+
+    async def touch_session(self, channel: str, channel_user_id: str) -> ChannelSession | None:
+        """Record activity: renew the session's TTL and last activity, and mark the user active on the channel."""
+        session = await self.get_session(channel, channel_user_id)
+        if session is None:
+            return None
+        session.last_activity_at = _now()
+        await self._cache.sessions.put(session)
+        await self._cache.presence.touch(self.tenant_id, channel, str(session.user_id))
+        return session
+
+    async def end_session(self, channel: str, channel_user_id: str) -> None:
+        """Forget the session (the next ``get_session`` rebuilds one from the database)."""
+        v.check_name(channel, "channel", max_len=50, required=True)
+        v.check_name(channel_user_id, "channel_user_id", max_len=200, required=True)
+        await self._cache.sessions.delete(self.tenant_id, channel, channel_user_id)
+
+    async def mark_user_active(self, channel: str, user_id: uuid.UUID | str) -> None:
+        """Count the user as active on the channel for the next ``presence_ttl_seconds``."""
+        v.check_name(channel, "channel", max_len=50, required=True)
+        await self._cache.presence.touch(self.tenant_id, channel, str(as_id(user_id, "user_id")))
+
+    async def mark_user_inactive(self, channel: str, user_id: uuid.UUID | str) -> None:
+        v.check_name(channel, "channel", max_len=50, required=True)
+        await self._cache.presence.leave(self.tenant_id, channel, str(as_id(user_id, "user_id")))
+
+    async def active_users(self, channel: str) -> list[uuid.UUID]:
+        """Users active on the channel within ``presence_ttl_seconds``, least recently active first."""
+        v.check_name(channel, "channel", max_len=50, required=True)
+        return [uuid.UUID(m) for m in await self._cache.presence.members(self.tenant_id, channel)]
+
+    async def count_active_users(self, channel: str) -> int:
+        v.check_name(channel, "channel", max_len=50, required=True)
+        return await self._cache.presence.count(self.tenant_id, channel)
+
+    async def _flag_value(self, flag: str, channel: str | None) -> Any:
+        v.check_name(flag, "flag", max_len=200, required=True)
+        if channel is not None:
+            config = await self.get_channel_config(channel)
+            flags = config.settings.get(_flags.FLAGS_FIELD) if config is not None else None
+            if isinstance(flags, Mapping) and flag in flags:
+                return flags[flag]
+        tenant = await self._tenant_or_raise()
+        flags = tenant.config.get(_flags.FLAGS_FIELD)
+        if isinstance(flags, Mapping) and flag in flags:
+            return flags[flag]
+        return (await self._cache.flags.global_flags()).get(flag)
+
+    async def feature_enabled(
+        self, flag: str, *, user_id: uuid.UUID | str | None = None, channel: str | None = None
+    ) -> bool:
+        """Is ``flag`` on (for this user, when it is a percentage or variants flag)? Unknown flags are off.
+
+        The channel's flags win over the tenant's, which win over the global ones (see mnemostore.cache._flags).
+        """
+        subject = str(as_id(user_id, "user_id")) if user_id is not None else None
+        value = await self._flag_value(flag, channel)
+        return _flags.is_enabled(value, tenant_id=self.tenant_id, flag=flag, subject=subject)
+
+    async def feature_variant(self, flag: str, *, user_id: uuid.UUID | str, channel: str | None = None) -> str | None:
+        """The user's A/B variant of ``flag``: deterministic and sticky (a hash of tenant, flag and user)."""
+        subject = str(as_id(user_id, "user_id"))
+        value = await self._flag_value(flag, channel)
+        return _flags.variant(value, tenant_id=self.tenant_id, flag=flag, subject=subject)
+
+    async def set_feature_flag(self, flag: str, value: Any, *, channel: str | None = None) -> None:
+        """Set (None: remove) a flag of the tenant, or of one of its channels; effective at once everywhere.
+
+        Stored in the tenant's ``config["feature_flags"]`` or the channel's ``settings["feature_flags"]``.
+        """
+        v.check_name(flag, "flag", max_len=200, required=True)
+        if value is not None:
+            value = _flags.check_flag(flag, value)
+        if channel is None:
+            async with self._tx() as uow:
+                tenant = await uow.tenants.get(self.tenant_id)
+            if tenant is None:
+                raise TenantNotFound(self.tenant_id)
+            config = dict(tenant.config)
+            config[_flags.FLAGS_FIELD] = _set_flag(config.get(_flags.FLAGS_FIELD), flag, value)
+            await self.store.update_tenant_config(self.tenant_id, config=config)
+            return
+        v.check_text(channel, "channel")
+        async with self._tx() as uow:
+            current = await uow.tenants.get_channel_config(channel)
+        settings = dict(current.settings) if current is not None else {}
+        settings[_flags.FLAGS_FIELD] = _set_flag(settings.get(_flags.FLAGS_FIELD), flag, value)
+        await self.set_channel_config(
+            channel,
+            default_model=current.default_model if current is not None else None,
+            settings=settings,
+            rate_limits=current.rate_limits if current is not None else None,
+        )
+
+    async def subscribe_events(self) -> AsyncEventSubscription:
+        """The tenant's events from now on: ``message.added``, ``memory.stored``, ``conversation.archived``.
+
+        Use as ``async with await t.subscribe_events() as events: async for event in events: ...``. Delivery is
+        at most once (pub/sub): after a gap, resynchronise from the database (history ``after=``).
+        """
+        return await self._cache.events.subscribe(self.tenant_id)
+
+
+def _set_flag(flags: Any, flag: str, value: Any) -> dict[str, Any]:
+    out = dict(flags) if isinstance(flags, Mapping) else {}
+    if value is None:
+        out.pop(flag, None)
+    else:
+        out[flag] = value
+    return out
 
 
 def _chunk_fields(values: Mapping[str, Any]) -> dict[str, Any]:

@@ -32,6 +32,7 @@ from mnemostore.errors import (
     SchemaError,
     SchemaOutOfDate,
 )
+from mnemostore.store._crypto import FieldCodec
 from mnemostore.store._repositories_async import AsyncUnitOfWork
 
 __all__ = ["AsyncDatabase"]
@@ -46,6 +47,8 @@ class AsyncDatabase:
         self.settings = settings
         self.dialect = "postgresql" if settings.is_postgres else "sqlite"
         self.engine: AsyncEngine = _create_engine(settings)
+        # Parses the encryption keys once: a malformed key fails here, before any I/O.
+        self.codec = FieldCodec.from_settings(settings)
 
     async def close(self) -> None:
         await self.engine.dispose()
@@ -70,6 +73,25 @@ class AsyncDatabase:
         if current != head:
             raise SchemaOutOfDate(current, head)
 
+    async def ping(self) -> None:
+        """One round trip to the database (``SELECT 1``); raises BackendUnavailable when it fails."""
+        async with self._connect() as conn:
+            await conn.execute(sa.text("SELECT 1"))
+
+    async def pg_extension(self, name: str) -> tuple[bool, bool]:
+        """(installed in this database, available on the server) for a PostgreSQL extension."""
+        async with self._connect() as conn:
+            row = (
+                await conn.execute(
+                    sa.text(
+                        "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = :name), "
+                        "EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = :name)"
+                    ),
+                    {"name": name},
+                )
+            ).one()
+        return bool(row[0]), bool(row[1])
+
     @asynccontextmanager
     async def _connect(self) -> AsyncIterator[AsyncConnection]:
         try:
@@ -90,7 +112,29 @@ class AsyncDatabase:
                 async with conn.begin():
                     if self.dialect == "postgresql":
                         await _bind_tenant(conn, tenant_id)
-                    yield AsyncUnitOfWork(conn, tenant_id, dialect=self.dialect)
+                    yield AsyncUnitOfWork(conn, tenant_id, dialect=self.dialect, codec=self.codec)
+        except exc.DBAPIError as error:
+            raise _translate(error, self.settings) from error
+
+    @asynccontextmanager
+    async def snapshot(self, tenant_id: uuid.UUID | None) -> AsyncIterator[AsyncConnection]:
+        """A read-only transaction that sees one consistent snapshot for as long as it lasts (backups, exports).
+
+        It hands out the connection, not a unit of work: its readers (``ops``) stream whole tables in raw form,
+        past the repositories.
+
+        On PostgreSQL it is a REPEATABLE READ READ ONLY transaction: every statement sees the data as of the
+        first one, and writers carry on unblocked. On SQLite it is one deferred read transaction; in WAL mode
+        (which the store turns on) it keeps reading the snapshot its first SELECT saw while writers commit.
+        """
+        try:
+            async with self.engine.connect() as conn, conn.begin():
+                if self.dialect == "postgresql":
+                    # Must be the transaction's first statement; it ends with the transaction, so a pooled
+                    # connection never carries it over.
+                    await conn.execute(sa.text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"))
+                    await _bind_tenant(conn, tenant_id)
+                yield conn
         except exc.DBAPIError as error:
             raise _translate(error, self.settings) from error
 

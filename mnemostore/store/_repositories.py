@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -35,7 +36,9 @@ from mnemostore.domain import (
     User,
     UserIdentity,
 )
+from mnemostore.errors import ConflictError
 from mnemostore.store import _mapping as m
+from mnemostore.store._crypto import SEALED_COLUMNS, FieldCodec
 from mnemostore.store._tables import (
     agent_metrics,
     api_keys,
@@ -53,15 +56,17 @@ from mnemostore.store._tables import (
     users,
 )
 
-__all__ = ["UnitOfWork"]
+__all__ = ["ResealBatch", "UnitOfWork"]
 
 Values = dict[str, Any]
 
 
 class Repository:
-    def __init__(self, conn: Connection, tenant_id: uuid.UUID | None) -> None:
+    def __init__(self, conn: Connection, tenant_id: uuid.UUID | None, *, codec: FieldCodec) -> None:
         self._conn = conn
         self._tenant_id = tenant_id
+        # Every sensitive value written is sealed, and every row read opened, by this codec (store._crypto).
+        self._codec = codec
 
     @property
     def tenant_id(self) -> uuid.UUID:
@@ -232,14 +237,32 @@ class ApiKeyRepository(Repository):
 class UserRepository(Repository):
     def insert(self, values: Values) -> User:
         values = {"tenant_id": self.tenant_id, **values}
-        self._conn.execute(sa.insert(users).values(values))
+        self._check_clear_email(values.get("email"))
+        self._conn.execute(sa.insert(users).values(self._codec.seal("users", self.tenant_id, values)))
         return m.to_user(_Row(values))
+
+    def _check_clear_email(self, email: str | None) -> None:
+        """Refuse an email that a row written before encryption holds in clear.
+
+        Neither unique rule sees that duplicate (one compares ciphertexts, the other hashes that row lacks);
+        `mnemostore rotate-keys` seals those rows, after which this finds none.
+        """
+        if email is None or not self._codec.encrypts:
+            return
+        c = users.c
+        query = sa.select(c.id).where(c.tenant_id == self.tenant_id, c.email_hash.is_(None), c.email == email)
+        if self._conn.execute(query.limit(1)).first() is not None:
+            raise ConflictError("another user of this tenant already has this email")
 
     def get(self, user_id: uuid.UUID) -> User | None:
         return self._one(users.c.id == user_id)
 
     def get_by_email(self, email: str) -> User | None:
-        return self._one(users.c.email == email)
+        digest = self._codec.blind_index(self.tenant_id, email)
+        if digest is None:
+            return self._one(users.c.email == email)
+        # Rows written before the blind index key was set have no hash yet, and a clear email.
+        return self._one((users.c.email_hash == digest) | users.c.email_hash.is_(None) & (users.c.email == email))
 
     def get_by_external_id(self, external_id: str) -> User | None:
         return self._one(users.c.external_id == external_id)
@@ -247,7 +270,10 @@ class UserRepository(Repository):
     def _one(self, condition: sa.ColumnElement[bool]) -> User | None:
         query = sa.select(users).where(users.c.tenant_id == self.tenant_id, condition)
         row = self._conn.execute(query).first()
-        return m.to_user(row) if row else None
+        return self._user(row) if row else None
+
+    def _user(self, row: Any) -> User:
+        return m.to_user(self._codec.open("users", row))
 
     def get_by_identity(self, channel: str, channel_user_id: str) -> User | None:
         ident = user_identities.c
@@ -259,7 +285,7 @@ class UserRepository(Repository):
             )
         )
         row = self._conn.execute(query).first()
-        return m.to_user(row) if row else None
+        return self._user(row) if row else None
 
     def get_identity(self, channel: str, channel_user_id: str) -> UserIdentity | None:
         ident = user_identities.c
@@ -284,14 +310,15 @@ class UserRepository(Repository):
         return [m.to_user_identity(row) for row in self._conn.execute(query)]
 
     def update(self, user_id: uuid.UUID, values: Values) -> User | None:
+        self._check_clear_email(values.get("email"))
         statement = (
             sa.update(users)
             .where(users.c.tenant_id == self.tenant_id, users.c.id == user_id)
-            .values(values)
+            .values(self._codec.seal("users", self.tenant_id, values))
             .returning(users)
         )
         row = self._conn.execute(statement).first()
-        return m.to_user(row) if row else None
+        return self._user(row) if row else None
 
     def delete(self, user_id: uuid.UUID) -> bool:
         statement = sa.delete(users).where(users.c.tenant_id == self.tenant_id, users.c.id == user_id)
@@ -301,7 +328,7 @@ class UserRepository(Repository):
         query = sa.select(users).where(users.c.tenant_id == self.tenant_id).order_by(users.c.id).limit(limit)
         if after is not None:
             query = query.where(users.c.id > after)
-        return [m.to_user(row) for row in self._conn.execute(query)]
+        return [self._user(row) for row in self._conn.execute(query)]
 
 
 class ConversationRepository(Repository):
@@ -415,6 +442,12 @@ class ConversationRepository(Repository):
         row = self._conn.execute(statement).first()
         return m.to_conversation(row) if row else None
 
+    def ids_for_user(self, user_id: uuid.UUID) -> list[uuid.UUID]:
+        """Ids of a user's conversations (to invalidate their cached history when the user goes)."""
+        c = conversations.c
+        query = sa.select(c.id).where(c.tenant_id == self.tenant_id, c.user_id == user_id)
+        return [row[0] for row in self._conn.execute(query)]
+
     def totals_for_user(self, user_id: uuid.UUID) -> tuple[int, int, int, int]:
         """(conversations, messages, tokens, content bytes) owned by a user, to release from usage."""
         c = conversations.c
@@ -477,22 +510,26 @@ class ConversationRepository(Repository):
 
 class MessageRepository(Repository):
     def insert_many(self, rows: Sequence[Values]) -> None:
-        if len(rows) == 1:
-            self._conn.execute(sa.insert(messages).values(rows[0]))
+        sealed = [self._codec.seal("messages", row["tenant_id"], row) for row in rows]
+        if len(sealed) == 1:
+            self._conn.execute(sa.insert(messages).values(sealed[0]))
         else:
-            self._conn.execute(sa.insert(messages), list(rows))
+            self._conn.execute(sa.insert(messages), sealed)
+
+    def _message(self, row: Any) -> Message:
+        return m.to_message(self._codec.open("messages", row))
 
     def get(self, message_id: uuid.UUID) -> Message | None:
         query = sa.select(messages).where(messages.c.tenant_id == self.tenant_id, messages.c.id == message_id)
         row = self._conn.execute(query).first()
-        return m.to_message(row) if row else None
+        return self._message(row) if row else None
 
     def find_by_idempotency_keys(self, conversation_id: uuid.UUID, keys: Sequence[str]) -> dict[str, Message]:
         c = messages.c
         query = sa.select(messages).where(
             c.tenant_id == self.tenant_id, c.conversation_id == conversation_id, c.idempotency_key.in_(keys)
         )
-        return {row.idempotency_key: m.to_message(row) for row in self._conn.execute(query)}
+        return {row.idempotency_key: self._message(row) for row in self._conn.execute(query)}
 
     def page(
         self, conversation_id: uuid.UUID, *, limit: int, before: int | None = None, after: int | None = None
@@ -506,12 +543,12 @@ class MessageRepository(Repository):
         query = sa.select(messages).where(c.tenant_id == self.tenant_id, c.conversation_id == conversation_id)
         if after is not None:
             query = query.where(c.seq > after).order_by(c.seq).limit(limit)
-            return [m.to_message(row) for row in self._conn.execute(query)]
+            return [self._message(row) for row in self._conn.execute(query)]
         if before is not None:
             query = query.where(c.seq < before)
         query = query.order_by(c.seq.desc()).limit(limit)
         rows = self._conn.execute(query).all()
-        return [m.to_message(row) for row in reversed(rows)]
+        return [self._message(row) for row in reversed(rows)]
 
     def all(self, conversation_id: uuid.UUID) -> list[Message]:
         c = messages.c
@@ -520,7 +557,7 @@ class MessageRepository(Repository):
             .where(c.tenant_id == self.tenant_id, c.conversation_id == conversation_id)
             .order_by(c.seq)
         )
-        return [m.to_message(row) for row in self._conn.execute(query)]
+        return [self._message(row) for row in self._conn.execute(query)]
 
     def count(self, conversation_id: uuid.UUID) -> int:
         c = messages.c
@@ -534,6 +571,7 @@ class MessageRepository(Repository):
             .returning(messages)
         )
         row = self._conn.execute(statement).first()
+        # Not opened: deleting must work without the key (sealed metadata stays sealed in what is returned).
         return m.to_message(row) if row else None
 
 
@@ -620,7 +658,8 @@ class AgentRepository(Repository):
 
     def insert_tool_execution(self, values: Values) -> ToolExecution:
         values = {"tenant_id": self.tenant_id, **values}
-        self._conn.execute(sa.insert(tool_executions).values(values))
+        sealed = self._codec.seal("tool_executions", self.tenant_id, values)
+        self._conn.execute(sa.insert(tool_executions).values(sealed))
         return m.to_tool_execution(_Row(values))
 
     def list_tool_executions(
@@ -633,7 +672,7 @@ class AgentRepository(Repository):
         if tool is not None:
             query = query.where(c.tool == tool)
         query = query.order_by(c.created_at.desc(), c.id.desc()).limit(limit)
-        return [m.to_tool_execution(row) for row in self._conn.execute(query)]
+        return [m.to_tool_execution(self._codec.open("tool_executions", row)) for row in self._conn.execute(query)]
 
     def insert_checkpoint(self, values: Values) -> Checkpoint:
         values = {"tenant_id": self.tenant_id, **values}
@@ -702,21 +741,62 @@ class AgentRepository(Repository):
         return [m.to_agent_metric(row) for row in self._conn.execute(query)]
 
 
+class MaintenanceRepository(Repository):
+    """Whole-table passes of the admin scope, in keyset batches: re-encryption after a key rotation."""
+
+    def reseal(self, table_name: str, *, after: tuple[uuid.UUID, uuid.UUID] | None, limit: int) -> ResealBatch:
+        """Re-seal with the current key the next ``limit`` rows of ``table_name`` after ``after`` (tenant, id).
+
+        The rows are locked as they are read (PostgreSQL; SQLite's write transaction holds the database), so a
+        concurrent update is neither lost nor overwritten with the old value.
+        """
+        table = _SEALED_TABLES[table_name]
+        c = table.c
+        query = (
+            sa.select(c.tenant_id, c.id, *(c[name] for name in SEALED_COLUMNS[table_name]))
+            .order_by(c.tenant_id, c.id)
+            .limit(limit)
+            .with_for_update()
+        )
+        if after is not None:
+            query = query.where((c.tenant_id > after[0]) | (c.tenant_id == after[0]) & (c.id > after[1]))
+        rows = self._conn.execute(query).all()
+        rewritten = 0
+        for row in rows:
+            values = self._codec.reseal(table_name, row)
+            if values is not None:
+                self._conn.execute(sa.update(table).where(c.tenant_id == row.tenant_id, c.id == row.id).values(values))
+                rewritten += 1
+        last = (rows[-1].tenant_id, rows[-1].id) if rows else None
+        return ResealBatch(scanned=len(rows), rewritten=rewritten, last=last)
+
+
+@dataclass(frozen=True, slots=True)
+class ResealBatch:
+    scanned: int
+    rewritten: int
+    last: tuple[uuid.UUID, uuid.UUID] | None
+
+
+_SEALED_TABLES = {"users": users, "messages": messages, "tool_executions": tool_executions}
+
+
 class UnitOfWork:
     """One transaction in one tenant scope, with a repository per aggregate.
 
     Created by ``AsyncDatabase.transaction``, which commits or rolls back; services never see a connection.
     """
 
-    def __init__(self, conn: Connection, tenant_id: uuid.UUID | None, *, dialect: str) -> None:
+    def __init__(self, conn: Connection, tenant_id: uuid.UUID | None, *, dialect: str, codec: FieldCodec) -> None:
         self.connection = conn
         self.tenant_id = tenant_id
         self.dialect = dialect
-        self.tenants = TenantRepository(conn, tenant_id)
-        self.api_keys = ApiKeyRepository(conn, tenant_id)
-        self.users = UserRepository(conn, tenant_id)
-        self.conversations = ConversationRepository(conn, tenant_id)
-        self.messages = MessageRepository(conn, tenant_id)
-        self.knowledge = KnowledgeRepository(conn, tenant_id)
-        self.memories = MemoryRepository(conn, tenant_id)
-        self.agent = AgentRepository(conn, tenant_id)
+        self.tenants = TenantRepository(conn, tenant_id, codec=codec)
+        self.api_keys = ApiKeyRepository(conn, tenant_id, codec=codec)
+        self.users = UserRepository(conn, tenant_id, codec=codec)
+        self.conversations = ConversationRepository(conn, tenant_id, codec=codec)
+        self.messages = MessageRepository(conn, tenant_id, codec=codec)
+        self.knowledge = KnowledgeRepository(conn, tenant_id, codec=codec)
+        self.memories = MemoryRepository(conn, tenant_id, codec=codec)
+        self.agent = AgentRepository(conn, tenant_id, codec=codec)
+        self.maintenance = MaintenanceRepository(conn, tenant_id, codec=codec)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -32,7 +33,9 @@ from mnemostore.domain import (
     User,
     UserIdentity,
 )
+from mnemostore.errors import ConflictError
 from mnemostore.store import _mapping as m
+from mnemostore.store._crypto import SEALED_COLUMNS, FieldCodec
 from mnemostore.store._tables import (
     agent_metrics,
     api_keys,
@@ -50,15 +53,17 @@ from mnemostore.store._tables import (
     users,
 )
 
-__all__ = ["AsyncUnitOfWork"]
+__all__ = ["AsyncUnitOfWork", "ResealBatch"]
 
 Values = dict[str, Any]
 
 
 class AsyncRepository:
-    def __init__(self, conn: AsyncConnection, tenant_id: uuid.UUID | None) -> None:
+    def __init__(self, conn: AsyncConnection, tenant_id: uuid.UUID | None, *, codec: FieldCodec) -> None:
         self._conn = conn
         self._tenant_id = tenant_id
+        # Every sensitive value written is sealed, and every row read opened, by this codec (store._crypto).
+        self._codec = codec
 
     @property
     def tenant_id(self) -> uuid.UUID:
@@ -241,14 +246,34 @@ class AsyncApiKeyRepository(AsyncRepository):
 class AsyncUserRepository(AsyncRepository):
     async def insert(self, values: Values) -> User:
         values = {"tenant_id": self.tenant_id, **values}
-        await self._conn.execute(sa.insert(users).values(values))
+        await self._check_clear_email(values.get("email"))
+        await self._conn.execute(sa.insert(users).values(self._codec.seal("users", self.tenant_id, values)))
         return m.to_user(_Row(values))
+
+    async def _check_clear_email(self, email: str | None) -> None:
+        """Refuse an email that a row written before encryption holds in clear.
+
+        Neither unique rule sees that duplicate (one compares ciphertexts, the other hashes that row lacks);
+        `mnemostore rotate-keys` seals those rows, after which this finds none.
+        """
+        if email is None or not self._codec.encrypts:
+            return
+        c = users.c
+        query = sa.select(c.id).where(c.tenant_id == self.tenant_id, c.email_hash.is_(None), c.email == email)
+        if (await self._conn.execute(query.limit(1))).first() is not None:
+            raise ConflictError("another user of this tenant already has this email")
 
     async def get(self, user_id: uuid.UUID) -> User | None:
         return await self._one(users.c.id == user_id)
 
     async def get_by_email(self, email: str) -> User | None:
-        return await self._one(users.c.email == email)
+        digest = self._codec.blind_index(self.tenant_id, email)
+        if digest is None:
+            return await self._one(users.c.email == email)
+        # Rows written before the blind index key was set have no hash yet, and a clear email.
+        return await self._one(
+            (users.c.email_hash == digest) | (users.c.email_hash.is_(None) & (users.c.email == email))
+        )
 
     async def get_by_external_id(self, external_id: str) -> User | None:
         return await self._one(users.c.external_id == external_id)
@@ -256,7 +281,10 @@ class AsyncUserRepository(AsyncRepository):
     async def _one(self, condition: sa.ColumnElement[bool]) -> User | None:
         query = sa.select(users).where(users.c.tenant_id == self.tenant_id, condition)
         row = (await self._conn.execute(query)).first()
-        return m.to_user(row) if row else None
+        return self._user(row) if row else None
+
+    def _user(self, row: Any) -> User:
+        return m.to_user(self._codec.open("users", row))
 
     async def get_by_identity(self, channel: str, channel_user_id: str) -> User | None:
         ident = user_identities.c
@@ -270,7 +298,7 @@ class AsyncUserRepository(AsyncRepository):
             )
         )
         row = (await self._conn.execute(query)).first()
-        return m.to_user(row) if row else None
+        return self._user(row) if row else None
 
     async def get_identity(self, channel: str, channel_user_id: str) -> UserIdentity | None:
         ident = user_identities.c
@@ -295,14 +323,15 @@ class AsyncUserRepository(AsyncRepository):
         return [m.to_user_identity(row) for row in await self._conn.execute(query)]
 
     async def update(self, user_id: uuid.UUID, values: Values) -> User | None:
+        await self._check_clear_email(values.get("email"))
         statement = (
             sa.update(users)
             .where(users.c.tenant_id == self.tenant_id, users.c.id == user_id)
-            .values(values)
+            .values(self._codec.seal("users", self.tenant_id, values))
             .returning(users)
         )
         row = (await self._conn.execute(statement)).first()
-        return m.to_user(row) if row else None
+        return self._user(row) if row else None
 
     async def delete(self, user_id: uuid.UUID) -> bool:
         statement = sa.delete(users).where(users.c.tenant_id == self.tenant_id, users.c.id == user_id)
@@ -312,7 +341,7 @@ class AsyncUserRepository(AsyncRepository):
         query = sa.select(users).where(users.c.tenant_id == self.tenant_id).order_by(users.c.id).limit(limit)
         if after is not None:
             query = query.where(users.c.id > after)
-        return [m.to_user(row) for row in await self._conn.execute(query)]
+        return [self._user(row) for row in await self._conn.execute(query)]
 
 
 class AsyncConversationRepository(AsyncRepository):
@@ -431,6 +460,12 @@ class AsyncConversationRepository(AsyncRepository):
         row = (await self._conn.execute(statement)).first()
         return m.to_conversation(row) if row else None
 
+    async def ids_for_user(self, user_id: uuid.UUID) -> list[uuid.UUID]:
+        """Ids of a user's conversations (to invalidate their cached history when the user goes)."""
+        c = conversations.c
+        query = sa.select(c.id).where(c.tenant_id == self.tenant_id, c.user_id == user_id)
+        return [row[0] for row in await self._conn.execute(query)]
+
     async def totals_for_user(self, user_id: uuid.UUID) -> tuple[int, int, int, int]:
         """(conversations, messages, tokens, content bytes) owned by a user, to release from usage."""
         c = conversations.c
@@ -493,22 +528,26 @@ class AsyncConversationRepository(AsyncRepository):
 
 class AsyncMessageRepository(AsyncRepository):
     async def insert_many(self, rows: Sequence[Values]) -> None:
-        if len(rows) == 1:
-            await self._conn.execute(sa.insert(messages).values(rows[0]))
+        sealed = [self._codec.seal("messages", row["tenant_id"], row) for row in rows]
+        if len(sealed) == 1:
+            await self._conn.execute(sa.insert(messages).values(sealed[0]))
         else:
-            await self._conn.execute(sa.insert(messages), list(rows))
+            await self._conn.execute(sa.insert(messages), sealed)
+
+    def _message(self, row: Any) -> Message:
+        return m.to_message(self._codec.open("messages", row))
 
     async def get(self, message_id: uuid.UUID) -> Message | None:
         query = sa.select(messages).where(messages.c.tenant_id == self.tenant_id, messages.c.id == message_id)
         row = (await self._conn.execute(query)).first()
-        return m.to_message(row) if row else None
+        return self._message(row) if row else None
 
     async def find_by_idempotency_keys(self, conversation_id: uuid.UUID, keys: Sequence[str]) -> dict[str, Message]:
         c = messages.c
         query = sa.select(messages).where(
             c.tenant_id == self.tenant_id, c.conversation_id == conversation_id, c.idempotency_key.in_(keys)
         )
-        return {row.idempotency_key: m.to_message(row) for row in await self._conn.execute(query)}
+        return {row.idempotency_key: self._message(row) for row in await self._conn.execute(query)}
 
     async def page(
         self,
@@ -527,12 +566,12 @@ class AsyncMessageRepository(AsyncRepository):
         query = sa.select(messages).where(c.tenant_id == self.tenant_id, c.conversation_id == conversation_id)
         if after is not None:
             query = query.where(c.seq > after).order_by(c.seq).limit(limit)
-            return [m.to_message(row) for row in await self._conn.execute(query)]
+            return [self._message(row) for row in await self._conn.execute(query)]
         if before is not None:
             query = query.where(c.seq < before)
         query = query.order_by(c.seq.desc()).limit(limit)
         rows = (await self._conn.execute(query)).all()
-        return [m.to_message(row) for row in reversed(rows)]
+        return [self._message(row) for row in reversed(rows)]
 
     async def all(self, conversation_id: uuid.UUID) -> list[Message]:
         c = messages.c
@@ -541,7 +580,7 @@ class AsyncMessageRepository(AsyncRepository):
             .where(c.tenant_id == self.tenant_id, c.conversation_id == conversation_id)
             .order_by(c.seq)
         )
-        return [m.to_message(row) for row in await self._conn.execute(query)]
+        return [self._message(row) for row in await self._conn.execute(query)]
 
     async def count(self, conversation_id: uuid.UUID) -> int:
         c = messages.c
@@ -555,6 +594,7 @@ class AsyncMessageRepository(AsyncRepository):
             .returning(messages)
         )
         row = (await self._conn.execute(statement)).first()
+        # Not opened: deleting must work without the key (sealed metadata stays sealed in what is returned).
         return m.to_message(row) if row else None
 
 
@@ -643,7 +683,8 @@ class AsyncAgentRepository(AsyncRepository):
 
     async def insert_tool_execution(self, values: Values) -> ToolExecution:
         values = {"tenant_id": self.tenant_id, **values}
-        await self._conn.execute(sa.insert(tool_executions).values(values))
+        sealed = self._codec.seal("tool_executions", self.tenant_id, values)
+        await self._conn.execute(sa.insert(tool_executions).values(sealed))
         return m.to_tool_execution(_Row(values))
 
     async def list_tool_executions(
@@ -656,7 +697,9 @@ class AsyncAgentRepository(AsyncRepository):
         if tool is not None:
             query = query.where(c.tool == tool)
         query = query.order_by(c.created_at.desc(), c.id.desc()).limit(limit)
-        return [m.to_tool_execution(row) for row in await self._conn.execute(query)]
+        return [
+            m.to_tool_execution(self._codec.open("tool_executions", row)) for row in await self._conn.execute(query)
+        ]
 
     async def insert_checkpoint(self, values: Values) -> Checkpoint:
         values = {"tenant_id": self.tenant_id, **values}
@@ -732,21 +775,64 @@ class AsyncAgentRepository(AsyncRepository):
         return [m.to_agent_metric(row) for row in await self._conn.execute(query)]
 
 
+class AsyncMaintenanceRepository(AsyncRepository):
+    """Whole-table passes of the admin scope, in keyset batches: re-encryption after a key rotation."""
+
+    async def reseal(self, table_name: str, *, after: tuple[uuid.UUID, uuid.UUID] | None, limit: int) -> ResealBatch:
+        """Re-seal with the current key the next ``limit`` rows of ``table_name`` after ``after`` (tenant, id).
+
+        The rows are locked as they are read (PostgreSQL; SQLite's write transaction holds the database), so a
+        concurrent update is neither lost nor overwritten with the old value.
+        """
+        table = _SEALED_TABLES[table_name]
+        c = table.c
+        query = (
+            sa.select(c.tenant_id, c.id, *(c[name] for name in SEALED_COLUMNS[table_name]))
+            .order_by(c.tenant_id, c.id)
+            .limit(limit)
+            .with_for_update()
+        )
+        if after is not None:
+            query = query.where((c.tenant_id > after[0]) | ((c.tenant_id == after[0]) & (c.id > after[1])))
+        rows = (await self._conn.execute(query)).all()
+        rewritten = 0
+        for row in rows:
+            values = self._codec.reseal(table_name, row)
+            if values is not None:
+                await self._conn.execute(
+                    sa.update(table).where(c.tenant_id == row.tenant_id, c.id == row.id).values(values)
+                )
+                rewritten += 1
+        last = (rows[-1].tenant_id, rows[-1].id) if rows else None
+        return ResealBatch(scanned=len(rows), rewritten=rewritten, last=last)
+
+
+@dataclass(frozen=True, slots=True)
+class ResealBatch:
+    scanned: int
+    rewritten: int
+    last: tuple[uuid.UUID, uuid.UUID] | None
+
+
+_SEALED_TABLES = {"users": users, "messages": messages, "tool_executions": tool_executions}
+
+
 class AsyncUnitOfWork:
     """One transaction in one tenant scope, with a repository per aggregate.
 
     Created by ``AsyncDatabase.transaction``, which commits or rolls back; services never see a connection.
     """
 
-    def __init__(self, conn: AsyncConnection, tenant_id: uuid.UUID | None, *, dialect: str) -> None:
+    def __init__(self, conn: AsyncConnection, tenant_id: uuid.UUID | None, *, dialect: str, codec: FieldCodec) -> None:
         self.connection = conn
         self.tenant_id = tenant_id
         self.dialect = dialect
-        self.tenants = AsyncTenantRepository(conn, tenant_id)
-        self.api_keys = AsyncApiKeyRepository(conn, tenant_id)
-        self.users = AsyncUserRepository(conn, tenant_id)
-        self.conversations = AsyncConversationRepository(conn, tenant_id)
-        self.messages = AsyncMessageRepository(conn, tenant_id)
-        self.knowledge = AsyncKnowledgeRepository(conn, tenant_id)
-        self.memories = AsyncMemoryRepository(conn, tenant_id)
-        self.agent = AsyncAgentRepository(conn, tenant_id)
+        self.tenants = AsyncTenantRepository(conn, tenant_id, codec=codec)
+        self.api_keys = AsyncApiKeyRepository(conn, tenant_id, codec=codec)
+        self.users = AsyncUserRepository(conn, tenant_id, codec=codec)
+        self.conversations = AsyncConversationRepository(conn, tenant_id, codec=codec)
+        self.messages = AsyncMessageRepository(conn, tenant_id, codec=codec)
+        self.knowledge = AsyncKnowledgeRepository(conn, tenant_id, codec=codec)
+        self.memories = AsyncMemoryRepository(conn, tenant_id, codec=codec)
+        self.agent = AsyncAgentRepository(conn, tenant_id, codec=codec)
+        self.maintenance = AsyncMaintenanceRepository(conn, tenant_id, codec=codec)

@@ -124,7 +124,11 @@ users = sa.Table(
     _tenant_id(),
     _id(),
     sa.Column("display_name", sa.String(200)),
-    sa.Column("email", sa.String(320)),
+    # Clear, or an encryption envelope (see store._crypto), which outgrows 320 characters. SQLite ignores
+    # declared lengths, and widening it there would mean rebuilding ``users``, whose DROP cascades (0002).
+    sa.Column("email", sa.String(320).with_variant(sa.Text(), "postgresql")),
+    # Keyed HMAC of the email (the blind index): look-ups and uniqueness when the email is encrypted.
+    sa.Column("email_hash", sa.String(64)),
     sa.Column("external_id", sa.String(200)),
     sa.Column("preferred_model", sa.String(200)),
     sa.Column("preferences", _json(), nullable=False),
@@ -134,6 +138,8 @@ users = sa.Table(
     sa.PrimaryKeyConstraint("tenant_id", "id"),
     sa.UniqueConstraint("tenant_id", "email"),
     sa.UniqueConstraint("tenant_id", "external_id"),
+    # An index, not a constraint: SQLite can add one to an existing table without rebuilding it.
+    sa.Index("uq_users_tenant_id_email_hash", "tenant_id", "email_hash", unique=True),
 )
 
 user_identities = sa.Table(

@@ -1,0 +1,190 @@
+"""Redis fixtures: the real server at 127.0.0.1:6379 (``--redis-url`` / ``MNEMOSTORE_TEST_REDIS_URL``), never a fake.
+
+Every test session uses its own key prefix (``mnstest-<random>``), so runs never see each other's keys and the
+session's keys are deleted at the end. When the server is unreachable the Redis cases are skipped, unless
+``--require-redis`` (CI sets it) makes that a failure. Degraded-mode tests start their own throw-away
+``redis-server`` (``RedisProcess``) so that they can kill, pause and restart it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from mnemostore import AsyncMnemoStore, AsyncTenantStore, MnemoStore, Settings, TenantStore
+from mnemostore.cache import AsyncCache, Cache, build_cache, build_sync_cache
+
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+CACHE_KINDS = ["local", "redis"]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--redis-url", default=os.environ.get("MNEMOSTORE_TEST_REDIS_URL", DEFAULT_REDIS_URL))
+    parser.addoption("--require-redis", action="store_true", help="fail, don't skip, without Redis")
+
+
+@pytest.fixture(scope="session")
+def redis_url(request: pytest.FixtureRequest) -> str:
+    url = str(request.config.getoption("--redis-url"))
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=2).ping()
+    except redis.RedisError as error:
+        if request.config.getoption("--require-redis") or os.environ.get("CI"):
+            pytest.fail(f"Redis at {url} is required but unreachable: {error}")
+        pytest.skip(f"Redis at {url} unreachable: {error}")
+    return url
+
+
+@pytest.fixture(scope="session")
+def key_prefix(request: pytest.FixtureRequest) -> Iterator[str]:
+    """This session's key namespace; its keys are deleted when the session ends."""
+    prefix = f"mnstest-{uuid.uuid4().hex[:10]}"
+    yield prefix
+    url = str(request.config.getoption("--redis-url"))
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=2)
+        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+        for start in range(0, len(keys), 500):
+            client.unlink(*keys[start : start + 500])
+    except redis.RedisError:
+        pass
+
+
+def cache_settings(kind: str, redis_url: str | None, prefix: str, **overrides: Any) -> Settings:
+    """Settings for a bare cache; the local one gets a database name of its own, so its state is fresh."""
+    values: dict[str, Any] = {
+        "database_url": f"sqlite:///unused-{uuid.uuid4().hex}.db",
+        "redis_url": redis_url if kind == "redis" else None,
+        "cache_key_prefix": prefix,
+        **overrides,
+    }
+    return Settings(**values)
+
+
+@pytest.fixture(params=CACHE_KINDS)
+def cache_kind(request: pytest.FixtureRequest) -> str:
+    if request.param == "redis":
+        request.getfixturevalue("redis_url")
+    return str(request.param)
+
+
+@pytest.fixture
+async def acache(request: pytest.FixtureRequest, cache_kind: str, key_prefix: str) -> AsyncIterator[AsyncCache]:
+    url = request.getfixturevalue("redis_url") if cache_kind == "redis" else None
+    cache = build_cache(cache_settings(cache_kind, url, key_prefix))
+    yield cache
+    await cache.close()
+
+
+@pytest.fixture
+def cache(request: pytest.FixtureRequest, cache_kind: str, key_prefix: str) -> Iterator[Cache]:
+    url = request.getfixturevalue("redis_url") if cache_kind == "redis" else None
+    sync_cache = build_sync_cache(cache_settings(cache_kind, url, key_prefix))
+    yield sync_cache
+    sync_cache.close()
+
+
+@pytest.fixture(scope="session")
+async def rstore(database_url: str, redis_url: str, key_prefix: str) -> AsyncIterator[AsyncMnemoStore]:
+    """An async store on the session's database with its cache in the real Redis."""
+    store = AsyncMnemoStore(database_url, redis_url=redis_url, cache_key_prefix=key_prefix)
+    yield store
+    await store.close()
+
+
+@pytest.fixture
+async def rtenant(rstore: AsyncMnemoStore) -> AsyncTenantStore:
+    tenant = await rstore.create_tenant(f"tenant-{uuid.uuid4().hex[:12]}")
+    return rstore.tenant(tenant.id)
+
+
+@pytest.fixture(scope="session")
+def rstore_sync(database_url: str, redis_url: str, key_prefix: str) -> Iterator[MnemoStore]:
+    store = MnemoStore(database_url, redis_url=redis_url, cache_key_prefix=key_prefix)
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def rtenant_sync(rstore_sync: MnemoStore) -> TenantStore:
+    tenant = rstore_sync.create_tenant(f"tenant-{uuid.uuid4().hex[:12]}")
+    return rstore_sync.tenant(tenant.id)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class RedisProcess:
+    """A private redis-server without persistence, to kill, pause and restart under a running store."""
+
+    def __init__(self, workdir: Path) -> None:
+        exe = shutil.which("redis-server")
+        if exe is None:
+            pytest.skip("redis-server is not installed")
+        self.exe = exe
+        self.workdir = workdir
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [self.exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            cwd=self.workdir,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
+        for _ in range(100):
+            try:
+                client.ping()
+                return
+            except redis.RedisError:
+                time.sleep(0.05)
+        raise RuntimeError(f"redis-server on port {self.port} did not start")
+
+    def kill(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+            self.proc = None
+
+    def pause(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGCONT)
+
+    def client(self) -> redis.Redis:
+        return redis.Redis(port=self.port, socket_timeout=2)
+
+
+@pytest.fixture
+def redis_process(tmp_path: Path) -> Iterator[RedisProcess]:
+    server = RedisProcess(tmp_path)
+    server.start()
+    try:
+        yield server
+    finally:
+        if server.proc is not None:
+            server.resume()
+        server.kill()
