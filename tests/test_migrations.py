@@ -32,7 +32,8 @@ from mnemostore import (
 from mnemostore.ops import migrate
 from mnemostore.store._tables import metadata
 
-HEAD = "0001"
+HEAD = "0002"
+REVISIONS = ["0001", "0002"]
 MODEL_TABLES = set(metadata.tables)
 
 
@@ -106,7 +107,7 @@ def test_migration_status_before_and_after(settings: Settings) -> None:
     assert isinstance(before, MigrationStatus)
     assert before.current is None
     assert before.head == HEAD == migrate.head_revision()
-    assert [r.revision for r in before.pending] == [HEAD]
+    assert [r.revision for r in before.pending] == REVISIONS
     assert before.pending[0].down_revision is None
     assert before.pending[0].message.startswith("initial schema")
     assert not before.up_to_date
@@ -227,7 +228,7 @@ def test_import_and_construction_do_no_io(empty_database_url: str, backend: str,
 async def test_store_migrate_then_rollback_to_base(settings: Settings, engine: sa.Engine) -> None:
     async with AsyncMnemoStore(settings.database_url) as store:
         status = await store.get_migration_status()
-        assert (status.current, [r.revision for r in status.pending]) == (None, [HEAD])
+        assert (status.current, [r.revision for r in status.pending]) == (None, REVISIONS)
 
         await store.migrate()
         tenant = await store.create_tenant("acme")

@@ -53,6 +53,7 @@ _EXTRAS = {
     "numpy": ("embeddings", "embeddings"),
     "duckdb": ("analytics", "analytics"),
     "pyarrow": ("analytics", "analytics"),
+    "matplotlib": ("analytics", "analytics"),
 }
 
 

@@ -1,1 +1,1 @@
-"""Operations: schema migrations (and, later, backup, restore and health)."""
+"""Operations: schema migrations, backup and restore, health checks (``_health``), analytics (``analytics``)."""

@@ -1,0 +1,214 @@
+"""``mnemostore backup | restore | export | erase``: archives of the database, and erasing a user.
+
+An archive is a folder, or one ``.tar`` / ``.tar.gz`` file, that either backend restores: back up an embedded
+SQLite store and restore it into PostgreSQL to promote it to production, or the other way round. A progress bar
+runs on stderr when it is a terminal. A TENANT is a tenant id or name; a USER is a user id, email or external id.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
+from rich.table import Table
+from rich.text import Text
+
+from mnemostore.domain import User
+from mnemostore.errors import UserNotFound
+from mnemostore.ops._archive import BackupManifest, BackupResult
+from mnemostore.service.store import TenantStore
+
+from ._format import human_bytes
+from ._shared import err, open_store, out, resolve_tenant, settings_from
+
+__all__ = ["backup", "erase", "export", "restore"]
+
+PathArg = Annotated[Path, typer.Argument(metavar="PATH", help="A folder, or a .tar / .tar.gz file.")]
+Compress = Annotated[
+    bool, typer.Option("--compress", help="Write one .tar.gz file (the suffix is added to PATH when missing).")
+]
+
+_PHASES = {"backup": "backing up", "check": "checking archive", "restore": "restoring", "verify": "verifying"}
+
+
+class _Bar:
+    """A rich progress bar on stderr: one line per phase (backup, check, restore, verify), naming the table."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.label = ""
+        self.task: TaskID | None = None
+
+    def start(self, phase: str, totals: Mapping[str, int]) -> None:
+        self.label = _PHASES.get(phase, phase)
+        self.task = self.progress.add_task(self.label, total=sum(totals.values()) or 1)
+
+    def advance(self, table: str, rows: int) -> None:
+        if self.task is not None:
+            self.progress.update(self.task, advance=rows, description=f"{self.label} {table}")
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description:<36}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal,  # no bar when stderr is a file or a pipe
+    )
+
+
+def _tables(manifest: BackupManifest, rows: Mapping[str, int] | None = None) -> Table:
+    table = Table()
+    table.add_column("table")
+    table.add_column("rows", justify="right")
+    if rows is None:
+        table.add_column("size", justify="right")
+        table.add_column("sha256")
+    for entry in manifest.tables:
+        if rows is None:
+            table.add_row(entry.name, f"{entry.rows:,}", human_bytes(entry.bytes), entry.sha256[:16])
+        else:
+            table.add_row(entry.name, f"{rows.get(entry.name, 0):,}")
+    return table
+
+
+def _report_backup(result: BackupResult, what: str) -> None:
+    m = result.manifest
+    out.print(_tables(m))
+    out.print(
+        Text(
+            f"Backed up {what}: {m.total_rows:,} rows of {len(m.tables)} tables at schema {m.schema_revision} to "
+            f"{result.path} ({human_bytes(result.bytes)}) in {result.seconds:.1f} s"
+        )
+    )
+
+
+def backup(
+    ctx: typer.Context,
+    path: PathArg,
+    tenant: Annotated[
+        str | None, typer.Option("--tenant", metavar="TENANT", help="Back up only this tenant (id or name).")
+    ] = None,
+    compress: Compress = False,
+) -> None:
+    """Write a backup archive of the database (or of one tenant) from one consistent snapshot.
+
+    The store keeps serving writes meanwhile. The archive holds one JSON Lines file per table and a manifest with
+    the schema revision, row counts and SHA-256 checksums; `mnemostore restore` reads it on SQLite or PostgreSQL.
+    """
+    with open_store(settings_from(ctx)) as store:
+        found = resolve_tenant(store, tenant) if tenant is not None else None
+        with _progress() as progress:
+            result = store.backup(
+                path, tenant_id=found.id if found else None, compress=compress, progress=_Bar(progress)
+            )
+    _report_backup(result, f"tenant {found.name}" if found else "the database")
+
+
+def restore(
+    ctx: typer.Context,
+    path: Annotated[Path, typer.Argument(metavar="PATH", help="The archive: a folder, .tar or .tar.gz.")],
+    tenant: Annotated[
+        str | None,
+        typer.Option("--tenant", metavar="TENANT", help="Restore only this tenant of the archive (id or name)."),
+    ] = None,
+    verify: Annotated[
+        bool, typer.Option("--verify", help="Re-read what was restored and compare counts and checksums.")
+    ] = False,
+) -> None:
+    """Restore an archive into an empty database, or (with --tenant) one tenant the database lacks.
+
+    The archive is checked completely before anything is written, and the restore is one transaction: a damaged
+    archive, or a database that already holds the data, leaves the database as it was.
+    """
+    settings = settings_from(ctx)
+    with open_store(settings) as store, _progress() as progress:
+        result = store.restore(path, tenant=tenant, verify=verify, progress=_Bar(progress))
+    out.print(_tables(result.manifest, result.rows))
+    tenants = ", ".join(str(t) for t in result.tenant_ids) or "none"
+    out.print(
+        Text(
+            f"Restored {result.total_rows:,} rows into {settings.redacted_url()} in {result.seconds:.1f} s "
+            f"(tenants: {tenants}); usage counters recounted"
+        )
+    )
+    if verify:
+        out.print("[green]Verified:[/] every restored table matches the archive's row count and SHA-256.")
+
+
+def _resolve_user(tenant_store: TenantStore, ref: str) -> User:
+    """The user whose id, email or external id is ``ref``."""
+    user: User | None = None
+    with contextlib.suppress(ValueError):
+        user = tenant_store.get_user(uuid.UUID(ref))
+    user = user or tenant_store.get_user_by_email(ref) or tenant_store.get_user_by_external_id(ref)
+    if user is None:
+        raise UserNotFound(repr(ref), ": give a user id, email or external id of this tenant")
+    return user
+
+
+TenantOption = Annotated[str, typer.Option("--tenant", metavar="TENANT", help="Tenant id or name.")]
+
+
+def export(
+    ctx: typer.Context,
+    tenant: TenantOption,
+    path: PathArg,
+    user: Annotated[
+        str | None,
+        typer.Option("--user", metavar="USER", help="Export only this user's rows (id, email or external id)."),
+    ] = None,
+    compress: Compress = False,
+) -> None:
+    """Write an archive of one tenant, or of one user's rows (data portability); restorable like a backup.
+
+    A user's archive holds their row, identities, conversations with everything in them, and memories, plus the
+    tenant's row so that it restores into an empty database.
+    """
+    with open_store(settings_from(ctx)) as store:
+        found = resolve_tenant(store, tenant)
+        t = store.tenant(found.id)
+        owner = _resolve_user(t, user) if user is not None else None
+        with _progress() as progress:
+            result = t.export(path, user_id=owner.id if owner else None, compress=compress, progress=_Bar(progress))
+    _report_backup(result, f"user {owner.id} of tenant {found.name}" if owner else f"tenant {found.name}")
+
+
+def erase(
+    ctx: typer.Context,
+    tenant: TenantOption,
+    user: Annotated[str, typer.Option("--user", metavar="USER", help="User id, email or external id.")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Erase a user everywhere (right to erasure): their rows in every table, usage counters, cached data.
+
+    Prints how many rows each table lost. It cannot be undone: export the user first if the data must be kept.
+    """
+    with open_store(settings_from(ctx)) as store:
+        found = resolve_tenant(store, tenant)
+        t = store.tenant(found.id)
+        owner = _resolve_user(t, user)
+        if not yes:
+            typer.confirm(f"Erase user {owner.id} of tenant {found.name} and everything of theirs?", abort=True)
+        removed = t.erase_user(owner.id)
+        usage = store.get_tenant_usage(found.id)
+    table = Table()
+    table.add_column("table")
+    table.add_column("rows removed", justify="right")
+    for name, count in removed.items():
+        table.add_row(name, f"{count:,}")
+    out.print(table)
+    out.print(
+        Text(
+            f"Erased user {owner.id} of tenant {found.name}: {sum(removed.values()):,} rows. The tenant now has "
+            f"{usage.users:,} users, {usage.messages:,} messages ({human_bytes(usage.storage_bytes)})."
+        )
+    )

@@ -1,0 +1,681 @@
+"""The backup archive: its layout, its manifest, the row encoding, and writing and checking archive files.
+
+No database here (``_backup_async.py`` reads and writes the tables); this module only knows files. An archive is a
+folder, or the same folder packed in one ``.tar`` or ``.tar.gz``::
+
+    manifest.json             what the archive holds: format + version, schema revision, scope, and per table
+                              its file, row count, size, SHA-256, columns (with their kinds) and free metadata
+    tables/tenants.jsonl      one JSON Lines file per table, rows in primary-key order
+    tables/tenant_usage.jsonl …
+
+Every row is one JSON object on one line, encoded canonically: keys sorted (nested JSON values too), no spaces,
+UTF-8, UUIDs as strings, timestamps as ISO-8601 UTC with microseconds and a ``Z``, JSON columns as JSON. Rows
+are ordered by primary key with byte-wise string comparison (``COLLATE "C"`` on PostgreSQL, SQLite's default), so
+the same data gives the same bytes, and the same checksums, whichever backend it was read from. That is what
+lets a restore be verified by re-reading and re-hashing, and a SQLite archive be compared with a PostgreSQL one.
+
+The manifest leaves room for what later issues add: each table entry carries a ``metadata`` object (the embedding
+model of a vector table goes there), and each column a ``kind``, so a reader knows how to decode a value without
+importing mnemostore. A reader refuses a ``format_version`` it does not know.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import re
+import shutil
+import tarfile
+import uuid
+import zlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any, Final, Protocol
+
+import sqlalchemy as sa
+
+from mnemostore.errors import ArchiveCorrupted, ArchiveVersionUnsupported, BackupError
+from mnemostore.store._tables import UtcDateTime
+
+__all__ = [
+    "FORMAT",
+    "FORMAT_VERSION",
+    "ArchiveReader",
+    "ArchiveWriter",
+    "BackupManifest",
+    "BackupResult",
+    "ColumnSpec",
+    "ProgressReporter",
+    "RestoreResult",
+    "RowCodec",
+    "Scope",
+    "TableEntry",
+    "TableSink",
+]
+
+FORMAT: Final = "mnemostore-backup"
+FORMAT_VERSION: Final = 1
+MANIFEST_NAME: Final = "manifest.json"
+TABLES_DIR: Final = "tables"
+_MAX_MANIFEST_BYTES: Final = 16 * 1024 * 1024
+_READ_ERRORS = (tarfile.TarError, EOFError, zlib.error, OSError, UnicodeDecodeError)
+
+
+# -- manifest -----------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """What a backup covers: everything (``full``), one tenant, or one user's rows within a tenant."""
+
+    kind: str = "full"
+    tenant_id: uuid.UUID | None = None
+    user_id: uuid.UUID | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"kind": self.kind}
+        if self.tenant_id is not None:
+            out["tenant_id"] = str(self.tenant_id)
+        if self.user_id is not None:
+            out["user_id"] = str(self.user_id)
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class ColumnSpec:
+    name: str
+    kind: str  # uuid, timestamp, json, text, integer, float, boolean, binary (base64)
+
+
+@dataclass(frozen=True, slots=True)
+class TableEntry:
+    """One table of the archive."""
+
+    name: str
+    file: str
+    rows: int
+    bytes: int
+    sha256: str
+    columns: tuple[ColumnSpec, ...]
+    primary_key: tuple[str, ...]
+    # Free-form facts about the table that a restore may need, e.g. {"embedding_model": "all-MiniLM-L6-v2",
+    # "dimensions": 384} for a vector table; empty for the tables of schema 0001.
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "file": self.file,
+            "rows": self.rows,
+            "bytes": self.bytes,
+            "sha256": self.sha256,
+            "columns": {c.name: c.kind for c in self.columns},
+            "primary_key": list(self.primary_key),
+            "metadata": self.metadata,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class BackupManifest:
+    """The table of contents of an archive (``manifest.json``)."""
+
+    schema_revision: str
+    scope: Scope
+    tables: tuple[TableEntry, ...]
+    created_at: datetime
+    source_backend: str
+    mnemostore_version: str
+    format: str = FORMAT
+    format_version: int = FORMAT_VERSION
+
+    @property
+    def total_rows(self) -> int:
+        return sum(t.rows for t in self.tables)
+
+    def table(self, name: str) -> TableEntry | None:
+        return next((t for t in self.tables if t.name == name), None)
+
+    def to_json(self) -> bytes:
+        data = {
+            "format": self.format,
+            "format_version": self.format_version,
+            "created_at": encode_time(self.created_at),
+            "mnemostore_version": self.mnemostore_version,
+            "schema_revision": self.schema_revision,
+            "source": {"backend": self.source_backend},
+            "scope": self.scope.to_dict(),
+            "tables": [t.to_dict() for t in self.tables],
+        }
+        return (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode()
+
+    @classmethod
+    def from_json(cls, raw: bytes, where: str) -> BackupManifest:
+        """Parse and check a manifest.
+
+        Raises:
+            ArchiveCorrupted: not a manifest, or a malformed one.
+            ArchiveVersionUnsupported: a manifest of another format version.
+        """
+        try:
+            data = json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as error:
+            raise ArchiveCorrupted(f"{where}: manifest.json is not JSON ({error}): the archive is damaged") from None
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            raise ArchiveCorrupted(f"{where}: manifest.json does not describe a {FORMAT} archive")
+        version = data.get("format_version")
+        if version != FORMAT_VERSION:
+            raise ArchiveVersionUnsupported(
+                f"{where} is a {FORMAT} archive of format version {version!r}; this mnemostore reads version "
+                f"{FORMAT_VERSION} only: restore it with the mnemostore version that wrote it "
+                f"({data.get('mnemostore_version', 'unknown')})"
+            )
+        try:
+            scope = data["scope"]
+            tables = tuple(
+                TableEntry(
+                    name=_str(t["name"]),
+                    file=_str(t["file"]),
+                    rows=_count(t["rows"]),
+                    bytes=_count(t["bytes"]),
+                    sha256=_str(t["sha256"]),
+                    columns=tuple(ColumnSpec(_str(name), _str(kind)) for name, kind in t["columns"].items()),
+                    primary_key=tuple(_str(k) for k in t["primary_key"]),
+                    metadata=dict(t.get("metadata") or {}),
+                )
+                for t in data["tables"]
+            )
+            manifest = cls(
+                schema_revision=_str(data["schema_revision"]),
+                scope=Scope(
+                    kind=_str(scope["kind"]),
+                    tenant_id=uuid.UUID(scope["tenant_id"]) if scope.get("tenant_id") else None,
+                    user_id=uuid.UUID(scope["user_id"]) if scope.get("user_id") else None,
+                ),
+                tables=tables,
+                created_at=decode_time(data["created_at"]),
+                source_backend=_str(data["source"]["backend"]),
+                mnemostore_version=_str(data["mnemostore_version"]),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
+            raise ArchiveCorrupted(f"{where}: manifest.json is malformed ({error!r}): the archive is damaged") from None
+        names = [t.name for t in tables]
+        files = [t.file for t in tables]
+        if len(set(names)) != len(names) or len(set(files)) != len(files):
+            raise ArchiveCorrupted(f"{where}: manifest.json lists a table or a file twice: the archive is damaged")
+        for entry in tables:
+            if entry.file != f"{TABLES_DIR}/{entry.name}.jsonl":
+                raise ArchiveCorrupted(f"{where}: manifest.json names an unexpected file {entry.file!r}")
+        return manifest
+
+
+def _str(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"expected a string, got {value!r}")
+    return value
+
+
+def _count(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise TypeError(f"expected a count, got {value!r}")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class BackupResult:
+    """What ``backup``/``export`` wrote."""
+
+    path: Path
+    manifest: BackupManifest
+    seconds: float
+
+    @property
+    def rows(self) -> int:
+        return self.manifest.total_rows
+
+    @property
+    def bytes(self) -> int:
+        return self.path.stat().st_size if self.path.is_file() else sum(t.bytes for t in self.manifest.tables)
+
+
+@dataclass(frozen=True, slots=True)
+class RestoreResult:
+    """What ``restore`` wrote: rows per table, the tenants it created, and whether ``verify`` re-checked them."""
+
+    path: Path
+    manifest: BackupManifest
+    tenant_ids: tuple[uuid.UUID, ...]
+    rows: dict[str, int]
+    verified: bool
+    seconds: float
+
+    @property
+    def total_rows(self) -> int:
+        return sum(self.rows.values())
+
+
+class ProgressReporter(Protocol):
+    """Told how far a backup, restore or verification is (the CLI draws a progress bar with it)."""
+
+    def start(self, phase: str, totals: Mapping[str, int]) -> None:
+        """A phase (``backup``, ``check``, ``restore``, ``verify``) begins; ``totals`` is rows per table."""
+
+    def advance(self, table: str, rows: int) -> None:
+        """``rows`` more rows of ``table`` are done."""
+
+
+# -- row encoding -------------------------------------------------------------------------------------------------
+
+
+def encode_time(value: datetime) -> str:
+    text = value.astimezone(UTC).isoformat(timespec="microseconds")
+    return text[:-6] + "Z"  # "+00:00" -> "Z"
+
+
+def decode_time(value: str) -> datetime:
+    parsed = datetime.fromisoformat(value)
+    if parsed.tzinfo is None:
+        raise ValueError(f"timestamp {value!r} has no time zone")
+    return parsed.astimezone(UTC)
+
+
+def _column_kind(column: sa.Column[Any]) -> str:
+    kind = column.type
+    if isinstance(kind, UtcDateTime):
+        return "timestamp"
+    if isinstance(kind, sa.Uuid):
+        return "uuid"
+    if isinstance(kind, sa.JSON):
+        return "json"
+    if isinstance(kind, sa.Boolean):
+        return "boolean"
+    if isinstance(kind, sa.Integer):
+        return "integer"
+    if isinstance(kind, sa.Float):
+        return "float"
+    if isinstance(kind, sa.String):  # Text too
+        return "text"
+    if isinstance(kind, sa.LargeBinary):
+        return "binary"
+    # A column of a new kind needs an encoding here before it can be backed up (and restored the same way).
+    raise BackupError(f"column {column.table.name}.{column.name} has type {kind!r}, which backups cannot encode yet")
+
+
+def _uuid_text(value: Any) -> str:
+    # The backup selects UUIDs as text: 32 hex digits from SQLite, the dashed form from PostgreSQL.
+    if isinstance(value, str):
+        if len(value) == 32:
+            return f"{value[:8]}-{value[8:12]}-{value[12:16]}-{value[16:20]}-{value[20:]}"
+        return value
+    return str(value)
+
+
+def _time_text(value: Any) -> str:
+    # SQLite's naive-UTC text as stored (``YYYY-MM-DD HH:MM:SS.ffffff``), or an aware datetime from PostgreSQL.
+    if isinstance(value, str):
+        if len(value) == 26 and value[10] == " ":
+            return f"{value[:10]}T{value[11:]}Z"
+        parsed = datetime.fromisoformat(value)
+        value = parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+    return encode_time(value)
+
+
+_Encoder = Callable[[Any], Any]
+_ENCODERS: dict[str, _Encoder | None] = {
+    "uuid": _uuid_text,
+    "timestamp": _time_text,
+    "binary": lambda b: base64.b64encode(b).decode("ascii"),
+}
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
+
+
+def _sqlite_uuid(value: str) -> str:
+    # Stored as SQLAlchemy's Uuid stores it on SQLite: 32 lowercase hex digits.
+    return (value if _UUID.fullmatch(value) else str(uuid.UUID(value))).replace("-", "")
+
+
+def _sqlite_time(value: str) -> str:
+    # Stored as UtcDateTime + SQLAlchemy's SQLite DateTime store it: naive UTC text with microseconds.
+    if _TIME.fullmatch(value):
+        return f"{value[:10]} {value[11:26]}"
+    return decode_time(value).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def _pg_uuid(value: str) -> str:
+    if not _UUID.fullmatch(value):
+        uuid.UUID(value)  # raises ValueError on garbage; PostgreSQL parses the text itself
+    return value
+
+
+def _pg_time(value: str) -> str:
+    if not _TIME.fullmatch(value):
+        decode_time(value)  # raises ValueError on garbage or a missing time zone
+    return value
+
+
+def _json_text(value: Any) -> str:
+    # What SQLAlchemy's JSON type binds (json.dumps; None is JSON null), which PostgreSQL casts to jsonb.
+    return json.dumps(value)
+
+
+# Archive value -> what the DB-API driver takes for the column (None stays SQL NULL, except for JSON).
+_DRIVER: dict[str, dict[str, Callable[[Any], Any]]] = {
+    "sqlite": {"uuid": _sqlite_uuid, "timestamp": _sqlite_time, "json": _json_text, "binary": base64.b64decode},
+    "postgresql": {"uuid": _pg_uuid, "timestamp": _pg_time, "json": _json_text, "binary": base64.b64decode},
+}
+
+
+class RowCodec:
+    """Turns a table's rows into archive lines and back (one instance per table)."""
+
+    def __init__(self, table: sa.Table) -> None:
+        self.table = table
+        self.columns = tuple(ColumnSpec(c.name, _column_kind(c)) for c in table.columns)
+        self.names = tuple(c.name for c in self.columns)
+        self._name_set = frozenset(self.names)
+        self._encoders = [(i, c.name, _ENCODERS.get(c.kind)) for i, c in enumerate(self.columns)]
+        self.tenant_key = "id" if table.name == "tenants" else "tenant_id"
+
+    def encode(self, rows: Sequence[Sequence[Any]]) -> bytes:
+        """Lines for ``rows`` (tuples in the table's column order), each ending with a newline."""
+        dumps = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False).encode
+        lines = []
+        for row in rows:
+            obj = {}
+            for index, name, encoder in self._encoders:
+                value = row[index]
+                obj[name] = value if encoder is None or value is None else encoder(value)
+            lines.append(dumps(obj))
+        lines.append("")
+        return "\n".join(lines).encode()
+
+    def decode(self, line: bytes) -> dict[str, Any]:
+        """The archived values of one line (UUIDs and timestamps still text).
+
+        Raises:
+            ValueError: the line is not a row of this table.
+        """
+        row = json.loads(line)
+        if not isinstance(row, dict) or row.keys() != self._name_set:
+            raise ValueError(f"not a row of {self.table.name}")
+        return row
+
+    def for_driver(self, dialect: str) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
+        """A function turning decoded rows into parameter tuples for ``insert_sql``, in the form the DB-API driver
+        takes and SQLAlchemy's column types would have produced: the restore inserts below SQLAlchemy, which
+        halves its cost. The verification (and the tests) read the rows back through SQLAlchemy."""
+        converters = _DRIVER[dialect]
+        plan = [(c.name, converters.get(c.kind), c.kind == "json") for c in self.columns]
+
+        def convert(row: dict[str, Any]) -> tuple[Any, ...]:
+            values = []
+            for name, converter, always in plan:
+                value = row[name]
+                if converter is not None and (value is not None or always):
+                    value = converter(value)
+                values.append(value)
+            return tuple(values)
+
+        return convert
+
+    def insert_sql(self, dialect: Any) -> str:
+        """``INSERT INTO t (columns…) VALUES (?, …)`` in the placeholder style of ``dialect`` (qmark or format)."""
+        quote = dialect.identifier_preparer.quote
+        mark = "?" if dialect.paramstyle == "qmark" else "%s"
+        columns = ", ".join(quote(name) for name in self.names)
+        return f"INSERT INTO {quote(self.table.name)} ({columns}) VALUES ({', '.join([mark] * len(self.names))})"
+
+
+# -- writing ------------------------------------------------------------------------------------------------------
+
+
+class TableSink:
+    """The file of one table being written: counts rows and bytes and hashes them as they go."""
+
+    def __init__(self, path: Path, name: str, codec: RowCodec) -> None:
+        self.name = name
+        self.codec = codec
+        self.file = f"{TABLES_DIR}/{name}.jsonl"
+        self._fh = path.open("wb")
+        self._hash = hashlib.sha256()
+        self.rows = 0
+        self.bytes = 0
+
+    def write(self, rows: Sequence[Sequence[Any]]) -> None:
+        if not rows:
+            return
+        data = self.codec.encode(rows)
+        self._fh.write(data)
+        self._hash.update(data)
+        self.rows += len(rows)
+        self.bytes += len(data)
+
+    def close(self) -> TableEntry:
+        self._fh.close()
+        primary_key = tuple(c.name for c in self.codec.table.primary_key.columns)
+        return TableEntry(
+            name=self.name,
+            file=self.file,
+            rows=self.rows,
+            bytes=self.bytes,
+            sha256=self._hash.hexdigest(),
+            columns=self.codec.columns,
+            primary_key=primary_key,
+        )
+
+
+def archive_kind(path: Path, *, compress: bool) -> tuple[str, Path]:
+    """``(kind, final path)``: a folder, ``tar`` or ``tar.gz`` (``compress`` adds ``.tar.gz`` when missing)."""
+    name = path.name.lower()
+    if name.endswith((".tar.gz", ".tgz")):
+        return "tar.gz", path
+    if compress:
+        return "tar.gz", path.with_name(path.name + (".gz" if name.endswith(".tar") else ".tar.gz"))
+    if name.endswith(".tar"):
+        return "tar", path
+    return "dir", path
+
+
+class ArchiveWriter:
+    """Writes an archive into a hidden staging folder beside the target, then moves (or packs) it into place.
+
+    Nothing appears at the target path until ``finish``; a failure removes the staging folder. A folder archive
+    is renamed into place; a tar is packed from the folder with the manifest first, so ``tar tf`` and streaming
+    readers see it before the tables.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, compress: bool = False) -> None:
+        self.kind, self.path = archive_kind(Path(path).expanduser(), compress=compress)
+        if self.path.exists() and not (self.path.is_dir() and not any(self.path.iterdir())):
+            raise BackupError(f"{self.path} already exists: choose a new path, or remove it first")
+        if not self.path.parent.is_dir():
+            raise BackupError(f"folder {self.path.parent} does not exist: create it first")
+        self._staging = self.path.parent / f".{self.path.name}.partial-{uuid.uuid4().hex[:8]}"
+        try:
+            (self._staging / TABLES_DIR).mkdir(parents=True)
+        except OSError as error:
+            raise BackupError(f"cannot write in {self.path.parent}: {error}") from error
+        self.entries: list[TableEntry] = []
+
+    def __enter__(self) -> ArchiveWriter:
+        return self
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        if exc_type is not None:
+            self.abort()
+
+    def table(self, table: sa.Table) -> TableSink:
+        return TableSink(self._staging / TABLES_DIR / f"{table.name}.jsonl", table.name, RowCodec(table))
+
+    def add(self, entry: TableEntry) -> None:
+        self.entries.append(entry)
+
+    def finish(self, manifest: BackupManifest) -> Path:
+        """Write the manifest and put the archive at its path (packing it first for tar kinds)."""
+        try:
+            (self._staging / MANIFEST_NAME).write_bytes(manifest.to_json())
+            if self.kind == "dir":
+                if self.path.exists():
+                    self.path.rmdir()  # the empty folder we were allowed to fill
+                self._staging.rename(self.path)
+                return self.path
+            packed = self._staging.with_name(self._staging.name + ".tar")
+            mode = "w:gz" if self.kind == "tar.gz" else "w"
+            options: dict[str, Any] = {"compresslevel": 6} if self.kind == "tar.gz" else {}
+            with tarfile.open(packed, mode, format=tarfile.PAX_FORMAT, **options) as tar:  # type: ignore[call-overload]
+                mtime = int(manifest.created_at.timestamp())
+                for name in [MANIFEST_NAME, *(t.file for t in manifest.tables)]:
+                    info = tar.gettarinfo(str(self._staging / name), arcname=name)
+                    info.uid = info.gid = 0
+                    info.uname = info.gname = ""
+                    info.mode = 0o644
+                    info.mtime = mtime
+                    with (self._staging / name).open("rb") as fh:
+                        tar.addfile(info, fh)
+            packed.rename(self.path)
+            shutil.rmtree(self._staging)
+            return self.path
+        except OSError as error:
+            self.abort()
+            raise BackupError(f"cannot write the archive {self.path}: {error}") from error
+
+    def abort(self) -> None:
+        shutil.rmtree(self._staging, ignore_errors=True)
+        self._staging.with_name(self._staging.name + ".tar").unlink(missing_ok=True)
+
+
+# -- reading ------------------------------------------------------------------------------------------------------
+
+
+class ArchiveReader:
+    """Reads an archive (folder, ``.tar`` or ``.tar.gz``) and checks it against its manifest.
+
+    Every read error (a truncated gzip stream, a damaged tar header, a missing file) becomes ArchiveCorrupted.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path).expanduser()
+        self._tar: tarfile.TarFile | None = None
+        if self.path.is_dir():
+            pass
+        elif self.path.is_file():
+            try:
+                self._tar = tarfile.open(self.path, "r:*")  # noqa: SIM115 - closed by close()
+            except _READ_ERRORS as error:
+                raise ArchiveCorrupted(
+                    f"{self.path} is neither a backup folder nor a readable .tar/.tar.gz ({error}): "
+                    "the archive is damaged or is not a mnemostore backup"
+                ) from None
+        else:
+            raise BackupError(f"{self.path} does not exist: give the folder or .tar(.gz) file a backup wrote")
+        try:
+            with self._open(MANIFEST_NAME) as fh:
+                raw = fh.read(_MAX_MANIFEST_BYTES + 1)
+        except ArchiveCorrupted:
+            self.close()
+            raise
+        except _READ_ERRORS as error:
+            self.close()
+            raise ArchiveCorrupted(f"{self.path}: manifest.json is unreadable ({error}): it is damaged") from None
+        if len(raw) > _MAX_MANIFEST_BYTES:
+            self.close()
+            raise ArchiveCorrupted(f"{self.path}: manifest.json is implausibly large: this is not a mnemostore backup")
+        try:
+            self.manifest = BackupManifest.from_json(raw, str(self.path))
+        except BackupError:
+            self.close()
+            raise
+
+    def __enter__(self) -> ArchiveReader:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._tar is not None:
+            self._tar.close()
+            self._tar = None
+
+    def _open(self, name: str) -> IO[bytes]:
+        if self._tar is None:
+            target = self.path / name
+            if not target.is_file():
+                raise ArchiveCorrupted(f"{self.path}: {name} is missing: the archive is incomplete")
+            return target.open("rb")
+        try:
+            member = self._tar.getmember(name)
+        except KeyError:
+            raise ArchiveCorrupted(f"{self.path}: {name} is missing: the archive is incomplete") from None
+        except _READ_ERRORS as error:
+            raise ArchiveCorrupted(f"{self.path} is unreadable ({error}): it is truncated or damaged") from None
+        fh = self._tar.extractfile(member) if member.isfile() else None
+        if fh is None:
+            raise ArchiveCorrupted(f"{self.path}: {name} is not a regular file: the archive is damaged")
+        return fh
+
+    def verify(self, on_table: Callable[[TableEntry], None] | None = None) -> None:
+        """Check every table file's size, row count and SHA-256 against the manifest, before anything is written.
+
+        Raises:
+            ArchiveCorrupted: a file is missing, truncated, longer, or its bytes changed.
+        """
+        for entry in self.manifest.tables:
+            for _ in self.lines(entry):
+                pass
+            if on_table is not None:
+                on_table(entry)
+
+    def lines(self, entry: TableEntry) -> Iterator[bytes]:
+        """The lines of a table file, each with its newline; raises ArchiveCorrupted at the end if the file does not
+        match its manifest entry (so a file changed after ``verify`` still fails the restore, which rolls back).
+        """
+        digest = hashlib.sha256()
+        rows = size = 0
+        try:
+            with self._open(entry.file) as fh:
+                for line in fh:
+                    digest.update(line)
+                    size += len(line)
+                    if size > entry.bytes:
+                        raise ArchiveCorrupted(
+                            f"{self.path}: {entry.file} is longer than the manifest says: the archive was altered"
+                        )
+                    if not line.endswith(b"\n"):
+                        break  # a last line without its newline: a truncated file, reported below
+                    rows += 1
+                    yield line
+        except _READ_ERRORS as error:
+            raise ArchiveCorrupted(
+                f"{self.path}: cannot read {entry.file} ({error}): the archive is truncated or damaged"
+            ) from None
+        if size != entry.bytes or rows != entry.rows:
+            raise ArchiveCorrupted(
+                f"{self.path}: {entry.file} has {rows} rows in {size} bytes, the manifest says {entry.rows} rows in "
+                f"{entry.bytes} bytes: the archive is truncated or was altered; nothing was restored"
+            )
+        if digest.hexdigest() != entry.sha256:
+            raise ArchiveCorrupted(
+                f"{self.path}: the SHA-256 of {entry.file} does not match the manifest: the archive was altered or "
+                "damaged; nothing was restored"
+            )
+
+    def tenants(self) -> list[dict[str, Any]]:
+        """The tenants rows of the archive (small: read once to find a tenant by name or id)."""
+        entry = self.manifest.table("tenants")
+        if entry is None:
+            return []
+        out = []
+        for line in self.lines(entry):
+            row = json.loads(line)
+            out.append(row)
+        return out
+
+
+def table_entries_match(entry: TableEntry, codec: RowCodec) -> bool:
+    """Whether an archived table has exactly the columns (names and kinds) of this code's table."""
+    return {(c.name, c.kind) for c in entry.columns} == {(c.name, c.kind) for c in codec.columns}
