@@ -27,7 +27,7 @@ import psycopg
 from _raw import RawPostgres
 from bench_core import DEFAULT_PG_DSN, Config, Fixture, Target, prepare, scratch_postgres
 
-IDEMPOTENCY = "uq_messages_tenant_id_conversation_id_idempotency_key"
+IDEMPOTENCY = "uq_messages_idempotency_key"
 
 
 def admin(target: Target, sql: str) -> None:

@@ -29,6 +29,7 @@ from mnemostore.domain import (
 )
 
 __all__ = [
+    "message_from_columns",
     "to_agent_metric",
     "to_api_key",
     "to_channel_config",
@@ -160,6 +161,27 @@ def to_message(row: Row) -> Message:
         metadata=row.metadata,
         created_at=row.created_at,
         idempotency_key=row.idempotency_key,
+    )
+
+
+_ROLES = {role.value: role for role in Role}
+
+
+def message_from_columns(tenant_id: Any, conversation_id: Any, row: Row, metadata: Any) -> Message:
+    """A message from a row of ``_statements.HISTORY_COLUMNS`` (positional: the history hot path)."""
+    return Message(
+        id=row[0],
+        tenant_id=tenant_id,
+        conversation_id=conversation_id,
+        seq=row[1],
+        role=_ROLES[row[2]],
+        content=row[3],
+        model=row[4],
+        prompt_tokens=row[5],
+        completion_tokens=row[6],
+        metadata=metadata,
+        created_at=row[8],
+        idempotency_key=row[9],
     )
 
 

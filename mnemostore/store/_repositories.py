@@ -38,6 +38,7 @@ from mnemostore.domain import (
 )
 from mnemostore.errors import ConflictError
 from mnemostore.store import _mapping as m
+from mnemostore.store import _statements as st
 from mnemostore.store._crypto import SEALED_COLUMNS, FieldCodec
 from mnemostore.store._tables import (
     agent_metrics,
@@ -124,29 +125,16 @@ class TenantRepository(Repository):
         One conditional UPDATE, so two concurrent writers can never both slip under the limit. Negative
         amounts (deletes) always succeed.
         """
-        usage = tenant_usage.c
-        limits = sa.select(tenants).where(tenants.c.id == self.tenant_id).subquery()
-        condition = [usage.tenant_id == self.tenant_id]
-        for amount, column, limit in (
-            (users, usage.users, limits.c.max_users),
-            (messages, usage.messages, limits.c.max_messages),
-            (storage_bytes, usage.storage_bytes, limits.c.max_storage_bytes),
-        ):
-            if amount > 0:
-                bound = sa.select(limit).scalar_subquery()
-                condition.append(column + amount <= sa.func.coalesce(bound, column + amount))
-        statement = (
-            sa.update(tenant_usage)
-            .where(*condition)
-            .values(
-                users=usage.users + users,
-                conversations=usage.conversations + conversations,
-                messages=usage.messages + messages,
-                tokens=usage.tokens + tokens,
-                storage_bytes=usage.storage_bytes + storage_bytes,
-            )
-        )
-        return bool(self._conn.execute(statement).rowcount)
+        statement = st.charge_statement(users > 0, messages > 0, storage_bytes > 0)
+        params = {
+            "b_tenant": self.tenant_id,
+            "b_users": users,
+            "b_conversations": conversations,
+            "b_messages": messages,
+            "b_tokens": tokens,
+            "b_storage_bytes": storage_bytes,
+        }
+        return bool(self._conn.execute(statement, params).rowcount)
 
     def recount(self, tenant_id: uuid.UUID) -> TenantUsage:
         """Recompute the usage counters from the rows themselves (after an import or a restore)."""
@@ -396,20 +384,15 @@ class ConversationRepository(Repository):
         The UPDATE row-locks the conversation until commit, which is what makes concurrent appends
         gap-free without a table lock. None means no such conversation in this tenant.
         """
-        c = conversations.c
-        statement = (
-            sa.update(conversations)
-            .where(c.tenant_id == self.tenant_id, c.id == conversation_id)
-            .values(
-                last_seq=c.last_seq + count,
-                message_count=c.message_count + count,
-                total_tokens=c.total_tokens + tokens,
-                content_bytes=c.content_bytes + content_bytes,
-                last_activity_at=now,
-            )
-            .returning(c.last_seq)
-        )
-        last = self._conn.execute(statement).scalar_one_or_none()
+        params = {
+            "b_tenant": self.tenant_id,
+            "b_conversation": conversation_id,
+            "b_count": count,
+            "b_tokens": tokens,
+            "b_bytes": content_bytes,
+            "b_now": now,
+        }
+        last = self._conn.execute(st.RESERVE, params).scalar_one_or_none()
         return int(last) if last is not None else None
 
     def lock(self, conversation_id: uuid.UUID) -> bool:
@@ -510,11 +493,8 @@ class ConversationRepository(Repository):
 
 class MessageRepository(Repository):
     def insert_many(self, rows: Sequence[Values]) -> None:
-        sealed = [self._codec.seal("messages", row["tenant_id"], row) for row in rows]
-        if len(sealed) == 1:
-            self._conn.execute(sa.insert(messages).values(sealed[0]))
-        else:
-            self._conn.execute(sa.insert(messages), sealed)
+        sealed = [self._codec.seal("messages", row["tenant_id"], row) for row in rows] if self._codec.encrypts else rows
+        self._conn.execute(st.INSERT_MESSAGES, list(sealed))
 
     def _message(self, row: Any) -> Message:
         return m.to_message(self._codec.open("messages", row))
@@ -539,16 +519,18 @@ class MessageRepository(Repository):
         With ``after``, the oldest ones newer than it; otherwise the newest ones older than ``before`` (or the
         newest of all). Both walk the unique (tenant, conversation, seq) index.
         """
-        c = messages.c
-        query = sa.select(messages).where(c.tenant_id == self.tenant_id, c.conversation_id == conversation_id)
-        if after is not None:
-            query = query.where(c.seq > after).order_by(c.seq).limit(limit)
-            return [self._message(row) for row in self._conn.execute(query)]
-        if before is not None:
-            query = query.where(c.seq < before)
-        query = query.order_by(c.seq.desc()).limit(limit)
-        rows = self._conn.execute(query).all()
-        return [self._message(row) for row in reversed(rows)]
+        params: dict[str, Any] = {"b_tenant": self.tenant_id, "b_conversation": conversation_id, "b_limit": limit}
+        direction = "after" if after is not None else "newest" if before is None else "before"
+        if direction != "newest":
+            params["b_seq"] = after if after is not None else before
+        rows: list[Any] = list(self._conn.execute(st.history_statement(direction), params).all())
+        if direction != "after":
+            rows.reverse()
+        tenant_id, codec = (self.tenant_id, self._codec)
+        return [
+            m.message_from_columns(tenant_id, conversation_id, row, codec.open_metadata(tenant_id, row[7]))
+            for row in rows
+        ]
 
     def all(self, conversation_id: uuid.UUID) -> list[Message]:
         c = messages.c

@@ -218,7 +218,16 @@ messages = sa.Table(
     sa.PrimaryKeyConstraint("tenant_id", "id"),
     # History in order: this unique index is the access path for every history read.
     sa.UniqueConstraint("tenant_id", "conversation_id", "seq"),
-    sa.UniqueConstraint("tenant_id", "conversation_id", "idempotency_key"),
+    # Partial, so the planner can never read history through it (it would scan and sort).
+    sa.Index(
+        "uq_messages_idempotency_key",
+        "tenant_id",
+        "conversation_id",
+        "idempotency_key",
+        unique=True,
+        postgresql_where=sa.text("idempotency_key IS NOT NULL"),
+        sqlite_where=sa.text("idempotency_key IS NOT NULL"),
+    ),
 )
 
 memories = sa.Table(

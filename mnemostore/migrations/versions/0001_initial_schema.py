@@ -483,15 +483,18 @@ def upgrade() -> None:
         sa.UniqueConstraint(
             "tenant_id",
             "conversation_id",
-            "idempotency_key",
-            name=op.f("uq_messages_tenant_id_conversation_id_idempotency_key"),
-        ),
-        sa.UniqueConstraint(
-            "tenant_id",
-            "conversation_id",
             "seq",
             name=op.f("uq_messages_tenant_id_conversation_id_seq"),
         ),
+    )
+    # Partial: NULL keys never collide anyway, and a partial index can never be mistaken for the history path.
+    op.create_index(
+        "uq_messages_idempotency_key",
+        "messages",
+        ["tenant_id", "conversation_id", "idempotency_key"],
+        unique=True,
+        postgresql_where=sa.text("idempotency_key IS NOT NULL"),
+        sqlite_where=sa.text("idempotency_key IS NOT NULL"),
     )
     op.create_table(
         "tool_executions",
@@ -549,6 +552,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_tool_executions_tenant_id_conversation_id_created_at"))
 
     op.drop_table("tool_executions")
+    op.drop_index("uq_messages_idempotency_key", table_name="messages")
     op.drop_table("messages")
     with op.batch_alter_table("interaction_events", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_interaction_events_tenant_id_conversation_id_created_at"))
