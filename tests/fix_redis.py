@@ -98,7 +98,9 @@ def cache(request: pytest.FixtureRequest, cache_kind: str, key_prefix: str) -> I
 @pytest.fixture(scope="session")
 async def rstore(database_url: str, redis_url: str, key_prefix: str) -> AsyncIterator[AsyncMnemoStore]:
     """An async store on the session's database with its cache in the real Redis."""
-    store = AsyncMnemoStore(database_url, redis_url=redis_url, cache_key_prefix=key_prefix)
+    # A generous timeout: on a loaded CI machine a slow reply must not trip the breaker in tests of the
+    # healthy path (the degraded-mode tests set their own short timeouts).
+    store = AsyncMnemoStore(database_url, redis_url=redis_url, cache_key_prefix=key_prefix, redis_timeout_ms=2000)
     yield store
     await store.close()
 
@@ -111,7 +113,7 @@ async def rtenant(rstore: AsyncMnemoStore) -> AsyncTenantStore:
 
 @pytest.fixture(scope="session")
 def rstore_sync(database_url: str, redis_url: str, key_prefix: str) -> Iterator[MnemoStore]:
-    store = MnemoStore(database_url, redis_url=redis_url, cache_key_prefix=key_prefix)
+    store = MnemoStore(database_url, redis_url=redis_url, cache_key_prefix=key_prefix, redis_timeout_ms=2000)
     yield store
     store.close()
 
