@@ -148,6 +148,53 @@ class Settings(BaseSettings):
         default_factory=list, description="message metadata keys whose values are encrypted (comma-separated)"
     )
 
+    # -- memory operations (mnemostore.memory): near-duplicate detection on store_memory -------------------------
+    memory_dedup: bool = Field(default=True, description="store_memory merges a near-duplicate of the same user")
+    memory_dedup_threshold: float = Field(
+        default=0.9, gt=0, le=1, description="cosine similarity from which two memories are the same (embedder)"
+    )
+    memory_dedup_jaccard: float = Field(
+        default=0.8, gt=0, le=1, description="word-token Jaccard from which two memories are the same (no embedder)"
+    )
+    memory_dedup_candidates: int = Field(
+        default=200, ge=1, le=10_000, description="newest memories of the user compared with a new one"
+    )
+
+    # -- search (mnemostore.search): embeddings, background indexing, vector and full-text retrieval ------------
+    embedder: str = Field(
+        default="sentence-transformers",
+        pattern=r"^(sentence-transformers|openai|hashing|none)$",
+        description="sentence-transformers (local all-MiniLM-L6-v2, needs the embeddings extra), openai (an "
+        "OpenAI-compatible HTTP service), hashing (deterministic test vectors, NOT semantic) or none (full text only)",
+    )
+    embedding_model: str = Field(
+        default="all-MiniLM-L6-v2", min_length=1, description="model name (or local path) of the embedder"
+    )
+    embedding_dimension: int | None = Field(
+        default=None, ge=1, le=16_000, description="vector size; needed for openai models the store does not know"
+    )
+    embedding_batch_size: int = Field(default=64, ge=1, le=4096, description="texts per embedding call")
+    embedding_base_url: str = Field(
+        default="https://api.openai.com/v1", description="base URL of the OpenAI-compatible embeddings service"
+    )
+    embedding_api_key: SecretStr | None = Field(default=None, description="bearer key of the embeddings service")
+    embedding_timeout_seconds: float = Field(default=30.0, gt=0, description="HTTP timeout of one embedding call")
+    vector_backend: str = Field(
+        default="auto",
+        pattern=r"^(auto|hnsw|exact)$",
+        description="SQLite vectors: hnsw (in-process hnswlib index rebuilt from the database), exact (numpy scan); "
+        "auto: hnsw when hnswlib is installed. PostgreSQL always uses pgvector",
+    )
+    hnsw_ef_search: int = Field(default=100, ge=10, le=1000, description="HNSW search breadth (recall vs speed)")
+    index_max_attempts: int = Field(default=5, ge=1, le=100, description="embedding attempts before a job fails")
+    index_retry_base_seconds: float = Field(
+        default=2.0, gt=0, description="first retry delay of a failed job; doubles with each attempt"
+    )
+    index_lease_seconds: float = Field(
+        default=300.0, gt=0, description="a claimed job whose worker died is claimed again after this long"
+    )
+    index_poll_seconds: float = Field(default=1.0, gt=0, description="how often an idle worker looks for jobs")
+
     # -- operations: health and analytics ----------------------------------------------------------------------
     health_timeout_seconds: float = Field(default=5.0, gt=0, description="time each health check may take")
     disk_free_warn_bytes: int = Field(
@@ -158,6 +205,33 @@ class Settings(BaseSettings):
         description='model -> [prompt, completion] price per 1,000 tokens, e.g. {"gpt-4o": [0.0025, 0.01]}; '
         "a model matches its own name or the longest listed prefix of it",
     )
+
+    # -- HTTP service (mnemostore.api, `mnemostore serve`) ---------------------------------------------------------
+    admin_api_key: SecretStr | None = Field(
+        default=None,
+        description="bearer key of the admin endpoints (/v1/tenants); at least 32 characters. Unset: no admin API",
+    )
+    server_host: str = Field(default="127.0.0.1", min_length=1, description="address `mnemostore serve` binds")
+    server_port: int = Field(default=8000, ge=0, le=65535, description="port `mnemostore serve` listens on")
+    server_workers: int = Field(
+        default=1, ge=1, le=256, description="worker processes of `mnemostore serve` (more than 1 needs Redis)"
+    )
+    max_request_bytes: int = Field(
+        default=10_000_000, ge=1024, description="largest request body the HTTP service reads (larger: 413)"
+    )
+
+    @field_validator("admin_api_key")
+    @classmethod
+    def _check_admin_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        if len(value.get_secret_value()) < 32:
+            # Never echo the key.
+            raise ConfigurationError(
+                "MNEMOSTORE_ADMIN_API_KEY is shorter than 32 characters: generate one with "
+                '`python -c "import secrets; print(secrets.token_urlsafe(32))"`'
+            )
+        return value
 
     @field_validator("encryption_keys", mode="before")
     @classmethod

@@ -25,11 +25,17 @@ happened and what to do about it.
     │   ├── TenantAlreadyExists
     │   └── DuplicateIdentity
     ├── QuotaExceeded                 a tenant's plan limit would be passed
+    ├── SearchError                   a search or indexing request cannot be served as asked
+    │   ├── EmbedderUnavailable       no embedder: the extra is not installed, or the embedding service fails
+    │   ├── VectorSearchUnavailable   PostgreSQL without pgvector: full-text search only
+    │   ├── EmbeddingDimensionMismatch  stored vectors and the embedder disagree on the dimension
+    │   └── IndexingTimeout           wait_for_indexing() gave up before the backlog was indexed
     ├── BackupError                   a backup, restore or erasure could not be carried out
     │   ├── ArchiveCorrupted          a file is missing, truncated or altered: nothing was restored
     │   ├── ArchiveVersionUnsupported the archive's format or schema revision is not this code's
     │   └── RestoreConflict           the target already holds that data (also a ConflictError)
-    └── RateLimited                   too many requests in a window: retry after ``retry_after`` seconds
+    ├── RateLimited                   too many requests in a window: retry after ``retry_after`` seconds
+    └── SummarizationError            a summariser (a user-supplied LLM callable) failed or returned no text
 """
 
 from __future__ import annotations
@@ -46,7 +52,10 @@ __all__ = [
     "ContentTooLarge",
     "ConversationNotFound",
     "DuplicateIdentity",
+    "EmbedderUnavailable",
+    "EmbeddingDimensionMismatch",
     "EncryptionKeyError",
+    "IndexingTimeout",
     "InvalidCursor",
     "InvalidInput",
     "InvalidMetadata",
@@ -62,9 +71,12 @@ __all__ = [
     "RestoreConflict",
     "SchemaError",
     "SchemaOutOfDate",
+    "SearchError",
+    "SummarizationError",
     "TenantAlreadyExists",
     "TenantNotFound",
     "UserNotFound",
+    "VectorSearchUnavailable",
 ]
 
 
@@ -254,5 +266,49 @@ class ArchiveVersionUnsupported(BackupError):
 
 class RestoreConflict(BackupError, ConflictError):
     """The target already holds data the restore would write (a non-empty database, an existing tenant)."""
+
+    __module__ = "mnemostore"
+
+
+class SummarizationError(MnemostoreError):
+    """A summariser failed or returned something that is not text; nothing was stored."""
+
+    __module__ = "mnemostore"
+
+
+class SearchError(MnemostoreError):
+    """A search or indexing request cannot be served as asked; nothing was written."""
+
+    __module__ = "mnemostore"
+
+
+class EmbedderUnavailable(SearchError):
+    """Semantic search and indexing need an embedder, and none can be used here."""
+
+    __module__ = "mnemostore"
+
+
+class VectorSearchUnavailable(SearchError):
+    """The database cannot hold or search vectors (PostgreSQL without the pgvector extension)."""
+
+    __module__ = "mnemostore"
+
+
+class EmbeddingDimensionMismatch(SearchError):
+    """The embedder's vectors have another dimension than the ones stored, or than it announced."""
+
+    __module__ = "mnemostore"
+
+    def __init__(self, expected: int, got: int, detail: str = "") -> None:
+        self.expected = expected
+        self.got = got
+        super().__init__(
+            f"embedding dimension mismatch: expected {expected}, got {got}{detail}. After changing the embedding "
+            "model run `mnemostore reindex`, which re-embeds everything with the configured one"
+        )
+
+
+class IndexingTimeout(SearchError):
+    """``wait_for_indexing`` gave up while jobs were still pending."""
 
     __module__ = "mnemostore"

@@ -111,7 +111,8 @@ async def populate(astore: AsyncMnemoStore) -> Fixture:
     await t.record_tool_execution("calc", duration_ms=5.0)
     await t.record_tool_execution("calc", duration_ms=None, success=False)
     for tier in ("short_term", "short_term", "long_term"):
-        await t.store_memory(f"remember {tier}", user_id=ada.id, tier=tier)
+        # dedup=False: the two identical short-term memories would otherwise merge into one (near-duplicates).
+        await t.store_memory(f"remember {tier}", user_id=ada.id, tier=tier, dedup=False)
     return Fixture(tenant=t, name=name, conversations=[first.id, imported.id, empty.id])
 
 

@@ -1,16 +1,19 @@
 """Backups across backends, under concurrent writes, from the CLI, and PostgreSQL's own pg_dump / pg_restore.
 
-These use the sync store (the CLI's), so together with test_backup_async.py both twins of ops/_backup run.
+These use the sync store (the CLI's), so together with test_backup_store.py both twins of ops/_backup run.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import shutil
+import struct
 import subprocess
 import threading
 import time
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +24,7 @@ from typer.testing import CliRunner, Result
 from mnemostore import MnemoStore, NewMessage, Settings
 from mnemostore.cli.main import app
 from mnemostore.ops._backup import backup
-from mnemostore.store._tables import TENANT_TABLES
+from mnemostore.store._tables import TENANT_TABLES, metadata
 from tests.backup_data import Databases, dump, rows_of
 
 # -- SQLite -> PostgreSQL -> SQLite -------------------------------------------------------------------------------
@@ -47,6 +50,56 @@ def test_sqlite_to_postgres_and_back_gives_identical_data(databases: Databases, 
     # The encoding is canonical: the same rows give byte-identical files whichever backend they were read from.
     assert _checksums(first) == _checksums(second)
     assert json.loads((second / "manifest.json").read_text())["source"] == {"backend": "postgresql"}
+
+
+@pytest.mark.skipif("embeddings" not in metadata.tables, reason="no embeddings table in this schema")
+def test_embeddings_travel_as_float32_with_their_models(databases: Databases, tmp_path: Path) -> None:
+    lite, pg = databases.seeded("sqlite"), databases.new("postgres")
+    seeded = databases.seeded_ids("sqlite")
+    embeddings = metadata.tables["embeddings"]
+    vectors = [[0.1, -2.5, 3.0e-7, 1.0], [0.25, 0.5, 0.75, 1.0]]
+    engine = sa.create_engine(Settings(database_url=lite).database_url, poolclass=sa.NullPool)
+    with engine.begin() as conn:
+        for seq, (item, vector) in enumerate(zip(seeded.conversations[:2], vectors, strict=True), start=1):
+            row = {
+                "tenant_id": seeded.tenant_ids[0],
+                "item_kind": "memory",
+                "item_id": item,
+                "model": "all-MiniLM-L6-v2",
+                "dimension": 4,
+                "vector": struct.pack("<4f", *vector),
+                "seq": seq,
+                "embedded_at": datetime.now(UTC),
+            }
+            conn.execute(sa.insert(embeddings).values(row))
+    engine.dispose()
+    with MnemoStore(lite) as store:
+        first = store.backup(tmp_path / "lite")
+    entry = first.manifest.table("embeddings")
+    assert entry is not None and entry.rows == 2
+    assert entry.metadata == {"vector_encoding": {"vector": "float32-le-base64"}, "models": {"all-MiniLM-L6-v2": 4}}
+    archived = _jsonl(first.path / "tables" / "embeddings.jsonl")
+    assert sorted(struct.unpack("<4f", base64.b64decode(r["vector"])) for r in archived) == sorted(
+        struct.unpack("<4f", struct.pack("<4f", *v)) for v in vectors
+    )
+    # Into PostgreSQL (a pgvector column, or bytea on a server without it) and out again: the same bytes.
+    with MnemoStore(pg) as store:
+        store.restore(first.path, verify=True)
+        second = store.backup(tmp_path / "pg")
+    assert _checksums(second.path) == _checksums(first.path)
+
+
+def test_pgvector_text_form_round_trips_float32_exactly() -> None:
+    # What a restore sends pgvector, and how a backup reads pgvector's answer (the server needs no pgvector here).
+    from mnemostore.ops._archive import _ENCODERS, _pg_vector
+
+    encode = _ENCODERS["vector"]
+    assert encode is not None
+    values = [0.1, -2.5, 3.0e-7, 1.0, 1e30, -0.0]
+    archived = encode(struct.pack(f"<{len(values)}f", *values))  # SQLite's bytes
+    text = _pg_vector(archived)  # the parameter for a pgvector column
+    assert text.startswith("[0.10000000149011612,") and encode(text) == archived
+    assert encode([float(x) for x in text.strip("[]").split(",")]) == archived
 
 
 # -- a backup taken while a writer appends --------------------------------------------------------------------------
@@ -101,8 +154,10 @@ def test_backup_during_concurrent_writes_restores_consistently(
     thread = threading.Thread(target=writer)
     thread.start()
     try:
-        while writes[0] < 3:  # the writer is up and running
+        deadline = time.monotonic() + 20
+        while writes[0] < 3 and not failures and time.monotonic() < deadline:  # the writer is up and running
             time.sleep(0.005)
+        assert not failures, failures
         pause = _PauseAfter("conversations", writes, more=15)
         with MnemoStore(url) as store:
             # Small batches: messages stream in several partitions, proving the table is never read whole.

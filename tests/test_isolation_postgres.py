@@ -92,6 +92,7 @@ async def _populate(t: AsyncTenantStore) -> tuple[uuid.UUID, uuid.UUID]:
     conv = await t.create_conversation(user.id, title="hi")
     await t.add_messages(conv.id, [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}])
     await t.store_memory("likes tea", user_id=user.id)
+    await t.store_memory("Likes tea.", user_id=user.id)  # a near-duplicate: updates it, keeps a memory_versions row
     await t.record_tool_execution("search", conversation_id=conv.id)
     checkpoint = await t.create_checkpoint(conv.id, iteration=1, state={"step": 1})
     await t.record_interaction_event("approval", conversation_id=conv.id, checkpoint_id=checkpoint.id)
@@ -106,6 +107,16 @@ async def two_tenants(pg_url: str, admin_dsn: str, astore: AsyncMnemoStore) -> A
     a_user, _ = await _populate(astore.tenant(a.id))
     b_user, b_conv = await _populate(astore.tenant(b.id))
     counts: dict[uuid.UUID, dict[str, int]] = {}
+    with connect(admin_dsn) as admin:
+        # The system server has no pgvector, so the indexer stores no vectors: write one row (vector NULL) per
+        # tenant by hand, so the embeddings table is covered like the others.
+        for tid in (a.id, b.id):
+            admin.execute(
+                "INSERT INTO embeddings (tenant_id, item_kind, item_id, model, dimension, seq, embedded_at) "
+                "VALUES (%s, 'memory', %s, 'test', 3, 1, now())",
+                [tid, uuid.uuid4()],
+            )
+        admin.commit()
     with connect(admin_dsn) as admin:  # the superuser bypasses row-level security: the ground truth
         for tid in (a.id, b.id):
             counts[tid] = {

@@ -29,11 +29,12 @@ from mnemostore import (
     SchemaOutOfDate,
     Settings,
 )
+from mnemostore.migrations._filters import include_object, is_search_object
 from mnemostore.ops import migrate
 from mnemostore.store._tables import metadata
 
-HEAD = "0002"
-REVISIONS = ["0001", "0002"]
+HEAD = "0003"
+REVISIONS = ["0001", "0002", "0003"]
 MODEL_TABLES = set(metadata.tables)
 
 
@@ -52,12 +53,15 @@ def engine(settings: Settings) -> Iterator[sa.Engine]:
 
 def table_names(engine: sa.Engine) -> set[str]:
     with engine.connect() as conn:
-        return set(sa.inspect(conn).get_table_names())
+        # FTS5 tables (SQLite) live outside the models: see mnemostore.migrations._filters.
+        return {name for name in sa.inspect(conn).get_table_names() if not is_search_object(name, "table")}
 
 
 def schema_diff(engine: sa.Engine) -> list[object]:
     with engine.connect() as conn:
-        context = MigrationContext.configure(conn, opts={"compare_type": True, "compare_server_default": True})
+        context = MigrationContext.configure(
+            conn, opts={"compare_type": True, "compare_server_default": True, "include_object": include_object}
+        )
         return list(compare_metadata(context, metadata))
 
 

@@ -35,6 +35,9 @@ ROOT = Path(__file__).resolve().parent.parent
 PAIRS: list[tuple[str, str]] = [
     ("mnemostore/store/_database_async.py", "mnemostore/store/_database.py"),
     ("mnemostore/store/_repositories_async.py", "mnemostore/store/_repositories.py"),
+    ("mnemostore/store/_search_async.py", "mnemostore/store/_search.py"),
+    ("mnemostore/service/_indexer_async.py", "mnemostore/service/_indexer.py"),
+    ("mnemostore/service/_search_async.py", "mnemostore/service/_search.py"),
     ("mnemostore/cache/_backend_async.py", "mnemostore/cache/_backend.py"),
     ("mnemostore/cache/_redis_async.py", "mnemostore/cache/_redis.py"),
     ("mnemostore/cache/_cache_async.py", "mnemostore/cache/_cache.py"),
@@ -42,6 +45,7 @@ PAIRS: list[tuple[str, str]] = [
     ("mnemostore/ops/_backup_async.py", "mnemostore/ops/_backup.py"),
     ("mnemostore/service/store_async.py", "mnemostore/service/store.py"),
     ("tests/test_store_async.py", "tests/test_store.py"),
+    ("tests/test_memory_ops_async.py", "tests/test_memory_ops.py"),
 ]
 
 # Identifier renames, on top of the generic rule AsyncFoo -> Foo.

@@ -97,6 +97,7 @@ class Codec(Generic[T]):
 USER = Codec(_codec.encode_user, _codec.decode_user)
 TENANT = Codec(_codec.encode_tenant, _codec.decode_tenant)
 CHANNEL_CONFIG = Codec(_codec.encode_channel_config, _codec.decode_channel_config)
+API_KEY = Codec(_codec.encode_api_key, _codec.decode_api_key)
 
 
 class CacheClient:

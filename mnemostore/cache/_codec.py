@@ -21,6 +21,7 @@ from typing import Any
 
 from mnemostore.cache._types import ChannelSession, StoreEvent
 from mnemostore.domain import (
+    ApiKey,
     ChannelConfig,
     Message,
     Quotas,
@@ -31,12 +32,14 @@ from mnemostore.domain import (
 )
 
 __all__ = [
+    "decode_api_key",
     "decode_channel_config",
     "decode_event",
     "decode_messages",
     "decode_session",
     "decode_tenant",
     "decode_user",
+    "encode_api_key",
     "encode_channel_config",
     "encode_event",
     "encode_message",
@@ -204,6 +207,29 @@ def decode_tenant(data: bytes) -> Tenant:
         config=r[5],
         created_at=from_us(r[6]),
         updated_at=from_us(r[7]),
+    )
+
+
+def encode_api_key(k: ApiKey) -> bytes:
+    """A live API key's record (never its secret, which the store does not have)."""
+    revoked = None if k.revoked_at is None else to_us(k.revoked_at)
+    used = None if k.last_used_at is None else to_us(k.last_used_at)
+    return _dumps(
+        [str(k.id), str(k.tenant_id), k.name, k.prefix, k.read_only, to_us(k.created_at), revoked, used]
+    ).encode()
+
+
+def decode_api_key(data: bytes) -> ApiKey:
+    r = json.loads(data)
+    return ApiKey(
+        id=uuid.UUID(r[0]),
+        tenant_id=uuid.UUID(r[1]),
+        name=r[2],
+        prefix=r[3],
+        read_only=r[4],
+        created_at=from_us(r[5]),
+        revoked_at=None if r[6] is None else from_us(r[6]),
+        last_used_at=None if r[7] is None else from_us(r[7]),
     )
 
 

@@ -54,6 +54,10 @@ _EXTRAS = {
     "duckdb": ("analytics", "analytics"),
     "pyarrow": ("analytics", "analytics"),
     "matplotlib": ("analytics", "analytics"),
+    "fastapi": ("the HTTP service", "server"),
+    "starlette": ("the HTTP service", "server"),
+    "uvicorn": ("the HTTP service", "server"),
+    "prometheus_client": ("the HTTP service", "server"),
 }
 
 

@@ -12,7 +12,7 @@ import typer
 
 from mnemostore import __version__
 
-from . import _analytics, _backup, _db, _demo, _health, _keys, _tenant
+from . import _analytics, _backup, _db, _demo, _health, _keys, _maintenance, _search, _serve, _tenant
 from ._shared import CliGroup, CliState
 
 __all__ = ["app", "main"]
@@ -59,9 +59,13 @@ app.command("init")(_db.init)
 app.add_typer(_db.app)
 app.add_typer(_tenant.app)
 app.command("demo")(_demo.demo)
+app.command("serve")(_serve.serve)
 app.command("health")(_health.health)
 app.command("analytics")(_analytics.analytics)
 app.command("rotate-keys")(_keys.rotate_keys)
+app.command("maintenance")(_maintenance.maintenance)
+app.command("worker")(_search.worker)
+app.command("reindex")(_search.reindex)
 for _command in (_backup.backup, _backup.restore, _backup.export, _backup.erase):
     app.command()(_command)
 

@@ -26,6 +26,7 @@ __all__ = [
     "Memory",
     "MemoryKind",
     "MemoryTier",
+    "MemoryVersion",
     "Message",
     "NewMessage",
     "Page",
@@ -250,6 +251,22 @@ class Memory:
     metadata: JSON
     created_at: datetime
     updated_at: datetime
+
+
+@dataclass(slots=True, kw_only=True, frozen=True)
+class MemoryVersion:
+    """An earlier state of a memory, kept when an update or a near-duplicate replaced its text.
+
+    ``created_at`` is when that state was replaced (the memory's ``updated_at`` at the time is not kept).
+    """
+
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    memory_id: uuid.UUID
+    content: str
+    importance: float
+    metadata: JSON
+    created_at: datetime
 
 
 @dataclass(slots=True, kw_only=True)

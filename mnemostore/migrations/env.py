@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from alembic import context
 
 from mnemostore.config import Settings
+from mnemostore.migrations._filters import include_object
 from mnemostore.store._tables import metadata
 
 config = context.config
@@ -28,6 +29,7 @@ def run() -> None:
             target_metadata=metadata,
             render_as_batch=connection.dialect.name == "sqlite",
             compare_type=True,
+            include_object=include_object,
             transaction_per_migration=True,
         )
         with context.begin_transaction():

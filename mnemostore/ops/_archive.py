@@ -27,6 +27,7 @@ import json
 import os
 import re
 import shutil
+import struct
 import tarfile
 import uuid
 import zlib
@@ -55,6 +56,7 @@ __all__ = [
     "Scope",
     "TableEntry",
     "TableSink",
+    "column_kind",
 ]
 
 FORMAT: Final = "mnemostore-backup"
@@ -88,7 +90,7 @@ class Scope:
 @dataclass(frozen=True, slots=True)
 class ColumnSpec:
     name: str
-    kind: str  # uuid, timestamp, json, text, integer, float, boolean, binary (base64)
+    kind: str  # uuid, timestamp, json, text, integer, float, boolean, binary (base64), vector (float32 LE, base64)
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,6 +284,18 @@ def decode_time(value: str) -> datetime:
     return parsed.astimezone(UTC)
 
 
+def _is_vector(kind: sa.types.TypeEngine[Any]) -> bool:
+    """An embedding: float32 bytes on SQLite, pgvector's ``vector`` on PostgreSQL (when the server has pgvector)."""
+    variant = (getattr(kind, "_variant_mapping", None) or {}).get("postgresql")
+    spec = getattr(variant, "get_col_spec", None)
+    return callable(spec) and spec() == "vector"
+
+
+def column_kind(column: sa.Column[Any]) -> str:
+    """How the archive encodes the values of ``column`` (recorded per column in the manifest)."""
+    return _column_kind(column)
+
+
 def _column_kind(column: sa.Column[Any]) -> str:
     kind = column.type
     if isinstance(kind, UtcDateTime):
@@ -299,7 +313,7 @@ def _column_kind(column: sa.Column[Any]) -> str:
     if isinstance(kind, sa.String):  # Text too
         return "text"
     if isinstance(kind, sa.LargeBinary):
-        return "binary"
+        return "vector" if _is_vector(kind) else "binary"
     # A column of a new kind needs an encoding here before it can be backed up (and restored the same way).
     raise BackupError(f"column {column.table.name}.{column.name} has type {kind!r}, which backups cannot encode yet")
 
@@ -324,10 +338,28 @@ def _time_text(value: Any) -> str:
 
 
 _Encoder = Callable[[Any], Any]
+
+
+def _vector_text(value: Any) -> str:
+    # Archived as float32 little-endian bytes in base64 whichever backend it comes from: SQLite stores those bytes,
+    # pgvector answers its text form "[0.1,0.2,…]" (each float32 printed so that it parses back to itself).
+    if isinstance(value, str):
+        value = [float(x) for x in value.strip("[]").split(",") if x]
+    if isinstance(value, list | tuple):
+        value = struct.pack(f"<{len(value)}f", *value)
+    return base64.b64encode(bytes(value)).decode("ascii")
+
+
+def _pg_vector(value: str) -> str:
+    data = base64.b64decode(value, validate=True)
+    return "[" + ",".join(repr(x) for x in struct.unpack(f"<{len(data) // 4}f", data)) + "]"
+
+
 _ENCODERS: dict[str, _Encoder | None] = {
     "uuid": _uuid_text,
     "timestamp": _time_text,
     "binary": lambda b: base64.b64encode(b).decode("ascii"),
+    "vector": _vector_text,
 }
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
@@ -364,8 +396,20 @@ def _json_text(value: Any) -> str:
 
 # Archive value -> what the DB-API driver takes for the column (None stays SQL NULL, except for JSON).
 _DRIVER: dict[str, dict[str, Callable[[Any], Any]]] = {
-    "sqlite": {"uuid": _sqlite_uuid, "timestamp": _sqlite_time, "json": _json_text, "binary": base64.b64decode},
-    "postgresql": {"uuid": _pg_uuid, "timestamp": _pg_time, "json": _json_text, "binary": base64.b64decode},
+    "sqlite": {
+        "uuid": _sqlite_uuid,
+        "timestamp": _sqlite_time,
+        "json": _json_text,
+        "binary": base64.b64decode,
+        "vector": base64.b64decode,
+    },
+    "postgresql": {
+        "uuid": _pg_uuid,
+        "timestamp": _pg_time,
+        "json": _json_text,
+        "binary": base64.b64decode,
+        "vector": _pg_vector,
+    },
 }
 
 
@@ -404,12 +448,20 @@ class RowCodec:
             raise ValueError(f"not a row of {self.table.name}")
         return row
 
-    def for_driver(self, dialect: str) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
+    def for_driver(
+        self, dialect: str, *, bytes_vectors: frozenset[str] = frozenset()
+    ) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
         """A function turning decoded rows into parameter tuples for ``insert_sql``, in the form the DB-API driver
         takes and SQLAlchemy's column types would have produced: the restore inserts below SQLAlchemy, which
-        halves its cost. The verification (and the tests) read the rows back through SQLAlchemy."""
+        halves its cost. The verification (and the tests) read the rows back through SQLAlchemy.
+
+        ``bytes_vectors`` names vector columns that PostgreSQL holds as ``bytea`` (a server without pgvector).
+        """
         converters = _DRIVER[dialect]
-        plan = [(c.name, converters.get(c.kind), c.kind == "json") for c in self.columns]
+        plan = [
+            (c.name, base64.b64decode if c.name in bytes_vectors else converters.get(c.kind), c.kind == "json")
+            for c in self.columns
+        ]
 
         def convert(row: dict[str, Any]) -> tuple[Any, ...]:
             values = []
@@ -454,7 +506,7 @@ class TableSink:
         self.rows += len(rows)
         self.bytes += len(data)
 
-    def close(self) -> TableEntry:
+    def close(self, metadata: dict[str, Any] | None = None) -> TableEntry:
         self._fh.close()
         primary_key = tuple(c.name for c in self.codec.table.primary_key.columns)
         return TableEntry(
@@ -465,6 +517,7 @@ class TableSink:
             sha256=self._hash.hexdigest(),
             columns=self.codec.columns,
             primary_key=primary_key,
+            metadata=metadata or {},
         )
 
 

@@ -10,10 +10,11 @@ server-side cursor in primary-key order, ``batch_size`` rows at a time, so no ta
 
 Restore refuses before writing anything: the manifest's format and schema revision must be this code's, the target
 must be at that revision and hold none of the data, and every file must match its size, row count and SHA-256.
-Then it inserts all tables in foreign-key order, in batches (``executemany``), in one transaction, so it writes
-everything or nothing. With ``verify`` it re-reads what it wrote, in the same transaction, and compares the counts
-and checksums with the archive; a mismatch rolls everything back. It ends by recounting the usage counters of the
-tenants it created. Rows are inserted as stored (sealed fields stay sealed), so a restore needs the same keys.
+Then it inserts all tables in foreign-key order, in batches (``executemany`` of driver-level rows, see
+``RowCodec.for_driver``), in one transaction, so it writes everything or nothing. With ``verify`` it re-reads
+what it wrote, in the same transaction, and compares the counts and checksums with the archive; a mismatch rolls
+everything back. It ends by recounting the usage counters of the tenants it created. Rows are inserted as stored
+(sealed fields stay sealed), so a restore needs the same keys.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ from mnemostore.ops._archive import (
     RowCodec,
     Scope,
     TableEntry,
+    column_kind,
 )
 from mnemostore.store._database_async import AsyncDatabase
 from mnemostore.store._tables import UtcDateTime, conversations, metadata, tenant_usage, tenants, users
@@ -124,7 +126,7 @@ def _raw_columns(table: sa.Table, dialect: str) -> list[sa.ColumnElement[Any]]:
         if isinstance(column.type, sa.Uuid):
             raw = sa.cast(column, sa.Text()) if dialect == "postgresql" else sa.type_coerce(column, sa.String())
             columns.append(raw.label(column.name))
-        elif isinstance(column.type, UtcDateTime):
+        elif isinstance(column.type, UtcDateTime) or column_kind(column) == "vector":
             columns.append(sa.type_coerce(column, sa.String()).label(column.name))
         else:
             columns.append(column)
@@ -207,7 +209,7 @@ async def backup(
                     tap = _Tap(table.name, sink.write, progress)
                     await _stream(conn, table, where, dialect=db.dialect, batch_size=batch_size, sink=tap)
                 finally:
-                    entry = sink.close()
+                    entry = sink.close(await _table_metadata(conn, table, where))
                 writer.add(entry)
         manifest = BackupManifest(
             schema_revision=head,
@@ -222,6 +224,18 @@ async def backup(
         else:
             final = writer.finish(manifest)
     return BackupResult(path=final, manifest=manifest, seconds=time.perf_counter() - started)
+
+
+async def _table_metadata(conn: AsyncConnection, table: sa.Table, where: Sequence[Condition]) -> dict[str, Any]:
+    """What a restore of ``table`` should know beyond its rows: for embeddings, their encoding and models."""
+    vectors = [c.name for c in table.columns if column_kind(c) == "vector"]
+    if not vectors:
+        return {}
+    found: dict[str, Any] = {"vector_encoding": {name: "float32-le-base64" for name in vectors}}
+    if "model" in table.c and "dimension" in table.c:
+        query = sa.select(table.c.model, table.c.dimension).where(*where).distinct()
+        found["models"] = {str(model): int(dimension) for model, dimension in await conn.execute(query)}
+    return found
 
 
 async def _check_scope_exists(conn: AsyncConnection, scope: Scope) -> None:
@@ -387,7 +401,7 @@ async def _insert_table(
     wanted = str(selected[0]) if selected is not None else None
     # Cheap pre-filter on the canonical bytes; the decoded value decides.
     needle = f'"{key}":"{wanted}"'.encode() if wanted is not None else None
-    to_driver = codec.for_driver(conn.dialect.name)
+    to_driver = codec.for_driver(conn.dialect.name, bytes_vectors=await _bytea_vectors(conn, codec))
     statement = codec.insert_sql(conn.dialect)
     digest = hashlib.sha256()
     count = 0
@@ -416,6 +430,19 @@ async def _insert_table(
         if progress is not None:
             progress.advance(table.name, len(batch))
     return count, digest.hexdigest()
+
+
+async def _bytea_vectors(conn: AsyncConnection, codec: RowCodec) -> frozenset[str]:
+    """Vector columns that this PostgreSQL holds as ``bytea`` (no pgvector on the server): they take the bytes."""
+    names = [c.name for c in codec.columns if c.kind == "vector"]
+    if not names or conn.dialect.name != "postgresql":
+        return frozenset()
+    query = sa.text(
+        "SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() "
+        "AND table_name = :table AND udt_name = 'bytea'"
+    )
+    rows = await conn.execute(query, {"table": codec.table.name})
+    return frozenset({name for (name,) in rows if name in names})
 
 
 async def _verify(

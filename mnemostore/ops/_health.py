@@ -39,7 +39,9 @@ from mnemostore.ops._health_base import (
     timed_out,
     unreachable,
 )
+from mnemostore.search._embedders import EXTRA_HINT
 from mnemostore.store._database import Database
+from mnemostore.store._search import IndexRepository, vector_column_is_vector
 
 __all__ = ["HealthCheck", "HealthChecker", "HealthReport", "HealthStatus"]
 
@@ -63,10 +65,13 @@ class HealthChecker:
         *,
         cache_health: CacheProbe | None = None,
         timeout_seconds: float | None = None,
+        embedder: Callable[[], Any] | None = None,
     ) -> None:
         self.db = db
         self.settings = settings
         self.cache_health = cache_health
+        # The store's embedder getter (an Embedder or None); called in the check, so a broken one is reported.
+        self.embedder = embedder
         self.timeout = timeout_seconds if timeout_seconds is not None else settings.health_timeout_seconds
 
     def _checks(self) -> list[tuple[str, Check]]:
@@ -76,6 +81,7 @@ class HealthChecker:
             ("pgvector", self._pgvector),
             ("redis", self._redis),
             ("embedder", self._embedder),
+            ("indexing", self._indexing),
             ("disk", self._disk),
             ("encryption", self._encryption),
         ]
@@ -141,20 +147,40 @@ class HealthChecker:
         return HealthCheck(name="schema", status=HealthStatus.FAIL, summary=summary, action=action, details=details)
 
     def _pgvector(self) -> HealthCheck:
-        # No setting puts vectors on PostgreSQL yet (vector search is a later issue), so pgvector is never
-        # required; on PostgreSQL the report still says whether it could be used.
+        # Semantic search on PostgreSQL needs pgvector; without it the store still works on full text (warn).
         if self.db.dialect != "postgresql":
-            return HealthCheck(name="pgvector", status=HealthStatus.SKIP, summary="not required (SQLite)")
+            return HealthCheck(
+                name="pgvector", status=HealthStatus.SKIP, summary="not needed (SQLite: in-process index)"
+            )
         try:
             installed, available = self.db.pg_extension("vector")
+            with self.db.transaction(None) as uow:
+                ready = vector_column_is_vector(uow.connection, "postgresql")
         except MnemostoreError:
             return unreachable("pgvector")
-        state = "installed" if installed else "available, not installed" if available else "not available"
+        details = {"installed": installed, "available": available, "vector_column": ready}
+        if ready:
+            return HealthCheck(
+                name="pgvector", status=HealthStatus.OK, summary="installed; vectors enabled", details=details
+            )
+        if self.settings.embedder == "none":
+            return HealthCheck(
+                name="pgvector", status=HealthStatus.SKIP, summary="not needed (embedder none)", details=details
+            )
+        action = (
+            "run `mnemostore reindex`: it enables the vector column and index"
+            if available
+            else "install pgvector on the PostgreSQL server (e.g. apt install postgresql-<version>-pgvector), then "
+            "run `mnemostore reindex`"
+        )
         return HealthCheck(
             name="pgvector",
-            status=HealthStatus.SKIP,
-            summary=f"not required (extension {state})",
-            details={"required": False, "installed": installed, "available": available},
+            status=HealthStatus.WARN,
+            summary="semantic search off (extension "
+            + ("available, not enabled" if available else "not available")
+            + "); full text works",
+            action=action,
+            details=details,
         )
 
     def _redis(self) -> HealthCheck:
@@ -203,9 +229,70 @@ class HealthChecker:
         )
 
     def _embedder(self) -> HealthCheck:
+        if self.settings.embedder == "none":
+            return HealthCheck(
+                name="embedder", status=HealthStatus.SKIP, summary="none configured: full-text search only"
+            )
+        try:
+            embedder = self.embedder() if self.embedder is not None else None
+        except MnemostoreError as error:
+            return HealthCheck(name="embedder", status=HealthStatus.WARN, summary="cannot be built", action=str(error))
+        if embedder is None:
+            return HealthCheck(
+                name="embedder",
+                status=HealthStatus.WARN,
+                summary=f"{self.settings.embedder} configured but not installed: full-text search only",
+                action=f"{EXTRA_HINT}, or set MNEMOSTORE_EMBEDDER=none",
+            )
+        details = {"name": embedder.name, "dimension": embedder.dimension, "kind": self.settings.embedder}
+        status = HealthStatus.WARN if self.settings.embedder == "hashing" else HealthStatus.OK
         return HealthCheck(
-            name="embedder", status=HealthStatus.SKIP, summary="not configured (embeddings arrive with vector search)"
+            name="embedder",
+            status=status,
+            summary=f"{embedder.name}, {embedder.dimension} dimensions"
+            + (" (test embedder: not semantic)" if status is HealthStatus.WARN else ""),
+            action="set MNEMOSTORE_EMBEDDER=sentence-transformers for real semantic search"
+            if status is HealthStatus.WARN
+            else None,
+            details=details,
         )
+
+    def _indexing(self) -> HealthCheck:
+        try:
+            with self.db.transaction(None) as uow:
+                status = IndexRepository(uow.connection, None, dialect=self.db.dialect).status()
+        except MnemostoreError:
+            return unreachable("indexing")
+        details = {
+            "pending": status.pending,
+            "running": status.running,
+            "done": status.done,
+            "failed": status.failed,
+            "oldest_pending_at": status.oldest_pending_at.isoformat() if status.oldest_pending_at else None,
+            "failures": status.failures,
+        }
+        summary = f"{status.pending} pending, {status.running} running, {status.failed} failed"
+        if status.failed:
+            first = status.failures[0] if status.failures else {}
+            return HealthCheck(
+                name="indexing",
+                status=HealthStatus.WARN,
+                summary=summary,
+                action=f"failed jobs keep their error (newest: {first.get('error')}); fix the cause, then run "
+                "`mnemostore reindex`, which retries them",
+                details=details,
+            )
+        lag = (datetime.now(UTC) - status.oldest_pending_at).total_seconds() if status.oldest_pending_at else 0.0
+        if lag > 300:
+            return HealthCheck(
+                name="indexing",
+                status=HealthStatus.WARN,
+                summary=summary + f", oldest waiting {lag:.0f} s",
+                action="start a worker (`mnemostore worker`, or store.start_indexer() in the server); until then "
+                "new items are found by full-text search only",
+                details=details,
+            )
+        return HealthCheck(name="indexing", status=HealthStatus.OK, summary=summary, details=details)
 
     def _disk(self) -> HealthCheck:
         if self.db.dialect != "sqlite":

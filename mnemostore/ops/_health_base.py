@@ -10,9 +10,9 @@ from typing import Any
 __all__ = ["NEED_DATABASE", "NOTES", "HealthCheck", "HealthReport", "HealthStatus", "timed_out", "unreachable"]
 
 # Not checked yet, and why: the report says so rather than pretending.
-NOTES = ("indexing backlog and failed jobs: not reported yet; background indexing arrives with vector search",)
+NOTES: tuple[str, ...] = ()
 
-NEED_DATABASE = frozenset({"schema", "pgvector"})
+NEED_DATABASE = frozenset({"schema", "pgvector", "indexing"})
 
 
 class HealthStatus(enum.StrEnum):

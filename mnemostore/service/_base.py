@@ -8,7 +8,20 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final
 
-from mnemostore.domain import Conversation, ConversationStatus, Message, NewMessage, Role, new_id
+from mnemostore.domain import (
+    AgentMetric,
+    ApiKey,
+    Checkpoint,
+    Conversation,
+    ConversationStatus,
+    InteractionEvent,
+    Memory,
+    Message,
+    NewMessage,
+    Role,
+    ToolExecution,
+    new_id,
+)
 from mnemostore.errors import InvalidCursor, InvalidInput
 from mnemostore.service import _validation as v
 from mnemostore.store._cursors import decode_cursor, encode_cursor
@@ -22,9 +35,11 @@ __all__ = [
     "conversation_from_export",
     "decode_conversation_cursor",
     "decode_history_cursor",
+    "decode_list_cursor",
     "history_cursor",
     "id_cursor",
     "knowledge_rows",
+    "list_cursor",
     "message_from_row",
     "message_rows",
     "parse_api_key",
@@ -90,6 +105,60 @@ def decode_conversation_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
         return datetime.fromisoformat(at), uuid.UUID(cid)
     except (ValueError, TypeError):
         raise InvalidCursor(f"cursor {cursor!r} is damaged: pass back the cursor the store returned") from None
+
+
+# Listings that return plain lists page by the sort key of the last item seen: (kind, type of the sort key).
+_LIST_KEYS: Final[dict[type[Any], tuple[str, type[Any]]]] = {
+    Memory: ("m", float),
+    ToolExecution: ("t", datetime),
+    Checkpoint: ("k", int),
+    InteractionEvent: ("e", datetime),
+    AgentMetric: ("a", datetime),
+}
+
+
+def list_cursor(item: ApiKey | Memory | ToolExecution | Checkpoint | InteractionEvent | AgentMetric) -> str:
+    """The cursor that continues a listing after ``item`` (pass it as ``cursor=`` to the same listing).
+
+    API keys page by id; the newest-first listings (tool executions, checkpoints, interaction events, metrics)
+    and memories (most important first) page by their sort key and id, so an item deleted meanwhile does not
+    end the listing early.
+    """
+    if isinstance(item, ApiKey):
+        return str(item.id)
+    kind, _ = _LIST_KEYS[type(item)]
+    key: Any
+    if isinstance(item, Memory):
+        key = item.importance
+    elif isinstance(item, Checkpoint):
+        key = item.iteration
+    elif isinstance(item, AgentMetric):
+        key = item.recorded_at.isoformat()
+    else:
+        key = item.created_at.isoformat()
+    return encode_cursor(kind, key, str(item.id))
+
+
+def decode_list_cursor(of: type[Any], cursor: str) -> tuple[Any, uuid.UUID]:
+    """(sort key, id) from a ``list_cursor`` of an item of type ``of``; InvalidCursor when it is not one."""
+    kind, key_type = _LIST_KEYS[of]
+    key, item_id = decode_cursor(kind, cursor, 2)
+    damaged = InvalidCursor(f"cursor {cursor!r} is damaged: pass back the cursor the store returned")
+    try:
+        parsed_id = uuid.UUID(item_id)
+        if key_type is datetime:
+            key = datetime.fromisoformat(key)
+            if key.tzinfo is None:
+                raise damaged
+        elif key_type is float:
+            if isinstance(key, bool) or not isinstance(key, int | float):
+                raise damaged
+            key = float(key)
+        elif isinstance(key, bool) or not isinstance(key, int) or not 0 <= key < 2**31:
+            raise damaged
+    except (ValueError, TypeError, AttributeError):
+        raise damaged from None
+    return key, parsed_id
 
 
 def message_rows(

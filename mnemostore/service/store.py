@@ -24,17 +24,19 @@ Example::
 from __future__ import annotations
 
 import hashlib
+import inspect
 import os
 import secrets
+import threading
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from typing import Any, Final
 
 import mnemostore.ops._backup as backups
 from mnemostore.cache import _flags, _ratelimit
-from mnemostore.cache._cache import CHANNEL_CONFIG, TENANT, USER, Cache, EventSubscription, build_cache
+from mnemostore.cache._cache import API_KEY, CHANNEL_CONFIG, TENANT, USER, Cache, EventSubscription, build_cache
 from mnemostore.cache._types import ChannelSession, EventType, RateLimitDecision
 from mnemostore.config import Settings
 from mnemostore.domain import (
@@ -51,6 +53,7 @@ from mnemostore.domain import (
     Memory,
     MemoryKind,
     MemoryTier,
+    MemoryVersion,
     Message,
     NewMessage,
     Page,
@@ -74,15 +77,29 @@ from mnemostore.errors import (
     KnowledgeChunkNotFound,
     MemoryNotFound,
     MessageNotFound,
+    MnemostoreError,
     QuotaExceeded,
     RateLimited,
+    SummarizationError,
     TenantAlreadyExists,
     TenantNotFound,
     UserNotFound,
+    VectorSearchUnavailable,
+)
+from mnemostore.memory import (
+    ExtractiveSummarizer,
+    MaintenanceReport,
+    RetentionPolicy,
+    Summarizer,
+    TenantMaintenance,
+    find_duplicate,
 )
 from mnemostore.ops import migrate as migrations
 from mnemostore.ops._archive import BackupResult, ProgressReporter, RestoreResult, Scope
 from mnemostore.ops._health import HealthChecker, HealthReport
+from mnemostore.search._embedders import Embedder
+from mnemostore.search._statements import SearchFilters
+from mnemostore.search._types import IndexingStatus, ItemKind, SearchHit, SearchMode, parse_kind, parse_mode
 from mnemostore.service import _validation as v
 from mnemostore.service._base import (
     UNSET,
@@ -91,6 +108,7 @@ from mnemostore.service._base import (
     conversation_cursor,
     decode_conversation_cursor,
     decode_history_cursor,
+    decode_list_cursor,
     history_cursor,
     id_cursor,
     message_from_row,
@@ -99,9 +117,13 @@ from mnemostore.service._base import (
     to_export,
 )
 from mnemostore.service._history import page_from_window, window_from_rows
+from mnemostore.service._indexer import Indexer
+from mnemostore.service._search import SearchEngine
 from mnemostore.store._crypto import SEALED_COLUMNS, KeyRotationReport
 from mnemostore.store._database import Database
+from mnemostore.store._instrument import QueryObserver, observe_queries
 from mnemostore.store._repositories import UnitOfWork
+from mnemostore.store._search import IndexRepository, ensure_pg_vectors
 
 __all__ = ["MnemoStore", "TenantStore"]
 
@@ -132,6 +154,7 @@ class MnemoStore:
         *,
         settings: Settings | None = None,
         cache: Cache | None = None,
+        embedder: Embedder | None = None,
         **overrides: Any,
     ) -> None:
         updates = dict(overrides)
@@ -146,6 +169,12 @@ class MnemoStore:
         self._schema_ok = False
         # The one place the cache is built: everything cached goes through self.cache.
         self.cache = cache if cache is not None else build_cache(self.settings)
+        # Search: the embedder (from the settings unless given; its model loads on first use) and, on SQLite,
+        # the in-process vector indexes. The indexer runs only when started (start_indexer, `mnemostore worker`).
+        self.search_engine = SearchEngine(self._db, self.settings, embedder)
+        self._indexer: Indexer | None = None
+        self._indexer_stop: Any = None
+        self._indexer_task: Any = None
 
     def __enter__(self) -> MnemoStore:
         return self
@@ -154,11 +183,133 @@ class MnemoStore:
         self.close()
 
     def close(self) -> None:
-        """Close every pooled connection (database and Redis)."""
+        """Stop the in-process indexer, if started, and close every pooled connection (database and Redis)."""
         try:
+            self.stop_indexer()
             self._db.close()
         finally:
             self.cache.close()
+
+    # -- search: the embedder and background indexing (mnemostore.search) --------------------------------------
+
+    @property
+    def embedder(self) -> Embedder | None:
+        """The embedder the store indexes and searches with; None: full-text search only (``embedder=none``,
+        or the default local model without the embeddings extra installed)."""
+        return self.search_engine.embedder()
+
+    def _get_indexer(self) -> Indexer:
+        if self._indexer is None:
+            self._indexer = Indexer(self._db, self.settings, self.search_engine.require_embedder)
+        return self._indexer
+
+    def start_indexer(self) -> None:
+        """Embed pending index jobs in the background of this process until ``stop_indexer()`` or ``close()``.
+
+        Raises:
+            EmbedderUnavailable: no embedder is configured or installed.
+        """
+        if self._indexer_task is not None:
+            return
+        self.search_engine.require_embedder()
+        self.check_schema()
+        indexer = self._get_indexer()
+        self._indexer_stop = threading.Event()
+        self._indexer_task = threading.Thread(
+            target=indexer.run, args=(self._indexer_stop,), name="mnemostore-indexer", daemon=True
+        )
+        self._indexer_task.start()
+
+    def stop_indexer(self) -> None:
+        """Stop the in-process indexer after its current batch (a no-op when it is not running)."""
+        if self._indexer_task is None:
+            return
+        self._indexer_stop.set()
+        self._indexer_task.join()
+        self._indexer_task = None
+
+    def run_indexer(self, stop: threading.Event) -> None:
+        """Process index jobs until ``stop`` is set (``mnemostore worker`` runs this)."""
+        self.search_engine.require_embedder()
+        self.check_schema()
+        self._get_indexer().run(stop)
+
+    def wait_for_indexing(self, *, timeout_seconds: float = 60.0, inline: bool | None = None) -> IndexingStatus:
+        """Wait until no index job of any tenant is pending or running, so search sees everything written.
+
+        Args:
+            inline: process the jobs here (default: yes, unless this store's indexer is running).
+
+        Raises:
+            IndexingTimeout: jobs were still open after ``timeout_seconds``.
+        """
+        if not self._schema_ok:
+            self.check_schema()
+        indexer = self._get_indexer()
+        run_here = self._indexer_task is None if inline is None else inline
+        return indexer.drain(timeout_seconds=timeout_seconds, inline=run_here)
+
+    def indexing_status(self) -> IndexingStatus:
+        """Index jobs by state across tenants, with the newest failures and their errors."""
+        if not self._schema_ok:
+            self.check_schema()
+        with self._db.transaction(None) as uow:
+            return IndexRepository(uow.connection, None, dialect=self._db.dialect).status()
+
+    def reindex(
+        self,
+        *,
+        batch_size: int = 1000,
+        timeout_seconds: float = 86_400.0,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> IndexingStatus:
+        """Embed every item that has no vector of the configured model, then wait until they are indexed.
+
+        This is how the model is changed: set the new one and run it (``mnemostore reindex``). Items keep their
+        old vector until the new one replaces it, and are found by full text throughout. Interrupted, it resumes:
+        items already embedded with the model are skipped. Failed jobs are retried. On PostgreSQL it first makes
+        sure the vector column and the HNSW index of the model's dimension exist (after pgvector was installed).
+
+        Args:
+            progress: called with (jobs done so far, jobs in total) as batches finish.
+        """
+        embedder = self.search_engine.require_embedder()
+        self.check_schema()
+        if self._db.dialect == "postgresql":
+            try:
+                with self._db.transaction(None, write=True) as uow:
+                    ensure_pg_vectors(uow.connection, embedder.dimension)
+            except MnemostoreError as error:
+                raise VectorSearchUnavailable(
+                    f"cannot set up vector search ({error}): install the pgvector extension on the PostgreSQL "
+                    "server (e.g. apt install postgresql-<version>-pgvector), then run `mnemostore reindex` again"
+                ) from error
+            self.search_engine.forget_vector_support()
+        with self._db.transaction(None, write=True) as uow:
+            IndexRepository(uow.connection, None, dialect=self._db.dialect).retry_failed(_now())
+        for kind in ItemKind:
+            after: uuid.UUID | None = None
+            while True:
+                with self._db.transaction(None, write=True) as uow:
+                    repo = IndexRepository(uow.connection, None, dialect=self._db.dialect)
+                    _, after = repo.enqueue_missing(
+                        kind, model=embedder.name, after=after, limit=batch_size, now=_now()
+                    )
+                if after is None:
+                    break
+        indexer = self._get_indexer()
+        total = indexer.open_jobs()
+        done = 0
+
+        def advance(count: int) -> None:
+            nonlocal done
+            done += count
+            if progress is not None:
+                progress(min(done, total), total)
+
+        if progress is not None:
+            progress(0, total)
+        return indexer.drain(timeout_seconds=timeout_seconds, inline=True, progress=advance)
 
     # -- cache ----------------------------------------------------------------------------------------------
 
@@ -183,6 +334,11 @@ class MnemoStore:
         """
         v.check_name(flag, "flag", max_len=200, required=True)
         self.cache.flags.set_global(flag, None if value is None else _flags.check_flag(flag, value))
+
+    def observe_queries(self, observer: QueryObserver) -> None:
+        """Call ``observer(kind, seconds)`` after each SQL statement the store runs (kind: ``select``, ``insert``,
+        ``update``, ``delete`` or ``other``; never the statement's text). The HTTP service's metrics use it."""
+        observe_queries(self._db.engine, observer)
 
     # -- schema ---------------------------------------------------------------------------------------------
 
@@ -219,7 +375,11 @@ class MnemoStore:
             one failed (the store cannot work as it is).
         """
         checker = HealthChecker(
-            self._db, self.settings, cache_health=self.cache_health, timeout_seconds=timeout_seconds
+            self._db,
+            self.settings,
+            cache_health=self.cache_health,
+            timeout_seconds=timeout_seconds,
+            embedder=self.search_engine.embedder,
         )
         return checker.run()
 
@@ -255,6 +415,38 @@ class MnemoStore:
                     break
                 after = batch.last
         return KeyRotationReport(key_id=codec.current_key_id, scanned=scanned, rewritten=rewritten)
+
+    def run_maintenance(
+        self, tenant_id: uuid.UUID | str | None = None, *, dry_run: bool = False, now: datetime | None = None
+    ) -> MaintenanceReport:
+        """Apply retention in one tenant, or in every tenant (see ``AsyncTenantStore.run_maintenance``).
+
+        A tenant whose retention config is malformed is reported (``error``) and skipped; the others go on.
+
+        Returns:
+            Per-tenant counts of purged memories, archived and deleted conversations, and their totals.
+
+        Raises:
+            TenantNotFound: ``tenant_id`` names no tenant.
+        """
+        started = v.check_time(now, "now") or _now()
+        report = MaintenanceReport(dry_run=dry_run, started_at=started)
+        if tenant_id is not None:
+            tid = as_id(tenant_id, "tenant_id")
+            report.tenants.append(self.tenant(tid).run_maintenance(dry_run=dry_run, now=started))
+            return report
+        cursor: str | None = None
+        while True:
+            page = self.list_tenants(limit=500, cursor=cursor)
+            for tenant in page.items:
+                try:
+                    result = self.tenant(tenant.id).run_maintenance(dry_run=dry_run, now=started)
+                except (ConfigurationError, TenantNotFound) as error:
+                    result = TenantMaintenance(tenant_id=tenant.id, error=str(error))
+                report.tenants.append(result)
+            if page.next_cursor is None:
+                return report
+            cursor = page.next_cursor
 
     @contextmanager
     def _transaction(self, tenant_id: uuid.UUID | None, *, write: bool) -> Iterator[UnitOfWork]:
@@ -389,16 +581,24 @@ class MnemoStore:
             return uow.tenants.recount(tid)
 
     def authenticate(self, api_key: str) -> ApiKey | None:
-        """The live API key matching ``api_key``, or None (unknown, malformed or revoked)."""
+        """The live API key matching ``api_key``, or None (unknown, malformed or revoked).
+
+        Read through the cache (the HTTP service authenticates every request): a live key's record is cached
+        under the SHA-256 of its secret, and ``revoke_api_key`` invalidates it, so a revoked key stops working
+        at once (in every process sharing the cache). Unknown and revoked keys are never cached.
+        """
         parsed = parse_api_key(api_key, API_KEY_PREFIX)
         if parsed is None:
             return None
         tenant_id, digest = parsed
-        with self._transaction(tenant_id, write=False) as uow:
-            key = uow.api_keys.get_by_hash(digest)
-        if key is None or key.revoked_at is not None:
-            return None
-        return key
+
+        def load() -> ApiKey | None:
+            with self._transaction(tenant_id, write=False) as uow:
+                found = uow.api_keys.get_by_hash(digest)
+            return found if found is not None and found.revoked_at is None else None
+
+        key = self.cache.keys.obj(tenant_id, "apikey", digest)
+        return self.cache.objects.cached(key, load, codec=API_KEY, name="api_key")
 
     # -- backup and restore (mnemostore.ops._backup_async) ----------------------------------------------------
 
@@ -533,17 +733,26 @@ class TenantStore:
             key = uow.api_keys.insert(values)
         return (key, token)
 
-    def list_api_keys(self) -> list[ApiKey]:
+    def list_api_keys(self, *, limit: int = 1000, cursor: str | None = None) -> list[ApiKey]:
+        """The tenant's keys (revoked ones too), oldest first.
+
+        Args:
+            cursor: ``list_cursor`` of the last key of the previous call, to continue after it.
+        """
+        v.check_limit(limit)
+        after = id_cursor(cursor) if cursor is not None else None
         with self._tx() as uow:
-            return uow.api_keys.list()
+            return uow.api_keys.list(limit=limit, after=after)
 
     def revoke_api_key(self, key_id: uuid.UUID | str) -> None:
         from mnemostore.errors import ApiKeyNotFound
 
         kid = as_id(key_id, "key_id")
         with self._tx(write=True) as uow:
-            if not uow.api_keys.revoke(kid, _now()):
-                raise ApiKeyNotFound(kid)
+            digest = uow.api_keys.revoke(kid, _now())
+        if digest is None:
+            raise ApiKeyNotFound(kid)
+        self._cache.objects.invalidate(self.tenant_id, [self._cache.keys.obj(self.tenant_id, "apikey", digest)])
 
     # -- users ------------------------------------------------------------------------------------------------
 
@@ -1101,6 +1310,7 @@ class TenantStore:
                     row["created_at"] = now
                 self._charge(uow, messages=len(fresh), tokens=tokens, storage_bytes=size)
                 uow.messages.insert_many(fresh)
+                self._enqueue(uow, ItemKind.MESSAGE, [row["id"] for row in fresh], now)
         # Committed: write the new messages through to the recent-context window (and publish them).
         added = [message_from_row(row) for row in fresh]
         self._cache.messages_added(self.tenant_id, cid, added)
@@ -1259,6 +1469,7 @@ class TenantStore:
                 result = uow.conversations.insert(conversation)
                 if rows:
                     uow.messages.insert_many(rows)
+                    self._enqueue(uow, ItemKind.MESSAGE, [row["id"] for row in rows], _now())
         except ConflictError as error:
             if "already exists here" in str(error):
                 raise
@@ -1302,6 +1513,7 @@ class TenantStore:
         with self._tx(write=True) as uow:
             existing = uow.knowledge.get_by_keys(source, [r["external_id"] for r in rows])
             inserts: list[dict[str, Any]] = []
+            changed: list[uuid.UUID] = []
             delta = 0
             out: list[KnowledgeChunk] = []
             for row in rows:
@@ -1320,11 +1532,14 @@ class TenantStore:
                 else:
                     delta += row["content_bytes"] - len(old.content.encode())
                     uow.knowledge.update(old.id, {**row, "updated_at": now})
+                    if old.content_hash != row["content_hash"]:
+                        changed.append(old.id)
                     values = {"id": old.id, "source": source, "created_at": old.created_at, "updated_at": now, **row}
                     out.append(KnowledgeChunk(tenant_id=self.tenant_id, **_chunk_fields(values)))
             if delta:
                 self._charge(uow, storage_bytes=delta)
             uow.knowledge.insert_many(inserts)
+            self._enqueue(uow, ItemKind.KNOWLEDGE, [row["id"] for row in inserts] + changed, now)
         return out
 
     def get_knowledge_chunk(self, chunk_id: uuid.UUID | str) -> KnowledgeChunk | None:
@@ -1351,7 +1566,7 @@ class TenantStore:
                 raise KnowledgeChunkNotFound(cid)
             self._charge(uow, storage_bytes=-len(gone.content.encode()))
 
-    # -- memories (the long-term memory operations grow in the search layer) ---------------------------------
+    # -- memories: tiers, kinds, near-duplicates, versions, segments, consolidation (mnemostore.memory) ----------
 
     def store_memory(
         self,
@@ -1366,7 +1581,27 @@ class TenantStore:
         compression_level: int = 0,
         expires_at: datetime | None = None,
         metadata: Mapping[str, Any] | None = None,
+        dedup: bool | None = None,
     ) -> Memory:
+        """Store a memory, or merge it into the existing memory of the same user that says the same thing.
+
+        Near-duplicates (rule in ``mnemostore.memory._dedup``): among the newest unexpired memories of the same
+        user, agent and kind, one whose normalised text is equal, or, with an embedder configured, whose
+        embedding has cosine similarity >= ``Settings.memory_dedup_threshold``, or, without one, whose word-token
+        Jaccard index is >= ``Settings.memory_dedup_jaccard``. The existing memory then takes the new text, the
+        higher importance and tier, the later expiry, the union of source messages and the merged metadata; its
+        old text and importance are kept as a version (``get_memory_history``). Summaries are never merged.
+        Under concurrent stores of the same text, detection is best effort (both may be inserted).
+
+        Args:
+            dedup: merge near-duplicates (default: ``Settings.memory_dedup``).
+
+        Returns:
+            The new memory, or the existing one it was merged into (same id, ``metadata["merged"]`` counted).
+
+        Raises:
+            UserNotFound: ``user_id`` is not a user of this tenant.
+        """
         v.check_content(content, max_bytes=self._settings.max_content_bytes)
         if not 0.0 <= v.check_number(importance, "importance") <= 1.0:
             raise InvalidInput(f"importance must be between 0 and 1, got {importance!r}")
@@ -1387,10 +1622,15 @@ class TenantStore:
             "created_at": now,
             "updated_at": now,
         }
-        with self._tx(write=True) as uow:
-            if uid is not None and uow.users.get(uid) is None:
-                raise UserNotFound(uid)
-            memory = uow.memories.insert(values)
+        memory: Memory | None = None
+        if (self._settings.memory_dedup if dedup is None else dedup) and values["kind"] != MemoryKind.SUMMARY.value:
+            memory = self._merge_duplicate(values)
+        if memory is None:
+            with self._tx(write=True) as uow:
+                if uid is not None and uow.users.get(uid) is None:
+                    raise UserNotFound(uid)
+                memory = uow.memories.insert(values)
+                self._enqueue(uow, ItemKind.MEMORY, [memory.id], now)
         data = {
             "memory_id": str(memory.id),
             "user_id": None if uid is None else str(uid),
@@ -1403,25 +1643,548 @@ class TenantStore:
         self._cache.events.publish(self.tenant_id, EventType.MEMORY_STORED, data)
         return memory
 
+    def _memory_embedder(self) -> Embedder | None:
+        embedder = getattr(self.store, "embedder", None)
+        return embedder if isinstance(embedder, Embedder) else None
+
+    def _embed(self, embedder: Embedder, texts: list[str]) -> list[list[float]]:
+        return embedder.embed(texts)
+
+    def _merge_duplicate(self, values: dict[str, Any]) -> Memory | None:
+        """Merge ``values`` into the near-duplicate it has, if any (see ``store_memory``); None: no duplicate."""
+        now = values["created_at"]
+        with self._tx() as uow:
+            candidates = uow.memories.dedup_candidates(
+                user_id=values["user_id"],
+                agent_id=values["agent_id"],
+                kind=values["kind"],
+                now=now,
+                limit=self._settings.memory_dedup_candidates,
+            )
+        if not candidates:
+            return None
+        texts = [c.content for c in candidates]
+        match = find_duplicate(values["content"], texts, jaccard=self._settings.memory_dedup_jaccard)
+        embedder = self._memory_embedder()
+        if embedder is not None and (match is None or match.method != "exact"):
+            # Indexed memories bring their vectors; only the new text and the not-yet-indexed ones are embedded.
+            with self._tx() as uow:
+                stored = uow.memories.stored_vectors([c.id for c in candidates], model=embedder.name)
+            missing = [c.content for c in candidates if c.id not in stored]
+            fresh = self._embed(embedder, [values["content"], *missing])
+            extra = iter(fresh[1:])
+            vectors = [stored[c.id] if c.id in stored else next(extra) for c in candidates]
+            match = find_duplicate(
+                values["content"],
+                texts,
+                vector=fresh[0],
+                candidate_vectors=vectors,
+                threshold=self._settings.memory_dedup_threshold,
+            )
+        if match is None:
+            return None
+        old = candidates[match.index]
+        tiers = list(MemoryTier)
+        merged_meta = {**old.metadata, **values["metadata"]}
+        merged_meta["merged"] = int(old.metadata.get("merged", 0) or 0) + 1
+        sources = list(dict.fromkeys([*old.source_message_ids, *values["source_message_ids"]]))
+        expiry = values["expires_at"]
+        if expiry is not None and old.expires_at is not None:
+            expiry = max(expiry, old.expires_at)
+        elif old.expires_at is None and values["expires_at"] is not None:
+            expiry = None  # the old memory never expired: merging does not make it expire
+        update = {
+            "content": values["content"],
+            "importance": max(old.importance, values["importance"]),
+            "tier": max(old.tier, MemoryTier(values["tier"]), key=tiers.index).value,
+            "source_message_ids": sources,
+            "expires_at": expiry,
+            "metadata": self._json(merged_meta, "metadata"),
+            "updated_at": now,
+        }
+        with self._tx(write=True) as uow:
+            current = uow.memories.get(old.id)
+            if current is None:
+                return None  # deleted meanwhile: store a new one
+            if current.content != values["content"] or current.importance != update["importance"]:
+                self._keep_version(uow, current, now)
+            if current.content != values["content"]:
+                self._enqueue(uow, ItemKind.MEMORY, [old.id], now)
+            return uow.memories.update(old.id, update)
+
+    def _keep_version(self, uow: UnitOfWork, memory: Memory, now: datetime) -> None:
+        uow.memories.add_version(
+            {
+                "id": new_id(),
+                "memory_id": memory.id,
+                "content": memory.content,
+                "importance": memory.importance,
+                "metadata": memory.metadata,
+                "created_at": now,
+            }
+        )
+
     def get_memory(self, memory_id: uuid.UUID | str) -> Memory | None:
         with self._tx() as uow:
             return uow.memories.get(as_id(memory_id, "memory_id"))
 
+    def get_memory_or_raise(self, memory_id: uuid.UUID | str) -> Memory:
+        memory = self.get_memory(memory_id)
+        if memory is None:
+            raise MemoryNotFound(memory_id)
+        return memory
+
     def retrieve_memories(
-        self, *, user_id: uuid.UUID | str | None = None, tier: MemoryTier | str | None = None, limit: int = 20
+        self,
+        *,
+        user_id: uuid.UUID | str | None = None,
+        agent_id: str | None = None,
+        tier: MemoryTier | str | None = None,
+        kind: MemoryKind | str | None = None,
+        include_expired: bool = False,
+        limit: int = 20,
+        cursor: str | None = None,
     ) -> list[Memory]:
-        """Memories by importance (most important first), optionally for one user or tier."""
+        """Memories by importance (most important first), optionally for one user, agent, tier or kind.
+
+        Args:
+            include_expired: also return memories whose ``expires_at`` has passed (not purged yet).
+            cursor: ``list_cursor`` of the last memory of the previous call, to continue after it.
+        """
         v.check_limit(limit)
         uid = as_id(user_id, "user_id") if user_id is not None else None
         tier_value = v.check_enum(MemoryTier, tier).value if tier is not None else None
+        kind_value = v.check_enum(MemoryKind, kind).value if kind is not None else None
+        agent = v.check_name(agent_id, "agent_id", max_len=200)
+        after = decode_list_cursor(Memory, cursor) if cursor is not None else None
         with self._tx() as uow:
-            return uow.memories.list(user_id=uid, tier=tier_value, limit=limit)
+            return uow.memories.query(
+                user_id=uid,
+                agent_id=agent,
+                tier=tier_value,
+                kind=kind_value,
+                not_expired_at=None if include_expired else _now(),
+                limit=limit,
+                after=after,
+            )
+
+    def update_memory(
+        self,
+        memory_id: uuid.UUID | str,
+        *,
+        content: str | Unset = UNSET,
+        kind: MemoryKind | str | Unset = UNSET,
+        tier: MemoryTier | str | Unset = UNSET,
+        importance: float | Unset = UNSET,
+        expires_at: datetime | Unset | None = UNSET,
+        metadata: Mapping[str, Any] | Unset = UNSET,
+    ) -> Memory:
+        """Change the given fields of a memory (pass ``expires_at=None`` to make it permanent).
+
+        When the content, importance or metadata change, the previous state is kept as a version
+        (``get_memory_history``).
+
+        Raises:
+            MemoryNotFound: no such memory in this tenant.
+        """
+        mid = as_id(memory_id, "memory_id")
+        values: dict[str, Any] = {}
+        if not isinstance(content, Unset):
+            v.check_content(content, max_bytes=self._settings.max_content_bytes)
+            values["content"] = content
+        if not isinstance(kind, Unset):
+            values["kind"] = v.check_enum(MemoryKind, kind).value
+        if not isinstance(tier, Unset):
+            values["tier"] = v.check_enum(MemoryTier, tier).value
+        if not isinstance(importance, Unset):
+            if not 0.0 <= v.check_number(importance, "importance") <= 1.0:
+                raise InvalidInput(f"importance must be between 0 and 1, got {importance!r}")
+            values["importance"] = float(importance)
+        if not isinstance(expires_at, Unset):
+            values["expires_at"] = v.check_time(expires_at, "expires_at")
+        if not isinstance(metadata, Unset):
+            values["metadata"] = self._json(metadata, "metadata")
+        now = _now()
+        with self._tx(write=True) as uow:
+            current = uow.memories.get(mid)
+            if current is None:
+                raise MemoryNotFound(mid)
+            if not values:
+                return current
+            if any(k in values and values[k] != getattr(current, k) for k in ("content", "importance", "metadata")):
+                self._keep_version(uow, current, now)
+            updated = uow.memories.update(mid, {**values, "updated_at": now})
+            if "content" in values and values["content"] != current.content:
+                self._enqueue(uow, ItemKind.MEMORY, [mid], now)
+        assert updated is not None
+        return updated
+
+    def get_memory_history(self, memory_id: uuid.UUID | str) -> list[MemoryVersion]:
+        """The earlier states of a memory (replaced by ``update_memory`` or a near-duplicate), oldest first.
+
+        The current state is the memory itself (``get_memory``); a memory never changed has an empty history.
+
+        Raises:
+            MemoryNotFound: no such memory in this tenant.
+        """
+        mid = as_id(memory_id, "memory_id")
+        with self._tx() as uow:
+            if uow.memories.get(mid) is None:
+                raise MemoryNotFound(mid)
+            return uow.memories.versions(mid)
 
     def delete_memory(self, memory_id: uuid.UUID | str) -> None:
         mid = as_id(memory_id, "memory_id")
         with self._tx(write=True) as uow:
             if not uow.memories.delete(mid):
                 raise MemoryNotFound(mid)
+
+    def add_memory_segment(
+        self,
+        content: str,
+        *,
+        source_message_ids: Sequence[uuid.UUID | str],
+        user_id: uuid.UUID | str | None = None,
+        agent_id: str | None = None,
+        tier: MemoryTier | str = MemoryTier.LONG_TERM,
+        compression_level: int = 1,
+        importance: float = 0.5,
+        expires_at: datetime | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> Memory:
+        """Store a compressed memory segment: a summary (kind ``summary``) of the messages it names.
+
+        Args:
+            compression_level: 1 for a summary of raw messages, 2 for a summary of level-1 segments, and so on.
+
+        Returns:
+            The segment (segments are never merged as near-duplicates).
+        """
+        if isinstance(compression_level, bool) or not isinstance(compression_level, int) or compression_level < 1:
+            raise InvalidInput(f"compression_level of a segment must be an integer >= 1, got {compression_level!r}")
+        return self.store_memory(
+            content,
+            user_id=user_id,
+            agent_id=agent_id,
+            kind=MemoryKind.SUMMARY,
+            tier=tier,
+            importance=importance,
+            source_message_ids=source_message_ids,
+            compression_level=compression_level,
+            expires_at=expires_at,
+            metadata=metadata,
+            dedup=False,
+        )
+
+    def consolidate_conversation(
+        self,
+        conversation_id: uuid.UUID | str,
+        *,
+        keep_recent: int = 20,
+        summarizer: Summarizer | None = None,
+        min_messages: int = 2,
+        tier: MemoryTier | str = MemoryTier.LONG_TERM,
+        importance: float = 0.5,
+        agent_id: str | None = None,
+    ) -> Memory | None:
+        """Summarise the older messages of a conversation into a memory segment of its user.
+
+        The newest ``keep_recent`` messages are left alone; of the older ones, those no earlier segment of this
+        conversation covers are summarised (``ExtractiveSummarizer()`` unless ``summarizer`` is given) into
+        one segment (kind summary, compression level 1, the messages as ``source_message_ids``,
+        ``metadata["conversation_id"]`` and the seq range). So consolidating again only adds a segment for
+        messages that have aged out since: the same messages are never summarised twice, also when two
+        consolidations race (the second finds the conversation locked, then covered). Messages are kept.
+
+        Args:
+            summarizer: any ``Summarizer``; the async store also awaits one that returns an awaitable.
+            min_messages: do nothing while fewer uncovered old messages than this exist.
+
+        Returns:
+            The new segment, or None when there was nothing (new) to consolidate.
+
+        Raises:
+            ConversationNotFound: no such conversation in this tenant.
+            SummarizationError: the summariser failed.
+        """
+        cid = as_id(conversation_id, "conversation_id")
+        for name, number in (("keep_recent", keep_recent), ("min_messages", min_messages)):
+            if isinstance(number, bool) or not isinstance(number, int) or number < 0:
+                raise InvalidInput(f"{name} must be a non-negative integer, got {number!r}")
+        with self._tx() as uow:
+            conversation = uow.conversations.get(cid)
+            if conversation is None:
+                raise ConversationNotFound(cid)
+            messages = uow.messages.all(cid)
+            covered = _covered_messages(uow.memories.segments_for_user(conversation.user_id), cid)
+        old = messages[: max(0, len(messages) - keep_recent)]
+        pending = [m for m in old if str(m.id) not in covered]
+        if not pending or len(pending) < min_messages:
+            return None
+        chosen = summarizer if summarizer is not None else ExtractiveSummarizer()
+        summary = chosen.summarize(pending)
+        if inspect.isawaitable(summary):
+            close = getattr(summary, "close", None)
+            if close is not None:
+                close()  # a coroutine never awaited would warn
+            raise InvalidInput("the summariser returned an awaitable: use AsyncMnemoStore for an async summariser")
+        if not isinstance(summary, str):
+            raise SummarizationError(f"the summariser returned {type(summary).__name__}: it must return text")
+        if not summary.strip():
+            return None
+        with self._tx(write=True) as uow:
+            if not uow.conversations.lock(cid):
+                raise ConversationNotFound(cid)
+            covered = _covered_messages(uow.memories.segments_for_user(conversation.user_id), cid)
+            if any(str(m.id) in covered for m in pending):
+                return None  # a concurrent consolidation took these messages
+            now = _now()
+            values = {
+                "id": new_id(),
+                "user_id": conversation.user_id,
+                "agent_id": v.check_name(agent_id, "agent_id", max_len=200),
+                "content": summary.strip(),
+                "kind": MemoryKind.SUMMARY.value,
+                "tier": v.check_enum(MemoryTier, tier).value,
+                "importance": float(v.check_number(importance, "importance")),
+                "source_message_ids": [str(m.id) for m in pending],
+                "compression_level": 1,
+                "expires_at": None,
+                "metadata": {
+                    "conversation_id": str(cid),
+                    "first_seq": pending[0].seq,
+                    "last_seq": pending[-1].seq,
+                    "message_count": len(pending),
+                    "summarizer": type(chosen).__name__,
+                },
+                "created_at": now,
+                "updated_at": now,
+            }
+            segment = uow.memories.insert(values)
+            self._enqueue(uow, ItemKind.MEMORY, [segment.id], now)
+            return segment
+
+    # -- retention (mnemostore.memory._retention) ---------------------------------------------------------------
+
+    def run_maintenance(
+        self, *, dry_run: bool = False, now: datetime | None = None, batch_size: int = 500
+    ) -> TenantMaintenance:
+        """Apply the tenant's retention: purge expired memories, archive idle conversations, delete old archives.
+
+        The ages come from the tenant config's ``retention`` (``archive_after_days``,
+        ``delete_archived_after_days``; see ``mnemostore.memory.RetentionPolicy``). Deleting a conversation
+        goes through ``delete_conversation`` (usage, cached history); the database cascades to messages,
+        vectors and full-text rows. Each batch is its own transaction, so an interrupted run resumes.
+
+        Args:
+            dry_run: count what would be done, change nothing.
+            now: the moment ages are measured from (default: now).
+
+        Raises:
+            TenantNotFound: the tenant does not exist.
+            ConfigurationError: the tenant's ``retention`` config is malformed.
+        """
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or (not 1 <= batch_size <= 10_000):
+            raise InvalidInput(f"batch_size must be an integer from 1 to 10000, got {batch_size!r}")
+        now = v.check_time(now, "now") or _now()
+        policy = RetentionPolicy.from_config(self._tenant_or_raise().config)
+        result = TenantMaintenance(tenant_id=self.tenant_id)
+        everything = 2**31 - 1
+        while True:
+            with self._tx(write=not dry_run) as uow:
+                expired = uow.memories.expired(now, limit=everything if dry_run else batch_size)
+                if not dry_run:
+                    uow.memories.delete_many(expired)
+            result.expired_memories += len(expired)
+            if dry_run or len(expired) < batch_size:
+                break
+        archive_before, delete_before = (policy.archive_before(now), policy.delete_before(now))
+        active, archived = (ConversationStatus.ACTIVE.value, ConversationStatus.ARCHIVED.value)
+        if dry_run:
+            with self._tx() as uow:
+                if archive_before is not None:
+                    idle = uow.conversations.idle(status=active, before=archive_before, limit=everything)
+                    result.archived_conversations = len(idle)
+                if delete_before is not None:
+                    old = uow.conversations.idle(status=archived, before=delete_before, limit=everything)
+                    result.deleted_conversations = len(old)
+                    if archive_before is not None:
+                        # Archived by this run and old enough to go in the same run.
+                        soon = min(archive_before, delete_before)
+                        gone = uow.conversations.idle(status=active, before=soon, limit=everything)
+                        result.deleted_conversations += len(gone)
+            return result
+        while archive_before is not None:
+            with self._tx(write=True) as uow:
+                idle = uow.conversations.idle(status=active, before=archive_before, limit=batch_size)
+                for conversation in idle:
+                    uow.conversations.update(conversation.id, {"status": archived})
+            for conversation in idle:
+                data = {"conversation_id": str(conversation.id), "user_id": str(conversation.user_id)}
+                self._cache.events.publish(self.tenant_id, EventType.CONVERSATION_ARCHIVED, data)
+            result.archived_conversations += len(idle)
+            if len(idle) < batch_size:
+                break
+        while delete_before is not None:
+            with self._tx() as uow:
+                old = uow.conversations.idle(status=archived, before=delete_before, limit=batch_size)
+            for conversation in old:
+                try:
+                    self.delete_conversation(conversation.id)
+                except ConversationNotFound:
+                    continue  # deleted meanwhile
+                result.deleted_conversations += 1
+            if len(old) < batch_size:
+                break
+        return result
+
+    # -- search (mnemostore.search) ---------------------------------------------------------------------------
+
+    def _enqueue(self, uow: UnitOfWork, kind: ItemKind, item_ids: list[uuid.UUID], now: datetime) -> None:
+        """The outbox: index jobs of written items, in the transaction that writes them."""
+        if item_ids and self._settings.embedder != "none":
+            IndexRepository(uow.connection, self.tenant_id, dialect=uow.dialect).enqueue(kind, item_ids, now)
+
+    def search(
+        self,
+        query: str,
+        *,
+        mode: SearchMode | str = SearchMode.HYBRID,
+        kinds: Iterable[ItemKind | str] = (ItemKind.MESSAGE, ItemKind.MEMORY, ItemKind.KNOWLEDGE),
+        user_id: uuid.UUID | str | None = None,
+        agent_id: str | None = None,
+        conversation_id: uuid.UUID | str | None = None,
+        tier: MemoryTier | str | None = None,
+        role: Role | str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        min_score: float | None = None,
+        limit: int = 10,
+        recency_boost: float = 0.0,
+        importance_boost: float = 0.0,
+    ) -> list[SearchHit]:
+        """Search the tenant's messages, memories and knowledge chunks.
+
+        Args:
+            mode: ``semantic`` (embedding similarity), ``fulltext`` (words, stemmed; any may match) or ``hybrid``
+                (both, fused by reciprocal rank fusion). Full text finds an item as soon as it is committed;
+                semantic search once the indexer has embedded it.
+            kinds: any of ``messages``, ``memories``, ``knowledge``.
+            user_id, agent_id, conversation_id, tier, role, since, until, metadata: filters. A filter that a kind
+                cannot satisfy leaves that kind out (role and conversation_id: messages; tier and agent_id:
+                memories; user_id: messages of the user's conversations and the user's memories).
+                ``metadata`` matches top-level keys to equal scalar values.
+            min_score: drop hits whose score before boosts is lower: the cosine similarity in semantic mode, the
+                text score in fulltext mode, the fused score (at most about 2/61) in hybrid mode.
+            recency_boost, importance_boost: multiply the score by ``1 + recency_boost * 0.5 ** (age_days / 30)``
+                and ``1 + importance_boost * importance`` (memories).
+
+        Returns:
+            Up to ``limit`` hits, best first; each carries ``scores`` and ``ranks`` per retriever.
+
+        Raises:
+            EmbedderUnavailable: semantic or hybrid mode without an embedder (names the extra to install).
+            VectorSearchUnavailable: semantic or hybrid mode on a PostgreSQL without pgvector.
+        """
+        v.check_text(query, "query")
+        if not query.strip():
+            raise InvalidInput("query is empty: pass the words or the question to search for")
+        v.check_limit(limit)
+        search_mode = parse_mode(mode)
+        kind_list = list(dict.fromkeys(parse_kind(kind) for kind in kinds))
+        filters = self._filters(user_id, agent_id, conversation_id, tier, role, since, until, metadata)
+        for value, name in ((recency_boost, "recency_boost"), (importance_boost, "importance_boost")):
+            if v.check_number(value, name) < 0:
+                raise InvalidInput(f"{name} must be 0 or more, got {value!r}")
+        if min_score is not None:
+            v.check_number(min_score, "min_score")
+        if not self.store._schema_ok:
+            self.store.check_schema()
+        return self.store.search_engine.search(
+            self.tenant_id,
+            query,
+            mode=search_mode,
+            kinds=kind_list,
+            filters=filters,
+            min_score=min_score,
+            limit=limit,
+            recency_boost=float(recency_boost),
+            importance_boost=float(importance_boost),
+        )
+
+    def _filters(
+        self,
+        user_id: uuid.UUID | str | None,
+        agent_id: str | None,
+        conversation_id: uuid.UUID | str | None,
+        tier: MemoryTier | str | None,
+        role: Role | str | None,
+        since: datetime | None,
+        until: datetime | None,
+        metadata: Mapping[str, Any] | None,
+    ) -> SearchFilters:
+        wanted = self._json(metadata, "metadata")
+        for key, value in wanted.items():
+            if isinstance(value, dict | list):
+                raise InvalidInput(f"metadata filter {key!r} must be a string, number, boolean or null")
+        return SearchFilters(
+            user_id=as_id(user_id, "user_id") if user_id is not None else None,
+            agent_id=v.check_name(agent_id, "agent_id", max_len=200),
+            conversation_id=as_id(conversation_id, "conversation_id") if conversation_id is not None else None,
+            tier=v.check_enum(MemoryTier, tier).value if tier is not None else None,
+            role=v.check_enum(Role, role).value if role is not None else None,
+            since=v.check_time(since, "since"),
+            until=v.check_time(until, "until"),
+            metadata=wanted,
+        )
+
+    def semantic_search(
+        self,
+        query: str,
+        *,
+        kinds: Iterable[ItemKind | str] = (ItemKind.MESSAGE, ItemKind.MEMORY, ItemKind.KNOWLEDGE),
+        limit: int = 10,
+        **filters: Any,
+    ) -> list[SearchHit]:
+        """``search(query, mode="semantic", ...)``: items by meaning (see ``search`` for the filters)."""
+        return self.search(query, mode=SearchMode.SEMANTIC, kinds=kinds, limit=limit, **filters)
+
+    def search_similar_memories(
+        self,
+        query: str,
+        *,
+        user_id: uuid.UUID | str | None = None,
+        agent_id: str | None = None,
+        tier: MemoryTier | str | None = None,
+        min_score: float | None = None,
+        limit: int = 10,
+    ) -> list[SearchHit]:
+        """Memories closest in meaning to ``query`` (semantic search over memories only)."""
+        return self.search(
+            query,
+            mode=SearchMode.SEMANTIC,
+            kinds=(ItemKind.MEMORY,),
+            user_id=user_id,
+            agent_id=agent_id,
+            tier=tier,
+            min_score=min_score,
+            limit=limit,
+        )
+
+    def wait_for_indexing(self, *, timeout_seconds: float = 60.0, inline: bool | None = None) -> IndexingStatus:
+        """Wait until this tenant has no pending or running index job (see ``AsyncMnemoStore.wait_for_indexing``)."""
+        if not self.store._schema_ok:
+            self.store.check_schema()
+        run_here = self.store._indexer_task is None if inline is None else inline
+        return self.store._get_indexer().drain(
+            tenant_id=self.tenant_id, timeout_seconds=timeout_seconds, inline=run_here
+        )
+
+    def indexing_status(self) -> IndexingStatus:
+        """This tenant's index jobs by state, with its newest failures."""
+        with self._tx() as uow:
+            return IndexRepository(uow.connection, self.tenant_id, dialect=uow.dialect).status()
 
     # -- agent audit and state --------------------------------------------------------------------------------
 
@@ -1459,15 +2222,21 @@ class TenantStore:
             return uow.agent.insert_tool_execution(values)
 
     def list_tool_executions(
-        self, *, conversation_id: uuid.UUID | str | None = None, tool: str | None = None, limit: int = 100
+        self,
+        *,
+        conversation_id: uuid.UUID | str | None = None,
+        tool: str | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
     ) -> list[ToolExecution]:
-        """Newest first."""
+        """Newest first; ``cursor``: ``list_cursor`` of the last one of the previous call, to continue after it."""
         v.check_limit(limit)
         cid = as_id(conversation_id, "conversation_id") if conversation_id is not None else None
         if tool is not None:
             v.check_text(tool, "tool")
+        after = decode_list_cursor(ToolExecution, cursor) if cursor is not None else None
         with self._tx() as uow:
-            return uow.agent.list_tool_executions(conversation_id=cid, tool=tool, limit=limit)
+            return uow.agent.list_tool_executions(conversation_id=cid, tool=tool, limit=limit, after=after)
 
     def create_checkpoint(
         self,
@@ -1528,12 +2297,15 @@ class TenantStore:
             raise CheckpointNotFound(chk)
         return found
 
-    def list_checkpoints(self, conversation_id: uuid.UUID | str, *, limit: int = 100) -> list[Checkpoint]:
-        """Newest first."""
+    def list_checkpoints(
+        self, conversation_id: uuid.UUID | str, *, limit: int = 100, cursor: str | None = None
+    ) -> list[Checkpoint]:
+        """Newest first; ``cursor``: ``list_cursor`` of the last one of the previous call, to continue after it."""
         v.check_limit(limit)
         cid = as_id(conversation_id, "conversation_id")
+        after = decode_list_cursor(Checkpoint, cursor) if cursor is not None else None
         with self._tx() as uow:
-            return uow.agent.checkpoints(cid, limit=limit)
+            return uow.agent.checkpoints(cid, limit=limit, after=after)
 
     def prune_checkpoints(self, conversation_id: uuid.UUID | str, *, keep: int) -> int:
         """Delete all but the newest ``keep`` checkpoints; returns how many were deleted."""
@@ -1568,12 +2340,14 @@ class TenantStore:
             return uow.agent.insert_event(values)
 
     def list_interaction_events(
-        self, *, conversation_id: uuid.UUID | str | None = None, limit: int = 100
+        self, *, conversation_id: uuid.UUID | str | None = None, limit: int = 100, cursor: str | None = None
     ) -> list[InteractionEvent]:
+        """Newest first; ``cursor``: ``list_cursor`` of the last one of the previous call, to continue after it."""
         v.check_limit(limit)
         cid = as_id(conversation_id, "conversation_id") if conversation_id is not None else None
+        after = decode_list_cursor(InteractionEvent, cursor) if cursor is not None else None
         with self._tx() as uow:
-            return uow.agent.events(conversation_id=cid, limit=limit)
+            return uow.agent.events(conversation_id=cid, limit=limit, after=after)
 
     def record_metric(
         self,
@@ -1630,15 +2404,19 @@ class TenantStore:
         conversation_id: uuid.UUID | str | None = None,
         since: datetime | None = None,
         limit: int = 1000,
+        cursor: str | None = None,
     ) -> list[AgentMetric]:
-        """Newest first."""
+        """Newest first; ``cursor``: ``list_cursor`` of the last one of the previous call, to continue after it."""
         v.check_limit(limit, maximum=100_000)
         cid = as_id(conversation_id, "conversation_id") if conversation_id is not None else None
         v.check_time(since, "since")
         if metric_type is not None:
             v.check_text(metric_type, "metric_type")
+        after = decode_list_cursor(AgentMetric, cursor) if cursor is not None else None
         with self._tx() as uow:
-            return uow.agent.metrics(metric_type=metric_type, conversation_id=cid, since=since, limit=limit)
+            return uow.agent.metrics(
+                metric_type=metric_type, conversation_id=cid, since=since, limit=limit, after=after
+            )
 
     # -- rate limits, sessions, presence, feature flags, events (mnemostore.cache) ----------------------------
 
@@ -1916,6 +2694,12 @@ class TenantStore:
         at most once (pub/sub): after a gap, resynchronise from the database (history ``after=``).
         """
         return self._cache.events.subscribe(self.tenant_id)
+
+
+def _covered_messages(segments: Iterable[Memory], conversation_id: uuid.UUID) -> set[str]:
+    """Ids of the messages of ``conversation_id`` that the given segments already summarise."""
+    key = str(conversation_id)
+    return {mid for s in segments if s.metadata.get("conversation_id") == key for mid in s.source_message_ids}
 
 
 def _set_flag(flags: Any, flag: str, value: Any) -> dict[str, Any]:

@@ -10,6 +10,7 @@ row-level security is the guard behind it.
 
 from __future__ import annotations
 
+import array
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from mnemostore.domain import (
     InteractionEvent,
     KnowledgeChunk,
     Memory,
+    MemoryVersion,
     Message,
     Tenant,
     TenantUsage,
@@ -46,9 +48,11 @@ from mnemostore.store._tables import (
     channel_configs,
     checkpoints,
     conversations,
+    embeddings,
     interaction_events,
     knowledge_chunks,
     memories,
+    memory_versions,
     messages,
     tenant_usage,
     tenants,
@@ -204,8 +208,10 @@ class ApiKeyRepository(Repository):
         self._conn.execute(sa.insert(api_keys).values(values))
         return m.to_api_key(_Row({"revoked_at": None, "last_used_at": None, **values}))
 
-    def list(self) -> list[ApiKey]:
-        query = sa.select(api_keys).where(api_keys.c.tenant_id == self.tenant_id).order_by(api_keys.c.id)
+    def list(self, *, limit: int, after: uuid.UUID | None = None) -> list[ApiKey]:
+        query = sa.select(api_keys).where(api_keys.c.tenant_id == self.tenant_id).order_by(api_keys.c.id).limit(limit)
+        if after is not None:
+            query = query.where(api_keys.c.id > after)
         return [m.to_api_key(row) for row in self._conn.execute(query)]
 
     def get_by_hash(self, key_hash: str) -> ApiKey | None:
@@ -213,13 +219,16 @@ class ApiKeyRepository(Repository):
         row = self._conn.execute(query).first()
         return m.to_api_key(row) if row else None
 
-    def revoke(self, key_id: uuid.UUID, now: datetime) -> bool:
+    def revoke(self, key_id: uuid.UUID, now: datetime) -> str | None:
+        """Revoke the key (again: a no-op); returns its hash, or None when there is no such key."""
         statement = (
             sa.update(api_keys)
             .where(api_keys.c.tenant_id == self.tenant_id, api_keys.c.id == key_id)
             .values(revoked_at=sa.func.coalesce(api_keys.c.revoked_at, now))
+            .returning(api_keys.c.key_hash)
         )
-        return bool(self._conn.execute(statement).rowcount)
+        digest: str | None = self._conn.execute(statement).scalar_one_or_none()
+        return digest
 
 
 class UserRepository(Repository):
@@ -425,6 +434,17 @@ class ConversationRepository(Repository):
         row = self._conn.execute(statement).first()
         return m.to_conversation(row) if row else None
 
+    def idle(self, *, status: str, before: datetime, limit: int) -> list[Conversation]:
+        """Conversations in ``status`` whose last activity is before ``before``, least recently active first."""
+        c = conversations.c
+        query = (
+            sa.select(conversations)
+            .where(c.tenant_id == self.tenant_id, c.status == status, c.last_activity_at < before)
+            .order_by(c.last_activity_at, c.id)
+            .limit(limit)
+        )
+        return [m.to_conversation(row) for row in self._conn.execute(query)]
+
     def ids_for_user(self, user_id: uuid.UUID) -> list[uuid.UUID]:
         """Ids of a user's conversations (to invalidate their cached history when the user goes)."""
         c = conversations.c
@@ -615,7 +635,150 @@ class MemoryRepository(Repository):
         row = self._conn.execute(sa.select(memories).where(c.tenant_id == self.tenant_id, c.id == memory_id)).first()
         return m.to_memory(row) if row else None
 
-    def list(self, *, user_id: uuid.UUID | None, tier: str | None, limit: int) -> list[Memory]:
+    def query(
+        self,
+        *,
+        user_id: uuid.UUID | None,
+        agent_id: str | None,
+        tier: str | None,
+        kind: str | None,
+        not_expired_at: datetime | None,
+        limit: int,
+        after: tuple[float, uuid.UUID] | None = None,
+    ) -> list[Memory]:
+        """Memories by importance (most important first) with every filter ``retrieve_memories`` offers.
+
+        ``not_expired_at``: leave out memories whose ``expires_at`` is at or before it (None: keep them all).
+        """
+        c = memories.c
+        query = (
+            sa.select(memories)
+            .where(c.tenant_id == self.tenant_id)
+            .order_by(c.importance.desc(), c.id.desc())
+            .limit(limit)
+        )
+        for column, value in ((c.user_id, user_id), (c.agent_id, agent_id), (c.tier, tier), (c.kind, kind)):
+            if value is not None:
+                query = query.where(column == value)
+        if not_expired_at is not None:
+            query = query.where(sa.or_(c.expires_at.is_(None), c.expires_at > not_expired_at))
+        if after is not None:
+            query = query.where(sa.tuple_(c.importance, c.id) < sa.tuple_(*after))
+        return [m.to_memory(row) for row in self._conn.execute(query)]
+
+    def dedup_candidates(
+        self, *, user_id: uuid.UUID | None, agent_id: str | None, kind: str, now: datetime, limit: int
+    ) -> list[Memory]:
+        """The newest unexpired memories of exactly this user and agent (None matches None) and kind."""
+        c = memories.c
+        query = (
+            sa.select(memories)
+            .where(
+                c.tenant_id == self.tenant_id,
+                c.kind == kind,
+                c.user_id.is_(None) if user_id is None else c.user_id == user_id,
+                c.agent_id.is_(None) if agent_id is None else c.agent_id == agent_id,
+                sa.or_(c.expires_at.is_(None), c.expires_at > now),
+            )
+            .order_by(c.updated_at.desc(), c.id.desc())
+            .limit(limit)
+        )
+        return [m.to_memory(row) for row in self._conn.execute(query)]
+
+    def segments_for_user(self, user_id: uuid.UUID) -> list[Memory]:
+        """The user's consolidated segments (kind summary, compression level 1 or more), oldest first."""
+        c = memories.c
+        query = (
+            sa.select(memories)
+            .where(c.tenant_id == self.tenant_id, c.user_id == user_id, c.kind == "summary", c.compression_level > 0)
+            .order_by(c.created_at, c.id)
+        )
+        return [m.to_memory(row) for row in self._conn.execute(query)]
+
+    def update(self, memory_id: uuid.UUID, values: Values) -> Memory | None:
+        c = memories.c
+        statement = (
+            sa.update(memories)
+            .where(c.tenant_id == self.tenant_id, c.id == memory_id)
+            .values(values)
+            .returning(memories)
+        )
+        row = self._conn.execute(statement).first()
+        return m.to_memory(row) if row else None
+
+    def add_version(self, values: Values) -> None:
+        """Keep an earlier state of a memory in ``memory_versions``."""
+        self._conn.execute(sa.insert(memory_versions).values({"tenant_id": self.tenant_id, **values}))
+
+    def versions(self, memory_id: uuid.UUID) -> list[MemoryVersion]:
+        """The kept states of a memory, oldest first."""
+        c = memory_versions.c
+        query = (
+            sa.select(memory_versions)
+            .where(c.tenant_id == self.tenant_id, c.memory_id == memory_id)
+            .order_by(c.created_at, c.id)
+        )
+        return [
+            MemoryVersion(
+                id=row.id,
+                tenant_id=row.tenant_id,
+                memory_id=row.memory_id,
+                content=row.content,
+                importance=row.importance,
+                metadata=row.metadata,
+                created_at=row.created_at,
+            )
+            for row in self._conn.execute(query)
+        ]
+
+    def stored_vectors(self, memory_ids: Sequence[uuid.UUID], *, model: str) -> dict[uuid.UUID, list[float]]:
+        """The indexed embeddings of these memories by ``model``, when embedded since the memory last changed
+        (memories not indexed yet, or changed since, are absent)."""
+        if not memory_ids:
+            return {}
+        e, c = (embeddings.c, memories.c)
+        # the search layer's job kind of memories
+        query = (
+            sa.select(e.item_id, e.vector)
+            .join(memories, sa.and_(c.tenant_id == e.tenant_id, c.id == e.item_id))
+            .where(
+                e.tenant_id == self.tenant_id,
+                e.item_kind == "memory",
+                e.model == model,
+                e.item_id.in_(list(memory_ids)),
+                e.embedded_at >= c.updated_at,
+            )
+        )
+        out: dict[uuid.UUID, list[float]] = {}
+        for row in self._conn.execute(query):
+            vector = row.vector
+            # SQLite keeps float32 bytes; PostgreSQL's vector type comes back as a list of floats.
+            out[row.item_id] = array.array("f", vector).tolist() if isinstance(vector, bytes) else list(vector)
+        return out
+
+    def expired(self, now: datetime, *, limit: int) -> list[uuid.UUID]:
+        """Ids of memories whose ``expires_at`` is at or before ``now``."""
+        c = memories.c
+        query = (
+            sa.select(c.id)
+            .where(c.tenant_id == self.tenant_id, c.expires_at.is_not(None), c.expires_at <= now)
+            .order_by(c.id)
+            .limit(limit)
+        )
+        return [row[0] for row in self._conn.execute(query)]
+
+    def delete_many(self, memory_ids: Sequence[uuid.UUID]) -> int:
+        if not memory_ids:
+            return 0
+        c = memories.c
+        result = self._conn.execute(
+            sa.delete(memories).where(c.tenant_id == self.tenant_id, c.id.in_(list(memory_ids)))
+        )
+        return int(result.rowcount)
+
+    def list(
+        self, *, user_id: uuid.UUID | None, tier: str | None, limit: int, after: tuple[float, uuid.UUID] | None = None
+    ) -> list[Memory]:
         c = memories.c
         query = (
             sa.select(memories)
@@ -627,6 +790,8 @@ class MemoryRepository(Repository):
             query = query.where(c.user_id == user_id)
         if tier is not None:
             query = query.where(c.tier == tier)
+        if after is not None:
+            query = query.where(sa.tuple_(c.importance, c.id) < sa.tuple_(*after))
         return [m.to_memory(row) for row in self._conn.execute(query)]
 
     def delete(self, memory_id: uuid.UUID) -> bool:
@@ -645,7 +810,12 @@ class AgentRepository(Repository):
         return m.to_tool_execution(_Row(values))
 
     def list_tool_executions(
-        self, *, conversation_id: uuid.UUID | None, tool: str | None, limit: int
+        self,
+        *,
+        conversation_id: uuid.UUID | None,
+        tool: str | None,
+        limit: int,
+        after: tuple[datetime, uuid.UUID] | None = None,
     ) -> list[ToolExecution]:
         c = tool_executions.c
         query = sa.select(tool_executions).where(c.tenant_id == self.tenant_id)
@@ -653,6 +823,8 @@ class AgentRepository(Repository):
             query = query.where(c.conversation_id == conversation_id)
         if tool is not None:
             query = query.where(c.tool == tool)
+        if after is not None:
+            query = query.where(sa.tuple_(c.created_at, c.id) < sa.tuple_(*after))
         query = query.order_by(c.created_at.desc(), c.id.desc()).limit(limit)
         return [m.to_tool_execution(self._codec.open("tool_executions", row)) for row in self._conn.execute(query)]
 
@@ -661,12 +833,21 @@ class AgentRepository(Repository):
         self._conn.execute(sa.insert(checkpoints).values(values))
         return m.to_checkpoint(_Row(values))
 
-    def checkpoints(self, conversation_id: uuid.UUID, *, iteration: int | None = None, limit: int) -> list[Checkpoint]:
+    def checkpoints(
+        self,
+        conversation_id: uuid.UUID,
+        *,
+        iteration: int | None = None,
+        limit: int,
+        after: tuple[int, uuid.UUID] | None = None,
+    ) -> list[Checkpoint]:
         """Newest first (highest iteration, then latest saved)."""
         c = checkpoints.c
         query = sa.select(checkpoints).where(c.tenant_id == self.tenant_id, c.conversation_id == conversation_id)
         if iteration is not None:
             query = query.where(c.iteration == iteration)
+        if after is not None:
+            query = query.where(sa.tuple_(c.iteration, c.id) < sa.tuple_(*after))
         query = query.order_by(c.iteration.desc(), c.id.desc()).limit(limit)
         return [m.to_checkpoint(row) for row in self._conn.execute(query)]
 
@@ -694,11 +875,15 @@ class AgentRepository(Repository):
         self._conn.execute(sa.insert(interaction_events).values(values))
         return m.to_interaction_event(_Row(values))
 
-    def events(self, *, conversation_id: uuid.UUID | None, limit: int) -> list[InteractionEvent]:
+    def events(
+        self, *, conversation_id: uuid.UUID | None, limit: int, after: tuple[datetime, uuid.UUID] | None = None
+    ) -> list[InteractionEvent]:
         c = interaction_events.c
         query = sa.select(interaction_events).where(c.tenant_id == self.tenant_id)
         if conversation_id is not None:
             query = query.where(c.conversation_id == conversation_id)
+        if after is not None:
+            query = query.where(sa.tuple_(c.created_at, c.id) < sa.tuple_(*after))
         query = query.order_by(c.created_at.desc(), c.id.desc()).limit(limit)
         return [m.to_interaction_event(row) for row in self._conn.execute(query)]
 
@@ -709,7 +894,13 @@ class AgentRepository(Repository):
         return [m.to_agent_metric(_Row(r)) for r in rows]
 
     def metrics(
-        self, *, metric_type: str | None, conversation_id: uuid.UUID | None, since: datetime | None, limit: int
+        self,
+        *,
+        metric_type: str | None,
+        conversation_id: uuid.UUID | None,
+        since: datetime | None,
+        limit: int,
+        after: tuple[datetime, uuid.UUID] | None = None,
     ) -> list[AgentMetric]:
         c = agent_metrics.c
         query = sa.select(agent_metrics).where(c.tenant_id == self.tenant_id)
@@ -719,6 +910,8 @@ class AgentRepository(Repository):
             query = query.where(c.conversation_id == conversation_id)
         if since is not None:
             query = query.where(c.recorded_at >= since)
+        if after is not None:
+            query = query.where(sa.tuple_(c.recorded_at, c.id) < sa.tuple_(*after))
         query = query.order_by(c.recorded_at.desc(), c.id.desc()).limit(limit)
         return [m.to_agent_metric(row) for row in self._conn.execute(query)]
 

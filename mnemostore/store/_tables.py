@@ -337,5 +337,91 @@ agent_metrics = sa.Table(
     sa.Index(None, "tenant_id", "conversation_id", "recorded_at"),
 )
 
+
+class Vector(sa.types.UserDefinedType[list[float]]):
+    """pgvector's ``vector`` (dimension left open: each model's HNSW index casts to its own size).
+
+    Values travel as pgvector's text form ``[1,2,3]``; no Python package for pgvector is needed.
+    """
+
+    cache_ok = True
+
+    def get_col_spec(self, **kw: Any) -> str:
+        return "vector"
+
+    def bind_processor(self, dialect: Dialect) -> Any:
+        def process(value: Any) -> str | None:
+            return None if value is None else "[" + ",".join(repr(float(x)) for x in value) + "]"
+
+        return process
+
+    def bind_expression(self, bindvalue: Any) -> Any:
+        return sa.cast(bindvalue, self)
+
+    def result_processor(self, dialect: Dialect, coltype: Any) -> Any:
+        def process(value: Any) -> list[float] | None:
+            return None if value is None else [float(x) for x in str(value).strip("[]").split(",") if x]
+
+        return process
+
+
+# The search outbox: every write of a searchable item inserts its job in the same transaction; the indexer
+# claims pending jobs (state running, claimed_until a lease), embeds them and marks them done, or retries them
+# with backoff (next_attempt_at) until index_max_attempts, then marks them failed with last_error.
+index_jobs = sa.Table(
+    "index_jobs",
+    metadata,
+    _tenant_id(),
+    _id(),
+    sa.Column("item_kind", sa.String(20), nullable=False),
+    sa.Column("item_id", sa.Uuid(), nullable=False),
+    sa.Column("state", sa.String(20), nullable=False),
+    sa.Column("attempts", sa.Integer(), nullable=False),
+    sa.Column("next_attempt_at", UtcDateTime(), nullable=False),
+    sa.Column("claimed_by", sa.String(100)),
+    sa.Column("claimed_until", UtcDateTime()),
+    sa.Column("last_error", sa.Text()),
+    _created_at(),
+    _created_at("updated_at"),
+    sa.PrimaryKeyConstraint("tenant_id", "id"),
+    # The worker's queue: claimable jobs across tenants, oldest due first.
+    sa.Index("ix_index_jobs_queue", "state", "next_attempt_at"),
+    sa.Index(None, "tenant_id", "item_kind", "item_id"),
+)
+
+# One vector per searchable item, with the model and dimension that produced it. ``vector`` is float32 bytes on
+# SQLite and pgvector's ``vector`` on PostgreSQL (only where pgvector is installed; see migration 0003). ``seq``
+# grows with every vector written, so the embedded index reads only what is new. Deleting an item deletes its
+# vector (triggers of migration 0003).
+embeddings = sa.Table(
+    "embeddings",
+    metadata,
+    _tenant_id(),
+    sa.Column("item_kind", sa.String(20), nullable=False),
+    sa.Column("item_id", sa.Uuid(), nullable=False),
+    sa.Column("model", sa.String(200), nullable=False),
+    sa.Column("dimension", sa.Integer(), nullable=False),
+    sa.Column("vector", sa.LargeBinary().with_variant(Vector(), "postgresql")),
+    sa.Column("seq", sa.BigInteger(), nullable=False),
+    _created_at("embedded_at"),
+    sa.PrimaryKeyConstraint("tenant_id", "item_kind", "item_id"),
+    sa.Index(None, "tenant_id", "item_kind", "model", "seq"),
+)
+
+# Earlier texts of a memory that a near-duplicate store_memory updated (get_memory_history).
+memory_versions = sa.Table(
+    "memory_versions",
+    metadata,
+    _tenant_id(),
+    _id(),
+    *_parent("memories", "memory_id", nullable=False),
+    sa.Column("content", sa.Text(), nullable=False),
+    sa.Column("importance", sa.Float(), nullable=False),
+    sa.Column("metadata", _json(), nullable=False),
+    _created_at(),
+    sa.PrimaryKeyConstraint("tenant_id", "id"),
+    sa.Index(None, "tenant_id", "memory_id", "created_at"),
+)
+
 # Tables whose rows belong to one tenant; row-level security covers each of them (and ``tenants``).
 TENANT_TABLES: tuple[str, ...] = tuple(t.name for t in metadata.sorted_tables if t.name != "tenants")

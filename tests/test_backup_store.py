@@ -1,7 +1,9 @@
-"""Backup, restore, export and erasure through the store, on SQLite and PostgreSQL (async source of test_backup.py).
+"""Backup, restore, export and erasure through the async store, on SQLite and PostgreSQL.
 
-Each test makes its own scratch databases (``databases`` in tests/backup_data.py), fills one with rows in every
-table (``seed``), and compares databases with ``dump``, which reads the tables without the archive code.
+Each test clones its own scratch databases (``databases``, tests/fix_backup.py): an empty one, or one holding
+``seed()``'s rows in every table, and compares databases with ``dump``, which reads the tables without the archive
+code. The sync twin of ops/_backup runs in test_backup_ops.py (the CLI and the concurrent-writer test use it);
+a generated sync copy of this file would double the run time for little more coverage.
 """
 
 from __future__ import annotations
@@ -256,7 +258,7 @@ async def test_user_export_holds_only_that_user(backend: str, databases: Databas
         with pytest.raises(UserNotFound):
             await t.export(tmp_path / "ghost", user_id=uuid.uuid4())
     assert result.path.name == "ada.tar.gz" and result.manifest.scope.user_id == ada
-    tables = {e.name: e.rows for e in result.manifest.tables}
+    tables = {e.name: e.rows for e in result.manifest.tables if e.rows}  # tables added later hold none here
     assert tables == {
         "tenants": 1,
         "users": 1,
@@ -296,7 +298,7 @@ async def test_erase_user_removes_everything_of_theirs_and_nothing_else(
         usage = await store.get_tenant_usage(tenant)
         removed = await t.erase_user(ada)
         assert next(iter(removed)) == "users"
-        assert removed == {
+        assert {table: n for table, n in removed.items() if n} == {
             "users": 1,
             "conversations": 1,
             "memories": 1,

@@ -1,0 +1,136 @@
+"""The HTTP service: ``create_app(settings | store)`` builds the FastAPI app; ``mnemostore serve`` runs it.
+
+One ``AsyncMnemoStore`` per process, opened in the lifespan (or passed in, for tests and embedding) and shared by
+every request; handlers await it and hold no SQL. The layers, from the outside in:
+
+1. ``RequestMiddleware``: request id, body size limit (413), metrics, JSON access log, last-resort 500;
+2. the exception handlers of ``errors.py``: the one table from error classes to statuses;
+3. the dependencies of ``deps.py``: bearer-key authentication, read-only keys, suspended tenants, rate limits;
+4. the routers of ``routes/``, one per capability, which call the store.
+
+The app does not migrate: at start it checks the schema and logs what to do when it is behind; until then
+``/readyz`` and every /v1 request answer 503. (``mnemostore serve`` initialises an *empty* embedded SQLite
+file first, and says so.)
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any, Final
+
+from fastapi import FastAPI
+
+from mnemostore.config import Settings
+from mnemostore.errors import MnemostoreError
+from mnemostore.service.store_async import AsyncMnemoStore
+
+from ._middleware import RequestMiddleware
+from .deps import admin_digest
+from .errors import install_error_handlers
+from .metrics import ApiMetrics
+from .routes import api_router, ops_router
+
+__all__ = ["app_from_env", "create_app"]
+
+log = logging.getLogger("mnemostore.api")
+
+DESCRIPTION: Final = """
+The persistence layer for AI assistants, over HTTP: tenants, users across channels, conversations and messages,
+memories, knowledge, and the agent's audit trail and checkpoints.
+
+**Authentication**: `Authorization: Bearer <key>`. A tenant's API key sees only that tenant (another tenant's
+ids answer 404, as if they did not exist); a read-only key may only read. The admin key
+(`MNEMOSTORE_ADMIN_API_KEY`) manages tenants under `/v1/tenants`.
+
+**Lists** are pages: pass `next_cursor` back as `cursor`. Message history pages with `before`/`after`.
+
+**Errors** share one body: `code`, `message`, `request_id` (and `fields` for 422). Rate limits answer 429 with
+`Retry-After`. Search and memory history answer 501 until issue #3 lands.
+"""
+
+TAGS: Final = [
+    {"name": "tenants (admin)", "description": "The admin key's endpoints."},
+    {"name": "api keys", "description": "A tenant's own keys; the secret is shown once, stored hashed."},
+    {"name": "users", "description": "Users, and their identities on channels (Discord, Telegram…)."},
+    {"name": "conversations", "description": "Conversations of a user."},
+    {"name": "messages", "description": "Appending and reading messages; `Idempotency-Key` on appends."},
+    {"name": "events", "description": "Server-Sent Events of a conversation."},
+    {"name": "memories", "description": "Long-term memory."},
+    {"name": "search", "description": "Not implemented yet (issue #3): 501."},
+    {"name": "knowledge", "description": "Knowledge chunks, upserted by source and external id."},
+    {"name": "tool executions", "description": "The agent's tool calls."},
+    {"name": "checkpoints", "description": "The agent's saved states."},
+    {"name": "interaction events", "description": "Human-in-the-loop events."},
+    {"name": "agent metrics", "description": "Latency, tokens, cost… recorded by the agent."},
+    {"name": "operations", "description": "Probes: no authentication."},
+]
+
+
+def create_app(target: Settings | AsyncMnemoStore | None = None) -> FastAPI:
+    """The HTTP service for a store.
+
+    Args:
+        target: Settings (the app opens its store at start and closes it at shutdown), or an open
+            ``AsyncMnemoStore`` to serve (left open: its owner closes it). Default: ``Settings()`` from the
+            environment.
+
+    Returns:
+        The FastAPI app; run it with uvicorn (``mnemostore serve``) or test it with ``TestClient`` as a context
+        manager (the store is opened in the lifespan).
+    """
+    given = target if isinstance(target, AsyncMnemoStore) else None
+    settings = given.settings if given is not None else (target if isinstance(target, Settings) else Settings())
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        store = given if given is not None else AsyncMnemoStore(settings=settings)
+        app.state.store = store
+        store.observe_queries(metrics.observe_query)
+        try:
+            await store.check_schema()
+        except MnemostoreError as error:
+            log.error("the store is not ready, requests answer 503 until it is: %s", error)
+        log.info("serving %s", settings.redacted_url())
+        try:
+            yield
+        finally:
+            if given is None:
+                await store.close()
+
+    app = FastAPI(
+        title="mnemostore",
+        version=_version(),
+        description=DESCRIPTION,
+        openapi_tags=TAGS,
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    metrics = ApiMetrics(cache_probe=lambda: _cache_health(app))
+    app.state.settings = settings
+    app.state.metrics = metrics
+    admin = settings.admin_api_key
+    app.state.admin_digest = admin_digest(admin.get_secret_value() if admin is not None else None)
+    install_error_handlers(app)
+    app.include_router(ops_router)
+    app.include_router(api_router)
+    app.add_middleware(RequestMiddleware, max_body=settings.max_request_bytes, metrics=metrics)
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """``create_app()`` with the settings of the environment: the factory uvicorn's workers import."""
+    return create_app(Settings())
+
+
+def _cache_health(app: FastAPI) -> dict[str, Any] | None:
+    store: AsyncMnemoStore | None = getattr(app.state, "store", None)
+    return store.cache_health() if store is not None else None
+
+
+def _version() -> str:
+    from mnemostore import __version__
+
+    return __version__

@@ -1,0 +1,67 @@
+"""What the routers share: paging parameters, turning store results into pages, and 204 answers."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Annotated, Any, Final, TypeVar
+
+from fastapi import Header, Query, Response
+
+from mnemostore.domain import Page
+from mnemostore.service._base import list_cursor
+
+from ..errors import ApiError
+
+__all__ = [
+    "MAX_LIMIT",
+    "Cursor",
+    "IdempotencyKey",
+    "Limit",
+    "no_content",
+    "not_implemented",
+    "page_from_list",
+    "page_from_store",
+]
+
+T = TypeVar("T")
+
+MAX_LIMIT: Final = 500
+
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="items per page")]
+Cursor = Annotated[
+    str | None,
+    Query(max_length=1000, description="`next_cursor` of the previous page; leave out for the first page"),
+]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        max_length=180,
+        description="retrying an append with the same key returns the messages of the first attempt",
+    ),
+]
+
+
+def page_from_store(page: Page[Any]) -> dict[str, Any]:
+    """A store ``Page`` as the response body."""
+    return {"items": page.items, "next_cursor": page.next_cursor}
+
+
+def page_from_list(items: Sequence[Any], limit: int) -> dict[str, Any]:
+    """A page from a listing fetched with ``limit + 1``: the extra item, when present, says there is more."""
+    shown = list(items[:limit])
+    more = len(items) > limit
+    return {"items": shown, "next_cursor": list_cursor(shown[-1]) if more else None}
+
+
+def no_content() -> Response:
+    return Response(status_code=204)
+
+
+def not_implemented(feature: str) -> ApiError:
+    return ApiError(
+        501,
+        "not_implemented",
+        f"{feature} is not implemented yet: it arrives with semantic and hybrid search (issue #3, extra "
+        "`embeddings`); until then list and filter with the other endpoints",
+    )

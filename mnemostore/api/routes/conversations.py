@@ -1,0 +1,107 @@
+"""``/v1/conversations``: create, list by user and status, get, update, archive, delete, stats, export, import."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Response, status
+
+from mnemostore.domain import Conversation, ConversationStats, ConversationStatus
+from mnemostore.errors import InvalidInput
+
+from ..deps import TenantDep
+from ..schemas import (
+    ConversationCreate,
+    ConversationExport,
+    ConversationOut,
+    ConversationStatsOut,
+    ConversationUpdate,
+    Page,
+)
+from ._common import Cursor, Limit, no_content, page_from_store
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/v1/conversations", tags=["conversations"])
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=ConversationOut)
+async def create_conversation(body: ConversationCreate, t: TenantDep) -> Conversation:
+    return await t.create_conversation(
+        body.user_id,
+        title=body.title,
+        channel=body.channel,
+        model_override=body.model_override,
+        metadata=body.metadata,
+    )
+
+
+@router.get("", response_model=Page[ConversationOut])
+async def list_conversations(
+    t: TenantDep,
+    user_id: Annotated[uuid.UUID | None, Query(description="this user's conversations; left out: all users'")] = None,
+    conversation_status: Annotated[
+        ConversationStatus | None,
+        Query(alias="status", description="only these; without user_id only `active` is possible"),
+    ] = None,
+    limit: Limit = 20,
+    cursor: Cursor = None,
+) -> dict[str, object]:
+    """Conversations, most recently active first: a user's (any status, or one), or the tenant's active ones."""
+    if user_id is not None:
+        page = await t.list_conversations(user_id, status=conversation_status, limit=limit, cursor=cursor)
+    elif conversation_status in (None, ConversationStatus.ACTIVE):
+        page = await t.list_active_conversations(limit=limit, cursor=cursor)
+    else:
+        raise InvalidInput("listing archived conversations needs user_id: pass user_id=…")
+    return page_from_store(page)
+
+
+@router.post("/import", status_code=status.HTTP_201_CREATED, response_model=ConversationOut)
+async def import_conversation(
+    body: ConversationExport,
+    t: TenantDep,
+    user_id: Annotated[uuid.UUID | None, Query(description="the owner here (default: the exported owner)")] = None,
+    new_ids: Annotated[bool, Query(description="give the conversation and its messages fresh ids")] = False,
+) -> Conversation:
+    """Recreate an exported conversation (409 when its id exists here: pass new_ids=true)."""
+    data: dict[str, Any] = body.model_dump(mode="json")
+    return await t.import_conversation(data, user_id=user_id, new_ids=new_ids)
+
+
+@router.get("/{conversation_id}", response_model=ConversationOut)
+async def get_conversation(conversation_id: uuid.UUID, t: TenantDep) -> Conversation:
+    return await t.get_conversation_or_raise(conversation_id)
+
+
+@router.patch("/{conversation_id}", response_model=ConversationOut)
+async def update_conversation(conversation_id: uuid.UUID, body: ConversationUpdate, t: TenantDep) -> Conversation:
+    """Change the fields sent (null clears title or model_override); the others stay as they are."""
+    fields = {name: getattr(body, name) for name in body.model_fields_set}
+    return await t.update_conversation(conversation_id, **fields)
+
+
+@router.post("/{conversation_id}/archive", response_model=ConversationOut)
+async def archive_conversation(conversation_id: uuid.UUID, t: TenantDep) -> Conversation:
+    """Set the status to archived (and publish ``conversation.archived``)."""
+    return await t.archive_conversation(conversation_id)
+
+
+@router.delete("/{conversation_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
+async def delete_conversation(conversation_id: uuid.UUID, t: TenantDep) -> Response:
+    """Delete the conversation with its messages, tool executions, checkpoints, events and metrics."""
+    await t.delete_conversation(conversation_id)
+    return no_content()
+
+
+@router.get("/{conversation_id}/stats", response_model=ConversationStatsOut)
+async def get_conversation_stats(conversation_id: uuid.UUID, t: TenantDep) -> ConversationStats:
+    """Messages by role, tokens, tool executions, checkpoints, first and last message times."""
+    return await t.get_conversation_stats(conversation_id)
+
+
+@router.get("/{conversation_id}/export", response_model=ConversationExport)
+async def export_conversation(conversation_id: uuid.UUID, t: TenantDep) -> dict[str, Any]:
+    """The conversation and all its messages as one document, for ``POST /v1/conversations/import``."""
+    return await t.export_conversation(conversation_id)

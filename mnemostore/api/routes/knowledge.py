@@ -1,0 +1,73 @@
+"""``/v1/knowledge``: upsert by (source, external id), bulk upsert, list by source, get, delete; search is 501."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response, status
+
+from mnemostore.domain import KnowledgeChunk
+from mnemostore.errors import KnowledgeChunkNotFound
+
+from ..deps import ReadTenantDep, TenantDep
+from ..schemas import (
+    ErrorBody,
+    Items,
+    KnowledgeBulkUpsert,
+    KnowledgeChunkOut,
+    KnowledgeUpsert,
+    Page,
+    SearchRequest,
+)
+from ._common import Cursor, Limit, no_content, not_implemented, page_from_store
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/v1/knowledge", tags=["knowledge"])
+
+
+@router.post("", response_model=KnowledgeChunkOut)
+async def upsert_knowledge(body: KnowledgeUpsert, t: TenantDep) -> KnowledgeChunk:
+    """Insert or update the chunk keyed by (source, external_id); sending the same chunk again changes nothing."""
+    return await t.upsert_knowledge(
+        body.source, body.external_id, body.content, title=body.title, metadata=body.metadata
+    )
+
+
+@router.post("/bulk", response_model=Items[KnowledgeChunkOut])
+async def upsert_knowledge_bulk(body: KnowledgeBulkUpsert, t: TenantDep) -> dict[str, object]:
+    """Upsert up to 1,000 chunks of one source in one transaction (a later duplicate external_id wins)."""
+    chunks = [chunk.model_dump() for chunk in body.chunks]
+    return {"items": await t.upsert_knowledge_chunks(body.source, chunks)}
+
+
+@router.get("", response_model=Page[KnowledgeChunkOut])
+async def list_knowledge(
+    t: TenantDep,
+    source: Annotated[str, Query(min_length=1, max_length=500, description="the source to list")],
+    limit: Limit = 100,
+    cursor: Cursor = None,
+) -> dict[str, object]:
+    """Chunks of one source, by external id."""
+    return page_from_store(await t.list_knowledge(source, limit=limit, cursor=cursor))
+
+
+@router.post("/search", responses={501: {"model": ErrorBody, "description": "search arrives with issue #3"}})
+async def search_knowledge(body: SearchRequest, t: ReadTenantDep) -> None:
+    """**Not implemented yet** (issue #3): answers 501. Same body as ``POST /v1/search``."""
+    raise not_implemented("knowledge search")
+
+
+@router.get("/{chunk_id}", response_model=KnowledgeChunkOut)
+async def get_knowledge_chunk(chunk_id: uuid.UUID, t: TenantDep) -> KnowledgeChunk:
+    chunk = await t.get_knowledge_chunk(chunk_id)
+    if chunk is None:
+        raise KnowledgeChunkNotFound(chunk_id)
+    return chunk
+
+
+@router.delete("/{chunk_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
+async def delete_knowledge_chunk(chunk_id: uuid.UUID, t: TenantDep) -> Response:
+    await t.delete_knowledge_chunk(chunk_id)
+    return no_content()

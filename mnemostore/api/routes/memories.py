@@ -1,0 +1,62 @@
+"""``/v1/memories``: store, list (most important first), get, delete. History arrives with issue #3 (501)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response, status
+
+from mnemostore.domain import Memory, MemoryTier
+from mnemostore.errors import MemoryNotFound
+
+from ..deps import TenantDep
+from ..schemas import ErrorBody, MemoryCreate, MemoryOut, Page
+from ._common import Cursor, Limit, no_content, not_implemented, page_from_list
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/v1/memories", tags=["memories"])
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=MemoryOut)
+async def store_memory(body: MemoryCreate, t: TenantDep) -> Memory:
+    """Store a memory (and publish ``memory.stored``)."""
+    return await t.store_memory(**body.model_dump())
+
+
+@router.get("", response_model=Page[MemoryOut])
+async def list_memories(
+    t: TenantDep,
+    user_id: Annotated[uuid.UUID | None, Query(description="only this user's")] = None,
+    tier: Annotated[MemoryTier | None, Query(description="only this tier")] = None,
+    limit: Limit = 20,
+    cursor: Cursor = None,
+) -> dict[str, object]:
+    """Memories, most important first."""
+    return page_from_list(await t.retrieve_memories(user_id=user_id, tier=tier, limit=limit + 1, cursor=cursor), limit)
+
+
+@router.get("/{memory_id}", response_model=MemoryOut)
+async def get_memory(memory_id: uuid.UUID, t: TenantDep) -> Memory:
+    memory = await t.get_memory(memory_id)
+    if memory is None:
+        raise MemoryNotFound(memory_id)
+    return memory
+
+
+@router.get(
+    "/{memory_id}/history",
+    responses={501: {"model": ErrorBody, "description": "memory versions arrive with issue #3"}},
+)
+async def get_memory_history(memory_id: uuid.UUID, t: TenantDep) -> None:
+    """Not implemented yet: memories have no versions before issue #3. Answers 404 for an unknown memory, else 501."""
+    if await t.get_memory(memory_id) is None:
+        raise MemoryNotFound(memory_id)
+    raise not_implemented("memory history")
+
+
+@router.delete("/{memory_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
+async def delete_memory(memory_id: uuid.UUID, t: TenantDep) -> Response:
+    await t.delete_memory(memory_id)
+    return no_content()

@@ -1,0 +1,101 @@
+"""Messages: append one or many (with ``Idempotency-Key``), read the history with cursors, get, delete."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response, status
+
+from mnemostore.domain import HistoryPage, Message, NewMessage
+from mnemostore.errors import InvalidInput, MessageNotFound
+
+from ..deps import TenantDep
+from ..schemas import HistoryOut, Items, MessageBatch, MessageCreate, MessageOut
+from ._common import MAX_LIMIT, IdempotencyKey, no_content
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["messages"])
+
+
+def _new(body: MessageCreate, key: str | None) -> NewMessage:
+    return NewMessage(
+        role=body.role,
+        content=body.content,
+        model=body.model,
+        prompt_tokens=body.prompt_tokens,
+        completion_tokens=body.completion_tokens,
+        metadata=body.metadata or {},
+        idempotency_key=key,
+    )
+
+
+@router.post(
+    "/v1/conversations/{conversation_id}/messages", status_code=status.HTTP_201_CREATED, response_model=MessageOut
+)
+async def append_message(
+    conversation_id: uuid.UUID, body: MessageCreate, t: TenantDep, idempotency_key: IdempotencyKey = None
+) -> Message:
+    """Append a message; the conversation's counters move in the same transaction.
+
+    With an ``Idempotency-Key`` header (or ``idempotency_key`` in the body), a retry returns the first message
+    instead of appending a copy.
+    """
+    if idempotency_key is not None and body.idempotency_key not in (None, idempotency_key):
+        raise InvalidInput("the Idempotency-Key header and the body's idempotency_key differ: send one of them")
+    (message,) = await t.add_messages(conversation_id, [_new(body, idempotency_key or body.idempotency_key)])
+    return message
+
+
+@router.post(
+    "/v1/conversations/{conversation_id}/messages/batch",
+    status_code=status.HTTP_201_CREATED,
+    response_model=Items[MessageOut],
+)
+async def append_messages(
+    conversation_id: uuid.UUID, body: MessageBatch, t: TenantDep, idempotency_key: IdempotencyKey = None
+) -> dict[str, object]:
+    """Append several messages in order, in one transaction (all or none).
+
+    With an ``Idempotency-Key`` header K, message i gets the key ``K#i`` (and may not carry its own), so a retry
+    of the whole batch returns the first attempt's messages.
+    """
+    if idempotency_key is not None and any(m.idempotency_key is not None for m in body.messages):
+        raise InvalidInput("with an Idempotency-Key header the messages may not carry their own idempotency_key")
+    new = [
+        _new(m, f"{idempotency_key}#{i}" if idempotency_key is not None else m.idempotency_key)
+        for i, m in enumerate(body.messages)
+    ]
+    return {"items": await t.add_messages(conversation_id, new)}
+
+
+@router.get("/v1/conversations/{conversation_id}/messages", response_model=HistoryOut)
+async def get_history(
+    conversation_id: uuid.UUID,
+    t: TenantDep,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
+    before: Annotated[
+        str | None, Query(max_length=1000, description="a page's `before`: the messages just older than it")
+    ] = None,
+    after: Annotated[
+        str | None, Query(max_length=1000, description="a page's `after`: the messages just newer than it")
+    ] = None,
+) -> HistoryPage:
+    """Messages in conversation order: the newest ``limit``, or the page before/after a cursor."""
+    return await t.get_conversation_history(conversation_id, limit=limit, before=before, after=after)
+
+
+@router.get("/v1/messages/{message_id}", response_model=MessageOut)
+async def get_message(message_id: uuid.UUID, t: TenantDep) -> Message:
+    message = await t.get_message(message_id)
+    if message is None:
+        raise MessageNotFound(message_id)
+    return message
+
+
+@router.delete("/v1/messages/{message_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
+async def delete_message(message_id: uuid.UUID, t: TenantDep) -> Response:
+    """Delete one message (its sequence number is not reused)."""
+    await t.delete_message(message_id)
+    return no_content()

@@ -1,0 +1,70 @@
+"""``/v1/users``: create, resolve-or-create by channel identity, get, update, delete, identities."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, Response, status
+
+from mnemostore.domain import User, UserIdentity
+
+from ..deps import TenantDep
+from ..schemas import IdentityCreate, IdentityOut, Page, UserCreate, UserOut, UserResolve, UserUpdate
+from ._common import Cursor, Limit, no_content, page_from_store
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/v1/users", tags=["users"])
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=UserOut)
+async def create_user(body: UserCreate, t: TenantDep) -> User:
+    """Create a user (409 when another user has the email or external id; 403 at the max_users quota)."""
+    return await t.create_user(**body.model_dump())
+
+
+@router.get("", response_model=Page[UserOut])
+async def list_users(t: TenantDep, limit: Limit = 100, cursor: Cursor = None) -> dict[str, object]:
+    """The tenant's users, oldest first."""
+    return page_from_store(await t.list_users(limit=limit, cursor=cursor))
+
+
+@router.post("/resolve", response_model=UserOut)
+async def resolve_user(body: UserResolve, t: TenantDep) -> User:
+    """The user behind a channel identity (a Discord id, a Telegram id…), created on first sight.
+
+    Two simultaneous first calls for one identity make one user; the other fields are used only on creation.
+    """
+    fields = body.model_dump(exclude={"channel", "channel_user_id"})
+    return await t.get_or_create_user_by_identity(body.channel, body.channel_user_id, **fields)
+
+
+@router.get("/{user_id}", response_model=UserOut)
+async def get_user(user_id: uuid.UUID, t: TenantDep) -> User:
+    return await t.get_user_or_raise(user_id)
+
+
+@router.patch("/{user_id}", response_model=UserOut)
+async def update_user(user_id: uuid.UUID, body: UserUpdate, t: TenantDep) -> User:
+    """Change the fields sent (null clears one); the others stay as they are."""
+    return await t.update_user(user_id, **{name: getattr(body, name) for name in body.model_fields_set})
+
+
+@router.delete("/{user_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
+async def delete_user(user_id: uuid.UUID, t: TenantDep) -> Response:
+    """Delete the user and everything they own: identities, conversations, messages, memories."""
+    await t.delete_user(user_id)
+    return no_content()
+
+
+@router.get("/{user_id}/identities", response_model=Page[IdentityOut])
+async def list_identities(user_id: uuid.UUID, t: TenantDep) -> dict[str, object]:
+    """The user's channel identities (all on one page: a user has a handful)."""
+    user = await t.get_user_or_raise(user_id)
+    return {"items": await t.list_identities(user.id), "next_cursor": None}
+
+
+@router.post("/{user_id}/identities", status_code=status.HTTP_201_CREATED, response_model=IdentityOut)
+async def link_identity(user_id: uuid.UUID, body: IdentityCreate, t: TenantDep) -> UserIdentity:
+    """Attach another channel identity to the user (409 when it belongs to a user already)."""
+    return await t.link_identity(user_id, body.channel, body.channel_user_id, username=body.username)

@@ -1,0 +1,105 @@
+"""Retention policy: what ``run_maintenance`` purges or archives, read from a tenant's config (pure, no twin).
+
+A tenant's config JSON may hold::
+
+    {"retention": {"archive_after_days": 30, "delete_archived_after_days": 365}}
+
+- ``archive_after_days``: an *active* conversation whose last activity is older than this many days is archived.
+- ``delete_archived_after_days``: an *archived* conversation whose last activity is older than this many days
+  is deleted with its messages, agent records, vectors and full-text rows (the schema keeps no archive date,
+  so both ages count from the last activity; make the second larger than the first).
+
+Each is a positive number of days (fractions allowed) or absent/null, meaning never. Expired memories
+(``expires_at`` in the past) are always purged; that needs no setting.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Final
+
+from mnemostore.errors import ConfigurationError
+
+__all__ = ["RETENTION_KEYS", "MaintenanceReport", "RetentionPolicy", "TenantMaintenance"]
+
+RETENTION_KEYS: Final = ("archive_after_days", "delete_archived_after_days")
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionPolicy:
+    """A tenant's retention settings; None means never."""
+
+    archive_after_days: float | None = None
+    delete_archived_after_days: float | None = None
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any] | None) -> RetentionPolicy:
+        """Parse ``config["retention"]``; ConfigurationError names the bad key and what it must be."""
+        section = (config or {}).get("retention")
+        if section is None:
+            return cls()
+        if not isinstance(section, Mapping):
+            raise ConfigurationError(f'tenant config "retention" must be an object with {RETENTION_KEYS}')
+        unknown = sorted(set(section) - set(RETENTION_KEYS))
+        if unknown:
+            raise ConfigurationError(
+                f'tenant config "retention" has unknown keys {unknown}: the known ones are {list(RETENTION_KEYS)}'
+            )
+        values: dict[str, float | None] = {}
+        for key in RETENTION_KEYS:
+            value = section.get(key)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int | float) or value <= 0):
+                raise ConfigurationError(
+                    f'tenant config "retention.{key}" must be a positive number of days or null, got {value!r}'
+                )
+            values[key] = None if value is None else float(value)
+        return cls(**values)
+
+    def archive_before(self, now: datetime) -> datetime | None:
+        """Active conversations idle since before this moment are archived (None: never)."""
+        return None if self.archive_after_days is None else now - timedelta(days=self.archive_after_days)
+
+    def delete_before(self, now: datetime) -> datetime | None:
+        """Archived conversations idle since before this moment are deleted (None: never)."""
+        if self.delete_archived_after_days is None:
+            return None
+        return now - timedelta(days=self.delete_archived_after_days)
+
+
+@dataclass(slots=True, kw_only=True)
+class TenantMaintenance:
+    """What maintenance did (or, with ``dry_run``, would do) in one tenant."""
+
+    tenant_id: uuid.UUID
+    expired_memories: int = 0
+    archived_conversations: int = 0
+    deleted_conversations: int = 0
+    error: str | None = None
+
+
+@dataclass(slots=True, kw_only=True)
+class MaintenanceReport:
+    """The result of ``run_maintenance``: one entry per tenant visited, and the totals."""
+
+    dry_run: bool
+    started_at: datetime
+    tenants: list[TenantMaintenance] = field(default_factory=list)
+
+    @property
+    def expired_memories(self) -> int:
+        return sum(t.expired_memories for t in self.tenants)
+
+    @property
+    def archived_conversations(self) -> int:
+        return sum(t.archived_conversations for t in self.tenants)
+
+    @property
+    def deleted_conversations(self) -> int:
+        return sum(t.deleted_conversations for t in self.tenants)
+
+    @property
+    def failed(self) -> list[TenantMaintenance]:
+        return [t for t in self.tenants if t.error is not None]

@@ -1,0 +1,263 @@
+"""Search over messages, memories and knowledge (async; ``_search.py`` is generated from this file).
+
+``AsyncSearchEngine`` belongs to one store: it owns the embedder (built on first use) and, on SQLite, the
+in-process vector indexes (one per tenant, kind and model; see ``mnemostore.search._vector_index``). A search
+asks each retriever of its mode for a ranked list per kind, merges the kinds, fuses the retrievers with
+reciprocal rank fusion in hybrid mode, applies the boosts, and reads the hits' rows once, with the filters
+applied again: what is returned was committed, passes the filters and belongs to the tenant.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+from mnemostore.config import Settings
+from mnemostore.errors import EmbedderUnavailable, VectorSearchUnavailable
+from mnemostore.search._embedders import EXTRA_HINT, Embedder, build_embedder, embeddings_installed
+from mnemostore.search._rank import boost, reciprocal_rank_fusion
+from mnemostore.search._statements import SearchFilters, query_terms
+from mnemostore.search._types import ItemKind, SearchHit, SearchMode
+from mnemostore.search._vector_index import VectorIndex, hnsw_available
+from mnemostore.store._database_async import AsyncDatabase
+from mnemostore.store._search_async import AsyncSearchRepository, vector_column_is_vector
+
+__all__ = ["AsyncSearchEngine"]
+
+Key = tuple[str, uuid.UUID]
+MAX_CANDIDATES = 1000
+
+
+class AsyncSearchEngine:
+    def __init__(self, db: AsyncDatabase, settings: Settings, embedder: Embedder | None = None) -> None:
+        self._db = db
+        self._settings = settings
+        self._embedder = embedder
+        self._embedder_built = embedder is not None
+        self._lock = threading.Lock()
+        self._indexes: dict[tuple[uuid.UUID, ItemKind, str], VectorIndex] = {}
+        self._pg_vectors: bool | None = None
+
+    # -- the embedder ------------------------------------------------------------------------------------------
+
+    def embedder(self) -> Embedder | None:
+        """The configured embedder, or None when ``embedder=none`` (built once; the model loads on first use)."""
+        with self._lock:
+            if not self._embedder_built:
+                default_missing = self._settings.embedder == "sentence-transformers" and not embeddings_installed()
+                # Without the embeddings extra the store works on full text; semantic calls say what to install.
+                self._embedder = None if default_missing else build_embedder(self._settings)
+                self._embedder_built = True
+            return self._embedder
+
+    def require_embedder(self) -> Embedder:
+        embedder = self.embedder()
+        if embedder is None:
+            if self._settings.embedder == "sentence-transformers":
+                raise EmbedderUnavailable(
+                    f"semantic search needs the embeddings extra, which is not installed: {EXTRA_HINT}. "
+                    "Full-text search (mode='fulltext') works without it"
+                )
+            raise EmbedderUnavailable(
+                "semantic search needs an embedder, and MNEMOSTORE_EMBEDDER is none: set it to "
+                f"sentence-transformers ({EXTRA_HINT}) or openai; full-text search works without one"
+            )
+        return embedder
+
+    def set_embedder(self, embedder: Embedder | None) -> None:
+        with self._lock:
+            self._embedder = embedder
+            self._embedder_built = True
+            self._indexes.clear()
+
+    def forget_vector_support(self) -> None:
+        """Look again whether PostgreSQL has pgvector (after ``reindex`` set it up)."""
+        self._pg_vectors = None
+
+    async def embed_query(self, text: str) -> list[float]:
+        embedder = self.require_embedder()
+        if True:  # ASYNC
+            return (await asyncio.to_thread(embedder.embed, [text]))[0]
+        else:
+            return embedder.embed([text])[0]
+
+    # -- search ------------------------------------------------------------------------------------------------
+
+    async def search(
+        self,
+        tenant_id: uuid.UUID,
+        query: str | None,
+        *,
+        vector: Sequence[float] | None = None,
+        mode: SearchMode,
+        kinds: Sequence[ItemKind],
+        filters: SearchFilters,
+        min_score: float | None,
+        limit: int,
+        recency_boost: float,
+        importance_boost: float,
+    ) -> list[SearchHit]:
+        kinds = [kind for kind in kinds if filters.applies_to(kind)]
+        if not kinds:
+            return []
+        semantic = mode in (SearchMode.SEMANTIC, SearchMode.HYBRID)
+        fulltext = mode in (SearchMode.FULLTEXT, SearchMode.HYBRID)
+        reranked = mode is SearchMode.HYBRID or bool(recency_boost) or bool(importance_boost)
+        want = min(MAX_CANDIDATES, max(limit * 3, 30)) if reranked else limit
+        embedder: Embedder | None = None
+        if semantic:
+            embedder = self.require_embedder()
+            if vector is None:
+                assert query is not None
+                vector = await self.embed_query(query)
+        rankings: dict[str, list[Key]] = {}
+        scores: dict[str, dict[Key, float]] = {}
+        async with self._db.transaction(tenant_id) as uow:
+            repo = AsyncSearchRepository(uow.connection, tenant_id, dialect=self._db.dialect, codec=self._db.codec)
+            rows: dict[Key, dict[str, Any]] = {}
+            if fulltext and query is not None:
+                terms = query_terms(query)
+                found: list[tuple[Key, float]] = []
+                for kind in kinds:
+                    found += [((kind.value, i), s) for i, s in await repo.fulltext(kind, terms, filters, want)]
+                found.sort(key=lambda pair: -pair[1])
+                rankings["fulltext"] = [key for key, _ in found[:want]]
+                scores["fulltext"] = dict(found[:want])
+            if semantic:
+                assert embedder is not None and vector is not None
+                found = []
+                for kind in kinds:
+                    found += [
+                        ((kind.value, i), s)
+                        for i, s in await self._semantic(repo, uow.connection, kind, embedder, vector, filters, want)
+                    ]
+                found.sort(key=lambda pair: -pair[1])
+                rankings["semantic"] = [key for key, _ in found[:want]]
+                scores["semantic"] = dict(found[:want])
+            for kind in kinds:
+                ids = list({i for ranking in rankings.values() for k, i in ranking if k == kind.value})
+                for item_id, row in (await repo.hydrate(kind, ids, filters)).items():
+                    rows[(kind.value, item_id)] = row
+        return _hits(
+            mode,
+            rankings,
+            scores,
+            rows,
+            min_score=min_score,
+            limit=limit,
+            recency=recency_boost,
+            importance=importance_boost,
+        )
+
+    async def _semantic(
+        self,
+        repo: AsyncSearchRepository,
+        conn: Any,
+        kind: ItemKind,
+        embedder: Embedder,
+        vector: Sequence[float],
+        filters: SearchFilters,
+        want: int,
+    ) -> list[tuple[uuid.UUID, float]]:
+        if self._db.dialect == "postgresql":
+            if self._pg_vectors is None:
+                self._pg_vectors = await vector_column_is_vector(conn, "postgresql")
+            if not self._pg_vectors:
+                raise VectorSearchUnavailable(
+                    "semantic search needs the pgvector extension, which this PostgreSQL does not have: install "
+                    "pgvector on the server, then run `mnemostore reindex`; full-text search works meanwhile"
+                )
+            return await repo.pg_semantic(
+                kind,
+                vector,
+                filters,
+                model=embedder.name,
+                dimension=embedder.dimension,
+                limit=want,
+                ef_search=self._settings.hnsw_ef_search,
+            )
+        index = await self._sync_index(repo, kind, embedder)
+        allowed = await repo.allowed_ids(kind, filters) if filters.narrows else None
+        k = want
+        while True:
+            found = index.search(vector, k, allowed=allowed)
+            alive = await repo.hydrate(kind, [item for item, _ in found], filters)
+            hits = [(item, score) for item, score in found if item in alive]
+            # Rows deleted since they were indexed drop out here: ask for more rather than return fewer.
+            if len(hits) >= want or len(found) < k or k >= len(index):
+                return hits[:want]
+            k = min(len(index), k * 4)
+
+    async def _sync_index(self, repo: AsyncSearchRepository, kind: ItemKind, embedder: Embedder) -> VectorIndex:
+        key = (repo.tenant_id, kind, embedder.name)
+        with self._lock:
+            index = self._indexes.get(key)
+            if index is None:
+                backend = self._settings.vector_backend
+                use_hnsw = backend == "hnsw" or (backend == "auto" and hnsw_available())
+                index = VectorIndex(embedder.dimension, use_hnsw=use_hnsw, ef_search=self._settings.hnsw_ef_search)
+                self._indexes[key] = index
+        rows = await repo.vectors_since(kind, model=embedder.name, seq=index.last_seq)
+        if rows:
+            matrix = np.frombuffer(b"".join(vector for _, _, vector in rows), dtype=np.float32)
+            index.add([item for item, _, _ in rows], matrix.reshape(len(rows), -1), seq=rows[-1][1])
+        return index
+
+
+def _hits(
+    mode: SearchMode,
+    rankings: dict[str, list[Key]],
+    scores: dict[str, dict[Key, float]],
+    rows: dict[Key, dict[str, Any]],
+    *,
+    min_score: float | None,
+    limit: int,
+    recency: float,
+    importance: float,
+) -> list[SearchHit]:
+    base = reciprocal_rank_fusion(rankings) if mode is SearchMode.HYBRID else dict(scores.get(mode.value, {}))
+    now = datetime.now(UTC)
+    ranks = {name: {key: rank for rank, key in enumerate(ranking, start=1)} for name, ranking in rankings.items()}
+    hits: list[SearchHit] = []
+    for key, score in base.items():
+        row = rows.get(key)
+        if row is None or (min_score is not None and score < min_score):
+            continue
+        kind = ItemKind(key[0])
+        weight = row.get("importance") if kind is ItemKind.MEMORY else None
+        final = boost(
+            score,
+            created_at=row["created_at"],
+            now=now,
+            importance=weight,
+            recency_boost=recency,
+            importance_boost=importance,
+        )
+        hits.append(
+            SearchHit(
+                kind=kind,
+                id=key[1],
+                content=row["content"],
+                score=final,
+                scores={name: values[key] for name, values in scores.items() if key in values},
+                ranks={name: positions[key] for name, positions in ranks.items() if key in positions},
+                created_at=row["created_at"],
+                metadata=dict(row.get("metadata") or {}),
+                user_id=row.get("user_id"),
+                conversation_id=row.get("conversation_id"),
+                role=row.get("role"),
+                agent_id=row.get("agent_id"),
+                tier=row.get("tier"),
+                importance=weight,
+                title=row.get("title"),
+                source=row.get("source"),
+            )
+        )
+    hits.sort(key=lambda hit: (-hit.score, hit.id))
+    return hits[:limit]

@@ -1,0 +1,449 @@
+"""Repositories of the search layer: the indexing outbox and the search queries (async; ``_search.py`` is
+generated from this file).
+
+They work on the connection of a unit of work, like the other repositories, and never commit. Claims run in the
+admin scope (the worker serves every tenant); everything else names the tenant.
+
+Claiming: on PostgreSQL one ``UPDATE … WHERE (tenant_id, id) IN (SELECT … FOR UPDATE SKIP LOCKED)``, so
+concurrent workers take disjoint batches without waiting for each other; on SQLite the claim runs in a write
+transaction (``BEGIN IMMEDIATE``), which serialises claimers. A claimed job is ``running`` with
+``next_attempt_at`` set to the end of its lease: a worker that dies leaves it to be claimed again when the lease
+runs out, and the vector upsert is keyed by the item, so a job done twice still leaves one vector.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from mnemostore.search._statements import JOB_KIND, TABLES, SearchFilters
+from mnemostore.search._statements import fulltext_statement as _fulltext
+from mnemostore.search._statements import hydrate_statement as _hydrate
+from mnemostore.search._statements import ids_statement as _ids
+from mnemostore.search._statements import pg_vector_statement as _pg_vector
+from mnemostore.search._types import IndexingStatus, ItemKind
+from mnemostore.store._crypto import FieldCodec
+from mnemostore.store._tables import embeddings, index_jobs
+
+__all__ = ["AsyncIndexRepository", "AsyncSearchRepository", "ClaimedJob"]
+
+KIND_OF_JOB = {value: kind for kind, value in JOB_KIND.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedJob:
+    tenant_id: uuid.UUID
+    id: uuid.UUID
+    item_kind: str
+    item_id: uuid.UUID
+    attempts: int
+
+
+class AsyncIndexRepository:
+    def __init__(self, conn: AsyncConnection, tenant_id: uuid.UUID | None, *, dialect: str) -> None:
+        self._conn = conn
+        self._tenant_id = tenant_id
+        self._dialect = dialect
+
+    async def enqueue(self, kind: ItemKind, item_ids: Sequence[uuid.UUID], now: datetime) -> None:
+        """Insert one pending job per item (in the caller's transaction: the outbox)."""
+        from mnemostore.domain import new_id
+
+        assert self._tenant_id is not None
+        if not item_ids:
+            return
+        rows = [
+            {
+                "tenant_id": self._tenant_id,
+                "id": new_id(),
+                "item_kind": JOB_KIND[kind],
+                "item_id": item_id,
+                "state": "pending",
+                "attempts": 0,
+                "next_attempt_at": now,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for item_id in item_ids
+        ]
+        await self._conn.execute(sa.insert(index_jobs), rows)
+
+    async def enqueue_missing(
+        self, kind: ItemKind, *, model: str, after: uuid.UUID | None, limit: int, now: datetime
+    ) -> tuple[int, uuid.UUID | None]:
+        """Enqueue items of ``kind`` (all tenants) with no vector of ``model`` and no open job, ``limit`` ids
+        after ``after``; returns (jobs added, last id scanned) for the next call (None: done)."""
+        from mnemostore.domain import new_id
+
+        table = TABLES[kind]
+        query = sa.select(table.c.tenant_id, table.c.id).order_by(table.c.id).limit(limit)
+        if after is not None:
+            query = query.where(table.c.id > after)
+        rows = (await self._conn.execute(query)).all()
+        if not rows:
+            return 0, None
+        ids = [row.id for row in rows]
+        have = set(
+            (
+                await self._conn.execute(
+                    sa.select(embeddings.c.item_id).where(
+                        embeddings.c.item_kind == JOB_KIND[kind],
+                        embeddings.c.model == model,
+                        embeddings.c.item_id.in_(ids),
+                    )
+                )
+            ).scalars()
+        )
+        have |= set(
+            (
+                await self._conn.execute(
+                    sa.select(index_jobs.c.item_id).where(
+                        index_jobs.c.item_kind == JOB_KIND[kind],
+                        index_jobs.c.state.in_(("pending", "running")),
+                        index_jobs.c.item_id.in_(ids),
+                    )
+                )
+            ).scalars()
+        )
+        jobs = [
+            {
+                "tenant_id": row.tenant_id,
+                "id": new_id(),
+                "item_kind": JOB_KIND[kind],
+                "item_id": row.id,
+                "state": "pending",
+                "attempts": 0,
+                "next_attempt_at": now,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for row in rows
+            if row.id not in have
+        ]
+        if jobs:
+            await self._conn.execute(sa.insert(index_jobs), jobs)
+        return len(jobs), ids[-1] if len(ids) == limit else None
+
+    async def claim(self, worker: str, *, limit: int, now: datetime, lease_seconds: float) -> list[ClaimedJob]:
+        """Take up to ``limit`` due jobs (pending, or running past their lease) for ``worker``."""
+        c = index_jobs.c
+        due = (
+            sa.select(c.tenant_id, c.id)
+            .where(c.state.in_(("pending", "running")), c.next_attempt_at <= now)
+            .order_by(c.next_attempt_at)
+            .limit(limit)
+        )
+        if self._dialect == "postgresql":
+            due = due.with_for_update(skip_locked=True)
+        else:
+            keys = (await self._conn.execute(due)).all()
+            if not keys:
+                return []
+            due = sa.select(c.tenant_id, c.id).where(sa.tuple_(c.tenant_id, c.id).in_([tuple(k) for k in keys]))
+        statement = (
+            sa.update(index_jobs)
+            .where(sa.tuple_(c.tenant_id, c.id).in_(due))
+            .values(
+                state="running",
+                attempts=c.attempts + 1,
+                claimed_by=worker,
+                claimed_until=now + timedelta(seconds=lease_seconds),
+                next_attempt_at=now + timedelta(seconds=lease_seconds),
+                updated_at=now,
+            )
+            .returning(c.tenant_id, c.id, c.item_kind, c.item_id, c.attempts)
+        )
+        rows = (await self._conn.execute(statement)).all()
+        return [ClaimedJob(r.tenant_id, r.id, r.item_kind, r.item_id, r.attempts) for r in rows]
+
+    async def contents(self, jobs: Sequence[ClaimedJob]) -> dict[tuple[str, uuid.UUID, uuid.UUID], str]:
+        """The current text of each job's item, keyed (kind, tenant, item); deleted items are absent."""
+        wanted: dict[tuple[str, uuid.UUID], list[uuid.UUID]] = {}
+        for job in jobs:
+            wanted.setdefault((job.item_kind, job.tenant_id), []).append(job.item_id)
+        found: dict[tuple[str, uuid.UUID, uuid.UUID], str] = {}
+        for (kind, tenant), ids in wanted.items():
+            table = TABLES[KIND_OF_JOB[kind]]
+            query = sa.select(table.c.id, table.c.content).where(table.c.tenant_id == tenant, table.c.id.in_(ids))
+            for row in await self._conn.execute(query):
+                found[(kind, tenant, row.id)] = row.content
+        return found
+
+    async def complete(
+        self,
+        worker: str,
+        jobs: Sequence[ClaimedJob],
+        vectors: dict[tuple[str, uuid.UUID, uuid.UUID], Any],
+        *,
+        model: str,
+        dimension: int,
+        store_vectors: bool,
+        now: datetime,
+    ) -> int:
+        """Store the vectors of items that still exist and mark ``jobs`` done; returns the vectors written.
+
+        Only jobs still claimed by ``worker`` are marked: a worker whose lease ran out leaves them to the next.
+        """
+        c = index_jobs.c
+        keys = [(j.tenant_id, j.id) for j in jobs]
+        mine = (
+            await self._conn.execute(
+                sa.select(c.tenant_id, c.id).where(sa.tuple_(c.tenant_id, c.id).in_(keys), c.claimed_by == worker)
+            )
+        ).all()
+        mine_set = {tuple(row) for row in mine}
+        jobs = [j for j in jobs if (j.tenant_id, j.id) in mine_set]
+        written = 0
+        if store_vectors and jobs:
+            existing = await self._lock_existing(jobs)
+            rows = [
+                (key, vector)
+                for key, vector in vectors.items()
+                if key in existing and any((j.item_kind, j.tenant_id, j.item_id) == key for j in jobs)
+            ]
+            if rows:
+                written = await self._upsert_vectors(rows, model=model, dimension=dimension, now=now)
+        if jobs:
+            await self._conn.execute(
+                sa.update(index_jobs)
+                .where(sa.tuple_(c.tenant_id, c.id).in_([(j.tenant_id, j.id) for j in jobs]))
+                .values(state="done", claimed_by=None, claimed_until=None, last_error=None, updated_at=now)
+            )
+        return written
+
+    async def _lock_existing(self, jobs: Sequence[ClaimedJob]) -> set[tuple[str, uuid.UUID, uuid.UUID]]:
+        # FOR KEY SHARE keeps a concurrent delete waiting until this commits; its trigger then removes our vector.
+        wanted: dict[tuple[str, uuid.UUID], list[uuid.UUID]] = {}
+        for job in jobs:
+            wanted.setdefault((job.item_kind, job.tenant_id), []).append(job.item_id)
+        found: set[tuple[str, uuid.UUID, uuid.UUID]] = set()
+        for (kind, tenant), ids in wanted.items():
+            table = TABLES[KIND_OF_JOB[kind]]
+            query = sa.select(table.c.id).where(table.c.tenant_id == tenant, table.c.id.in_(ids))
+            if self._dialect == "postgresql":
+                query = query.with_for_update(key_share=True)
+            found |= {(kind, tenant, item) for item in (await self._conn.execute(query)).scalars()}
+        return found
+
+    async def _upsert_vectors(
+        self, rows: list[tuple[tuple[str, uuid.UUID, uuid.UUID], Any]], *, model: str, dimension: int, now: datetime
+    ) -> int:
+        import numpy as np
+
+        first = int(now.timestamp() * 1_000_000)
+        if self._dialect == "sqlite":
+            # Writers are serialised here (BEGIN IMMEDIATE), so seq follows commit order and never repeats.
+            top = (await self._conn.execute(sa.select(sa.func.max(embeddings.c.seq)))).scalar()
+            first = max(first, int(top or 0) + 1)
+        values = []
+        for offset, ((kind, tenant, item), vector) in enumerate(rows):
+            stored = (
+                np.asarray(vector, dtype=np.float32).tobytes()
+                if self._dialect == "sqlite"
+                else [float(x) for x in vector]
+            )
+            values.append(
+                {
+                    "tenant_id": tenant,
+                    "item_kind": kind,
+                    "item_id": item,
+                    "model": model,
+                    "dimension": dimension,
+                    "vector": stored,
+                    "seq": first + offset,
+                    "embedded_at": now,
+                }
+            )
+        insert = (postgresql.insert if self._dialect == "postgresql" else sqlite.insert)(embeddings)
+        statement = insert.on_conflict_do_update(
+            index_elements=["tenant_id", "item_kind", "item_id"],
+            set_={
+                "model": insert.excluded.model,
+                "dimension": insert.excluded.dimension,
+                "vector": insert.excluded.vector,
+                "seq": insert.excluded.seq,
+                "embedded_at": insert.excluded.embedded_at,
+            },
+        )
+        await self._conn.execute(statement, values)
+        return len(values)
+
+    async def fail(
+        self,
+        worker: str,
+        failures: Sequence[tuple[ClaimedJob, str]],
+        *,
+        now: datetime,
+        max_attempts: int,
+        retry_base_seconds: float,
+    ) -> None:
+        """Put failed jobs back with exponential backoff, or mark them failed after ``max_attempts``."""
+        c = index_jobs.c
+        for job, error in failures:
+            final = job.attempts >= max_attempts
+            delay = retry_base_seconds * 2 ** max(0, job.attempts - 1)
+            await self._conn.execute(
+                sa.update(index_jobs)
+                .where(c.tenant_id == job.tenant_id, c.id == job.id, c.claimed_by == worker)
+                .values(
+                    state="failed" if final else "pending",
+                    next_attempt_at=now if final else now + timedelta(seconds=delay),
+                    claimed_by=None,
+                    claimed_until=None,
+                    last_error=error[:2000],
+                    updated_at=now,
+                )
+            )
+
+    async def status(self, *, failures: int = 5) -> IndexingStatus:
+        """Jobs by state (of the scope's tenant, or every tenant in the admin scope) and the newest failures."""
+        c = index_jobs.c
+        scope = [c.tenant_id == self._tenant_id] if self._tenant_id is not None else []
+        counts: dict[str, int] = dict(
+            (await self._conn.execute(sa.select(c.state, sa.func.count()).where(*scope).group_by(c.state))).all()
+        )
+        oldest = (
+            await self._conn.execute(sa.select(sa.func.min(c.created_at)).where(*scope, c.state == "pending"))
+        ).scalar()
+        failed_rows = (
+            await self._conn.execute(
+                sa.select(c.tenant_id, c.item_kind, c.item_id, c.attempts, c.last_error, c.updated_at)
+                .where(*scope, c.state == "failed")
+                .order_by(c.updated_at.desc())
+                .limit(failures)
+            )
+        ).all()
+        if isinstance(oldest, str):  # SQLite hands back text from an aggregate
+            oldest = datetime.fromisoformat(oldest)
+        return IndexingStatus(
+            pending=int(counts.get("pending", 0)),
+            running=int(counts.get("running", 0)),
+            done=int(counts.get("done", 0)),
+            failed=int(counts.get("failed", 0)),
+            oldest_pending_at=oldest,
+            failures=[
+                {
+                    "tenant_id": str(r.tenant_id),
+                    "item_kind": r.item_kind,
+                    "item_id": str(r.item_id),
+                    "attempts": r.attempts,
+                    "error": r.last_error,
+                }
+                for r in failed_rows
+            ],
+        )
+
+    async def open_jobs(self) -> int:
+        c = index_jobs.c
+        scope = [c.tenant_id == self._tenant_id] if self._tenant_id is not None else []
+        query = sa.select(sa.func.count()).where(*scope, c.state.in_(("pending", "running")))
+        return int((await self._conn.execute(query)).scalar_one())
+
+    async def retry_failed(self, now: datetime) -> int:
+        c = index_jobs.c
+        result = await self._conn.execute(
+            sa.update(index_jobs)
+            .where(c.state == "failed")
+            .values(state="pending", attempts=0, next_attempt_at=now, updated_at=now)
+        )
+        return int(result.rowcount)
+
+
+class AsyncSearchRepository:
+    def __init__(self, conn: AsyncConnection, tenant_id: uuid.UUID, *, dialect: str, codec: FieldCodec) -> None:
+        self._conn = conn
+        self.tenant_id = tenant_id
+        self._dialect = dialect
+        self._codec = codec
+
+    async def fulltext(
+        self, kind: ItemKind, terms: list[str], filters: SearchFilters, limit: int
+    ) -> list[tuple[uuid.UUID, float]]:
+        if not terms:
+            return []
+        statement = _fulltext(kind, terms, filters, self.tenant_id, self._dialect, limit)
+        return [(row.id, float(row.score)) for row in await self._conn.execute(statement)]
+
+    async def pg_semantic(
+        self,
+        kind: ItemKind,
+        vector: Sequence[float],
+        filters: SearchFilters,
+        *,
+        model: str,
+        dimension: int,
+        limit: int,
+        ef_search: int,
+    ) -> list[tuple[uuid.UUID, float]]:
+        # Transaction-local: iterative scans keep reading the index until `limit` rows pass the filters.
+        await self._conn.execute(sa.text(f"SET LOCAL hnsw.ef_search = {max(int(ef_search), int(limit))}"))
+        await self._conn.execute(sa.text("SET LOCAL hnsw.iterative_scan = relaxed_order"))
+        statement = _pg_vector(kind, filters, self.tenant_id, model=model, dimension=dimension, limit=limit)
+        literal = "[" + ",".join(repr(float(x)) for x in vector) + "]"
+        rows = (await self._conn.execute(statement, {"query_vector": literal})).all()
+        # relaxed_order may return neighbours slightly out of order.
+        return sorted(((row.id, float(row.score)) for row in rows), key=lambda pair: -pair[1])
+
+    async def vectors_since(self, kind: ItemKind, *, model: str, seq: int) -> list[tuple[uuid.UUID, int, bytes]]:
+        e = embeddings.c
+        query = (
+            sa.select(e.item_id, e.seq, e.vector)
+            .where(e.tenant_id == self.tenant_id, e.item_kind == JOB_KIND[kind], e.model == model, e.seq > seq)
+            .order_by(e.seq)
+        )
+        return [(row.item_id, int(row.seq), row.vector) for row in await self._conn.execute(query)]
+
+    async def allowed_ids(self, kind: ItemKind, filters: SearchFilters) -> set[uuid.UUID]:
+        statement = _ids(kind, filters, self.tenant_id, self._dialect)
+        return set((await self._conn.execute(statement)).scalars())
+
+    async def hydrate(self, kind: ItemKind, ids: list[uuid.UUID], filters: SearchFilters) -> dict[uuid.UUID, Any]:
+        if not ids:
+            return {}
+        statement = _hydrate(kind, ids, filters, self.tenant_id, self._dialect)
+        out: dict[uuid.UUID, Any] = {}
+        for row in await self._conn.execute(statement):
+            mapping = dict(row._mapping)
+            if kind is ItemKind.MESSAGE:
+                mapping["metadata"] = self._codec.open_metadata(self.tenant_id, mapping["metadata"])
+            out[mapping["id"]] = mapping
+        return out
+
+    async def vector_models(self) -> dict[str, int]:
+        """Vectors of this tenant by model (to tell a user whose vectors are of another model to reindex)."""
+        e = embeddings.c
+        query = sa.select(e.model, sa.func.count()).where(e.tenant_id == self.tenant_id).group_by(e.model)
+        return {model: int(count) for model, count in (await self._conn.execute(query)).all()}
+
+
+async def vector_column_is_vector(conn: AsyncConnection, dialect: str) -> bool:
+    """Whether ``embeddings.vector`` can hold vectors: always on SQLite; on PostgreSQL when it is pgvector's."""
+    if dialect != "postgresql":
+        return True
+    query = sa.text(
+        "SELECT format_type(atttypid, atttypmod) FROM pg_attribute "
+        "WHERE attrelid = to_regclass('embeddings') AND attname = 'vector'"
+    )
+    return (await conn.execute(query)).scalar() == "vector"
+
+
+async def ensure_pg_vectors(conn: AsyncConnection, dimension: int) -> None:
+    """Turn ``embeddings.vector`` into pgvector's type (when still bytea) and make sure the HNSW index of
+    ``dimension`` exists. Raises the driver's error when pgvector is not installed on the server."""
+    await conn.execute(sa.text("CREATE EXTENSION IF NOT EXISTS vector"))
+    if not await vector_column_is_vector(conn, "postgresql"):
+        await conn.execute(sa.text("ALTER TABLE embeddings ALTER COLUMN vector TYPE vector USING NULL"))
+    size = int(dimension)
+    await conn.execute(
+        sa.text(
+            f"CREATE INDEX IF NOT EXISTS ix_embeddings_hnsw_{size} ON embeddings "
+            f"USING hnsw ((vector::vector({size})) vector_cosine_ops) WHERE dimension = {size}"
+        )
+    )

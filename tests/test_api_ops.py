@@ -1,0 +1,79 @@
+"""Operations endpoints (/healthz, /readyz, /metrics), a store whose schema is behind, and API keys in the cache."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi.testclient import TestClient
+
+from mnemostore import AsyncMnemoStore, MnemoStore
+from mnemostore.api import create_app
+from tests.fix_api import ApiTenant, admin_headers, api_settings, make_tenant
+
+
+def test_healthz_and_readyz(api: TestClient):
+    assert api.get("/healthz").json() == {"status": "ok"}
+    ready = api.get("/readyz")
+    assert ready.status_code == 200
+    body = ready.json()
+    assert body["ready"] is True and body["indexing_backlog"] is None
+    assert body["checks"]["database"]["status"] == "ok" and body["checks"]["schema"]["status"] == "ok"
+    assert "redis" in body["checks"]
+
+
+def test_metrics(api: TestClient, api_tenant: ApiTenant):
+    t = api_tenant
+    user = t.ok("POST", "/v1/users", 201, json={})
+    t.ok("GET", f"/v1/users/{user['id']}")
+    t.call("GET", f"/v1/users/{uuid.uuid4()}")
+    response = api.get("/metrics")
+    assert response.headers["content-type"].startswith("text/plain")
+    text = response.text
+    for line in (
+        'mnemostore_http_requests_total{method="GET",route="/v1/users/{user_id}",status="200"}',
+        'mnemostore_http_requests_total{method="GET",route="/v1/users/{user_id}",status="404"}',
+        'mnemostore_http_request_duration_seconds_bucket{le="0.005",method="POST",route="/v1/users",status="201"}',
+        'mnemostore_db_query_duration_seconds_bucket{kind="select",le="0.001"}',
+        'mnemostore_db_query_duration_seconds_count{kind="insert"}',
+        'mnemostore_cache_hit_ratio{cache="api_key"}',
+        "mnemostore_cache_degraded 0.0",
+        "mnemostore_cache_invalidation_backlog 0.0",
+        "mnemostore_http_requests_in_flight",
+    ):
+        assert line in text, line
+    assert user["id"] not in text and t.key not in text
+
+
+def test_schema_behind_is_503_until_upgraded(tmp_path):
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    with MnemoStore(url) as store:
+        store.migrate("0001")
+    with TestClient(create_app(api_settings(url))) as client:
+        ready = client.get("/readyz")
+        assert ready.status_code == 503 and ready.json()["checks"]["schema"]["status"] == "fail"
+        listed = client.get("/v1/tenants", headers=admin_headers())
+        assert listed.status_code == 503 and listed.json()["code"] == "schema_out_of_date"
+        assert listed.headers["retry-after"] == "1" and "mnemostore db upgrade" in listed.json()["message"]
+        with MnemoStore(url) as store:
+            store.migrate()
+        assert client.get("/readyz").status_code == 200
+        assert client.get("/v1/tenants", headers=admin_headers()).status_code == 200
+        assert make_tenant(client).id
+
+
+async def test_revocation_reaches_every_store_sharing_the_cache(database_url: str, redis_url: str, key_prefix: str):
+    first = AsyncMnemoStore(database_url, redis_url=redis_url, cache_key_prefix=key_prefix)
+    second = AsyncMnemoStore(database_url, redis_url=redis_url, cache_key_prefix=key_prefix)
+    try:
+        tenant = await first.create_tenant(f"keys-{uuid.uuid4().hex[:8]}")
+        key, secret = await first.tenant(tenant.id).create_api_key("bot")
+        for _ in range(2):  # a miss that fills the cache, then a hit
+            found = await second.authenticate(secret)
+            assert found is not None and found.id == key.id
+        assert second.cache_health()["caches"]["api_key"]["hits"] >= 1
+        await first.tenant(tenant.id).revoke_api_key(key.id)
+        assert await second.authenticate(secret) is None
+        assert await first.authenticate(secret + "x") is None
+    finally:
+        await first.close()
+        await second.close()

