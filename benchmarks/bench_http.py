@@ -12,11 +12,11 @@ For each backend the script prepares a scratch database (a temporary SQLite file
 creates and drops) with one tenant, an API key, one conversation per client for appends and 16 conversations of
 200 messages for history reads. Then:
 
-1. it starts ``mnemostore serve`` (uvicorn, one worker) in a subprocess on 127.0.0.1 and loads it from this
-   process with a minimal keep-alive HTTP/1.1 client on asyncio (one connection per client; httpx would spend
-   more CPU than the server on a 2-core machine), at each concurrency for ``--seconds``: ``POST
-   /v1/conversations/{id}/messages`` (append, each client its own conversation) and ``GET
-   /v1/conversations/{id}/messages?limit=50`` (history);
+1. it starts ``mnemostore serve`` (uvicorn, one worker, no background indexer) in a subprocess on 127.0.0.1
+   and loads it from this process with a minimal keep-alive HTTP/1.1 client on asyncio (one connection per
+   client; httpx would spend more CPU than the server on a 2-core machine), at each concurrency for
+   ``--seconds``: ``POST /v1/conversations/{id}/messages`` (append, each client its own conversation) and
+   ``GET /v1/conversations/{id}/messages?limit=50`` (history);
 2. it stops the server and runs the same operations, at the same concurrencies, through ``AsyncMnemoStore`` in
    this process (``add_message``, ``get_conversation_history(limit=50)``).
 
@@ -158,6 +158,8 @@ def server(url: str) -> Iterator[int]:
     """``mnemostore serve`` in a subprocess on a free loopback port, stopped with SIGINT at the end."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("MNEMOSTORE_")}
+    # Like the Python API side, no background embedding: both measure the store and its caller only.
+    env["MNEMOSTORE_SERVER_INDEXER"] = "false"
     command = [
         sys.executable,
         "-c",

@@ -219,6 +219,11 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(
         default=10_000_000, ge=1024, description="largest request body the HTTP service reads (larger: 413)"
     )
+    server_indexer: bool = Field(
+        default=True,
+        description="the HTTP service embeds new items in the background of each worker when an embedder is "
+        "available (off: run `mnemostore worker` instead)",
+    )
 
     @field_validator("admin_api_key")
     @classmethod

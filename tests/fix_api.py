@@ -29,7 +29,10 @@ ADMIN_KEY = "test-admin-key-" + "k" * 32
 
 
 def api_settings(database_url: str, **overrides: Any) -> Settings:
-    return Settings(**{"database_url": database_url, "admin_api_key": ADMIN_KEY, **overrides})
+    """The service's settings in the tests: the hashing embedder (deterministic, no model to load) and no
+    background indexer, unless a test asks for them."""
+    values = {"database_url": database_url, "admin_api_key": ADMIN_KEY, "embedder": "hashing", "server_indexer": False}
+    return Settings(**{**values, **overrides})
 
 
 def admin_headers() -> dict[str, str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 
 from fastapi.testclient import TestClient
@@ -16,9 +17,9 @@ def test_healthz_and_readyz(api: TestClient):
     ready = api.get("/readyz")
     assert ready.status_code == 200
     body = ready.json()
-    assert body["ready"] is True and body["indexing_backlog"] is None
+    assert body["ready"] is True and body["indexing_backlog"] >= 0  # no indexer runs in these tests
     assert body["checks"]["database"]["status"] == "ok" and body["checks"]["schema"]["status"] == "ok"
-    assert "redis" in body["checks"]
+    assert {"redis", "indexing"} <= set(body["checks"])
 
 
 def test_metrics(api: TestClient, api_tenant: ApiTenant):
@@ -39,6 +40,8 @@ def test_metrics(api: TestClient, api_tenant: ApiTenant):
         "mnemostore_cache_degraded 0.0",
         "mnemostore_cache_invalidation_backlog 0.0",
         "mnemostore_http_requests_in_flight",
+        'mnemostore_outbox_jobs{state="pending"}',
+        "mnemostore_outbox_oldest_pending_seconds",
     ):
         assert line in text, line
     assert user["id"] not in text and t.key not in text
@@ -77,3 +80,21 @@ async def test_revocation_reaches_every_store_sharing_the_cache(database_url: st
     finally:
         await first.close()
         await second.close()
+
+
+def test_the_service_indexes_new_items_for_semantic_search(tmp_path):
+    url = f"sqlite:///{tmp_path / 'indexed.db'}"
+    with MnemoStore(url) as store:
+        store.migrate()
+    with TestClient(create_app(api_settings(url, server_indexer=True))) as client:
+        t = make_tenant(client)
+        memory = t.ok("POST", "/v1/memories", 201, json={"content": "Ada is allergic to peanuts"})
+        deadline = time.monotonic() + 20
+        while True:
+            hits = t.ok("POST", "/v1/search", json={"query": "Ada is allergic to peanuts", "mode": "semantic"})
+            if hits["items"]:
+                break
+            assert time.monotonic() < deadline, "the in-process indexer did not index the memory"
+            time.sleep(0.1)
+        assert hits["items"][0]["id"] == memory["id"] and "semantic" in hits["items"][0]["scores"]
+        assert client.get("/readyz").json()["indexing_backlog"] == 0

@@ -198,8 +198,11 @@ def test_memories(api_tenant: ApiTenant):
     assert len(collect(t, "/v1/memories", limit=4)) == 6
     memory = t.ok("GET", f"/v1/memories/{stored[0]['id']}")
     assert memory["importance"] == 0.0
-    history = t.call("GET", f"/v1/memories/{stored[0]['id']}/history")
-    assert (history.status_code, history.json()["code"]) == (501, "not_implemented")
+    assert t.ok("GET", f"/v1/memories/{stored[0]['id']}/history") == {"items": [], "next_cursor": None}
+    again = t.ok("POST", "/v1/memories", 201, json={"content": facts[0], "user_id": user["id"], "importance": 0.7})
+    assert again["id"] == stored[0]["id"] and again["importance"] == 0.7  # a duplicate updates the memory
+    versions = t.ok("GET", f"/v1/memories/{stored[0]['id']}/history")["items"]
+    assert [(v["content"], v["importance"]) for v in versions] == [(facts[0], 0.0)]
     t.ok("DELETE", f"/v1/memories/{stored[0]['id']}", 204)
     assert t.call("GET", f"/v1/memories/{stored[0]['id']}").status_code == 404
     assert t.call("GET", f"/v1/memories/{stored[0]['id']}/history").status_code == 404
@@ -220,10 +223,25 @@ def test_knowledge_and_search(api_tenant: ApiTenant):
     assert t.ok("GET", f"/v1/knowledge/{chunk['id']}")["content"] == "Hotels up to 180 EUR."
     t.ok("DELETE", f"/v1/knowledge/{chunk['id']}", 204)
     assert t.call("GET", f"/v1/knowledge/{chunk['id']}").status_code == 404
-    for url in ("/v1/search", "/v1/knowledge/search"):
-        answer = t.call("POST", url, json={"query": "hotel budget", "mode": "hybrid"}, read_only=True)
-        assert answer.status_code == 501 and "issue #3" in answer.json()["message"]
+    for url, body in (
+        ("/v1/search", {"scope": "knowledge"}),
+        ("/v1/search", {}),
+        ("/v1/knowledge/search", {}),
+    ):
+        found = t.call("POST", url, json={"query": "rule", "mode": "fulltext", **body}, read_only=True)
+        assert found.status_code == 200, found.text
+        hits = found.json()["items"]
+        assert {h["title"] for h in hits} == {None} and len(hits) == 4
+        assert hits[0]["kind"] == "knowledge" and hits[0]["source"] == "handbook" and "fulltext" in hits[0]["scores"]
         assert t.call("POST", url, json={"query": ""}).status_code == 422
+    messages_only = t.ok("POST", "/v1/search", json={"query": "rule", "mode": "fulltext", "scope": "messages"})
+    assert messages_only["items"] == []
+    # Semantic and hybrid need vectors: with the embedder of the tests, an index on SQLite (200), none on a
+    # PostgreSQL without pgvector (501, saying so).
+    semantic = t.call("POST", "/v1/search", json={"query": "hotel budget", "mode": "semantic"})
+    assert semantic.status_code in (200, 501), semantic.text
+    if semantic.status_code == 501:
+        assert semantic.json()["code"] == "search_unavailable" and "pgvector" in semantic.json()["message"]
 
 
 def test_agent_audit_and_checkpoints(api_tenant: ApiTenant):

@@ -47,7 +47,10 @@ ids answer 404, as if they did not exist); a read-only key may only read. The ad
 **Lists** are pages: pass `next_cursor` back as `cursor`. Message history pages with `before`/`after`.
 
 **Errors** share one body: `code`, `message`, `request_id` (and `fields` for 422). Rate limits answer 429 with
-`Retry-After`. Search and memory history answer 501 until issue #3 lands.
+`Retry-After`.
+
+**Search** (`POST /v1/search`): full text everywhere; semantic and hybrid with an embedder (and pgvector on
+PostgreSQL), else 503 or 501 saying what is missing.
 """
 
 TAGS: Final = [
@@ -58,7 +61,7 @@ TAGS: Final = [
     {"name": "messages", "description": "Appending and reading messages; `Idempotency-Key` on appends."},
     {"name": "events", "description": "Server-Sent Events of a conversation."},
     {"name": "memories", "description": "Long-term memory."},
-    {"name": "search", "description": "Not implemented yet (issue #3): 501."},
+    {"name": "search", "description": "Semantic, full-text and hybrid search over messages, memories, knowledge."},
     {"name": "knowledge", "description": "Knowledge chunks, upserted by source and external id."},
     {"name": "tool executions", "description": "The agent's tool calls."},
     {"name": "checkpoints", "description": "The agent's saved states."},
@@ -90,6 +93,12 @@ def create_app(target: Settings | AsyncMnemoStore | None = None) -> FastAPI:
         store.observe_queries(metrics.observe_query)
         try:
             await store.check_schema()
+            if given is None and settings.server_indexer and store.embedder is not None:
+                # Semantic search sees new items once they are embedded: on the embedded default nobody else
+                # would do it. Several workers share the jobs safely (claims under a lock); `mnemostore worker`
+                # with server_indexer off moves the work out of the API processes.
+                await store.start_indexer()
+                log.info("indexing new items for semantic search in this process")
         except MnemostoreError as error:
             log.error("the store is not ready, requests answer 503 until it is: %s", error)
         log.info("serving %s", settings.redacted_url())

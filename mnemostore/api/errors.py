@@ -14,17 +14,19 @@ QuotaExceeded              403     a plan limit, not a rate: retrying will not h
 NotFoundError              404     another tenant's object too, with the same message as a missing one
 ConflictError              409     TenantAlreadyExists, DuplicateIdentity, an import over an existing id
 InvalidInput               422     ContentTooLarge, InvalidText, InvalidMetadata, InvalidCursor
+VectorSearchUnavailable    501     semantic or hybrid search on a PostgreSQL without pgvector (full text works)
+EmbedderUnavailable        503     semantic or hybrid search without a working embedder (``Retry-After``)
 SchemaOutOfDate            503     ``Retry-After``; the operator runs ``mnemostore db upgrade``
 BackendUnavailable         503     ``Retry-After``; the message is generic (the real one, which may name the
                                    database host, goes to the log)
-MnemostoreError (others)   500     ConfigurationError, MigrationError, BackupError: server-side problems
+MnemostoreError (others)   500     ConfigurationError, MigrationError, BackupError, EmbeddingDimensionMismatch:
+                                   server-side problems
 any other exception        500     ``internal_error`` with the request id, never a stack trace or detail
 =========================  ======  ==========================================================================
 
 Errors raised by the HTTP layer itself use the same body: 401 (``WWW-Authenticate: Bearer``), 403 for a
 read-only key writing or a tenant key on the admin endpoints, 404/405 for unknown routes, 413 for a body over
-``MNEMOSTORE_MAX_REQUEST_BYTES``, 422 for request validation (``fields`` names each field) and 501 for
-endpoints whose feature does not exist yet.
+``MNEMOSTORE_MAX_REQUEST_BYTES`` and 422 for request validation (``fields`` names each field).
 """
 
 from __future__ import annotations
@@ -43,12 +45,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from mnemostore.errors import (
     BackendUnavailable,
     ConflictError,
+    EmbedderUnavailable,
     InvalidInput,
     MnemostoreError,
     NotFoundError,
     QuotaExceeded,
     RateLimited,
     SchemaOutOfDate,
+    VectorSearchUnavailable,
 )
 
 from ._context import request_id_of
@@ -82,6 +86,8 @@ ERROR_TABLE: Final[dict[type[BaseException], ErrorRule]] = {
     NotFoundError: ErrorRule(404, "not_found"),
     ConflictError: ErrorRule(409, "conflict"),
     InvalidInput: ErrorRule(422, "invalid_input"),
+    VectorSearchUnavailable: ErrorRule(501, "search_unavailable"),
+    EmbedderUnavailable: ErrorRule(503, "search_unavailable", retry_after=True),
     SchemaOutOfDate: ErrorRule(
         503,
         "schema_out_of_date",
@@ -112,7 +118,7 @@ def rule_for(error: BaseException) -> ErrorRule:
 
 
 class ApiError(Exception):
-    """An error of the HTTP layer itself (401, 403, 413, 501…), answered with the common body."""
+    """An error of the HTTP layer itself (401, 403, 413…), answered with the common body."""
 
     def __init__(self, status: int, code: str, message: str, *, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)

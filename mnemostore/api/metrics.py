@@ -5,19 +5,22 @@ database statement latency by kind (from ``AsyncMnemoStore.observe_queries``); r
 and, read from ``cache_health()`` at scrape time, cache hits, misses and hit ratio per cache, Redis degraded
 state, the invalidations waiting for Redis to come back, and published/dropped events.
 
-Not exported because it does not exist yet: an indexing outbox backlog (background indexing arrives with vector
-search, issue #3). With ``server_workers`` > 1 each scrape reaches one worker; scrape each worker, or run one
+The search outbox (``index_jobs``) is counted at scrape time: jobs by state and the age of the oldest pending one.
+With ``server_workers`` > 1 each scrape reaches one worker; scrape each worker, or run one
 worker per container.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from typing import Any, Final
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
+
+from mnemostore.search._types import IndexingStatus
 
 __all__ = ["CONTENT_TYPE", "ApiMetrics"]
 
@@ -97,6 +100,17 @@ class ApiMetrics:
             buckets=_DB_BUCKETS,
             registry=self.registry,
         )
+        self.outbox = Gauge(
+            "mnemostore_outbox_jobs",
+            "Search index jobs (the outbox) by state: pending, running, failed",
+            ["state"],
+            registry=self.registry,
+        )
+        self.outbox_age = Gauge(
+            "mnemostore_outbox_oldest_pending_seconds",
+            "Age of the oldest pending index job (0: none pending)",
+            registry=self.registry,
+        )
         self.rate_limited = Counter(
             "mnemostore_rate_limited", "Requests refused with 429, by limit scope", ["scope"], registry=self.registry
         )
@@ -110,6 +124,14 @@ class ApiMetrics:
 
     def observe_query(self, kind: str, seconds: float) -> None:
         self.db_latency.labels(kind).observe(seconds)
+
+    def observe_backlog(self, status: IndexingStatus | None) -> None:
+        if status is None:
+            return
+        for state in ("pending", "running", "failed"):
+            self.outbox.labels(state).set(getattr(status, state))
+        oldest = status.oldest_pending_at
+        self.outbox_age.set(max(0.0, (datetime.now(UTC) - oldest).total_seconds()) if oldest is not None else 0.0)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

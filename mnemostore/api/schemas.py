@@ -45,9 +45,11 @@ __all__ = [
     "KnowledgeBulkUpsert",
     "KnowledgeChunkIn",
     "KnowledgeChunkOut",
+    "KnowledgeSearchRequest",
     "KnowledgeUpsert",
     "MemoryCreate",
     "MemoryOut",
+    "MemoryVersionOut",
     "MessageBatch",
     "MessageCreate",
     "MessageOut",
@@ -55,6 +57,8 @@ __all__ = [
     "QuotasIn",
     "QuotasOut",
     "ReadyOut",
+    "SearchFilters",
+    "SearchHitOut",
     "SearchRequest",
     "TenantCreate",
     "TenantOut",
@@ -183,7 +187,7 @@ class ErrorBody(BaseModel):
 
     code: str = Field(
         description="unauthorized, forbidden, read_only_key, quota_exceeded, not_found, conflict, payload_too_large, "
-        "validation_error, invalid_input, rate_limited, not_implemented, backend_unavailable, schema_out_of_date, "
+        "validation_error, invalid_input, rate_limited, search_unavailable, backend_unavailable, schema_out_of_date, "
         "internal_error, method_not_allowed"
     )
     message: str
@@ -704,18 +708,87 @@ class KnowledgeChunkOut(_Out):
     updated_at: datetime
 
 
-class SearchRequest(_In):
-    """Semantic, full-text or hybrid search (not implemented yet: issue #3)."""
+class SearchFilters(_In):
+    """Filters of a search. One a kind cannot satisfy leaves that kind out: ``role`` and ``conversation_id`` apply
+    to messages, ``tier`` and ``agent_id`` to memories, ``user_id`` to the user's messages and memories."""
 
-    model_config = ConfigDict(
-        json_schema_extra={"examples": [{"query": "hotel budget", "mode": "hybrid", "scope": "knowledge", "limit": 5}]}
+    user_id: uuid.UUID | None = None
+    agent_id: Name200 | None = None
+    conversation_id: uuid.UUID | None = None
+    tier: MemoryTier | None = None
+    role: Role | None = None
+    since: Timestamp | None = None
+    until: Timestamp | None = None
+    metadata: dict[Annotated[str, _Clean], Annotated[str, _Clean] | int | float | bool | None] | None = Field(
+        default=None, description="top-level metadata keys that must equal these values"
     )
+
+
+class KnowledgeSearchRequest(_In):
+    """Search knowledge chunks: semantic (by meaning), fulltext (by words) or hybrid (both, fused)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"query": "hotel budget", "mode": "hybrid", "limit": 5}]})
 
     query: Annotated[str, Field(min_length=1, max_length=10_000), _Clean]
     mode: Literal["semantic", "fulltext", "hybrid"] = "hybrid"
-    scope: Literal["messages", "memories", "knowledge", "all"] = "all"
-    filters: JsonObject | None = None
+    filters: SearchFilters | None = None
     limit: Annotated[int, Field(ge=1, le=100)] = 10
+    min_score: float | None = Field(
+        default=None, description="drop hits scoring lower before boosts (cosine, text score or fused score)"
+    )
+
+
+class SearchRequest(KnowledgeSearchRequest):
+    """Search messages, memories and knowledge: semantic (by meaning), fulltext (by words) or hybrid (both, fused
+    by reciprocal rank). Full text finds an item once it is committed; semantic search once it is indexed."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "query": "what can't Ada eat?",
+                    "mode": "hybrid",
+                    "scope": "memories",
+                    "filters": {"user_id": "0193a1c4-5d2e-7c3b-9f10-2b4c6d8e0f13"},
+                    "limit": 5,
+                }
+            ]
+        }
+    )
+
+    scope: Literal["messages", "memories", "knowledge", "all"] = "all"
+
+
+class SearchHitOut(_Out):
+    """One item found, with each retriever's score and rank (``scores``/``ranks``: ``semantic``, ``fulltext``)."""
+
+    kind: Literal["messages", "memories", "knowledge"]
+    id: uuid.UUID
+    content: str
+    score: float
+    scores: dict[str, float]
+    ranks: dict[str, int]
+    created_at: datetime
+    metadata: dict[str, Any]
+    user_id: uuid.UUID | None = None
+    conversation_id: uuid.UUID | None = None
+    role: str | None = None
+    agent_id: str | None = None
+    tier: str | None = None
+    importance: float | None = None
+    title: str | None = None
+    source: str | None = None
+
+
+class MemoryVersionOut(_Out):
+    """An earlier state of a memory, replaced at ``created_at`` by an update or a near-duplicate."""
+
+    id: uuid.UUID
+    memory_id: uuid.UUID
+    content: str
+    importance: float
+    metadata: dict[str, Any]
+    created_at: datetime
 
 
 # -- agent audit and state -----------------------------------------------------------------------------------------

@@ -88,9 +88,9 @@ def serve(
 ) -> None:
     """Run the HTTP service: the REST API under /v1, docs at /docs, /healthz, /readyz and /metrics.
 
-    On the embedded default (an SQLite file) it needs no other server, and a new file is initialised first.
-    Authenticate with a tenant API key (`mnemostore tenant create-key`), or the admin key
-    (MNEMOSTORE_ADMIN_API_KEY) for /v1/tenants.
+    On the embedded default (an SQLite file) it needs no other server; a new file is initialised first.
+
+    Authenticate with a tenant API key (`mnemostore tenant create-key`); /v1/tenants takes MNEMOSTORE_ADMIN_API_KEY.
     """
     import uvicorn
 

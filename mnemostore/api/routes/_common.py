@@ -10,15 +10,12 @@ from fastapi import Header, Query, Response
 from mnemostore.domain import Page
 from mnemostore.service._base import list_cursor
 
-from ..errors import ApiError
-
 __all__ = [
     "MAX_LIMIT",
     "Cursor",
     "IdempotencyKey",
     "Limit",
     "no_content",
-    "not_implemented",
     "page_from_list",
     "page_from_store",
 ]
@@ -56,12 +53,3 @@ def page_from_list(items: Sequence[Any], limit: int) -> dict[str, Any]:
 
 def no_content() -> Response:
     return Response(status_code=204)
-
-
-def not_implemented(feature: str) -> ApiError:
-    return ApiError(
-        501,
-        "not_implemented",
-        f"{feature} is not implemented yet: it arrives with semantic and hybrid search (issue #3, extra "
-        "`embeddings`); until then list and filter with the other endpoints",
-    )

@@ -1,4 +1,4 @@
-"""``/v1/knowledge``: upsert by (source, external id), bulk upsert, list by source, get, delete; search is 501."""
+"""``/v1/knowledge``: upsert by (source, external id), bulk upsert, list by source, get, delete, search."""
 
 from __future__ import annotations
 
@@ -12,15 +12,16 @@ from mnemostore.errors import KnowledgeChunkNotFound
 
 from ..deps import ReadTenantDep, TenantDep
 from ..schemas import (
-    ErrorBody,
     Items,
     KnowledgeBulkUpsert,
     KnowledgeChunkOut,
+    KnowledgeSearchRequest,
     KnowledgeUpsert,
     Page,
-    SearchRequest,
+    SearchHitOut,
 )
-from ._common import Cursor, Limit, no_content, not_implemented, page_from_store
+from ._common import Cursor, Limit, no_content, page_from_store
+from .search import SEARCH_RESPONSES, run_search
 
 __all__ = ["router"]
 
@@ -53,10 +54,10 @@ async def list_knowledge(
     return page_from_store(await t.list_knowledge(source, limit=limit, cursor=cursor))
 
 
-@router.post("/search", responses={501: {"model": ErrorBody, "description": "search arrives with issue #3"}})
-async def search_knowledge(body: SearchRequest, t: ReadTenantDep) -> None:
-    """**Not implemented yet** (issue #3): answers 501. Same body as ``POST /v1/search``."""
-    raise not_implemented("knowledge search")
+@router.post("/search", response_model=Items[SearchHitOut], responses=SEARCH_RESPONSES)
+async def search_knowledge(body: KnowledgeSearchRequest, t: ReadTenantDep) -> dict[str, object]:
+    """Search the knowledge chunks only (``POST /v1/search`` with ``scope`` knowledge)."""
+    return await run_search(t, body, ("knowledge",))
 
 
 @router.get("/{chunk_id}", response_model=KnowledgeChunkOut)

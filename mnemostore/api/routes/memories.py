@@ -1,4 +1,4 @@
-"""``/v1/memories``: store, list (most important first), get, delete. History arrives with issue #3 (501)."""
+"""``/v1/memories``: store, list (most important first), get, history (earlier versions), delete."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from mnemostore.domain import Memory, MemoryTier
 from mnemostore.errors import MemoryNotFound
 
 from ..deps import TenantDep
-from ..schemas import ErrorBody, MemoryCreate, MemoryOut, Page
-from ._common import Cursor, Limit, no_content, not_implemented, page_from_list
+from ..schemas import MemoryCreate, MemoryOut, MemoryVersionOut, Page
+from ._common import Cursor, Limit, no_content, page_from_list
 
 __all__ = ["router"]
 
@@ -45,15 +45,11 @@ async def get_memory(memory_id: uuid.UUID, t: TenantDep) -> Memory:
     return memory
 
 
-@router.get(
-    "/{memory_id}/history",
-    responses={501: {"model": ErrorBody, "description": "memory versions arrive with issue #3"}},
-)
-async def get_memory_history(memory_id: uuid.UUID, t: TenantDep) -> None:
-    """Not implemented yet: memories have no versions before issue #3. Answers 404 for an unknown memory, else 501."""
-    if await t.get_memory(memory_id) is None:
-        raise MemoryNotFound(memory_id)
-    raise not_implemented("memory history")
+@router.get("/{memory_id}/history", response_model=Page[MemoryVersionOut])
+async def get_memory_history(memory_id: uuid.UUID, t: TenantDep) -> dict[str, object]:
+    """The memory's earlier states, oldest first, replaced by an update or a near-duplicate (all on one page);
+    the current state is the memory itself."""
+    return {"items": await t.get_memory_history(memory_id), "next_cursor": None}
 
 
 @router.delete("/{memory_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)

@@ -2,7 +2,8 @@
 
 ``/healthz`` answers while the process serves (liveness: no database call). ``/readyz`` is 200 only when the
 database answers and its schema is at head; Redis is reported (down means degraded, not unready: the database
-serves alone) and so is the indexing backlog (null until background indexing exists, issue #3). ``/metrics`` is
+serves alone) and so are indexing and its backlog (pending jobs of the search outbox: new items wait for it only
+to be found by semantic search). ``/metrics`` is
 the Prometheus text format (see ``mnemostore.api.metrics``). None of them shows tenant data.
 """
 
@@ -13,7 +14,10 @@ from typing import Any, Final
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
+from mnemostore.errors import MnemostoreError
 from mnemostore.ops._health_base import HealthStatus
+from mnemostore.search._types import IndexingStatus
+from mnemostore.service.store_async import AsyncMnemoStore
 
 from ..deps import StoreDep
 from ..metrics import CONTENT_TYPE
@@ -23,7 +27,7 @@ __all__ = ["router"]
 
 router = APIRouter(tags=["operations"])
 
-READINESS_CHECKS: Final = ("database", "schema", "redis")
+READINESS_CHECKS: Final = ("database", "schema", "redis", "indexing")
 REQUIRED: Final = frozenset({"database", "schema"})
 READY_TIMEOUT_SECONDS: Final = 2.0
 
@@ -50,11 +54,22 @@ async def readyz(store: StoreDep) -> JSONResponse:
             checks[name]["action"] = check.action
         if name in REQUIRED and check.status not in (HealthStatus.OK, HealthStatus.WARN):
             ready = False
-    body = ReadyOut(ready=ready, checks=checks, indexing_backlog=None)
+    backlog = await _backlog(store) if ready else None
+    body = ReadyOut(ready=ready, checks=checks, indexing_backlog=None if backlog is None else backlog.pending)
     return JSONResponse(body.model_dump(mode="json"), status_code=200 if ready else 503)
 
 
+async def _backlog(store: AsyncMnemoStore) -> IndexingStatus | None:
+    try:
+        return await store.indexing_status()
+    except MnemostoreError:
+        return None
+
+
 @router.get("/metrics", include_in_schema=False)
-async def metrics(request: Request) -> Response:
+async def metrics(request: Request, store: StoreDep) -> Response:
     """Prometheus text format."""
-    return Response(request.app.state.metrics.render(), media_type=CONTENT_TYPE)
+    registry = request.app.state.metrics
+    # The outbox lives in the database: counted at scrape time (one grouped count), skipped while it is away.
+    registry.observe_backlog(await _backlog(store))
+    return Response(registry.render(), media_type=CONTENT_TYPE)

@@ -1,21 +1,47 @@
-"""``POST /v1/search``: semantic, full-text and hybrid search. Not implemented yet (issue #3): 501."""
+"""``POST /v1/search``: one endpoint for semantic, full-text and hybrid search over the tenant's items.
+
+The search itself is the store's (``AsyncTenantStore.search``); this module maps the request onto it. Full text
+works everywhere; semantic and hybrid need an embedder (the ``embeddings`` extra, or ``MNEMOSTORE_EMBEDDER``)
+and, on PostgreSQL, pgvector: without them they answer 503 (no embedder) or 501 (no vector support) and say so.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter
 
-from ..deps import ReadTenantDep
-from ..schemas import ErrorBody, SearchRequest
-from ._common import not_implemented
+from mnemostore.service.store_async import AsyncTenantStore
 
-__all__ = ["router"]
+from ..deps import ReadTenantDep
+from ..schemas import ErrorBody, Items, KnowledgeSearchRequest, SearchHitOut, SearchRequest
+
+__all__ = ["SEARCH_RESPONSES", "router", "run_search"]
 
 router = APIRouter(prefix="/v1/search", tags=["search"])
 
+SCOPES = {
+    "messages": ("messages",),
+    "memories": ("memories",),
+    "knowledge": ("knowledge",),
+    "all": ("messages", "memories", "knowledge"),
+}
 
-@router.post("", responses={501: {"model": ErrorBody, "description": "search arrives with issue #3"}})
-async def search(body: SearchRequest, t: ReadTenantDep) -> None:
-    """One endpoint for every search: ``query``, ``mode`` (semantic, fulltext, hybrid), ``scope``, ``filters``,
-    ``limit``. **Not implemented yet**: it answers 501 until vector and full-text search land (issue #3, extra
-    ``embeddings``). The request is authenticated and validated as it will be."""
-    raise not_implemented("search")
+SEARCH_RESPONSES: dict[int | str, dict[str, Any]] = {
+    501: {"model": ErrorBody, "description": "semantic or hybrid mode on a PostgreSQL without pgvector"},
+}
+
+
+async def run_search(t: AsyncTenantStore, body: KnowledgeSearchRequest, kinds: tuple[str, ...]) -> dict[str, Any]:
+    filters = body.filters.model_dump(exclude_none=True) if body.filters is not None else {}
+    hits = await t.search(
+        body.query, mode=body.mode, kinds=kinds, limit=body.limit, min_score=body.min_score, **filters
+    )
+    return {"items": hits}
+
+
+@router.post("", response_model=Items[SearchHitOut], responses=SEARCH_RESPONSES)
+async def search(body: SearchRequest, t: ReadTenantDep) -> dict[str, Any]:
+    """Search messages, memories and knowledge (``scope``), best first: ``query``, ``mode`` (semantic, fulltext,
+    hybrid), ``filters``, ``limit``. Each hit carries every retriever's score and rank. Read-only keys may search."""
+    return await run_search(t, body, SCOPES[body.scope])
