@@ -159,6 +159,13 @@ class Settings(BaseSettings):
     memory_dedup_candidates: int = Field(
         default=200, ge=1, le=10_000, description="newest memories of the user compared with a new one"
     )
+    memory_dedup_embed_limit: int = Field(
+        default=16,
+        ge=0,
+        le=10_000,
+        description="not-yet-indexed candidates (the newest) that store_memory embeds to compare; older ones are "
+        "compared by text",
+    )
 
     # -- search (mnemostore.search): embeddings, background indexing, vector and full-text retrieval ------------
     embedder: str = Field(
@@ -186,6 +193,12 @@ class Settings(BaseSettings):
         "auto: hnsw when hnswlib is installed. PostgreSQL always uses pgvector",
     )
     hnsw_ef_search: int = Field(default=100, ge=10, le=1000, description="HNSW search breadth (recall vs speed)")
+    vector_exact_max_rows: int = Field(
+        default=8000,
+        ge=0,
+        description="a filtered vector search that keeps at most this many items ranks them exactly instead of "
+        "walking the HNSW graph (faster and exact for a user's or a conversation's items); 0: always the graph",
+    )
     index_max_attempts: int = Field(default=5, ge=1, le=100, description="embedding attempts before a job fails")
     index_retry_base_seconds: float = Field(
         default=2.0, gt=0, description="first retry delay of a failed job; doubles with each attempt"
@@ -194,6 +207,11 @@ class Settings(BaseSettings):
         default=300.0, gt=0, description="a claimed job whose worker died is claimed again after this long"
     )
     index_poll_seconds: float = Field(default=1.0, gt=0, description="how often an idle worker looks for jobs")
+    index_jobs_retention_hours: float = Field(
+        default=24.0,
+        ge=0,
+        description="`mnemostore maintenance` deletes index jobs done longer ago than this (failed ones are kept)",
+    )
 
     # -- operations: health and analytics ----------------------------------------------------------------------
     health_timeout_seconds: float = Field(default=5.0, gt=0, description="time each health check may take")

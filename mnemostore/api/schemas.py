@@ -736,6 +736,10 @@ class KnowledgeSearchRequest(_In):
     min_score: float | None = Field(
         default=None, description="drop hits scoring lower before boosts (cosine, text score or fused score)"
     )
+    weights: dict[Literal["semantic", "fulltext"], Annotated[float, Field(ge=0, allow_inf_nan=False)]] | None = Field(
+        default=None,
+        description='hybrid mode: how much each retriever counts in the fusion, default {"semantic": 1, "fulltext": 1}',
+    )
 
 
 class SearchRequest(KnowledgeSearchRequest):

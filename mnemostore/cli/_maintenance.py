@@ -2,8 +2,9 @@
 
 Purges expired memories, archives active conversations idle longer than the tenant config's
 ``retention.archive_after_days`` and deletes archived ones idle longer than
-``retention.delete_archived_after_days`` (see ``mnemostore.memory.RetentionPolicy``). Run it from cron or a
-scheduler; it is safe to interrupt and run again.
+``retention.delete_archived_after_days`` (see ``mnemostore.memory.RetentionPolicy``), and deletes the search
+outbox's jobs done longer ago than ``MNEMOSTORE_INDEX_JOBS_RETENTION_HOURS`` (failed ones stay, for
+``mnemostore health`` and ``reindex``). Run it from cron or a scheduler; it is safe to interrupt and run again.
 """
 
 from __future__ import annotations
@@ -24,12 +25,15 @@ def maintenance(
         str | None, typer.Option("--tenant", metavar="TENANT", help="Only this tenant (id or name).")
     ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Count what would be done; change nothing.")] = False,
+    batch_size: Annotated[
+        int, typer.Option("--batch-size", min=1, max=10_000, help="Rows changed per transaction.")
+    ] = 500,
 ) -> None:
-    """Purge expired memories and archive or delete conversations past each tenant's retention."""
+    """Purge expired memories, archive or delete conversations past each tenant's retention, prune done index jobs."""
     settings = settings_from(ctx)
     with open_store(settings) as store:
         found = resolve_tenant(store, tenant) if tenant is not None else None
-        report = store.run_maintenance(found.id if found else None, dry_run=dry_run)
+        report = store.run_maintenance(found.id if found else None, dry_run=dry_run, batch_size=batch_size)
         names = {found.id: found.name} if found else {}
         if not found:
             cursor = None
@@ -63,6 +67,11 @@ def maintenance(
     out.print(
         f"{report.expired_memories:,} expired memories {verb} purged, {report.archived_conversations:,} "
         f"conversations {verb} archived and {report.deleted_conversations:,} {verb} deleted.",
+        markup=False,
+    )
+    out.print(
+        f"{report.pruned_index_jobs:,} index jobs done more than "
+        f"{settings.index_jobs_retention_hours:g} h ago {verb} pruned.",
         markup=False,
     )
     for entry in report.failed:

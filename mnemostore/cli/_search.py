@@ -2,8 +2,10 @@
 
 ``worker`` embeds the outbox's jobs of every tenant until SIGINT or SIGTERM, finishing its current batch; run as
 many as you like (they claim disjoint batches). ``reindex`` embeds every item lacking a vector of the configured
-model, with a progress bar; run it after changing the model, after installing pgvector, or once after upgrading
-to schema 0003. It resumes where it stopped.
+model, with a progress bar (on a terminal; elsewhere one line per batch); run it after changing the model, after
+installing pgvector, or once after upgrading to schema 0003. Ctrl-C or SIGTERM stops it after the current batch,
+``--limit N`` after N items (exit status 3: not finished); run again, it goes on where it stopped. A reindex
+killed outright leaves its last batch claimed: the next run takes it once ``index_lease_seconds`` have passed.
 """
 
 from __future__ import annotations
@@ -14,6 +16,9 @@ from typing import Annotated, Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from mnemostore.search import IndexingStatus
+from mnemostore.service.store import MnemoStore
 
 from ._shared import err, open_store, out, settings_from
 
@@ -49,19 +54,57 @@ def worker(
 def reindex(
     ctx: typer.Context,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, max=100_000, help="Items enqueued at once.")] = 1000,
+    limit: Annotated[
+        int | None,
+        typer.Option("--limit", min=1, help="Stop after embedding this many items; run again to go on."),
+    ] = None,
 ) -> None:
-    """Embed every message, memory and knowledge chunk lacking a vector of the configured model (resumable)."""
+    """Embed every message, memory and knowledge chunk lacking a vector of the configured model (resumable).
+
+    Ctrl-C (or SIGTERM) stops it after the current batch; running it again goes on where it stopped.
+    """
     settings = settings_from(ctx)
-    with (
-        open_store(settings) as store,
-        Progress(TextColumn("reindex"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=err) as bar,
-    ):
+    stop = threading.Event()
+
+    def _stop(signum: int, _frame: Any) -> None:
+        err.print(f"reindex: signal {signum}, stopping after the current batch")
+        stop.set()
+
+    # In the main thread only (signal's rule); restored after, so an embedding caller keeps its own handlers.
+    previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with open_store(settings) as store:
+            embedder = store.search_engine.require_embedder()
+            out.print(f"reindex: embedding with {embedder.name} ({embedder.dimension} dimensions)", markup=False)
+            status = _reindex(store, batch_size=batch_size, limit=limit, stop=stop)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if status.pending or status.running:
+        out.print(
+            f"reindex: stopped with {status.pending + status.running:,} items still to embed; run `mnemostore "
+            "reindex` again to go on",
+            markup=False,
+        )
+        raise typer.Exit(3)
+    out.print(f"reindex: done; {status.failed} failed" + (" (see `mnemostore health`)" if status.failed else ""))
+    if status.failed:
+        raise typer.Exit(1)
+
+
+def _reindex(store: MnemoStore, *, batch_size: int, limit: int | None, stop: threading.Event) -> IndexingStatus:
+    """Run the reindex with a progress bar on a terminal, else one ``reindex: N/M`` line per batch (logs)."""
+    if not err.is_terminal:
+
+        def report(done: int, total: int) -> None:
+            err.print(f"reindex: {done:,}/{total:,} embedded", markup=False)
+
+        return store.reindex(batch_size=batch_size, progress=report, max_jobs=limit, stop=stop)
+    columns = (TextColumn("reindex"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=err) as bar:
         task = bar.add_task("reindex", total=None)
 
         def progress(done: int, total: int) -> None:
             bar.update(task, completed=done, total=total)
 
-        status = store.reindex(batch_size=batch_size, progress=progress)
-    out.print(f"reindex: done; {status.failed} failed" + (" (see `mnemostore health`)" if status.failed else ""))
-    if status.failed:
-        raise typer.Exit(1)
+        return store.reindex(batch_size=batch_size, progress=progress, max_jobs=limit, stop=stop)

@@ -59,6 +59,22 @@ def cosine(a: Sequence[float], b: Sequence[float]) -> float:
     return dot / (na * nb) if na and nb else 0.0
 
 
+def _cosines(vector: Sequence[float], others: Sequence[Sequence[float]]) -> list[float]:
+    """``cosine(vector, other)`` for each of ``others``; with numpy (the embeddings extra) in one product, which
+    for 200 candidates of 384 dimensions takes well under a millisecond instead of tens in pure Python."""
+    if not others:
+        return []
+    try:
+        import numpy as np
+    except ImportError:  # pragma: no cover - numpy comes with the embeddings extra
+        return [cosine(vector, other) for other in others]
+    matrix = np.asarray(others, dtype=np.float64)
+    query = np.asarray(vector, dtype=np.float64)
+    norms = np.linalg.norm(matrix, axis=1) * np.linalg.norm(query)
+    dots = matrix @ query
+    return [float(d / n) if n else 0.0 for d, n in zip(dots, norms, strict=True)]
+
+
 @dataclass(frozen=True, slots=True)
 class DuplicateMatch:
     """Which candidate matched, how (``exact``, ``semantic`` or ``jaccard``) and with what score."""
@@ -93,8 +109,7 @@ def find_duplicate(
             return DuplicateMatch(index=i, method="exact", score=1.0)
     best: DuplicateMatch | None = None
     if vector is not None and candidate_vectors is not None:
-        for i, other in enumerate(candidate_vectors):
-            score = cosine(vector, other)
+        for i, score in enumerate(_cosines(vector, candidate_vectors)):
             if score >= threshold and (best is None or score > best.score):
                 best = DuplicateMatch(index=i, method="semantic", score=score)
         return best

@@ -10,7 +10,8 @@ A tenant's config JSON may hold::
   so both ages count from the last activity; make the second larger than the first).
 
 Each is a positive number of days (fractions allowed) or absent/null, meaning never. Expired memories
-(``expires_at`` in the past) are always purged; that needs no setting.
+(``expires_at`` in the past) are always purged; that needs no setting. The search outbox's jobs that are done are
+deleted after ``Settings.index_jobs_retention_hours`` (a database-wide setting, not a tenant's).
 """
 
 from __future__ import annotations
@@ -82,11 +83,18 @@ class TenantMaintenance:
 
 @dataclass(slots=True, kw_only=True)
 class MaintenanceReport:
-    """The result of ``run_maintenance``: one entry per tenant visited, and the totals."""
+    """The result of ``run_maintenance``: one entry per tenant visited, and the totals.
+
+    ``pruned_index_jobs`` counts the search outbox's finished jobs deleted (or, dry, that would be) because
+    they were done before ``index_jobs_done_before`` (``Settings.index_jobs_retention_hours`` ago); failed jobs
+    are kept.
+    """
 
     dry_run: bool
     started_at: datetime
     tenants: list[TenantMaintenance] = field(default_factory=list)
+    pruned_index_jobs: int = 0
+    index_jobs_done_before: datetime | None = None
 
     @property
     def expired_memories(self) -> int:

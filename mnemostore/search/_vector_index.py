@@ -4,20 +4,23 @@ SQLite has no vector index this process can load (the stdlib ``sqlite3`` here ca
 sqlite-vec's exact scan managed about 12 queries/s at 100k vectors), so the ``embeddings`` table is the durable
 copy and this module answers the queries: an HNSW graph (hnswlib) when installed, else an exact numpy scan.
 It never decides what exists. The store reads every row committed since the index last looked (``seq`` grows with
-every vector written) before each query, and joins the ids it returns back to the item tables with the caller's
-filters, so a deleted item or another tenant's row cannot come out of it; the store over-fetches and asks again
-when rows drop out.
+every vector written, in commit order) before each query, and joins the ids it returns back to the item tables
+with the caller's filters, so a deleted item or another tenant's row cannot come out of it; the store over-fetches
+and asks again when rows drop out.
 
-Filtered queries (a user, a conversation) go exact over the allowed rows when they are few, and otherwise through
-the HNSW graph with a filter predicate, which keeps exploring until it has ``k`` allowed neighbours: filtering
-after an unfiltered top-k would silently return fewer hits than asked for.
+Rows are kept in ``seq`` order, so the database can name the vectors a filter allows by their ``seq`` (plain
+integers, one indexed join, no UUIDs to build) and the index finds their rows by binary search. Allowed sets up
+to a few thousand rows are scanned exactly (a gather and one matrix product, well under a millisecond); larger
+ones go through the HNSW graph with a filter predicate, which keeps exploring until it has ``k`` allowed
+neighbours: filtering after an unfiltered top-k would silently return fewer hits than asked for.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -25,8 +28,10 @@ import numpy as np
 __all__ = ["VectorIndex", "hnsw_available"]
 
 # Allowed sets up to this size (or this share of the index) are scanned exactly: cheaper than a filtered walk.
-EXACT_MAX_ROWS = 4000
+EXACT_MAX_ROWS = 8000
 EXACT_MAX_SHARE = 0.05
+# Batches at least this large are inserted into the graph on every core (the first read of a big tenant).
+PARALLEL_ADD_ROWS = 2000
 
 
 def hnsw_available() -> bool:
@@ -38,95 +43,146 @@ def hnsw_available() -> bool:
 
 
 class VectorIndex:
-    """Unit vectors keyed by item id; ``search`` returns (id, cosine similarity), best first."""
+    """Unit vectors keyed by item id, in ``seq`` order; ``search`` returns (id, cosine similarity), best first."""
 
-    def __init__(self, dimension: int, *, use_hnsw: bool, ef_search: int = 100, m: int = 16) -> None:
+    def __init__(
+        self,
+        dimension: int,
+        *,
+        use_hnsw: bool,
+        ef_search: int = 100,
+        m: int = 16,
+        ef_construction: int = 200,
+        exact_max_rows: int = EXACT_MAX_ROWS,
+    ) -> None:
         self.dimension = dimension
+        self._exact_max_rows = exact_max_rows
         self.last_seq = 0
         self._ef = ef_search
         self._lock = threading.Lock()
-        self._labels: dict[uuid.UUID, int] = {}
-        self._keys: list[uuid.UUID | None] = []
+        self._size = 0  # rows used in the arrays below (alive or replaced)
+        self._alive_count = 0
+        self._row_of: dict[uuid.UUID, int] = {}
+        self._keys: list[uuid.UUID] = []
         self._matrix = np.zeros((0, dimension), dtype=np.float32)
+        self._seqs = np.zeros(0, dtype=np.int64)
+        self._alive = np.zeros(0, dtype=bool)
+        # The owning user of each row, as a small code: the common "this user's items" filter runs in memory.
+        self._owners = np.zeros(0, dtype=np.int32)
+        self._owner_codes: dict[uuid.UUID | None, int] = {None: 0}
         self._hnsw: Any = None
         if use_hnsw:
             import hnswlib
 
             self._hnsw = hnswlib.Index(space="ip", dim=dimension)
-            self._hnsw.init_index(max_elements=1024, ef_construction=100, M=m, allow_replace_deleted=False)
+            self._hnsw.init_index(max_elements=1024, ef_construction=ef_construction, M=m)
             self._hnsw.set_num_threads(1)
 
     def __len__(self) -> int:
-        return len(self._labels)
+        return self._alive_count
 
     @property
     def uses_hnsw(self) -> bool:
         return self._hnsw is not None
 
-    def add(self, keys: Sequence[uuid.UUID], vectors: Any, seq: int) -> None:
-        """Insert or replace the vectors of ``keys`` (rows of ``vectors``); ``seq``: the newest row read."""
+    def add(
+        self,
+        keys: Sequence[uuid.UUID],
+        vectors: Any,
+        seqs: Sequence[int],
+        owners: Sequence[uuid.UUID | None] | None = None,
+    ) -> None:
+        """Append the vectors of ``keys`` (rows of ``vectors``), read in ``seq`` order after ``last_seq``, owned by
+        ``owners`` (user ids; an item's owner never changes); a key seen before is replaced."""
         if len(keys) == 0:
-            self.last_seq = max(self.last_seq, seq)
             return
         data = np.asarray(vectors, dtype=np.float32).reshape(len(keys), self.dimension)
+        order = np.asarray(seqs, dtype=np.int64)
         with self._lock:
-            start = len(self._keys)
-            labels = np.arange(start, start + len(keys))
-            for key in keys:
-                old = self._labels.get(key)
+            start = self._size
+            end = start + len(keys)
+            self._grow(end)
+            for offset, key in enumerate(keys):
+                old = self._row_of.get(key)
                 if old is not None:
-                    self._keys[old] = None
+                    self._alive[old] = False
+                    self._alive_count -= 1
                     if self._hnsw is not None:
                         self._hnsw.mark_deleted(old)
+                self._row_of[key] = start + offset
             self._keys.extend(keys)
-            for key, label in zip(keys, labels, strict=True):
-                self._labels[key] = int(label)
-            if start + len(keys) > self._matrix.shape[0]:
-                grown = np.zeros((max(1024, 2 * (start + len(keys))), self.dimension), dtype=np.float32)
-                grown[:start] = self._matrix[:start]
-                self._matrix = grown
-            self._matrix[start : start + len(keys)] = data
+            self._matrix[start:end] = data
+            self._seqs[start:end] = order
+            self._alive[start:end] = True
+            codes = self._owner_codes
+            self._owners[start:end] = [codes.setdefault(o, len(codes)) for o in owners] if owners else 0
+            self._alive_count += len(keys)
+            self._size = end
             if self._hnsw is not None:
-                if start + len(keys) > self._hnsw.get_max_elements():
-                    self._hnsw.resize_index(max(2 * self._hnsw.get_max_elements(), start + len(keys)))
-                self._hnsw.add_items(data, labels)
-            self.last_seq = max(self.last_seq, seq)
+                if end > self._hnsw.get_max_elements():
+                    self._hnsw.resize_index(max(2 * self._hnsw.get_max_elements(), end))
+                threads = (os.cpu_count() or 1) if len(keys) >= PARALLEL_ADD_ROWS else 1
+                self._hnsw.add_items(data, np.arange(start, end), num_threads=threads)
+            self.last_seq = max(self.last_seq, int(order[-1]))
+
+    def _grow(self, rows: int) -> None:
+        if rows <= self._matrix.shape[0]:
+            return
+        capacity = max(1024, 2 * rows)
+        matrix = np.zeros((capacity, self.dimension), dtype=np.float32)
+        matrix[: self._size] = self._matrix[: self._size]
+        seqs = np.zeros(capacity, dtype=np.int64)
+        seqs[: self._size] = self._seqs[: self._size]
+        alive = np.zeros(capacity, dtype=bool)
+        alive[: self._size] = self._alive[: self._size]
+        owners = np.zeros(capacity, dtype=np.int32)
+        owners[: self._size] = self._owners[: self._size]
+        self._matrix, self._seqs, self._alive, self._owners = matrix, seqs, alive, owners
 
     def search(
-        self, query: Sequence[float], k: int, *, allowed: Collection[uuid.UUID] | None = None
+        self, query: Sequence[float], k: int, *, allowed_seqs: Any = None, owner: uuid.UUID | None = None
     ) -> list[tuple[uuid.UUID, float]]:
-        """Up to ``k`` nearest ids (restricted to ``allowed`` when given), with their cosine similarity."""
+        """Up to ``k`` nearest ids with their cosine similarity. Only vectors named by ``allowed_seqs`` (the ``seq``
+        of each vector a filter keeps) compete when it is given, only ``owner``'s when that is. Vectors the index
+        has not read yet are not found."""
         q = np.asarray(query, dtype=np.float32)
         with self._lock:
-            if not self._labels or k <= 0:
+            if self._alive_count == 0 or k <= 0:
                 return []
-            if allowed is not None:
-                labels = np.fromiter((self._labels[key] for key in allowed if key in self._labels), dtype=np.int64)
-                if labels.size == 0:
-                    return []
-                if self._hnsw is None or labels.size <= max(EXACT_MAX_ROWS, EXACT_MAX_SHARE * len(self._labels)):
-                    return self._exact(q, labels, k)
-                wanted = set(labels.tolist())
-                return self._graph(q, min(k, labels.size), wanted.__contains__)
-            if self._hnsw is None:
-                alive = np.fromiter(self._labels.values(), dtype=np.int64)
-                return self._exact(q, alive, k)
-            return self._graph(q, min(k, len(self._labels)), None)
+            if allowed_seqs is None and owner is None:
+                if self._hnsw is None:
+                    return self._exact(q, np.flatnonzero(self._alive[: self._size]), k)
+                return self._graph(q, min(k, self._alive_count), None)
+            rows = np.arange(self._size) if allowed_seqs is None else self._rows_of(np.asarray(allowed_seqs, np.int64))
+            if owner is not None:
+                code = self._owner_codes.get(owner)
+                rows = rows[self._owners[rows] == code] if code is not None else rows[:0]
+            rows = rows[self._alive[rows]]
+            if rows.size == 0:
+                return []
+            if self._hnsw is None or rows.size <= max(self._exact_max_rows, EXACT_MAX_SHARE * self._alive_count):
+                return self._exact(q, rows, k)
+            mask = np.zeros(self._size, dtype=bool)
+            mask[rows] = True
+            return self._graph(q, min(k, rows.size), lambda label: bool(mask[label]))
 
-    def _exact(self, q: Any, labels: Any, k: int) -> list[tuple[uuid.UUID, float]]:
-        scores = self._matrix[labels] @ q
-        k = min(k, labels.size)
-        top = np.argpartition(-scores, k - 1)[:k] if k < labels.size else np.arange(labels.size)
+    def _rows_of(self, seqs: Any) -> Any:
+        """Rows holding the vectors of ``seqs``; seqs the index does not hold are ignored."""
+        known = self._seqs[: self._size]
+        positions = np.searchsorted(known, seqs)
+        inside = positions < self._size
+        positions, seqs = positions[inside], seqs[inside]
+        return positions[known[positions] == seqs]
+
+    def _exact(self, q: Any, rows: Any, k: int) -> list[tuple[uuid.UUID, float]]:
+        scores = self._matrix[rows] @ q
+        k = min(k, rows.size)
+        top = np.argpartition(-scores, k - 1)[:k] if k < rows.size else np.arange(rows.size)
         top = top[np.argsort(-scores[top])]
-        return [(self._key(int(labels[i])), float(scores[i])) for i in top]
+        return [(self._keys[int(rows[i])], float(scores[i])) for i in top]
 
     def _graph(self, q: Any, k: int, predicate: Any) -> list[tuple[uuid.UUID, float]]:
         self._hnsw.set_ef(max(self._ef, k))
         found, distances = self._hnsw.knn_query(q, k=k, filter=predicate)
         # Inner-product space: distance = 1 - dot product, and the vectors are unit length.
-        return [(self._key(int(label)), 1.0 - float(d)) for label, d in zip(found[0], distances[0], strict=True)]
-
-    def _key(self, label: int) -> uuid.UUID:
-        key = self._keys[label]
-        assert key is not None
-        return key
+        return [(self._keys[int(label)], 1.0 - float(d)) for label, d in zip(found[0], distances[0], strict=True)]

@@ -157,26 +157,43 @@ class AsyncIndexer:
         timeout_seconds: float = 60.0,
         inline: bool = True,
         progress: Callable[[int], None] | None = None,
+        max_jobs: int | None = None,
+        stop: asyncio.Event | None = None,
     ) -> IndexingStatus:
         """Wait until no job (of ``tenant_id``, or of any tenant) is pending or running.
 
         With ``inline`` the jobs are processed here (any tenant's: a claim cannot be limited to one); without,
         another worker is expected to do them and this only watches.
 
+        Args:
+            progress: called with the number of jobs of each batch processed here.
+            max_jobs: return once this many jobs were processed here, even if others are still open (inline).
+            stop: return when it is set, after the current batch; the jobs not done stay pending for the next
+                drain or worker.
+
+        Returns:
+            The jobs by state when it returned (``pending`` > 0 after ``max_jobs`` or ``stop``).
+
         Raises:
             IndexingTimeout: jobs were still open after ``timeout_seconds``.
         """
         deadline = time.monotonic() + timeout_seconds
+        handled_total = 0
         while True:
             remaining = await self.open_jobs(tenant_id)
-            if remaining == 0:
+            stopped = stop is not None and stop.is_set()
+            if remaining == 0 or stopped or (max_jobs is not None and handled_total >= max_jobs):
                 return await self.status(tenant_id)
             if time.monotonic() > deadline:
                 raise IndexingTimeout(
                     f"{remaining} index jobs still open after {timeout_seconds:g} s: is a worker running "
                     "(`mnemostore worker`, or store.start_indexer())? Jobs of an unreachable embedder wait for it"
                 )
-            handled = await self.run_once() if inline else 0
+            size = self._settings.embedding_batch_size
+            if max_jobs is not None:
+                size = min(size, max_jobs - handled_total)
+            handled = await self.run_once(batch_size=size) if inline else 0
+            handled_total += handled
             if progress is not None and handled:
                 progress(handled)
             if handled == 0:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,12 +21,18 @@ import numpy as np
 from mnemostore.config import Settings
 from mnemostore.errors import EmbedderUnavailable, VectorSearchUnavailable
 from mnemostore.search._embedders import EXTRA_HINT, Embedder, build_embedder, embeddings_installed
-from mnemostore.search._rank import boost, reciprocal_rank_fusion
+from mnemostore.search._rank import (
+    FUSION_DEPTH,
+    boost,
+    fulltext_quorum,
+    fusion_weights_or_raise,
+    reciprocal_rank_fusion,
+)
 from mnemostore.search._statements import SearchFilters, query_terms
 from mnemostore.search._types import ItemKind, SearchHit, SearchMode
 from mnemostore.search._vector_index import VectorIndex, hnsw_available
 from mnemostore.store._database_async import AsyncDatabase
-from mnemostore.store._search_async import AsyncSearchRepository, vector_column_is_vector
+from mnemostore.store._search_async import AsyncSearchRepository, pg_search_settings, vector_column_is_vector
 
 __all__ = ["AsyncSearchEngine"]
 
@@ -102,14 +108,21 @@ class AsyncSearchEngine:
         limit: int,
         recency_boost: float,
         importance_boost: float,
+        weights: Mapping[str, float] | None = None,
     ) -> list[SearchHit]:
+        fusion_weights = fusion_weights_or_raise(weights)
         kinds = [kind for kind in kinds if filters.applies_to(kind)]
         if not kinds:
             return []
         semantic = mode in (SearchMode.SEMANTIC, SearchMode.HYBRID)
         fulltext = mode in (SearchMode.FULLTEXT, SearchMode.HYBRID)
-        reranked = mode is SearchMode.HYBRID or bool(recency_boost) or bool(importance_boost)
-        want = min(MAX_CANDIDATES, max(limit * 3, 30)) if reranked else limit
+        # Hybrid fuses each retriever's top `limit` (at least 10): deeper lists only add items that one retriever
+        # ranks poorly, which outrank the other's answer once summed (see mnemostore.search._rank). The boosts
+        # reorder, so they look further.
+        if recency_boost or importance_boost:
+            want = min(MAX_CANDIDATES, max(limit * 3, 30))
+        else:
+            want = max(limit, FUSION_DEPTH) if mode is SearchMode.HYBRID else limit
         embedder: Embedder | None = None
         if semantic:
             embedder = self.require_embedder()
@@ -118,7 +131,10 @@ class AsyncSearchEngine:
                 vector = await self.embed_query(query)
         rankings: dict[str, list[Key]] = {}
         scores: dict[str, dict[Key, float]] = {}
-        async with self._db.transaction(tenant_id) as uow:
+        terms: list[str] = []
+        pg_vectors = semantic and self._db.dialect == "postgresql"
+        settings = pg_search_settings(self._settings.hnsw_ef_search, want) if pg_vectors else None
+        async with self._db.transaction(tenant_id, local_settings=settings) as uow:
             repo = AsyncSearchRepository(uow.connection, tenant_id, dialect=self._db.dialect, codec=self._db.codec)
             rows: dict[Key, dict[str, Any]] = {}
             if fulltext and query is not None:
@@ -135,13 +151,17 @@ class AsyncSearchEngine:
                 for kind in kinds:
                     found += [
                         ((kind.value, i), s)
-                        for i, s in await self._semantic(repo, uow.connection, kind, embedder, vector, filters, want)
+                        for i, s in await self._semantic(
+                            repo, uow.connection, kind, embedder, vector, filters, want, rows
+                        )
                     ]
                 found.sort(key=lambda pair: -pair[1])
                 rankings["semantic"] = [key for key, _ in found[:want]]
                 scores["semantic"] = dict(found[:want])
             for kind in kinds:
-                ids = list({i for ranking in rankings.values() for k, i in ranking if k == kind.value})
+                ids = list(
+                    {i for ranking in rankings.values() for k, i in ranking if k == kind.value and (k, i) not in rows}
+                )
                 for item_id, row in (await repo.hydrate(kind, ids, filters)).items():
                     rows[(kind.value, item_id)] = row
         return _hits(
@@ -153,6 +173,8 @@ class AsyncSearchEngine:
             limit=limit,
             recency=recency_boost,
             importance=importance_boost,
+            terms=len(terms),
+            weights=fusion_weights,
         )
 
     async def _semantic(
@@ -164,7 +186,10 @@ class AsyncSearchEngine:
         vector: Sequence[float],
         filters: SearchFilters,
         want: int,
+        rows: dict[Key, dict[str, Any]],
     ) -> list[tuple[uuid.UUID, float]]:
+        """The ``want`` nearest items of ``kind`` that pass the filters, best first; their rows go into ``rows``
+        (so the search reads them once)."""
         if self._db.dialect == "postgresql":
             if self._pg_vectors is None:
                 self._pg_vectors = await vector_column_is_vector(conn, "postgresql")
@@ -173,24 +198,34 @@ class AsyncSearchEngine:
                     "semantic search needs the pgvector extension, which this PostgreSQL does not have: install "
                     "pgvector on the server, then run `mnemostore reindex`; full-text search works meanwhile"
                 )
-            return await repo.pg_semantic(
+            found = await repo.pg_semantic(
                 kind,
                 vector,
                 filters,
                 model=embedder.name,
                 dimension=embedder.dimension,
                 limit=want,
-                ef_search=self._settings.hnsw_ef_search,
+                exact_max_rows=self._settings.vector_exact_max_rows,
             )
+            for item, _, row in found:
+                rows[(kind.value, item)] = row
+            return [(item, score) for item, score, _ in found]
         index = await self._sync_index(repo, kind, embedder)
-        allowed = await repo.allowed_ids(kind, filters) if filters.narrows else None
+        # The common "this user's items" scope is answered from the owners the index keeps; other filters ask
+        # the database which vectors they allow. Either way the rows are read back with every filter applied.
+        owner = filters.user_id if filters.only_user else None
+        allowed = None
+        if filters.narrows and owner is None:
+            allowed = await repo.allowed_seqs(kind, filters, model=embedder.name)
         k = want
         while True:
-            found = index.search(vector, k, allowed=allowed)
-            alive = await repo.hydrate(kind, [item for item, _ in found], filters)
-            hits = [(item, score) for item, score in found if item in alive]
+            found_ids = index.search(vector, k, allowed_seqs=allowed, owner=owner)
+            alive = await repo.hydrate(kind, [item for item, _ in found_ids], filters)
+            hits = [(item, score) for item, score in found_ids if item in alive]
             # Rows deleted since they were indexed drop out here: ask for more rather than return fewer.
-            if len(hits) >= want or len(found) < k or k >= len(index):
+            if len(hits) >= want or len(found_ids) < k or k >= len(index):
+                for item, _ in hits[:want]:
+                    rows[(kind.value, item)] = alive[item]
                 return hits[:want]
             k = min(len(index), k * 4)
 
@@ -201,12 +236,18 @@ class AsyncSearchEngine:
             if index is None:
                 backend = self._settings.vector_backend
                 use_hnsw = backend == "hnsw" or (backend == "auto" and hnsw_available())
-                index = VectorIndex(embedder.dimension, use_hnsw=use_hnsw, ef_search=self._settings.hnsw_ef_search)
+                index = VectorIndex(
+                    embedder.dimension,
+                    use_hnsw=use_hnsw,
+                    ef_search=self._settings.hnsw_ef_search,
+                    exact_max_rows=self._settings.vector_exact_max_rows,
+                )
                 self._indexes[key] = index
-        rows = await repo.vectors_since(kind, model=embedder.name, seq=index.last_seq)
-        if rows:
-            matrix = np.frombuffer(b"".join(vector for _, _, vector in rows), dtype=np.float32)
-            index.add([item for item, _, _ in rows], matrix.reshape(len(rows), -1), seq=rows[-1][1])
+        new = await repo.vectors_since(kind, model=embedder.name, seq=index.last_seq)
+        if new:
+            items, seqs, vectors, owners = zip(*new, strict=True)
+            matrix = np.frombuffer(b"".join(vectors), dtype=np.float32).reshape(len(new), -1)
+            index.add(items, matrix, seqs, owners)
         return index
 
 
@@ -220,8 +261,17 @@ def _hits(
     limit: int,
     recency: float,
     importance: float,
+    terms: int = 0,
+    weights: Mapping[str, float] | None = None,
 ) -> list[SearchHit]:
-    base = reciprocal_rank_fusion(rankings) if mode is SearchMode.HYBRID else dict(scores.get(mode.value, {}))
+    if mode is SearchMode.HYBRID:
+        # Full-text hits enter the fusion only when they contain most of the query (mnemostore.search._rank).
+        fused = dict(rankings)
+        if "fulltext" in fused:
+            fused["fulltext"] = fulltext_quorum(fused["fulltext"], scores["fulltext"], terms=terms)
+        base = reciprocal_rank_fusion(fused, weights=weights)
+    else:
+        base = dict(scores.get(mode.value, {}))
     now = datetime.now(UTC)
     ranks = {name: {key: rank for rank, key in enumerate(ranking, start=1)} for name, ranking in rankings.items()}
     hits: list[SearchHit] = []
@@ -259,5 +309,6 @@ def _hits(
                 source=row.get("source"),
             )
         )
-    hits.sort(key=lambda hit: (-hit.score, hit.id))
+    # Equal fused scores are common (the two lists swap two items): meaning breaks the tie, then the id.
+    hits.sort(key=lambda hit: (-hit.score, hit.ranks.get("semantic", MAX_CANDIDATES + 1), hit.id))
     return hits[:limit]

@@ -25,13 +25,14 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import logging
 import os
 import secrets
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 import mnemostore.ops._backup as backups
@@ -87,6 +88,7 @@ from mnemostore.errors import (
     VectorSearchUnavailable,
 )
 from mnemostore.memory import (
+    DuplicateMatch,
     ExtractiveSummarizer,
     MaintenanceReport,
     RetentionPolicy,
@@ -128,6 +130,8 @@ from mnemostore.store._search import IndexRepository, ensure_pg_vectors
 __all__ = ["MnemoStore", "TenantStore"]
 
 API_KEY_PREFIX: Final = "mns"
+
+log = logging.getLogger("mnemostore.memory")
 
 
 def _now() -> datetime:
@@ -262,6 +266,8 @@ class MnemoStore:
         batch_size: int = 1000,
         timeout_seconds: float = 86_400.0,
         progress: Callable[[int, int], None] | None = None,
+        max_jobs: int | None = None,
+        stop: threading.Event | None = None,
     ) -> IndexingStatus:
         """Embed every item that has no vector of the configured model, then wait until they are indexed.
 
@@ -271,8 +277,16 @@ class MnemoStore:
         sure the vector column and the HNSW index of the model's dimension exist (after pgvector was installed).
 
         Args:
+            batch_size: items looked at per transaction while enqueueing the missing ones.
             progress: called with (jobs done so far, jobs in total) as batches finish.
+            max_jobs: stop after embedding this many jobs (the rest stay pending; run again to go on).
+            stop: stop after the current batch when it is set (``mnemostore reindex`` sets it on Ctrl-C).
+
+        Returns:
+            The jobs by state: ``pending`` > 0 when it stopped early.
         """
+        if max_jobs is not None and (isinstance(max_jobs, bool) or not isinstance(max_jobs, int) or max_jobs < 1):
+            raise InvalidInput(f"max_jobs must be a positive integer or None, got {max_jobs!r}")
         embedder = self.search_engine.require_embedder()
         self.check_schema()
         if self._db.dialect == "postgresql":
@@ -309,7 +323,9 @@ class MnemoStore:
 
         if progress is not None:
             progress(0, total)
-        return indexer.drain(timeout_seconds=timeout_seconds, inline=True, progress=advance)
+        return indexer.drain(
+            timeout_seconds=timeout_seconds, inline=True, progress=advance, max_jobs=max_jobs, stop=stop
+        )
 
     # -- cache ----------------------------------------------------------------------------------------------
 
@@ -417,36 +433,75 @@ class MnemoStore:
         return KeyRotationReport(key_id=codec.current_key_id, scanned=scanned, rewritten=rewritten)
 
     def run_maintenance(
-        self, tenant_id: uuid.UUID | str | None = None, *, dry_run: bool = False, now: datetime | None = None
+        self,
+        tenant_id: uuid.UUID | str | None = None,
+        *,
+        dry_run: bool = False,
+        now: datetime | None = None,
+        batch_size: int = 500,
     ) -> MaintenanceReport:
-        """Apply retention in one tenant, or in every tenant (see ``AsyncTenantStore.run_maintenance``).
+        """Apply retention in one tenant, or in every tenant (see ``AsyncTenantStore.run_maintenance``), and
+        prune the search outbox.
 
         A tenant whose retention config is malformed is reported (``error``) and skipped; the others go on.
+        Index jobs done more than ``Settings.index_jobs_retention_hours`` before ``now`` are deleted (of
+        ``tenant_id``, or of every tenant), ``batch_size`` rows per transaction so a large backlog never holds
+        a long lock; pending, running and failed jobs are kept (failed ones until ``reindex`` retries them).
+
+        Args:
+            dry_run: count what would be done, change nothing.
+            now: the moment ages are measured from (default: now).
+            batch_size: rows changed per transaction (1 to 10000).
 
         Returns:
-            Per-tenant counts of purged memories, archived and deleted conversations, and their totals.
+            Per-tenant counts of purged memories, archived and deleted conversations, their totals, and the
+            number of index jobs pruned.
 
         Raises:
             TenantNotFound: ``tenant_id`` names no tenant.
         """
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or (not 1 <= batch_size <= 10_000):
+            raise InvalidInput(f"batch_size must be an integer from 1 to 10000, got {batch_size!r}")
         started = v.check_time(now, "now") or _now()
         report = MaintenanceReport(dry_run=dry_run, started_at=started)
-        if tenant_id is not None:
-            tid = as_id(tenant_id, "tenant_id")
-            report.tenants.append(self.tenant(tid).run_maintenance(dry_run=dry_run, now=started))
-            return report
-        cursor: str | None = None
+        tid = as_id(tenant_id, "tenant_id") if tenant_id is not None else None
+        if tid is not None:
+            report.tenants.append(self.tenant(tid).run_maintenance(dry_run=dry_run, now=started, batch_size=batch_size))
+        else:
+            cursor: str | None = None
+            while True:
+                page = self.list_tenants(limit=500, cursor=cursor)
+                for tenant in page.items:
+                    try:
+                        result = self.tenant(tenant.id).run_maintenance(
+                            dry_run=dry_run, now=started, batch_size=batch_size
+                        )
+                    except (ConfigurationError, TenantNotFound) as error:
+                        result = TenantMaintenance(tenant_id=tenant.id, error=str(error))
+                    report.tenants.append(result)
+                if page.next_cursor is None:
+                    break
+                cursor = page.next_cursor
+        before = started - timedelta(hours=self.settings.index_jobs_retention_hours)
+        report.index_jobs_done_before = before
+        report.pruned_index_jobs = self._prune_index_jobs(tid, before, dry_run=dry_run, batch_size=batch_size)
+        return report
+
+    def _prune_index_jobs(
+        self, tenant_id: uuid.UUID | None, before: datetime, *, dry_run: bool, batch_size: int
+    ) -> int:
+        """Delete index jobs done before ``before``, one short transaction per batch; returns how many."""
+        if dry_run:
+            with self._transaction(tenant_id, write=False) as uow:
+                return IndexRepository(uow.connection, tenant_id, dialect=uow.dialect).count_done_before(before)
+        pruned = 0
         while True:
-            page = self.list_tenants(limit=500, cursor=cursor)
-            for tenant in page.items:
-                try:
-                    result = self.tenant(tenant.id).run_maintenance(dry_run=dry_run, now=started)
-                except (ConfigurationError, TenantNotFound) as error:
-                    result = TenantMaintenance(tenant_id=tenant.id, error=str(error))
-                report.tenants.append(result)
-            if page.next_cursor is None:
-                return report
-            cursor = page.next_cursor
+            with self._transaction(tenant_id, write=True) as uow:
+                repo = IndexRepository(uow.connection, tenant_id, dialect=uow.dialect)
+                deleted = repo.prune_done(before, limit=batch_size)
+            pruned += deleted
+            if deleted < batch_size:
+                return pruned
 
     @contextmanager
     def _transaction(self, tenant_id: uuid.UUID | None, *, write: bool) -> Iterator[UnitOfWork]:
@@ -1593,8 +1648,13 @@ class TenantStore:
         old text and importance are kept as a version (``get_memory_history``). Summaries are never merged.
         Under concurrent stores of the same text, detection is best effort (both may be inserted).
 
+        With an embedder this embeds the new text before writing (one model call: the candidates bring their
+        stored vectors, and at most ``Settings.memory_dedup_embed_limit`` not yet indexed are embedded with it).
+        When the embedder fails, the textual rules decide and a warning is logged (``mnemostore.memory``): the
+        write is never refused for it. ``dedup=False`` (or ``MNEMOSTORE_MEMORY_DEDUP=false``) skips all this.
+
         Args:
-            dedup: merge near-duplicates (default: ``Settings.memory_dedup``).
+            dedup: merge near-duplicates (default: ``Settings.memory_dedup``, true).
 
         Returns:
             The new memory, or the existing one it was merged into (same id, ``metadata["merged"]`` counted).
@@ -1667,22 +1727,43 @@ class TenantStore:
         match = find_duplicate(values["content"], texts, jaccard=self._settings.memory_dedup_jaccard)
         embedder = self._memory_embedder()
         if embedder is not None and (match is None or match.method != "exact"):
-            # Indexed memories bring their vectors; only the new text and the not-yet-indexed ones are embedded.
+            # Indexed memories bring their vectors.
             with self._tx() as uow:
                 stored = uow.memories.stored_vectors([c.id for c in candidates], model=embedder.name)
-            missing = [c.content for c in candidates if c.id not in stored]
-            fresh = self._embed(embedder, [values["content"], *missing])
-            extra = iter(fresh[1:])
-            vectors = [stored[c.id] if c.id in stored else next(extra) for c in candidates]
-            match = find_duplicate(
+            # Memories not indexed yet (no worker running, or written just now) are embedded here, the newest
+            # ``memory_dedup_embed_limit`` of them: without a worker the cost of a call stays bounded. Older
+            # unindexed ones are judged by text (the Jaccard rule) instead.
+            missing = [c for c in candidates if c.id not in stored][: self._settings.memory_dedup_embed_limit]
+            try:
+                fresh = self._embed(embedder, [values["content"], *(c.content for c in missing)])
+            except Exception as error:  # an embedding service down must not refuse the write
+                log.warning(
+                    "store_memory: embedder %s failed (%s: %s); near-duplicates judged by text only",
+                    embedder.name,
+                    type(error).__name__,
+                    error,
+                )
+                return self._merge_into(candidates, match, values) if match is not None else None
+            vectors = {**stored, **{c.id: vector for c, vector in zip(missing, fresh[1:], strict=True)}}
+            with_vector = [i for i, c in enumerate(candidates) if c.id in vectors]
+            semantic = find_duplicate(
                 values["content"],
-                texts,
+                [texts[i] for i in with_vector],
                 vector=fresh[0],
-                candidate_vectors=vectors,
+                candidate_vectors=[vectors[candidates[i].id] for i in with_vector],
                 threshold=self._settings.memory_dedup_threshold,
             )
+            if semantic is not None:
+                match = DuplicateMatch(index=with_vector[semantic.index], method=semantic.method, score=semantic.score)
+            elif match is not None and candidates[match.index].id in vectors:
+                match = None  # the textual rule matched a memory the model says is different
         if match is None:
             return None
+        return self._merge_into(candidates, match, values)
+
+    def _merge_into(self, candidates: list[Memory], match: DuplicateMatch, values: dict[str, Any]) -> Memory | None:
+        """Merge ``values`` into the matched candidate, keeping its previous state as a version."""
+        now = values["created_at"]
         old = candidates[match.index]
         tiers = list(MemoryTier)
         merged_meta = {**old.metadata, **values["metadata"]}
@@ -2063,22 +2144,27 @@ class TenantStore:
         limit: int = 10,
         recency_boost: float = 0.0,
         importance_boost: float = 0.0,
+        weights: Mapping[str, float] | None = None,
     ) -> list[SearchHit]:
         """Search the tenant's messages, memories and knowledge chunks.
 
         Args:
-            mode: ``semantic`` (embedding similarity), ``fulltext`` (words, stemmed; any may match) or ``hybrid``
-                (both, fused by reciprocal rank fusion). Full text finds an item as soon as it is committed;
-                semantic search once the indexer has embedded it.
+            mode: ``semantic`` (embedding similarity), ``fulltext`` (words, stemmed; any may match, items
+                matching more of them first) or ``hybrid`` (both, fused by weighted reciprocal rank fusion;
+                full-text hits count only when they contain more than half of the query's words). Full text finds
+                an item as soon as it is committed; semantic search once the indexer has embedded it.
             kinds: any of ``messages``, ``memories``, ``knowledge``.
             user_id, agent_id, conversation_id, tier, role, since, until, metadata: filters. A filter that a kind
                 cannot satisfy leaves that kind out (role and conversation_id: messages; tier and agent_id:
                 memories; user_id: messages of the user's conversations and the user's memories).
                 ``metadata`` matches top-level keys to equal scalar values.
             min_score: drop hits whose score before boosts is lower: the cosine similarity in semantic mode, the
-                text score in fulltext mode, the fused score (at most about 2/61) in hybrid mode.
+                text score in fulltext mode (the share of the query's words matched, plus the text rank over the
+                number of words: 0 to 1), the fused score (at most ``sum(weights) / 61``) in hybrid mode.
             recency_boost, importance_boost: multiply the score by ``1 + recency_boost * 0.5 ** (age_days / 30)``
                 and ``1 + importance_boost * importance`` (memories).
+            weights: hybrid mode: how much each retriever's ranking counts in the fusion, ``{"semantic": 1.0,
+                "fulltext": 1.0}`` by default; a missing retriever keeps its default. Ignored in other modes.
 
         Returns:
             Up to ``limit`` hits, best first; each carries ``scores`` and ``ranks`` per retriever.
@@ -2111,6 +2197,7 @@ class TenantStore:
             limit=limit,
             recency_boost=float(recency_boost),
             importance_boost=float(importance_boost),
+            weights=weights,
         )
 
     def _filters(

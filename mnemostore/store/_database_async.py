@@ -15,7 +15,7 @@ This module is also the one boundary where driver errors become ``mnemostore.err
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -101,17 +101,24 @@ class AsyncDatabase:
             raise _translate(error, self.settings) from error
 
     @asynccontextmanager
-    async def transaction(self, tenant_id: uuid.UUID | None, *, write: bool = False) -> AsyncIterator[AsyncUnitOfWork]:
+    async def transaction(
+        self,
+        tenant_id: uuid.UUID | None,
+        *,
+        write: bool = False,
+        local_settings: Mapping[str, str] | None = None,
+    ) -> AsyncIterator[AsyncUnitOfWork]:
         """A unit of work for ``tenant_id`` (None: the admin scope, which sees every tenant).
 
-        It commits when the block ends normally and rolls back when it raises.
+        It commits when the block ends normally and rolls back when it raises. ``local_settings``: PostgreSQL
+        settings for this transaction only (e.g. ``hnsw.ef_search``), set in the same round trip as the tenant.
         """
         try:
             async with self.engine.connect() as conn:
                 await conn.execution_options(**{_WRITE: write})
                 async with conn.begin():
                     if self.dialect == "postgresql":
-                        await _bind_tenant(conn, tenant_id)
+                        await _bind_tenant(conn, tenant_id, local_settings)
                     yield AsyncUnitOfWork(conn, tenant_id, dialect=self.dialect, codec=self.codec)
         except exc.DBAPIError as error:
             raise _translate(error, self.settings) from error
@@ -139,15 +146,20 @@ class AsyncDatabase:
             raise _translate(error, self.settings) from error
 
 
-async def _bind_tenant(conn: AsyncConnection, tenant_id: uuid.UUID | None) -> None:
+async def _bind_tenant(
+    conn: AsyncConnection, tenant_id: uuid.UUID | None, local_settings: Mapping[str, str] | None = None
+) -> None:
     # Transaction-local (the third argument), so a pooled connection never carries a tenant over.
+    values: dict[str, str] = {}
     if tenant_id is None:
-        await conn.execute(sa.text("SELECT set_config('mnemostore.admin', 'on', true)"))
+        calls = ["set_config('mnemostore.admin', 'on', true)"]
     else:
-        await conn.execute(
-            sa.text("SELECT set_config('mnemostore.tenant_id', :tenant, true)"),
-            {"tenant": str(tenant_id)},
-        )
+        calls = ["set_config('mnemostore.tenant_id', :tenant, true)"]
+        values["tenant"] = str(tenant_id)
+    for number, (name, value) in enumerate((local_settings or {}).items()):
+        calls.append(f"set_config(:name_{number}, :value_{number}, true)")
+        values |= {f"name_{number}": name, f"value_{number}": value}
+    await conn.execute(sa.text("SELECT " + ", ".join(calls)), values)
 
 
 def _create_engine(settings: Settings) -> AsyncEngine:

@@ -24,10 +24,12 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mnemostore.search._statements import JOB_KIND, TABLES, SearchFilters
+from mnemostore.search._statements import allowed_seqs_statement as _allowed_seqs
+from mnemostore.search._statements import count_statement as _count
 from mnemostore.search._statements import fulltext_statement as _fulltext
 from mnemostore.search._statements import hydrate_statement as _hydrate
-from mnemostore.search._statements import ids_statement as _ids
 from mnemostore.search._statements import pg_vector_statement as _pg_vector
+from mnemostore.search._statements import vectors_since_statement as _vectors_since
 from mnemostore.search._types import IndexingStatus, ItemKind
 from mnemostore.store._crypto import FieldCodec
 from mnemostore.store._tables import embeddings, index_jobs
@@ -355,6 +357,38 @@ class AsyncIndexRepository:
         )
         return int(result.rowcount)
 
+    def _finished_before(self, before: datetime) -> list[Any]:
+        # Done jobs keep ``next_attempt_at`` at the end of their last lease, normally after they finished: the
+        # bound on it lets the queue index (state, next_attempt_at) find them; ``updated_at`` is when they
+        # finished. A job is kept at most one lease longer than the retention asks.
+        c = index_jobs.c
+        scope = [c.tenant_id == self._tenant_id] if self._tenant_id is not None else []
+        return [*scope, c.state == "done", c.next_attempt_at < before, c.updated_at < before]
+
+    async def count_done_before(self, before: datetime) -> int:
+        """How many jobs ``prune_done`` would delete (of the scope's tenant, or of every tenant)."""
+        query = sa.select(sa.func.count()).select_from(index_jobs).where(*self._finished_before(before))
+        return int((await self._conn.execute(query)).scalar_one())
+
+    async def prune_done(self, before: datetime, *, limit: int) -> int:
+        """Delete up to ``limit`` jobs done before ``before``; returns how many. Pending, running and failed
+        jobs are never deleted. Call it in short transactions until it returns less than ``limit``."""
+        c = index_jobs.c
+        batch = sa.select(c.tenant_id, c.id).where(*self._finished_before(before)).limit(limit)
+        keys = [tuple(row) for row in (await self._conn.execute(batch)).all()]
+        if not keys:
+            return 0
+        result = await self._conn.execute(
+            sa.delete(index_jobs).where(sa.tuple_(c.tenant_id, c.id).in_(keys), c.state == "done")
+        )
+        return int(result.rowcount)
+
+
+def pg_search_settings(ef_search: int, limit: int) -> dict[str, str]:
+    """Transaction settings of a pgvector search: the HNSW search breadth, and iterative index scans, which keep
+    reading the index until ``limit`` rows pass the filters instead of returning fewer."""
+    return {"hnsw.ef_search": str(max(int(ef_search), int(limit))), "hnsw.iterative_scan": "relaxed_order"}
+
 
 class AsyncSearchRepository:
     def __init__(self, conn: AsyncConnection, tenant_id: uuid.UUID, *, dialect: str, codec: FieldCodec) -> None:
@@ -380,29 +414,41 @@ class AsyncSearchRepository:
         model: str,
         dimension: int,
         limit: int,
-        ef_search: int,
-    ) -> list[tuple[uuid.UUID, float]]:
-        # Transaction-local: iterative scans keep reading the index until `limit` rows pass the filters.
-        await self._conn.execute(sa.text(f"SET LOCAL hnsw.ef_search = {max(int(ef_search), int(limit))}"))
-        await self._conn.execute(sa.text("SET LOCAL hnsw.iterative_scan = relaxed_order"))
-        statement = _pg_vector(kind, filters, self.tenant_id, model=model, dimension=dimension, limit=limit)
-        literal = "[" + ",".join(repr(float(x)) for x in vector) + "]"
-        rows = (await self._conn.execute(statement, {"query_vector": literal})).all()
-        # relaxed_order may return neighbours slightly out of order.
-        return sorted(((row.id, float(row.score)) for row in rows), key=lambda pair: -pair[1])
+        exact_max_rows: int,
+    ) -> list[tuple[uuid.UUID, float, dict[str, Any]]]:
+        """(id, cosine similarity, row) of the nearest items, best first; the transaction carries
+        ``pg_search_settings``.
 
-    async def vectors_since(self, kind: ItemKind, *, model: str, seq: int) -> list[tuple[uuid.UUID, int, bytes]]:
-        e = embeddings.c
-        query = (
-            sa.select(e.item_id, e.seq, e.vector)
-            .where(e.tenant_id == self.tenant_id, e.item_kind == JOB_KIND[kind], e.model == model, e.seq > seq)
-            .order_by(e.seq)
+        When filters narrow the search to at most ``exact_max_rows`` items (counted by a bounded scan), they are
+        ranked exactly instead of through the HNSW graph: a user's 2,000 memories among 100,000 take a few
+        milliseconds that way, while the graph walk has to skip ~98 % of what it visits.
+        """
+        exact = False
+        if filters.narrows and exact_max_rows > 0:
+            count = _count(kind, filters, self.tenant_id, self._dialect, cap=exact_max_rows + 1)
+            exact = int((await self._conn.execute(count)).scalar_one()) <= exact_max_rows
+        statement = _pg_vector(
+            kind, filters, self.tenant_id, model=model, dimension=dimension, limit=limit, exact=exact
         )
-        return [(row.item_id, int(row.seq), row.vector) for row in await self._conn.execute(query)]
+        literal = "[" + ",".join(repr(float(x)) for x in vector) + "]"
+        found = []
+        for row in await self._conn.execute(statement, {"query_vector": literal}):
+            mapping = self._hit_row(kind, row)
+            found.append((mapping["id"], float(mapping.pop("score")), mapping))
+        # relaxed_order may return neighbours slightly out of order.
+        return sorted(found, key=lambda hit: -hit[1])
 
-    async def allowed_ids(self, kind: ItemKind, filters: SearchFilters) -> set[uuid.UUID]:
-        statement = _ids(kind, filters, self.tenant_id, self._dialect)
-        return set((await self._conn.execute(statement)).scalars())
+    async def vectors_since(
+        self, kind: ItemKind, *, model: str, seq: int
+    ) -> list[tuple[uuid.UUID, int, bytes, uuid.UUID | None]]:
+        """(item id, seq, vector, owning user) of the vectors of ``model`` written after ``seq``, in seq order."""
+        values = {"tenant_id": self.tenant_id, "model": model, "after_seq": seq}
+        rows = await self._conn.execute(_vectors_since(kind), values)
+        return [(row.item_id, int(row.seq), row.vector, row.owner) for row in rows]
+
+    async def allowed_seqs(self, kind: ItemKind, filters: SearchFilters, *, model: str) -> list[int]:
+        statement = _allowed_seqs(kind, filters, self.tenant_id, self._dialect, model=model)
+        return list((await self._conn.execute(statement)).scalars())
 
     async def hydrate(self, kind: ItemKind, ids: list[uuid.UUID], filters: SearchFilters) -> dict[uuid.UUID, Any]:
         if not ids:
@@ -410,11 +456,15 @@ class AsyncSearchRepository:
         statement = _hydrate(kind, ids, filters, self.tenant_id, self._dialect)
         out: dict[uuid.UUID, Any] = {}
         for row in await self._conn.execute(statement):
-            mapping = dict(row._mapping)
-            if kind is ItemKind.MESSAGE:
-                mapping["metadata"] = self._codec.open_metadata(self.tenant_id, mapping["metadata"])
+            mapping = self._hit_row(kind, row)
             out[mapping["id"]] = mapping
         return out
+
+    def _hit_row(self, kind: ItemKind, row: Any) -> dict[str, Any]:
+        mapping = dict(row._mapping)
+        if kind is ItemKind.MESSAGE:
+            mapping["metadata"] = self._codec.open_metadata(self.tenant_id, mapping["metadata"])
+        return mapping
 
     async def vector_models(self) -> dict[str, int]:
         """Vectors of this tenant by model (to tell a user whose vectors are of another model to reindex)."""

@@ -35,7 +35,13 @@ SEARCH_RESPONSES: dict[int | str, dict[str, Any]] = {
 async def run_search(t: AsyncTenantStore, body: KnowledgeSearchRequest, kinds: tuple[str, ...]) -> dict[str, Any]:
     filters = body.filters.model_dump(exclude_none=True) if body.filters is not None else {}
     hits = await t.search(
-        body.query, mode=body.mode, kinds=kinds, limit=body.limit, min_score=body.min_score, **filters
+        body.query,
+        mode=body.mode,
+        kinds=kinds,
+        limit=body.limit,
+        min_score=body.min_score,
+        weights=None if body.weights is None else {str(name): w for name, w in body.weights.items()},
+        **filters,
     )
     return {"items": hits}
 
@@ -43,5 +49,6 @@ async def run_search(t: AsyncTenantStore, body: KnowledgeSearchRequest, kinds: t
 @router.post("", response_model=Items[SearchHitOut], responses=SEARCH_RESPONSES)
 async def search(body: SearchRequest, t: ReadTenantDep) -> dict[str, Any]:
     """Search messages, memories and knowledge (``scope``), best first: ``query``, ``mode`` (semantic, fulltext,
-    hybrid), ``filters``, ``limit``. Each hit carries every retriever's score and rank. Read-only keys may search."""
+    hybrid), ``filters``, ``limit``, ``weights`` (hybrid fusion). Each hit carries every retriever's score and rank.
+    Read-only keys may search."""
     return await run_search(t, body, SCOPES[body.scope])

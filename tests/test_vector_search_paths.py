@@ -1,0 +1,60 @@
+"""Filtered vector search returns the exact top-k whichever path answers it.
+
+The embedded index answers a user scope from the owners it keeps, other filters from the vector seqs the
+database allows; PostgreSQL ranks a small filtered set exactly and walks the HNSW graph (iterative scan) for a
+large one. ``vector_exact_max_rows`` = 0 forces the graph, a large value the exact ranking: both must give the
+scores numpy computes from the same embedder, and only rows that pass the filters.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import numpy as np
+import pytest
+
+from mnemostore import MnemoStore
+from mnemostore.search import HashingEmbedder
+
+WORDS = ["apple", "river", "stone", "cloud", "piano", "garden", "lamp", "violet", "copper", "harbor", "maple"]
+
+
+def _texts(n: int) -> list[str]:
+    return [f"{WORDS[i % 11]} {WORDS[(i * 3) % 11]} {WORDS[(i * 7 + 1) % 11]} note {i}" for i in range(n)]
+
+
+def _expected(embedder: HashingEmbedder, query: str, texts: list[str], k: int) -> list[float]:
+    vectors = np.asarray(embedder.embed(texts), dtype=np.float64)
+    scores = vectors @ np.asarray(embedder.embed([query])[0], dtype=np.float64)
+    return sorted(scores.tolist(), reverse=True)[:k]
+
+
+@pytest.mark.parametrize("exact_max_rows", [0, 100_000], ids=["graph", "exact"])
+def test_filtered_vector_search_is_exact_on_either_path(vector_url: str, exact_max_rows: int) -> None:
+    embedder = HashingEmbedder(384)
+    with MnemoStore(vector_url, embedder=embedder, vector_exact_max_rows=exact_max_rows) as store:
+        t = store.tenant(store.create_tenant(f"paths-{uuid.uuid4().hex[:10]}").id)
+        users = [t.create_user(display_name=f"u{i}").id for i in range(3)]
+        texts = _texts(90)
+        tiers = ["short_term", "long_term"]
+        for i, text in enumerate(texts):
+            t.store_memory(text, user_id=users[i % 3], tier=tiers[i % 2], dedup=False)
+        store.wait_for_indexing(timeout_seconds=120)
+        query = "river piano copper"
+
+        mine = [text for i, text in enumerate(texts) if i % 3 == 1]
+        hits = t.search(query, mode="semantic", kinds=["memories"], user_id=users[1], limit=5)
+        assert len(hits) == 5
+        assert {hit.user_id for hit in hits} == {users[1]}
+        assert [hit.score for hit in hits] == pytest.approx(_expected(embedder, query, mine, 5), abs=1e-4)
+
+        # A filter beyond the user: the embedded index asks the database which vectors it allows.
+        mine_long = [text for i, text in enumerate(texts) if i % 3 == 1 and i % 2 == 1]
+        hits = t.search(query, mode="semantic", kinds=["memories"], user_id=users[1], tier="long_term", limit=5)
+        assert len(hits) == 5
+        assert {(hit.user_id, hit.tier) for hit in hits} == {(users[1], "long_term")}
+        assert [hit.score for hit in hits] == pytest.approx(_expected(embedder, query, mine_long, 5), abs=1e-4)
+
+        # No filter: the whole tenant.
+        hits = t.search(query, mode="semantic", kinds=["memories"], limit=5)
+        assert [hit.score for hit in hits] == pytest.approx(_expected(embedder, query, texts, 5), abs=1e-4)
