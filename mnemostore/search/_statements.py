@@ -329,9 +329,15 @@ def hydrate_statement(
 
 
 class _SizedVector(sa.types.UserDefinedType[Any]):
-    """``vector(n)``: the type the HNSW expression index of dimension n is built on."""
+    """``vector(n)``: the type the HNSW expression index of dimension n is built on.
+
+    A parameter of this type is sent as ``$n::vector(n)``, so PostgreSQL converts the query vector once per
+    execution. Sent as text and cast in the statement, a prepared statement's generic plan re-parsed the 384
+    numbers for every row it ranked: 138 ms instead of ~15 ms for a user's 2,000 memories.
+    """
 
     cache_ok = True
+    render_bind_cast = True
 
     def __init__(self, size: int) -> None:
         self.size = size
@@ -341,27 +347,35 @@ class _SizedVector(sa.types.UserDefinedType[Any]):
 
 
 def pg_vector_statement(
-    kind: ItemKind,
-    filters: SearchFilters,
-    tenant_id: uuid.UUID,
-    *,
-    model: str,
-    dimension: int,
-    limit: int,
-    exact: bool = False,
+    kind: ItemKind, filters: SearchFilters, tenant_id: uuid.UUID, *, dimension: int, exact: bool = False
 ) -> sa.Select[Any]:
-    """The rows nearest to the bound ``query_vector`` with their cosine similarity (``score``), carrying what a
-    hit shows (as ``hydrate_statement``), so a search reads them once.
+    """The rows nearest to the bound ``query_vector`` (of the bound ``tenant_id``, ``model``; at most
+    ``row_limit``), with their cosine similarity (``score``) and what a hit shows (as ``hydrate_statement``), so a
+    search reads them once. Without filters the statement is built once per kind and dimension.
 
     Approximate (default): the order matches the partial expression index ``(vector::vector(<dimension>))``, so
-    the planner walks the HNSW graph; with ``hnsw.iterative_scan`` the walk goes on until ``limit`` rows pass the
-    filters. ``exact``: the order is written so that no index matches it, so PostgreSQL selects the filtered rows
-    through their own indexes and ranks every one of them, which is faster and exact when the filters keep few.
+    the planner walks the HNSW graph; with ``hnsw.iterative_scan`` the walk goes on until ``row_limit`` rows pass
+    the filters. ``exact``: the order is written so that no index matches it, so PostgreSQL selects the filtered
+    rows through their own indexes and ranks every one of them, which is exact and, when the filters keep few
+    rows, cheaper than a walk that has to skip most of what it visits.
     """
+    if not filters.narrows:
+        return _pg_vector_unfiltered(kind, int(dimension), exact)
+    return _pg_vector(kind, int(dimension), exact, tuple(filters.where(kind, tenant_id, "postgresql")))
+
+
+@functools.cache
+def _pg_vector_unfiltered(kind: ItemKind, dimension: int, exact: bool) -> sa.Select[Any]:
+    return _pg_vector(kind, dimension, exact, ())
+
+
+def _pg_vector(
+    kind: ItemKind, dimension: int, exact: bool, conditions: tuple[sa.ColumnElement[bool], ...]
+) -> sa.Select[Any]:
     table = TABLES[kind]
     e = embeddings.c
-    stored: sa.ColumnElement[Any] = sa.literal_column(f"embeddings.vector::vector({int(dimension)})")
-    query = sa.cast(sa.bindparam("query_vector", type_=sa.String()), _SizedVector(int(dimension)))
+    stored: sa.ColumnElement[Any] = sa.literal_column(f"embeddings.vector::vector({dimension})")
+    query = sa.bindparam("query_vector", type_=_SizedVector(dimension))
     distance = stored.op("<=>")(query)
     order = distance + 0 if exact else distance
     source = embeddings.join(table, sa.and_(table.c.tenant_id == e.tenant_id, table.c.id == e.item_id))
@@ -376,12 +390,13 @@ def pg_vector_statement(
         sa.select(*columns)
         .select_from(source)
         .where(
-            e.tenant_id == tenant_id,
+            e.tenant_id == sa.bindparam("tenant_id", type_=e.tenant_id.type),
+            table.c.tenant_id == sa.bindparam("tenant_id", type_=e.tenant_id.type),
             e.item_kind == JOB_KIND[kind],
-            e.model == model,
+            e.model == sa.bindparam("model", type_=e.model.type),
             e.dimension == dimension,
-            *filters.where(kind, tenant_id, "postgresql"),
+            *conditions,
         )
         .order_by(order)
-        .limit(limit)
+        .limit(sa.bindparam("row_limit", type_=sa.Integer()))
     )

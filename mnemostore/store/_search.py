@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import numpy as np
 import sqlalchemy as sa
 from sqlalchemy import Connection
 from sqlalchemy.dialects import postgresql, sqlite
@@ -232,8 +233,6 @@ class IndexRepository:
     def _upsert_vectors(
         self, rows: list[tuple[tuple[str, uuid.UUID, uuid.UUID], Any]], *, model: str, dimension: int, now: datetime
     ) -> int:
-        import numpy as np
-
         first = int(now.timestamp() * 1_000_000)
         if self._dialect == "sqlite":
             # Writers are serialised here (BEGIN IMMEDIATE), so seq follows commit order and never repeats.
@@ -418,12 +417,15 @@ class SearchRepository:
         if filters.narrows and exact_max_rows > 0:
             count = _count(kind, filters, self.tenant_id, self._dialect, cap=exact_max_rows + 1)
             exact = int(self._conn.execute(count).scalar_one()) <= exact_max_rows
-        statement = _pg_vector(
-            kind, filters, self.tenant_id, model=model, dimension=dimension, limit=limit, exact=exact
-        )
-        literal = "[" + ",".join(repr(float(x)) for x in vector) + "]"
+        statement = _pg_vector(kind, filters, self.tenant_id, dimension=dimension, exact=exact)
+        values = {
+            "query_vector": "[" + ",".join(map(repr, np.asarray(vector, dtype=np.float64).tolist())) + "]",
+            "tenant_id": self.tenant_id,
+            "model": model,
+            "row_limit": limit,
+        }
         found = []
-        for row in self._conn.execute(statement, {"query_vector": literal}):
+        for row in self._conn.execute(statement, values):
             mapping = self._hit_row(kind, row)
             found.append((mapping["id"], float(mapping.pop("score")), mapping))
         # relaxed_order may return neighbours slightly out of order.

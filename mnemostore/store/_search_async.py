@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -237,7 +238,6 @@ class AsyncIndexRepository:
     async def _upsert_vectors(
         self, rows: list[tuple[tuple[str, uuid.UUID, uuid.UUID], Any]], *, model: str, dimension: int, now: datetime
     ) -> int:
-        import numpy as np
 
         first = int(now.timestamp() * 1_000_000)
         if self._dialect == "sqlite":
@@ -427,12 +427,15 @@ class AsyncSearchRepository:
         if filters.narrows and exact_max_rows > 0:
             count = _count(kind, filters, self.tenant_id, self._dialect, cap=exact_max_rows + 1)
             exact = int((await self._conn.execute(count)).scalar_one()) <= exact_max_rows
-        statement = _pg_vector(
-            kind, filters, self.tenant_id, model=model, dimension=dimension, limit=limit, exact=exact
-        )
-        literal = "[" + ",".join(repr(float(x)) for x in vector) + "]"
+        statement = _pg_vector(kind, filters, self.tenant_id, dimension=dimension, exact=exact)
+        values = {
+            "query_vector": "[" + ",".join(map(repr, np.asarray(vector, dtype=np.float64).tolist())) + "]",
+            "tenant_id": self.tenant_id,
+            "model": model,
+            "row_limit": limit,
+        }
         found = []
-        for row in await self._conn.execute(statement, {"query_vector": literal}):
+        for row in await self._conn.execute(statement, values):
             mapping = self._hit_row(kind, row)
             found.append((mapping["id"], float(mapping.pop("score")), mapping))
         # relaxed_order may return neighbours slightly out of order.
