@@ -244,7 +244,9 @@ def bench_scale(rows: int, n_queries: int, data_kind: str, ef_search: int) -> di
                         "CREATE INDEX ix_embeddings_hnsw_384 ON embeddings USING hnsw "
                         "((vector::vector(384)) vector_cosine_ops) WHERE dimension = 384"
                     )
-                    conn.exec_driver_sql("ANALYZE")
+                    # Settle the freshly loaded tables now, so autovacuum does not run during the measurement.
+                    conn.exec_driver_sql("VACUUM ANALYZE")
+                    conn.exec_driver_sql("CHECKPOINT")
                 raw.dispose()
                 build = time.perf_counter() - started
             store = MnemoStore(url, embedder=LookupEmbedder(queries), hnsw_ef_search=ef_search)

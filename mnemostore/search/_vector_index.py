@@ -62,8 +62,10 @@ class VectorIndex:
         self._lock = threading.Lock()
         self._size = 0  # rows used in the arrays below (alive or replaced)
         self._alive_count = 0
-        self._row_of: dict[uuid.UUID, int] = {}
-        self._keys: list[uuid.UUID] = []
+        # Item ids as 16 raw bytes: no per-item Python object for the garbage collector to walk (with 100k UUID
+        # objects a full collection stalled searches by milliseconds).
+        self._row_of: dict[bytes, int] = {}
+        self._keys = np.zeros((0, 16), dtype=np.uint8)
         self._matrix = np.zeros((0, dimension), dtype=np.float32)
         self._seqs = np.zeros(0, dtype=np.int64)
         self._alive = np.zeros(0, dtype=bool)
@@ -102,7 +104,8 @@ class VectorIndex:
             start = self._size
             end = start + len(keys)
             self._grow(end)
-            for offset, key in enumerate(keys):
+            raw = [key.bytes for key in keys]
+            for offset, key in enumerate(raw):
                 old = self._row_of.get(key)
                 if old is not None:
                     self._alive[old] = False
@@ -110,7 +113,7 @@ class VectorIndex:
                     if self._hnsw is not None:
                         self._hnsw.mark_deleted(old)
                 self._row_of[key] = start + offset
-            self._keys.extend(keys)
+            self._keys[start:end] = np.frombuffer(b"".join(raw), dtype=np.uint8).reshape(len(raw), 16)
             self._matrix[start:end] = data
             self._seqs[start:end] = order
             self._alive[start:end] = True
@@ -137,7 +140,9 @@ class VectorIndex:
         alive[: self._size] = self._alive[: self._size]
         owners = np.zeros(capacity, dtype=np.int32)
         owners[: self._size] = self._owners[: self._size]
-        self._matrix, self._seqs, self._alive, self._owners = matrix, seqs, alive, owners
+        keys = np.zeros((capacity, 16), dtype=np.uint8)
+        keys[: self._size] = self._keys[: self._size]
+        self._matrix, self._seqs, self._alive, self._owners, self._keys = matrix, seqs, alive, owners, keys
 
     def search(
         self, query: Sequence[float], k: int, *, allowed_seqs: Any = None, owner: uuid.UUID | None = None
@@ -179,10 +184,13 @@ class VectorIndex:
         k = min(k, rows.size)
         top = np.argpartition(-scores, k - 1)[:k] if k < rows.size else np.arange(rows.size)
         top = top[np.argsort(-scores[top])]
-        return [(self._keys[int(rows[i])], float(scores[i])) for i in top]
+        return [(self._key(int(rows[i])), float(scores[i])) for i in top]
 
     def _graph(self, q: Any, k: int, predicate: Any) -> list[tuple[uuid.UUID, float]]:
         self._hnsw.set_ef(max(self._ef, k))
         found, distances = self._hnsw.knn_query(q, k=k, filter=predicate)
         # Inner-product space: distance = 1 - dot product, and the vectors are unit length.
-        return [(self._keys[int(label)], 1.0 - float(d)) for label, d in zip(found[0], distances[0], strict=True)]
+        return [(self._key(int(label)), 1.0 - float(d)) for label, d in zip(found[0], distances[0], strict=True)]
+
+    def _key(self, row: int) -> uuid.UUID:
+        return uuid.UUID(bytes=self._keys[row].tobytes())
