@@ -41,6 +41,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from mnemostore import MnemoStore, Settings
 from mnemostore.ops import migrate
 from mnemostore.search import Embedder, SentenceTransformerEmbedder
+from mnemostore.search._statements import SearchFilters, pg_vector_statement
+from mnemostore.search._types import ItemKind
 from mnemostore.store._tables import embeddings, memories
 
 DIM = 384
@@ -157,19 +160,21 @@ def load(url: str, store: MnemoStore, rows: int, vectors_of: Any) -> dict[str, A
     return out
 
 
-def measure(store: MnemoStore, data: dict[str, Any], queries: np.ndarray, *, filtered: bool) -> dict[str, float]:
-    t = store.tenant(data["tenant"])
+def measure(
+    data: dict[str, Any], queries: np.ndarray, search: Callable[[int, Any], list[Any]], *, filtered: bool
+) -> dict[str, float]:
+    """Latency and recall@10 of ``search(query number, user or None) -> ids``, against an exact numpy scan."""
     latencies: list[float] = []
     recalls: list[float] = []
     for n in range(len(queries)):
         user = data["users"][n % USERS] if filtered else None
         started = time.perf_counter()
-        hits = t.search(f"q:{n}", mode="semantic", kinds=["memories"], user_id=user, limit=10)
+        found = search(n, user)
         latencies.append(time.perf_counter() - started)
         mask = data["owners"] == user if filtered else np.ones(len(data["ids"]), dtype=bool)
         scores = data["vectors"][mask] @ queries[n]
         exact = set(data["ids"][mask][np.argsort(-scores)[:10]].tolist())
-        recalls.append(len(exact & {h.id for h in hits}) / 10)
+        recalls.append(len(exact & set(found)) / 10)
     latencies.sort()
     return {
         "p50_ms": 1000 * latencies[len(latencies) // 2],
@@ -177,6 +182,70 @@ def measure(store: MnemoStore, data: dict[str, Any], queries: np.ndarray, *, fil
         "qps": len(latencies) / sum(latencies),
         "recall_at_10": float(np.mean(recalls)),
     }
+
+
+def store_search(store: MnemoStore, data: dict[str, Any]) -> Callable[[int, Any], list[Any]]:
+    t = store.tenant(data["tenant"])
+    return lambda n, user: [h.id for h in t.search(f"q:{n}", mode="semantic", kinds=["memories"], user_id=user)]
+
+
+def raw_pgvector_search(
+    url: str, data: dict[str, Any], queries: np.ndarray, ef_search: int
+) -> Callable[[int, Any], list[Any]]:
+    """The baseline: the statement the store sends, through psycopg on one connection with the tenant, role and
+    HNSW settings bound for the session (no pool, no transaction per query, no row mapping)."""
+    dsn = Settings(database_url=url).database_url.replace("postgresql+psycopg://", "postgresql://", 1)
+    conn = psycopg.connect(dsn, autocommit=True)
+    conn.execute("SET ROLE mnemostore_app")
+    conn.execute(
+        "SELECT set_config('mnemostore.tenant_id', %s, false), set_config('hnsw.ef_search', %s, false), "
+        "set_config('hnsw.iterative_scan', 'relaxed_order', false)",
+        (str(data["tenant"]), str(ef_search)),
+    )
+    dialect = sa.create_engine("postgresql+psycopg://").dialect
+    compiled: dict[Any, Any] = {}
+
+    def search(n: int, user: Any) -> list[Any]:
+        if user not in compiled:
+            filters = SearchFilters(user_id=user)
+            statement = pg_vector_statement(ItemKind.MEMORY, filters, data["tenant"], dimension=DIM)
+            compiled[user] = statement.compile(dialect=dialect)
+        statement = compiled[user]
+        values = statement.construct_params(
+            {
+                "query_vector": "[" + ",".join(map(repr, queries[n].astype(np.float64).tolist())) + "]",
+                "tenant_id": data["tenant"],
+                "model": "bench-synthetic-384",
+                "row_limit": 10,
+            }
+        )
+        return [row[1] for row in conn.execute(str(statement), values, prepare=True)]
+
+    return search
+
+
+def raw_hnswlib_search(data: dict[str, Any], queries: np.ndarray, ef_search: int) -> Callable[[int, Any], list[Any]]:
+    """The baseline of the embedded index: hnswlib alone over the tenant's vectors (same M, ef_construction and
+    ef as the store's index), and for a user the same exact numpy ranking of that user's rows."""
+    import hnswlib
+
+    index = hnswlib.Index(space="ip", dim=DIM)
+    index.init_index(max_elements=len(data["ids"]), ef_construction=200, M=16)
+    index.add_items(data["vectors"], np.arange(len(data["ids"])))
+    index.set_ef(ef_search)
+    index.set_num_threads(1)
+    rows_of = {user: np.flatnonzero(data["owners"] == user) for user in data["users"]}
+
+    def search(n: int, user: Any) -> list[Any]:
+        if user is None:
+            labels, _ = index.knn_query(queries[n], k=10)
+            return data["ids"][labels[0]].tolist()
+        rows = rows_of[user]
+        scores = data["vectors"][rows] @ queries[n]
+        top = np.argpartition(-scores, 9)[:10]
+        return data["ids"][rows[top[np.argsort(-scores[top])]]].tolist()
+
+    return search
 
 
 class _Cursor:
@@ -254,9 +323,17 @@ def bench_scale(rows: int, n_queries: int, data_kind: str, ef_search: int) -> di
             store.tenant(data["tenant"]).search("q:0", mode="semantic", kinds=["memories"], limit=10)
             first = time.perf_counter() - started  # embedded: reads the vectors and builds the graph
             entry: dict[str, Any] = {"load_s": loaded, "index_build_s": build + first}
+            if url.startswith("postgresql"):
+                raw_name, raw_search = "raw psycopg, same SQL", raw_pgvector_search(url, data, queries, ef_search)
+            else:
+                raw_name, raw_search = "raw hnswlib / numpy", raw_hnswlib_search(data, queries, ef_search)
             for filtered in (False, True):
-                measure(store, data, queries[:20], filtered=filtered)  # warm up
-                entry["user filter" if filtered else "no filter"] = measure(store, data, queries, filtered=filtered)
+                label = "user filter" if filtered else "no filter"
+                for variant, search in (("mnemostore", store_search(store, data)), (raw_name, raw_search)):
+                    measure(data, queries[:20], search, filtered=filtered)  # warm up
+                    entry[f"{label}, {variant}"] = measure(data, queries, search, filtered=filtered)
+                ours, raw = entry[f"{label}, mnemostore"], entry[f"{label}, {raw_name}"]
+                entry[f"{label}, p50 raw / mnemostore"] = raw["p50_ms"] / ours["p50_ms"]
             store.close()
             results[name] = entry
             print(name, json.dumps(entry, indent=1))

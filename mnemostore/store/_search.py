@@ -410,8 +410,9 @@ class SearchRepository:
         ``pg_search_settings``.
 
         When filters narrow the search to at most ``exact_max_rows`` items (counted by a bounded scan), they are
-        ranked exactly instead of through the HNSW graph: a user's 2,000 memories among 100,000 take a few
-        milliseconds that way, while the graph walk has to skip ~98 % of what it visits.
+        ranked exactly instead of through the HNSW graph: as fast for a user's 2,000 memories among 100,000
+        (benchmarks/README.md), exact, and never cut short by pgvector's ``hnsw.max_scan_tuples``, where an
+        iterative walk that skips most of what it visits can stop before it found ``limit`` rows.
         """
         exact = False
         if filters.narrows and exact_max_rows > 0:
