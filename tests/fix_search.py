@@ -7,7 +7,11 @@ The system PostgreSQL has no pgvector, so vector tests on PostgreSQL run on ``pi
 
 from __future__ import annotations
 
+import json
+import threading
+import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +20,37 @@ import pytest
 
 from mnemostore import Settings
 from mnemostore.ops import migrate
-from mnemostore.search import Embedder, SentenceTransformerEmbedder
+from mnemostore.search import Embedder, HashingEmbedder, SentenceTransformerEmbedder
+
+
+class SlowEmbeddingService:
+    """A real OpenAI-compatible embeddings endpoint on a local port that takes ``delay`` seconds per call (16-d
+    hashing vectors), so a worker or a reindex can be interrupted mid-batch."""
+
+    def __init__(self, delay: float) -> None:
+        hashing = HashingEmbedder(16)
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                time.sleep(delay)
+                data = [{"index": i, "embedding": v} for i, v in enumerate(hashing.embed(body["input"]))]
+                payload = json.dumps({"data": data}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
 
 
 @pytest.fixture(scope="session")

@@ -4,16 +4,11 @@ progress is reported, and an interrupted reindex (``--limit``, or Ctrl-C in a re
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
 import sys
-import threading
-import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import sqlalchemy as sa
 from typer.testing import CliRunner
@@ -21,6 +16,7 @@ from typer.testing import CliRunner
 from mnemostore import MnemoStore, Settings
 from mnemostore.cli.main import app
 from mnemostore.search import HashingEmbedder
+from tests.fix_search import SlowEmbeddingService
 
 
 def _write_items(url: str) -> set[str]:
@@ -101,39 +97,10 @@ def test_reindex_with_another_model_limit_and_resume(tmp_path: Path) -> None:
         assert len(hits) == 3 and all(h.content.startswith("Otter care") for h in hits)
 
 
-class SlowEmbeddingService:
-    """An OpenAI-compatible embeddings endpoint taking 0.3 s per call, so a reindex can be interrupted midway."""
-
-    def __init__(self) -> None:
-        hashing = HashingEmbedder(16)
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                time.sleep(0.3)
-                data = [{"index": i, "embedding": v} for i, v in enumerate(hashing.embed(body["input"]))]
-                payload = json.dumps({"data": data}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-
-
 def test_ctrl_c_stops_after_the_batch_and_the_next_run_resumes(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'interrupted.db'}"
     items = _write_items(url)
-    service = SlowEmbeddingService()
+    service = SlowEmbeddingService(delay=0.3)
     env = {**os.environ, "MNEMOSTORE_DATABASE_URL": url, "MNEMOSTORE_EMBEDDER": "openai",
            "MNEMOSTORE_EMBEDDING_BASE_URL": service.url, "MNEMOSTORE_EMBEDDING_MODEL": "slow-v2",
            "MNEMOSTORE_EMBEDDING_DIMENSION": "16", "MNEMOSTORE_EMBEDDING_BATCH_SIZE": "2"}  # fmt: skip

@@ -8,17 +8,14 @@ semantic search raises there.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +32,7 @@ from mnemostore import (
     VectorSearchUnavailable,
 )
 from mnemostore.search import Embedder, HashingEmbedder
+from tests.fix_search import SlowEmbeddingService
 
 PARAPHRASE = "The user cannot eat peanuts because of a severe allergy"
 RARE = "Reminder: the locker code is ZQX-7741"
@@ -223,39 +221,9 @@ async def test_failing_jobs_retry_with_backoff_then_fail(tmp_path: Any) -> None:
         assert indexing.status.value == "warn" and "1 failed" in indexing.summary
 
 
-class SlowEmbeddingService:
-    """An OpenAI-compatible embeddings endpoint that takes 0.2 s per call, so a worker can be killed mid-batch."""
-
-    def __init__(self) -> None:
-        hashing = HashingEmbedder(16)
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                time.sleep(0.2)
-                data = [{"index": i, "embedding": v} for i, v in enumerate(hashing.embed(body["input"]))]
-                payload = json.dumps({"data": data}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-
-
 def test_worker_killed_mid_batch_indexes_everything_once(tmp_path: Any) -> None:
     url = f"sqlite:///{tmp_path / 'crash.db'}"
-    service = SlowEmbeddingService()
+    service = SlowEmbeddingService(delay=0.2)
     env = {**os.environ, "MNEMOSTORE_DATABASE_URL": url, "MNEMOSTORE_EMBEDDER": "openai",
            "MNEMOSTORE_EMBEDDING_BASE_URL": service.url, "MNEMOSTORE_EMBEDDING_MODEL": "slow-test",
            "MNEMOSTORE_EMBEDDING_DIMENSION": "16", "MNEMOSTORE_EMBEDDING_BATCH_SIZE": "25",
