@@ -199,6 +199,13 @@ class Settings(BaseSettings):
         description="HNSW search breadth, recall vs speed (benchmarks/bench_search.py: 40 gives recall@10 0.96-0.97 "
         "on 100k MiniLM vectors, on pgvector and the embedded index)",
     )
+    vector_index_persist_min_rows: int = Field(
+        default=10_000,
+        ge=0,
+        description="SQLite: an in-process vector index of at least this many vectors is saved beside the database "
+        "file (<file>.vectors/) when the store closes and loaded, checked against the table, on the next start "
+        "instead of being rebuilt (about 35 s per 100k vectors); 0: never saved",
+    )
     vector_exact_max_rows: int = Field(
         default=8000,
         ge=0,

@@ -4,6 +4,7 @@ through the HNSW graph). Store-level behaviour (the database decides what exists
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -105,3 +106,33 @@ def test_owner_filter_keeps_only_that_users_vectors(use_hnsw: bool) -> None:
     # Combined with allowed seqs: both must hold.
     both = index.search(vectors[0], 10, owner=users[1], allowed_seqs=[2, 3, 5])
     assert {key for key, _ in both} == {keys[1], keys[4]}
+
+
+@pytest.mark.parametrize("use_hnsw", BACKENDS)
+def test_saved_index_loads_and_answers_the_same(tmp_path: Path, use_hnsw: bool) -> None:
+    index, keys, vectors = build(use_hnsw)
+    index.add([keys[3]], vectors[9:10], [7000])  # a replaced row must stay replaced
+    before = index.search(vectors[42], 10)
+    index.save(tmp_path / "i.npz")
+    loaded = VectorIndex.load(tmp_path / "i.npz", ef_search=200)
+    assert loaded is not None and not loaded.changed
+    assert (loaded.uses_hnsw, len(loaded), loaded.last_seq) == (use_hnsw, 500, 7000)
+    assert loaded.search(vectors[42], 10) == before
+    assert keys[3] not in {key for key, _ in loaded.search(vectors[3], 3)}
+    # It keeps working as an index: new rows, replacements.
+    loaded.add([uuid.uuid4()], vectors[5:6], [8000])
+    assert len(loaded) == 501 and loaded.changed
+
+
+def test_reconcile_drops_deleted_vectors_and_refuses_a_foreign_database(tmp_path: Path) -> None:
+    index, keys, vectors = build(True)
+    index.save(tmp_path / "i.npz")
+    stored = [10 * (row + 1) for row in range(500) if row != 42]  # the item of row 42 was deleted since
+    loaded = VectorIndex.load(tmp_path / "i.npz", ef_search=200)
+    assert loaded is not None and loaded.reconcile(stored)
+    assert len(loaded) == 499
+    assert keys[42] not in {key for key, _ in loaded.search(vectors[42], 5)}
+    # A database holding a vector the file does not know: the file is not this database's.
+    again = VectorIndex.load(tmp_path / "i.npz", ef_search=200)
+    assert again is not None and not again.reconcile([*stored, 15])
+    assert VectorIndex.load(tmp_path / "missing.npz", ef_search=200) is None

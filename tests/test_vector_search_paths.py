@@ -9,9 +9,11 @@ scores numpy computes from the same embedder, and only rows that pass the filter
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 
 import numpy as np
 import pytest
+import sqlalchemy as sa
 
 from mnemostore import MnemoStore
 from mnemostore.search import HashingEmbedder
@@ -58,3 +60,43 @@ def test_filtered_vector_search_is_exact_on_either_path(vector_url: str, exact_m
         # No filter: the whole tenant.
         hits = t.search(query, mode="semantic", kinds=["memories"], limit=5)
         assert [hit.score for hit in hits] == pytest.approx(_expected(embedder, query, texts, 5), abs=1e-4)
+
+
+def test_embedded_index_is_saved_on_close_and_reused_only_while_it_matches(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'saved.db'}"
+    embedder = HashingEmbedder(384)
+    texts = _texts(40)
+    options = {"embedder": embedder, "vector_index_persist_min_rows": 10}
+    with MnemoStore(url, **options) as store:
+        store.migrate()
+        t = store.tenant(store.create_tenant("saved").id)
+        user = t.create_user(display_name="u").id
+        ids = [t.store_memory(text, user_id=user, dedup=False).id for text in texts]
+        store.wait_for_indexing(timeout_seconds=60)
+        first = [(hit.id, hit.score) for hit in t.search("river piano", mode="semantic", kinds=["memories"])]
+    saved = list((tmp_path / "saved.db.vectors").glob("*.npz"))
+    assert len(saved) == 1
+
+    # Deleted while no process held the index: the reloaded index drops it, and the rest is unchanged.
+    with MnemoStore(url, embedder=embedder, vector_index_persist_min_rows=0) as store:
+        store.tenant(t.tenant_id).delete_memory(first[0][0])
+    with MnemoStore(url, **options) as store:
+        t = store.tenant(t.tenant_id)
+        again = [(hit.id, hit.score) for hit in t.search("river piano", mode="semantic", kinds=["memories"])]
+        (index,) = store.search_engine._indexes.values()
+        assert len(index) == 39 and not index.changed  # loaded and reconciled, not rebuilt
+        assert [score for _, score in again][:9] == pytest.approx([score for _, score in first[1:]])
+        assert first[0][0] not in {i for i, _ in again}
+
+    # The table no longer matches the file (a vector the file does not know, below its last seq): rebuilt.
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE embeddings SET seq = seq - 1 WHERE seq = (SELECT max(seq) FROM embeddings)"))
+    engine.dispose()
+    with MnemoStore(url, **options) as store:
+        t = store.tenant(t.tenant_id)
+        rebuilt = [(hit.id, hit.score) for hit in t.search("river piano", mode="semantic", kinds=["memories"])]
+        (index,) = store.search_engine._indexes.values()
+        assert len(index) == 39 and index.changed
+        assert [score for _, score in rebuilt] == pytest.approx([score for _, score in again])
+    assert len(ids) == 40

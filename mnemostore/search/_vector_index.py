@@ -21,6 +21,7 @@ import os
 import threading
 import uuid
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -56,6 +57,8 @@ class VectorIndex:
         exact_max_rows: int = EXACT_MAX_ROWS,
     ) -> None:
         self.dimension = dimension
+        self.changed = False  # since it was built, loaded or saved
+        self._m, self._ef_construction = m, ef_construction
         self._exact_max_rows = exact_max_rows
         self.last_seq = 0
         self._ef = ef_search
@@ -127,6 +130,7 @@ class VectorIndex:
                 threads = (os.cpu_count() or 1) if len(keys) >= PARALLEL_ADD_ROWS else 1
                 self._hnsw.add_items(data, np.arange(start, end), num_threads=threads)
             self.last_seq = max(self.last_seq, int(order[-1]))
+            self.changed = True
 
     def _grow(self, rows: int) -> None:
         if rows <= self._matrix.shape[0]:
@@ -194,3 +198,98 @@ class VectorIndex:
 
     def _key(self, row: int) -> uuid.UUID:
         return uuid.UUID(bytes=self._keys[row].tobytes())
+
+    # -- persistence: a large index is saved beside the database file, so a restart need not rebuild it ----------
+
+    def save(self, path: Path) -> None:
+        """Write the index to ``path`` (``.npz``) and its graph beside it; replaces an older copy atomically."""
+        with self._lock:
+            size = self._size
+            token = uuid.uuid4().hex[:12]
+            graph = path.with_name(f"{path.stem}.{token}.hnsw")
+            if self._hnsw is not None:
+                self._hnsw.save_index(str(graph))
+            owners = np.zeros((len(self._owner_codes), 16), dtype=np.uint8)
+            for owner, code in self._owner_codes.items():
+                if owner is not None:
+                    owners[code] = np.frombuffer(owner.bytes, dtype=np.uint8)
+            scratch = path.with_name(f"{path.stem}.{token}.tmp.npz")
+            np.savez(
+                scratch,
+                version=np.int64(1),
+                dimension=np.int64(self.dimension),
+                last_seq=np.int64(self.last_seq),
+                graph=np.array(graph.name if self._hnsw is not None else ""),
+                shape=np.array([self._m, self._ef_construction], dtype=np.int64),
+                matrix=self._matrix[:size],
+                seqs=self._seqs[:size],
+                alive=self._alive[:size],
+                owners=self._owners[:size],
+                owner_table=owners,
+                keys=self._keys[:size],
+            )
+            os.replace(scratch, path)
+            for old in path.parent.glob(f"{path.stem}.*.hnsw"):
+                if old != graph:
+                    old.unlink(missing_ok=True)
+            self.changed = False
+
+    @classmethod
+    def load(cls, path: Path, *, ef_search: int, exact_max_rows: int = EXACT_MAX_ROWS) -> VectorIndex | None:
+        """The index saved at ``path``, or None when there is none or it cannot be read (it is then rebuilt)."""
+        try:
+            with np.load(path) as saved:
+                if int(saved["version"]) != 1:
+                    return None
+                graph_name = str(saved["graph"])
+                m, ef_construction = (int(x) for x in saved["shape"])
+                index = cls(
+                    int(saved["dimension"]),
+                    use_hnsw=False,
+                    ef_search=ef_search,
+                    m=m,
+                    ef_construction=ef_construction,
+                    exact_max_rows=exact_max_rows,
+                )
+                size = int(saved["seqs"].shape[0])
+                index._grow(size)
+                index._matrix[:size] = saved["matrix"]
+                index._seqs[:size] = saved["seqs"]
+                index._alive[:size] = saved["alive"]
+                index._owners[:size] = saved["owners"]
+                index._keys[:size] = saved["keys"]
+                table = saved["owner_table"]
+                index._owner_codes = {None: 0} | {uuid.UUID(bytes=table[c].tobytes()): c for c in range(1, len(table))}
+                index.last_seq = int(saved["last_seq"])
+            index._size = size
+            alive = np.flatnonzero(index._alive[:size])
+            index._alive_count = int(alive.size)
+            index._row_of = {index._keys[row].tobytes(): int(row) for row in alive}
+            if graph_name:
+                import hnswlib
+
+                index._hnsw = hnswlib.Index(space="ip", dim=index.dimension)
+                index._hnsw.load_index(str(path.with_name(graph_name)), max_elements=max(1024, index._matrix.shape[0]))
+                index._hnsw.set_num_threads(1)
+        except (OSError, ValueError, KeyError, RuntimeError, ImportError):
+            return None
+        return index
+
+    def reconcile(self, stored_seqs: Any) -> bool:
+        """Check a loaded index against the database: ``stored_seqs`` are the seqs of this (tenant, kind, model)'s
+        vectors up to ``last_seq`` there. Vectors deleted since the save are dropped. False when the database holds
+        a vector the index does not (the file belongs to another state of the database): rebuild it then."""
+        seqs = np.asarray(stored_seqs, dtype=np.int64)
+        with self._lock:
+            rows = self._rows_of(seqs)
+            if rows.size != np.unique(seqs).size or not self._alive[rows].all():
+                return False
+            keep = np.zeros(self._size, dtype=bool)
+            keep[rows] = True
+            for row in np.flatnonzero(self._alive[: self._size] & ~keep):
+                self._alive[row] = False
+                self._alive_count -= 1
+                self._row_of.pop(self._keys[row].tobytes(), None)
+                if self._hnsw is not None:
+                    self._hnsw.mark_deleted(int(row))
+            return True

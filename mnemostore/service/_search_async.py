@@ -10,13 +10,17 @@ applied again: what is returned was committed, passes the filters and belongs to
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import logging
 import threading
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import sqlalchemy as sa
 
 from mnemostore.config import Settings
 from mnemostore.errors import EmbedderUnavailable, VectorSearchUnavailable
@@ -35,6 +39,8 @@ from mnemostore.store._database_async import AsyncDatabase
 from mnemostore.store._search_async import AsyncSearchRepository, pg_search_settings, vector_column_is_vector
 
 __all__ = ["AsyncSearchEngine"]
+
+_log = logging.getLogger("mnemostore.search")
 
 Key = tuple[str, uuid.UUID]
 MAX_CANDIDATES = 1000
@@ -233,22 +239,63 @@ class AsyncSearchEngine:
         key = (repo.tenant_id, kind, embedder.name)
         with self._lock:
             index = self._indexes.get(key)
-            if index is None:
-                backend = self._settings.vector_backend
-                use_hnsw = backend == "hnsw" or (backend == "auto" and hnsw_available())
-                index = VectorIndex(
-                    embedder.dimension,
-                    use_hnsw=use_hnsw,
-                    ef_search=self._settings.hnsw_ef_search,
-                    exact_max_rows=self._settings.vector_exact_max_rows,
-                )
-                self._indexes[key] = index
+        if index is None:
+            index = await self._saved_index(repo, kind, embedder)
+            with self._lock:
+                index = self._indexes.setdefault(key, index or self._new_index(embedder))
         new = await repo.vectors_since(kind, model=embedder.name, seq=index.last_seq)
         if new:
             items, seqs, vectors, owners = zip(*new, strict=True)
             matrix = np.frombuffer(b"".join(vectors), dtype=np.float32).reshape(len(new), -1)
             index.add(items, matrix, seqs, owners)
         return index
+
+    def _new_index(self, embedder: Embedder) -> VectorIndex:
+        backend = self._settings.vector_backend
+        return VectorIndex(
+            embedder.dimension,
+            use_hnsw=backend == "hnsw" or (backend == "auto" and hnsw_available()),
+            ef_search=self._settings.hnsw_ef_search,
+            exact_max_rows=self._settings.vector_exact_max_rows,
+        )
+
+    def _index_file(self, tenant_id: uuid.UUID, kind: ItemKind, model: str) -> Path | None:
+        """Where the index of (tenant, kind, model) is saved: ``<database file>.vectors/``; None for in-memory
+        databases, PostgreSQL, or when saving is off."""
+        if self._db.dialect != "sqlite" or self._settings.vector_index_persist_min_rows <= 0:
+            return None
+        database = sa.engine.make_url(self._settings.database_url).database
+        if not database or database == ":memory:" or database.startswith("file:"):
+            return None
+        model_tag = hashlib.sha256(model.encode()).hexdigest()[:12]
+        return Path(f"{database}.vectors") / f"{tenant_id.hex}-{kind.value}-{model_tag}.npz"
+
+    async def _saved_index(self, repo: AsyncSearchRepository, kind: ItemKind, embedder: Embedder) -> VectorIndex | None:
+        """The index saved by an earlier process, if it still matches the table (see ``VectorIndex.reconcile``)."""
+        path = self._index_file(repo.tenant_id, kind, embedder.name)
+        if path is None or not path.exists():
+            return None
+        index = VectorIndex.load(
+            path, ef_search=self._settings.hnsw_ef_search, exact_max_rows=self._settings.vector_exact_max_rows
+        )
+        if index is None or index.dimension != embedder.dimension:
+            return None
+        stored = await repo.vector_seqs_upto(kind, model=embedder.name, seq=index.last_seq)
+        return index if index.reconcile(stored) else None
+
+    def save_indexes(self) -> None:
+        """Save the large in-process indexes that changed beside the database file (the store does on close)."""
+        with self._lock:
+            indexes = list(self._indexes.items())
+        for (tenant_id, kind, model), index in indexes:
+            path = self._index_file(tenant_id, kind, model)
+            if path is None or not index.changed or len(index) < self._settings.vector_index_persist_min_rows:
+                continue
+            try:
+                path.parent.mkdir(exist_ok=True)
+                index.save(path)
+            except OSError as error:  # the next start rebuilds it: slower, never wrong
+                _log.warning("could not save the vector index %s: %s", path, error)
 
 
 def _hits(

@@ -190,6 +190,7 @@ class MnemoStore:
         """Stop the in-process indexer, if started, and close every pooled connection (database and Redis)."""
         try:
             self.stop_indexer()
+            self.search_engine.save_indexes()
             self._db.close()
         finally:
             self.cache.close()

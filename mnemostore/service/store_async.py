@@ -197,6 +197,7 @@ class AsyncMnemoStore:
         """Stop the in-process indexer, if started, and close every pooled connection (database and Redis)."""
         try:
             await self.stop_indexer()
+            self.search_engine.save_indexes()
             await self._db.close()
         finally:
             await self.cache.close()

@@ -440,6 +440,14 @@ class SearchRepository:
         rows = self._conn.execute(_vectors_since(kind), values)
         return [(row.item_id, int(row.seq), row.vector, row.owner) for row in rows]
 
+    def vector_seqs_upto(self, kind: ItemKind, *, model: str, seq: int) -> list[int]:
+        """The seqs of this tenant's vectors of ``model`` up to ``seq`` (to check a saved index against)."""
+        e = embeddings.c
+        query = sa.select(e.seq).where(
+            e.tenant_id == self.tenant_id, e.item_kind == JOB_KIND[kind], e.model == model, e.seq <= seq
+        )
+        return list(self._conn.execute(query).scalars())
+
     def allowed_seqs(self, kind: ItemKind, filters: SearchFilters, *, model: str) -> list[int]:
         statement = _allowed_seqs(kind, filters, self.tenant_id, self._dialect, model=model)
         return list(self._conn.execute(statement).scalars())
