@@ -100,3 +100,10 @@ def test_embedded_index_is_saved_on_close_and_reused_only_while_it_matches(tmp_p
         assert len(index) == 39 and index.changed
         assert [score for _, score in rebuilt] == pytest.approx([score for _, score in again])
     assert len(ids) == 40
+
+    # Deleting the tenant drops its index and saved files.
+    with MnemoStore(url, **options) as store:
+        store.tenant(t.tenant_id).search("river piano", mode="semantic", kinds=["memories"])
+        store.delete_tenant(t.tenant_id)
+        assert not store.search_engine._indexes
+    assert not list((tmp_path / "saved.db.vectors").glob(f"{t.tenant_id.hex}-*"))

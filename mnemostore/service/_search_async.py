@@ -259,16 +259,21 @@ class AsyncSearchEngine:
             exact_max_rows=self._settings.vector_exact_max_rows,
         )
 
-    def _index_file(self, tenant_id: uuid.UUID, kind: ItemKind, model: str) -> Path | None:
-        """Where the index of (tenant, kind, model) is saved: ``<database file>.vectors/``; None for in-memory
-        databases, PostgreSQL, or when saving is off."""
+    def _index_folder(self) -> Path | None:
+        """Where indexes are saved: ``<database file>.vectors/``; None for in-memory databases, PostgreSQL, or when
+        saving is off."""
         if self._db.dialect != "sqlite" or self._settings.vector_index_persist_min_rows <= 0:
             return None
         database = sa.engine.make_url(self._settings.database_url).database
         if not database or database == ":memory:" or database.startswith("file:"):
             return None
-        model_tag = hashlib.sha256(model.encode()).hexdigest()[:12]
-        return Path(f"{database}.vectors") / f"{tenant_id.hex}-{kind.value}-{model_tag}.npz"
+        return Path(f"{database}.vectors")
+
+    def _index_file(self, tenant_id: uuid.UUID, kind: ItemKind, model: str) -> Path | None:
+        folder = self._index_folder()
+        if folder is None:
+            return None
+        return folder / f"{tenant_id.hex}-{kind.value}-{hashlib.sha256(model.encode()).hexdigest()[:12]}.npz"
 
     async def _saved_index(self, repo: AsyncSearchRepository, kind: ItemKind, embedder: Embedder) -> VectorIndex | None:
         """The index saved by an earlier process, if it still matches the table (see ``VectorIndex.reconcile``)."""
@@ -282,6 +287,17 @@ class AsyncSearchEngine:
             return None
         stored = await repo.vector_seqs_upto(kind, model=embedder.name, seq=index.last_seq)
         return index if index.reconcile(stored) else None
+
+    def forget_tenant(self, tenant_id: uuid.UUID) -> None:
+        """Drop a deleted tenant's in-process indexes and their saved files (this process's; another process's
+        copy only holds ids that no longer resolve, and is dropped when that process deletes or restarts)."""
+        with self._lock:
+            for key in [key for key in self._indexes if key[0] == tenant_id]:
+                del self._indexes[key]
+        folder = self._index_folder()
+        if folder is not None and folder.is_dir():
+            for saved in folder.glob(f"{tenant_id.hex}-*"):
+                saved.unlink(missing_ok=True)
 
     def save_indexes(self) -> None:
         """Save the large in-process indexes that changed beside the database file (the store does on close)."""

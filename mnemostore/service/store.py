@@ -618,6 +618,7 @@ class MnemoStore:
             if not uow.tenants.delete(tid):
                 raise TenantNotFound(tid)
         self.cache.flush(tid, everything=True)
+        self.search_engine.forget_tenant(tid)
 
     def get_tenant_usage(self, tenant_id: uuid.UUID | str) -> TenantUsage:
         """Users, conversations, messages, tokens and stored bytes of a tenant (kept current by every write)."""

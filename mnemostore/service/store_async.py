@@ -652,6 +652,7 @@ class AsyncMnemoStore:
             if not await uow.tenants.delete(tid):
                 raise TenantNotFound(tid)
         await self.cache.flush(tid, everything=True)
+        self.search_engine.forget_tenant(tid)
 
     async def get_tenant_usage(self, tenant_id: uuid.UUID | str) -> TenantUsage:
         """Users, conversations, messages, tokens and stored bytes of a tenant (kept current by every write)."""
