@@ -93,35 +93,17 @@ class SearchFilters:
     @property
     def narrows(self) -> bool:
         """True when the filters keep only part of a kind's rows (so a vector search must respect them)."""
-        return any(
-            value is not None
-            for value in (
-                self.user_id,
-                self.agent_id,
-                self.conversation_id,
-                self.tier,
-                self.role,
-                self.since,
-                self.until,
-            )
-        ) or bool(self.metadata)
+        return self.user_id is not None or self._beyond_user
 
     @property
     def only_user(self) -> bool:
         """True when the only filter is ``user_id`` (the scope the embedded index answers in memory)."""
-        return (
-            self.user_id is not None
-            and not SearchFilters(
-                user_id=None,
-                agent_id=self.agent_id,
-                conversation_id=self.conversation_id,
-                tier=self.tier,
-                role=self.role,
-                since=self.since,
-                until=self.until,
-                metadata=self.metadata,
-            ).narrows
-        )
+        return self.user_id is not None and not self._beyond_user
+
+    @property
+    def _beyond_user(self) -> bool:
+        others = (self.agent_id, self.conversation_id, self.tier, self.role, self.since, self.until)
+        return any(value is not None for value in others) or bool(self.metadata)
 
     def where(
         self, kind: ItemKind, tenant_id: uuid.UUID, dialect: str, *, by_key: bool = False
