@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Final
 
 from mnemostore.domain import (
@@ -44,6 +44,7 @@ __all__ = [
     "message_rows",
     "parse_api_key",
     "to_export",
+    "utc_now",
 ]
 
 EXPORT_FORMAT: Final = "mnemostore.conversation"
@@ -65,6 +66,11 @@ class Unset:
 
 
 UNSET: Final = Unset()
+
+
+def utc_now() -> datetime:
+    """The time every write is stamped with (timezone-aware UTC)."""
+    return datetime.now(UTC)
 
 
 def as_id(value: uuid.UUID | str | None, field: str) -> uuid.UUID:
