@@ -126,7 +126,7 @@ def test_store_memory_merges_a_paraphrase_and_keeps_history(sync_vstore: MnemoSt
     assert other.id not in {dog.id, allergy.id}
     copy = t.store_memory("The user has a dog called Rex", user_id=uid, dedup=False)
     assert copy.id != dog.id
-    assert len(t.retrieve_memories(user_id=uid)) == 4
+    assert len(t.retrieve_memories(user_id=uid).items) == 4
 
     # The merged memory is indexed again with its new text.
     t.wait_for_indexing(timeout_seconds=120)
@@ -207,7 +207,7 @@ def test_dedup_can_be_turned_off(database_url: str) -> None:
         second = t.store_memory("Ada lives in Lisbon")
         assert second.id != first.id  # the setting
         assert t.store_memory("Ada lives in Lisbon", dedup=True).id == second.id  # the argument wins (newest)
-        assert len(t.retrieve_memories()) == 2
+        assert len(t.retrieve_memories().items) == 2
     with MnemoStore(database_url) as store:  # default on
         t = _tenant(store)
         first = t.store_memory("Ada lives in Lisbon")
@@ -233,4 +233,4 @@ def test_a_failing_embedder_does_not_refuse_the_write(tmp_path: Path, caplog: py
             different = t.store_memory("The user's sister is called Maria")
         assert reordered.id == tea.id and different.id != tea.id
         assert "embedding service unreachable" in caplog.text and "judged by text only" in caplog.text
-        assert len(t.retrieve_memories()) == 2
+        assert len(t.retrieve_memories().items) == 2

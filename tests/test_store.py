@@ -377,7 +377,7 @@ def test_api_key_secret_is_returned_once_and_authenticates(store, tenant):
     assert (key.name, key.read_only, key.tenant_id, key.revoked_at) == ("ci", True, tenant.tenant_id, None)
     assert secret.startswith("mns_")
     assert key.prefix in secret
-    listed = tenant.list_api_keys()
+    listed = tenant.list_api_keys().items
     assert listed == [key]
     assert all(secret not in repr(k) for k in listed)
     found = store.authenticate(secret)
@@ -408,7 +408,7 @@ def test_wrong_malformed_and_revoked_keys_do_not_authenticate(store, tenant):
 
     tenant.revoke_api_key(key.id)
     assert store.authenticate(secret) is None
-    (revoked,) = tenant.list_api_keys()
+    (revoked,) = tenant.list_api_keys().items
     assert revoked.id == key.id
     _assert_utc(revoked.revoked_at)
     with pytest.raises(ApiKeyNotFound):
@@ -426,7 +426,7 @@ def test_api_key_of_one_tenant_never_authenticates_as_another(store, tenant):
     with pytest.raises(ApiKeyNotFound):
         other.revoke_api_key(key.id)
     assert store.authenticate(secret) is not None
-    assert other.list_api_keys() == [other_key]
+    assert other.list_api_keys().items == [other_key]
 
 
 # -- users ------------------------------------------------------------------------------------------------------
@@ -735,21 +735,21 @@ def test_delete_conversation_cascades(store, tenant):
     checkpoint = t.create_checkpoint(conv.id, iteration=1, state={"s": 1})
     t.record_interaction_event("approval", conversation_id=conv.id)
     t.record_metric("latency", 1.0, conversation_id=conv.id)
-    assert [x.id for x in t.list_tool_executions(conversation_id=conv.id)] == [tool.id]
-    assert len(t.list_interaction_events(conversation_id=conv.id)) == 1
-    assert len(t.query_metrics(conversation_id=conv.id)) == 1
+    assert [x.id for x in t.list_tool_executions(conversation_id=conv.id).items] == [tool.id]
+    assert len(t.list_interaction_events(conversation_id=conv.id).items) == 1
+    assert len(t.query_metrics(conversation_id=conv.id).items) == 1
 
     t.delete_conversation(conv.id)
 
     assert t.get_conversation(conv.id) is None
     assert t.get_message(message.id) is None
-    assert t.list_tool_executions(conversation_id=conv.id) == []
-    assert [x.id for x in t.list_tool_executions()] == [loose_tool.id]
-    assert t.list_checkpoints(conv.id) == []
+    assert t.list_tool_executions(conversation_id=conv.id).items == []
+    assert [x.id for x in t.list_tool_executions().items] == [loose_tool.id]
+    assert t.list_checkpoints(conv.id).items == []
     with pytest.raises(CheckpointNotFound):
         t.get_checkpoint_by_id(checkpoint.id)
-    assert t.list_interaction_events(conversation_id=conv.id) == []
-    assert t.query_metrics(conversation_id=conv.id) == []
+    assert t.list_interaction_events(conversation_id=conv.id).items == []
+    assert t.query_metrics(conversation_id=conv.id).items == []
     assert t.count_messages(keep.id) == 1
     usage = store.get_tenant_usage(t.tenant_id)
     assert (usage.conversations, usage.messages, usage.storage_bytes) == (1, 1, 2)
@@ -1050,7 +1050,7 @@ def test_content_over_the_maximum_is_refused(store, tenant):
             t.store_memory("x" * 101)
         assert _all_history(t, conv.id) == [fits]
         assert t.list_knowledge("docs").items == []
-        assert t.retrieve_memories() == []
+        assert t.retrieve_memories().items == []
         assert store.get_tenant_usage(t.tenant_id).storage_bytes == 100
 
 
@@ -1187,11 +1187,11 @@ def _snapshot(t: TenantStore, ids: dict[str, Any]) -> list[Any]:
         _all_history(t, ids["conversation"]),
         t.get_memory(ids["memory"]),
         t.get_knowledge_chunk(ids["chunk"]),
-        t.list_checkpoints(ids["conversation"]),
-        t.list_tool_executions(),
-        t.list_interaction_events(),
-        t.query_metrics(),
-        t.list_api_keys(),
+        t.list_checkpoints(ids["conversation"]).items,
+        t.list_tool_executions().items,
+        t.list_interaction_events().items,
+        t.query_metrics().items,
+        t.list_api_keys().items,
         t.get_channel_config("discord"),
         t.store.get_tenant_usage(t.tenant_id),
     ]
@@ -1229,7 +1229,7 @@ def test_another_tenants_ids_behave_like_missing_ones(store, tenant):
         ("create_conversation", lambda x: b.create_conversation(x), user.id, UserNotFound),
         ("list_conversations", lambda x: b.list_conversations(x), user.id, (returned, empty_page)),
         ("store_memory", lambda x: b.store_memory("evil", user_id=x), user.id, UserNotFound),
-        ("retrieve_memories", lambda x: b.retrieve_memories(user_id=x), user.id, (returned, [])),
+        ("retrieve_memories", lambda x: b.retrieve_memories(user_id=x), user.id, (returned, empty_page)),
         ("get_conversation", lambda x: b.get_conversation(x), conv.id, (returned, None)),
         ("get_conversation_or_raise", lambda x: b.get_conversation_or_raise(x), conv.id, ConversationNotFound),
         ("update_conversation", lambda x: b.update_conversation(x, title="evil"), conv.id, ConversationNotFound),
@@ -1259,11 +1259,11 @@ def test_another_tenants_ids_behave_like_missing_ones(store, tenant):
             conv.id,
             ConversationNotFound,
         ),
-        ("list_tool_executions", lambda x: b.list_tool_executions(conversation_id=x), conv.id, (returned, [])),
+        ("list_tool_executions", lambda x: b.list_tool_executions(conversation_id=x), conv.id, (returned, empty_page)),
         ("create_checkpoint", lambda x: b.create_checkpoint(x, iteration=2, state={}), conv.id, ConversationNotFound),
         ("get_latest_checkpoint", lambda x: b.get_latest_checkpoint(x), conv.id, (returned, None)),
         ("get_checkpoint", lambda x: b.get_checkpoint(x, iteration=1), conv.id, CheckpointNotFound),
-        ("list_checkpoints", lambda x: b.list_checkpoints(x), conv.id, (returned, [])),
+        ("list_checkpoints", lambda x: b.list_checkpoints(x), conv.id, (returned, empty_page)),
         ("prune_checkpoints", lambda x: b.prune_checkpoints(x, keep=0), conv.id, (returned, 0)),
         (
             "record_interaction_event",
@@ -1271,9 +1271,14 @@ def test_another_tenants_ids_behave_like_missing_ones(store, tenant):
             conv.id,
             ConversationNotFound,
         ),
-        ("list_interaction_events", lambda x: b.list_interaction_events(conversation_id=x), conv.id, (returned, [])),
+        (
+            "list_interaction_events",
+            lambda x: b.list_interaction_events(conversation_id=x),
+            conv.id,
+            (returned, empty_page),
+        ),
         ("record_metric", lambda x: b.record_metric("m", 1.0, conversation_id=x), conv.id, ConversationNotFound),
-        ("query_metrics", lambda x: b.query_metrics(conversation_id=x), conv.id, (returned, [])),
+        ("query_metrics", lambda x: b.query_metrics(conversation_id=x), conv.id, (returned, empty_page)),
         ("get_message", lambda x: b.get_message(x), message.id, (returned, None)),
         ("delete_message", lambda x: b.delete_message(x), message.id, MessageNotFound),
         ("get_memory", lambda x: b.get_memory(x), memory.id, (returned, None)),
@@ -1480,15 +1485,15 @@ def test_store_get_retrieve_and_delete_memories(tenant):
     shared = t.store_memory("global", importance=0.0)
     assert (low.kind, low.tier, low.user_id, shared.user_id) == (MemoryKind.FACT, MemoryTier.SHORT_TERM, ada.id, None)
 
-    assert [m.id for m in t.retrieve_memories()] == [bobs.id, fact.id, mid.id, low.id, shared.id]
-    assert [m.id for m in t.retrieve_memories(user_id=ada.id)] == [fact.id, mid.id, low.id]
-    assert [m.id for m in t.retrieve_memories(user_id=ada.id, limit=2)] == [fact.id, mid.id]
-    assert [m.id for m in t.retrieve_memories(tier="working")] == [mid.id]
-    assert [m.id for m in t.retrieve_memories(user_id=bob.id, tier=MemoryTier.LONG_TERM)] == []
+    assert [m.id for m in t.retrieve_memories().items] == [bobs.id, fact.id, mid.id, low.id, shared.id]
+    assert [m.id for m in t.retrieve_memories(user_id=ada.id).items] == [fact.id, mid.id, low.id]
+    assert [m.id for m in t.retrieve_memories(user_id=ada.id, limit=2).items] == [fact.id, mid.id]
+    assert [m.id for m in t.retrieve_memories(tier="working").items] == [mid.id]
+    assert [m.id for m in t.retrieve_memories(user_id=bob.id, tier=MemoryTier.LONG_TERM).items] == []
 
     t.delete_memory(mid.id)
     assert t.get_memory(mid.id) is None
-    assert [m.id for m in t.retrieve_memories(user_id=ada.id)] == [fact.id, low.id]
+    assert [m.id for m in t.retrieve_memories(user_id=ada.id).items] == [fact.id, low.id]
     with pytest.raises(MemoryNotFound):
         t.delete_memory(mid.id)
     with pytest.raises(UserNotFound):
@@ -1527,7 +1532,7 @@ def test_store_get_retrieve_and_delete_memories(tenant):
 def test_bad_memory_fields_are_refused(tenant, fields):
     with pytest.raises(InvalidInput):
         tenant.store_memory("x", **fields)
-    assert tenant.retrieve_memories() == []
+    assert tenant.retrieve_memories().items == []
 
 
 # -- agent audit and state --------------------------------------------------------------------------------------
@@ -1544,7 +1549,7 @@ def test_tool_executions_keep_json_results_of_any_type(tenant):
         for result in results
     ]
     failed = t.record_tool_execution("calc", success=False, error="division by zero")
-    listed = t.list_tool_executions(conversation_id=conv.id)
+    listed = t.list_tool_executions(conversation_id=conv.id).items
     assert [x.result for x in listed] == list(reversed(results))
     assert listed == list(reversed(recorded))
     first = listed[-1]
@@ -1556,11 +1561,11 @@ def test_tool_executions_keep_json_results_of_any_type(tenant):
         None,
         12.5,
     )
-    assert [x.id for x in t.list_tool_executions(tool="calc")] == [failed.id]
+    assert [x.id for x in t.list_tool_executions(tool="calc").items] == [failed.id]
     assert (failed.success, failed.error, failed.conversation_id) == (False, "division by zero", None)
-    assert len(t.list_tool_executions()) == 8
-    assert [x.id for x in t.list_tool_executions(limit=2)] == [failed.id, recorded[-1].id]
-    assert t.list_tool_executions(tool="search", conversation_id=uuid.uuid4()) == []
+    assert len(t.list_tool_executions().items) == 8
+    assert [x.id for x in t.list_tool_executions(limit=2).items] == [failed.id, recorded[-1].id]
+    assert t.list_tool_executions(tool="search", conversation_id=uuid.uuid4()).items == []
     with pytest.raises(InvalidMetadata):
         t.record_tool_execution("search", result={1, 2})
     for duration in ("fast", float("nan"), float("inf")):
@@ -1570,7 +1575,48 @@ def test_tool_executions_keep_json_results_of_any_type(tenant):
         t.record_tool_execution("search", conversation_id=uuid.uuid4())
     with pytest.raises(InvalidInput):
         t.record_tool_execution("")
-    assert len(t.list_tool_executions()) == 8
+    assert len(t.list_tool_executions().items) == 8
+
+
+def _pages(listing: Any, limit: int) -> list[list[Any]]:
+    """Every page of ``listing(limit=..., cursor=...)``, following ``next_cursor`` until it is None."""
+    pages: list[list[Any]] = []
+    cursor = None
+    while True:
+        page = listing(limit=limit, cursor=cursor)
+        pages.append(page.items)
+        if page.next_cursor is None:
+            return pages
+        cursor = page.next_cursor
+
+
+def test_every_cursor_listing_returns_pages_that_add_up_to_the_whole(tenant):
+    t = tenant
+    conv = _conversation(t)
+    user = t.create_user(display_name="Pager")
+    for n in range(5):
+        t.record_tool_execution("search", conversation_id=conv.id, result=n)
+        t.create_checkpoint(conv.id, iteration=n, state={"n": n})
+        t.record_interaction_event("approval", conversation_id=conv.id, data={"n": n})
+        t.record_metric("tokens", n, conversation_id=conv.id)
+        t.store_memory(f"distinct fact number {n} about paging {uuid.uuid4()}", user_id=user.id, importance=n / 10)
+        t.create_api_key(f"key-{n}")
+    listings = {
+        "list_tool_executions": lambda **kw: t.list_tool_executions(conversation_id=conv.id, **kw),
+        "list_checkpoints": lambda **kw: t.list_checkpoints(conv.id, **kw),
+        "list_interaction_events": lambda **kw: t.list_interaction_events(conversation_id=conv.id, **kw),
+        "query_metrics": lambda **kw: t.query_metrics(conversation_id=conv.id, **kw),
+        "retrieve_memories": lambda **kw: t.retrieve_memories(user_id=user.id, **kw),
+        "list_api_keys": lambda **kw: t.list_api_keys(**kw),
+    }
+    for name, listing in listings.items():
+        whole = listing(limit=100).items
+        assert len(whole) == 5, name
+        pages = _pages(listing, 2)
+        assert [len(p) for p in pages] == [2, 2, 1], name
+        assert [item for page in pages for item in page] == whole, name
+        exact = _pages(listing, 5)
+        assert [len(p) for p in exact] == [5], f"{name}: a full last page must not promise more"
 
 
 def test_checkpoints(tenant):
@@ -1585,8 +1631,8 @@ def test_checkpoints(tenant):
     assert t.get_latest_checkpoint(conv.id) == c3
     assert t.get_checkpoint(conv.id, iteration=2) == c2
     assert t.get_checkpoint_by_id(c1.id) == c1
-    assert t.list_checkpoints(conv.id) == [c3, c2, c1]
-    assert t.list_checkpoints(conv.id, limit=2) == [c3, c2]
+    assert t.list_checkpoints(conv.id).items == [c3, c2, c1]
+    assert t.list_checkpoints(conv.id, limit=2).items == [c3, c2]
     with pytest.raises(CheckpointNotFound):
         t.get_checkpoint(conv.id, iteration=9)
     with pytest.raises(InvalidInput):
@@ -1600,10 +1646,10 @@ def test_checkpoints(tenant):
     assert t.get_checkpoint(conv.id, iteration=4) == branch, "the newest one saved at that iteration"
 
     assert t.prune_checkpoints(conv.id, keep=2) == 3
-    assert t.list_checkpoints(conv.id) == [branch, root]
+    assert t.list_checkpoints(conv.id).items == [branch, root]
     assert t.prune_checkpoints(conv.id, keep=2) == 0
     assert t.prune_checkpoints(conv.id, keep=0) == 2
-    assert t.list_checkpoints(conv.id) == []
+    assert t.list_checkpoints(conv.id).items == []
     with pytest.raises(InvalidInput):
         t.prune_checkpoints(conv.id, keep=-1)
     with pytest.raises(InvalidInput):
@@ -1612,7 +1658,7 @@ def test_checkpoints(tenant):
         t.create_checkpoint(conv.id, iteration=1, state=["not", "a", "dict"])
     with pytest.raises(ConversationNotFound):
         t.create_checkpoint(uuid.uuid4(), iteration=1, state={})
-    assert t.list_checkpoints(conv.id) == []
+    assert t.list_checkpoints(conv.id).items == []
 
 
 def test_interaction_events(tenant):
@@ -1628,14 +1674,14 @@ def test_interaction_events(tenant):
     loose = t.record_interaction_event("note")
     assert (approval.checkpoint_id, approval.data, approval.goal_modified) == (checkpoint.id, {"ok": True}, False)
     assert change.goal_modified is True
-    assert t.list_interaction_events(conversation_id=conv.id) == [change, approval]
-    assert [e.id for e in t.list_interaction_events()] == [loose.id, elsewhere.id, change.id, approval.id]
-    assert [e.id for e in t.list_interaction_events(limit=1)] == [loose.id]
+    assert t.list_interaction_events(conversation_id=conv.id).items == [change, approval]
+    assert [e.id for e in t.list_interaction_events().items] == [loose.id, elsewhere.id, change.id, approval.id]
+    assert [e.id for e in t.list_interaction_events(limit=1).items] == [loose.id]
     with pytest.raises(InvalidInput):
         t.record_interaction_event("")
     with pytest.raises(ConversationNotFound):
         t.record_interaction_event("note", conversation_id=uuid.uuid4())
-    assert len(t.list_interaction_events()) == 4
+    assert len(t.list_interaction_events().items) == 4
 
 
 def test_metrics_record_and_query(tenant):
@@ -1661,20 +1707,26 @@ def test_metrics_record_and_query(tenant):
         ]
     )
     assert (latency.value, latency.labels, latency.conversation_id) == (120.0, {"model": "m"}, conv.id)
-    assert [m.id for m in t.query_metrics()] == [bulk[2].id, bulk[1].id, bulk[0].id, latency.id]
-    assert [m.id for m in t.query_metrics(metric_type="tokens")] == [bulk[2].id, bulk[1].id]
-    assert [m.id for m in t.query_metrics(conversation_id=conv.id)] == [bulk[1].id, latency.id]
-    assert [m.id for m in t.query_metrics(since=base + timedelta(minutes=1))] == [bulk[2].id, bulk[1].id, bulk[0].id]
-    assert [m.id for m in t.query_metrics(metric_type="latency_ms", since=base + timedelta(seconds=30))] == [bulk[0].id]
-    assert [m.id for m in t.query_metrics(limit=1)] == [bulk[2].id]
-    stored = t.query_metrics(metric_type="tokens", limit=1)[0]
+    assert [m.id for m in t.query_metrics().items] == [bulk[2].id, bulk[1].id, bulk[0].id, latency.id]
+    assert [m.id for m in t.query_metrics(metric_type="tokens").items] == [bulk[2].id, bulk[1].id]
+    assert [m.id for m in t.query_metrics(conversation_id=conv.id).items] == [bulk[1].id, latency.id]
+    assert [m.id for m in t.query_metrics(since=base + timedelta(minutes=1)).items] == [
+        bulk[2].id,
+        bulk[1].id,
+        bulk[0].id,
+    ]
+    assert [m.id for m in t.query_metrics(metric_type="latency_ms", since=base + timedelta(seconds=30)).items] == [
+        bulk[0].id
+    ]
+    assert [m.id for m in t.query_metrics(limit=1).items] == [bulk[2].id]
+    stored = t.query_metrics(metric_type="tokens", limit=1).items[0]
     assert stored.recorded_at == base + timedelta(minutes=3)
     _assert_utc(stored.recorded_at)
     assert stored.value == 4.0
 
     recent = t.record_metric("latency_ms", 1.0)
     _assert_utc(recent.recorded_at)
-    assert t.query_metrics(limit=1)[0].id == recent.id
+    assert t.query_metrics(limit=1).items[0].id == recent.id
     for bad in (True, "fast", None, float("nan"), float("inf"), -float("inf")):
         with pytest.raises(InvalidInput):
             t.record_metric("latency_ms", bad)
@@ -1687,7 +1739,7 @@ def test_metrics_record_and_query(tenant):
         t.record_metrics([{"metric_type": "ok", "value": 1}, {"metric_type": "", "value": 1}])
     with pytest.raises(ConversationNotFound):
         t.record_metric("latency_ms", 1.0, conversation_id=uuid.uuid4())
-    assert len(t.query_metrics()) == 5
+    assert len(t.query_metrics().items) == 5
 
 
 # -- export / import --------------------------------------------------------------------------------------------
@@ -1820,7 +1872,7 @@ def test_timestamps_are_utc_on_every_path(store, tenant):
         config.updated_at,
     )
     (identity,) = t.list_identities(user.id)
-    (revoked,) = t.list_api_keys()
+    (revoked,) = t.list_api_keys().items
     stored_conv = t.get_conversation_or_raise(conv.id)
     stored_memory = t.get_memory(memory.id)
     stats = t.get_conversation_stats(conv.id)
@@ -1837,10 +1889,10 @@ def test_timestamps_are_utc_on_every_path(store, tenant):
         stored_memory.created_at,
         stored_memory.expires_at,
         t.get_knowledge_chunk(chunk.id).created_at,
-        t.list_tool_executions()[0].created_at,
+        t.list_tool_executions().items[0].created_at,
         t.get_checkpoint_by_id(checkpoint.id).created_at,
-        t.list_interaction_events()[0].created_at,
-        t.query_metrics()[0].recorded_at,
+        t.list_interaction_events().items[0].created_at,
+        t.query_metrics().items[0].recorded_at,
         revoked.created_at,
         revoked.revoked_at,
         t.get_channel_config("discord").updated_at,

@@ -10,10 +10,10 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from mnemostore.domain import AgentMetric, Checkpoint, InteractionEvent, ToolExecution, new_id
+from mnemostore.domain import AgentMetric, Checkpoint, InteractionEvent, Page, ToolExecution, new_id
 from mnemostore.errors import CheckpointNotFound, InvalidInput
 from mnemostore.service import _validation as v
-from mnemostore.service._base import UNSET, Unset, as_id, decode_list_cursor, utc_now
+from mnemostore.service._base import UNSET, Unset, as_id, decode_list_cursor, page_after, utc_now
 from mnemostore.service._scope import TenantScope
 
 if TYPE_CHECKING:
@@ -64,15 +64,16 @@ class AgentRecords(TenantScope):
         tool: str | None = None,
         limit: int = 100,
         cursor: str | None = None,
-    ) -> list[ToolExecution]:
-        """Newest first; ``cursor``: ``list_cursor`` of the last one of the previous call, to continue after it."""
+    ) -> Page[ToolExecution]:
+        """Newest first, ``limit`` at a time; pass the page's ``next_cursor`` as ``cursor`` to get the next page."""
         v.check_limit(limit)
         cid = as_id(conversation_id, "conversation_id") if conversation_id is not None else None
         if tool is not None:
             v.check_text(tool, "tool")
         after = decode_list_cursor(ToolExecution, cursor) if cursor is not None else None
         with self._tx() as uow:
-            return uow.agent.list_tool_executions(conversation_id=cid, tool=tool, limit=limit, after=after)
+            found = uow.agent.list_tool_executions(conversation_id=cid, tool=tool, limit=limit + 1, after=after)
+        return page_after(found, limit)
 
     def create_checkpoint(
         self,
@@ -141,13 +142,14 @@ class AgentRecords(TenantScope):
 
     def list_checkpoints(
         self, conversation_id: uuid.UUID | str, *, limit: int = 100, cursor: str | None = None
-    ) -> list[Checkpoint]:
-        """Newest first; ``cursor``: ``list_cursor`` of the last one of the previous call, to continue after it."""
+    ) -> Page[Checkpoint]:
+        """Newest first, ``limit`` at a time; pass the page's ``next_cursor`` as ``cursor`` to get the next page."""
         v.check_limit(limit)
         cid = as_id(conversation_id, "conversation_id")
         after = decode_list_cursor(Checkpoint, cursor) if cursor is not None else None
         with self._tx() as uow:
-            return uow.agent.checkpoints(cid, limit=limit, after=after)
+            found = uow.agent.checkpoints(cid, limit=limit + 1, after=after)
+        return page_after(found, limit)
 
     def prune_checkpoints(self, conversation_id: uuid.UUID | str, *, keep: int) -> int:
         """Delete all but the newest ``keep`` checkpoints; returns how many were deleted."""
@@ -183,13 +185,14 @@ class AgentRecords(TenantScope):
 
     def list_interaction_events(
         self, *, conversation_id: uuid.UUID | str | None = None, limit: int = 100, cursor: str | None = None
-    ) -> list[InteractionEvent]:
-        """Newest first; ``cursor``: ``list_cursor`` of the last one of the previous call, to continue after it."""
+    ) -> Page[InteractionEvent]:
+        """Newest first, ``limit`` at a time; pass the page's ``next_cursor`` as ``cursor`` to get the next page."""
         v.check_limit(limit)
         cid = as_id(conversation_id, "conversation_id") if conversation_id is not None else None
         after = decode_list_cursor(InteractionEvent, cursor) if cursor is not None else None
         with self._tx() as uow:
-            return uow.agent.events(conversation_id=cid, limit=limit, after=after)
+            found = uow.agent.events(conversation_id=cid, limit=limit + 1, after=after)
+        return page_after(found, limit)
 
     def record_metric(
         self,
@@ -248,8 +251,8 @@ class AgentRecords(TenantScope):
         since: datetime | None = None,
         limit: int = 1000,
         cursor: str | None = None,
-    ) -> list[AgentMetric]:
-        """Newest first; ``cursor``: ``list_cursor`` of the last one of the previous call, to continue after it."""
+    ) -> Page[AgentMetric]:
+        """Newest first, ``limit`` at a time; pass the page's ``next_cursor`` as ``cursor`` to get the next page."""
         v.check_limit(limit, maximum=100_000)
         cid = as_id(conversation_id, "conversation_id") if conversation_id is not None else None
         v.check_time(since, "since")
@@ -257,6 +260,7 @@ class AgentRecords(TenantScope):
             v.check_text(metric_type, "metric_type")
         after = decode_list_cursor(AgentMetric, cursor) if cursor is not None else None
         with self._tx() as uow:
-            return uow.agent.metrics(
-                metric_type=metric_type, conversation_id=cid, since=since, limit=limit, after=after
+            found = uow.agent.metrics(
+                metric_type=metric_type, conversation_id=cid, since=since, limit=limit + 1, after=after
             )
+        return page_after(found, limit)

@@ -11,6 +11,7 @@ from mnemostore.domain import (
     AgentMetric,
     Checkpoint,
     InteractionEvent,
+    Page,
     ToolExecution,
     new_id,
 )
@@ -24,6 +25,7 @@ from mnemostore.service._base import (
     Unset,
     as_id,
     decode_list_cursor,
+    page_after,
     utc_now,
 )
 from mnemostore.service._scope_async import AsyncTenantScope
@@ -76,15 +78,16 @@ class AsyncAgentRecords(AsyncTenantScope):
         tool: str | None = None,
         limit: int = 100,
         cursor: str | None = None,
-    ) -> list[ToolExecution]:
-        """Newest first; ``cursor``: ``list_cursor`` of the last one of the previous call, to continue after it."""
+    ) -> Page[ToolExecution]:
+        """Newest first, ``limit`` at a time; pass the page's ``next_cursor`` as ``cursor`` to get the next page."""
         v.check_limit(limit)
         cid = as_id(conversation_id, "conversation_id") if conversation_id is not None else None
         if tool is not None:
             v.check_text(tool, "tool")
         after = decode_list_cursor(ToolExecution, cursor) if cursor is not None else None
         async with self._tx() as uow:
-            return await uow.agent.list_tool_executions(conversation_id=cid, tool=tool, limit=limit, after=after)
+            found = await uow.agent.list_tool_executions(conversation_id=cid, tool=tool, limit=limit + 1, after=after)
+        return page_after(found, limit)
 
     async def create_checkpoint(
         self,
@@ -153,13 +156,14 @@ class AsyncAgentRecords(AsyncTenantScope):
 
     async def list_checkpoints(
         self, conversation_id: uuid.UUID | str, *, limit: int = 100, cursor: str | None = None
-    ) -> list[Checkpoint]:
-        """Newest first; ``cursor``: ``list_cursor`` of the last one of the previous call, to continue after it."""
+    ) -> Page[Checkpoint]:
+        """Newest first, ``limit`` at a time; pass the page's ``next_cursor`` as ``cursor`` to get the next page."""
         v.check_limit(limit)
         cid = as_id(conversation_id, "conversation_id")
         after = decode_list_cursor(Checkpoint, cursor) if cursor is not None else None
         async with self._tx() as uow:
-            return await uow.agent.checkpoints(cid, limit=limit, after=after)
+            found = await uow.agent.checkpoints(cid, limit=limit + 1, after=after)
+        return page_after(found, limit)
 
     async def prune_checkpoints(self, conversation_id: uuid.UUID | str, *, keep: int) -> int:
         """Delete all but the newest ``keep`` checkpoints; returns how many were deleted."""
@@ -195,13 +199,14 @@ class AsyncAgentRecords(AsyncTenantScope):
 
     async def list_interaction_events(
         self, *, conversation_id: uuid.UUID | str | None = None, limit: int = 100, cursor: str | None = None
-    ) -> list[InteractionEvent]:
-        """Newest first; ``cursor``: ``list_cursor`` of the last one of the previous call, to continue after it."""
+    ) -> Page[InteractionEvent]:
+        """Newest first, ``limit`` at a time; pass the page's ``next_cursor`` as ``cursor`` to get the next page."""
         v.check_limit(limit)
         cid = as_id(conversation_id, "conversation_id") if conversation_id is not None else None
         after = decode_list_cursor(InteractionEvent, cursor) if cursor is not None else None
         async with self._tx() as uow:
-            return await uow.agent.events(conversation_id=cid, limit=limit, after=after)
+            found = await uow.agent.events(conversation_id=cid, limit=limit + 1, after=after)
+        return page_after(found, limit)
 
     async def record_metric(
         self,
@@ -262,8 +267,8 @@ class AsyncAgentRecords(AsyncTenantScope):
         since: datetime | None = None,
         limit: int = 1000,
         cursor: str | None = None,
-    ) -> list[AgentMetric]:
-        """Newest first; ``cursor``: ``list_cursor`` of the last one of the previous call, to continue after it."""
+    ) -> Page[AgentMetric]:
+        """Newest first, ``limit`` at a time; pass the page's ``next_cursor`` as ``cursor`` to get the next page."""
         v.check_limit(limit, maximum=100_000)
         cid = as_id(conversation_id, "conversation_id") if conversation_id is not None else None
         v.check_time(since, "since")
@@ -271,6 +276,7 @@ class AsyncAgentRecords(AsyncTenantScope):
             v.check_text(metric_type, "metric_type")
         after = decode_list_cursor(AgentMetric, cursor) if cursor is not None else None
         async with self._tx() as uow:
-            return await uow.agent.metrics(
-                metric_type=metric_type, conversation_id=cid, since=since, limit=limit, after=after
+            found = await uow.agent.metrics(
+                metric_type=metric_type, conversation_id=cid, since=since, limit=limit + 1, after=after
             )
+        return page_after(found, limit)

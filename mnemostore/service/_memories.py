@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from mnemostore.cache._types import EventType
-from mnemostore.domain import ConversationStatus, Memory, MemoryKind, MemoryTier, MemoryVersion, new_id
+from mnemostore.domain import ConversationStatus, Memory, MemoryKind, MemoryTier, MemoryVersion, Page, new_id
 from mnemostore.errors import ConversationNotFound, InvalidInput, MemoryNotFound, SummarizationError, UserNotFound
 from mnemostore.memory import (
     DuplicateMatch,
@@ -26,7 +26,7 @@ from mnemostore.memory import (
 from mnemostore.search._embedders import Embedder
 from mnemostore.search._types import ItemKind
 from mnemostore.service import _validation as v
-from mnemostore.service._base import UNSET, Unset, as_id, decode_list_cursor, utc_now
+from mnemostore.service._base import UNSET, Unset, as_id, decode_list_cursor, page_after, utc_now
 from mnemostore.service._conversations import Conversations
 from mnemostore.store._repositories import UnitOfWork
 
@@ -247,12 +247,12 @@ class Memories(Conversations):
         include_expired: bool = False,
         limit: int = 20,
         cursor: str | None = None,
-    ) -> list[Memory]:
+    ) -> Page[Memory]:
         """Memories by importance (most important first), optionally for one user, agent, tier or kind.
 
         Args:
             include_expired: also return memories whose ``expires_at`` has passed (not purged yet).
-            cursor: ``list_cursor`` of the last memory of the previous call, to continue after it.
+            cursor: the ``next_cursor`` of the previous page, to get the next one.
         """
         v.check_limit(limit)
         uid = as_id(user_id, "user_id") if user_id is not None else None
@@ -261,15 +261,16 @@ class Memories(Conversations):
         agent = v.check_name(agent_id, "agent_id", max_len=200)
         after = decode_list_cursor(Memory, cursor) if cursor is not None else None
         with self._tx() as uow:
-            return uow.memories.query(
+            found = uow.memories.query(
                 user_id=uid,
                 agent_id=agent,
                 tier=tier_value,
                 kind=kind_value,
                 not_expired_at=None if include_expired else utc_now(),
-                limit=limit,
+                limit=limit + 1,
                 after=after,
             )
+        return page_after(found, limit)
 
     def update_memory(
         self,

@@ -17,6 +17,7 @@ from mnemostore.domain import (
     MemoryKind,
     MemoryTier,
     MemoryVersion,
+    Page,
     new_id,
 )
 from mnemostore.errors import (
@@ -42,6 +43,7 @@ from mnemostore.service._base import (
     Unset,
     as_id,
     decode_list_cursor,
+    page_after,
     utc_now,
 )
 from mnemostore.service._conversations_async import AsyncConversations
@@ -269,12 +271,12 @@ class AsyncMemories(AsyncConversations):
         include_expired: bool = False,
         limit: int = 20,
         cursor: str | None = None,
-    ) -> list[Memory]:
+    ) -> Page[Memory]:
         """Memories by importance (most important first), optionally for one user, agent, tier or kind.
 
         Args:
             include_expired: also return memories whose ``expires_at`` has passed (not purged yet).
-            cursor: ``list_cursor`` of the last memory of the previous call, to continue after it.
+            cursor: the ``next_cursor`` of the previous page, to get the next one.
         """
         v.check_limit(limit)
         uid = as_id(user_id, "user_id") if user_id is not None else None
@@ -283,15 +285,16 @@ class AsyncMemories(AsyncConversations):
         agent = v.check_name(agent_id, "agent_id", max_len=200)
         after = decode_list_cursor(Memory, cursor) if cursor is not None else None
         async with self._tx() as uow:
-            return await uow.memories.query(
+            found = await uow.memories.query(
                 user_id=uid,
                 agent_id=agent,
                 tier=tier_value,
                 kind=kind_value,
                 not_expired_at=None if include_expired else utc_now(),
-                limit=limit,
+                limit=limit + 1,
                 after=after,
             )
+        return page_after(found, limit)
 
     async def update_memory(
         self,

@@ -15,7 +15,7 @@ from mnemostore.cache._cache import API_KEY, TENANT
 from mnemostore.domain import ApiKey, Page, Quotas, Tenant, TenantStatus, TenantUsage, new_id
 from mnemostore.errors import ApiKeyNotFound, ConflictError, InvalidInput, TenantAlreadyExists, TenantNotFound
 from mnemostore.service import _validation as v
-from mnemostore.service._base import as_id, id_cursor, parse_api_key, utc_now
+from mnemostore.service._base import as_id, id_cursor, page_after, parse_api_key, utc_now
 from mnemostore.service._core import StoreCore
 from mnemostore.service._scope import TenantScope
 
@@ -202,16 +202,17 @@ class ApiKeys(TenantScope):
             key = uow.api_keys.insert(values)
         return (key, token)
 
-    def list_api_keys(self, *, limit: int = 1000, cursor: str | None = None) -> list[ApiKey]:
+    def list_api_keys(self, *, limit: int = 1000, cursor: str | None = None) -> Page[ApiKey]:
         """The tenant's keys (revoked ones too), oldest first.
 
         Args:
-            cursor: ``list_cursor`` of the last key of the previous call, to continue after it.
+            cursor: the ``next_cursor`` of the previous page, to get the next one.
         """
         v.check_limit(limit)
         after = id_cursor(cursor) if cursor is not None else None
         with self._tx() as uow:
-            return uow.api_keys.list(limit=limit, after=after)
+            found = uow.api_keys.list(limit=limit + 1, after=after)
+        return page_after(found, limit)
 
     def revoke_api_key(self, key_id: uuid.UUID | str) -> None:
         """Revoke a key: from the moment this returns, ``authenticate`` refuses it (its cache entry is dropped).

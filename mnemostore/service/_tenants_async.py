@@ -32,6 +32,7 @@ from mnemostore.service import _validation as v
 from mnemostore.service._base import (
     as_id,
     id_cursor,
+    page_after,
     parse_api_key,
     utc_now,
 )
@@ -228,16 +229,17 @@ class AsyncApiKeys(AsyncTenantScope):
             key = await uow.api_keys.insert(values)
         return key, token
 
-    async def list_api_keys(self, *, limit: int = 1000, cursor: str | None = None) -> list[ApiKey]:
+    async def list_api_keys(self, *, limit: int = 1000, cursor: str | None = None) -> Page[ApiKey]:
         """The tenant's keys (revoked ones too), oldest first.
 
         Args:
-            cursor: ``list_cursor`` of the last key of the previous call, to continue after it.
+            cursor: the ``next_cursor`` of the previous page, to get the next one.
         """
         v.check_limit(limit)
         after = id_cursor(cursor) if cursor is not None else None
         async with self._tx() as uow:
-            return await uow.api_keys.list(limit=limit, after=after)
+            found = await uow.api_keys.list(limit=limit + 1, after=after)
+        return page_after(found, limit)
 
     async def revoke_api_key(self, key_id: uuid.UUID | str) -> None:
         """Revoke a key: from the moment this returns, ``authenticate`` refuses it (its cache entry is dropped).
