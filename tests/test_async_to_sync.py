@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import re
 import sys
 import textwrap
 from pathlib import Path
@@ -363,6 +364,31 @@ def test_all_skips_missing_sources(
     )
     assert not (tmp_path / "pkg" / "gone.py").exists()
     assert tool.main(["--check", "--all"]) == 0
+
+
+def test_pinned_ruff_is_read_from_pyproject(tmp_path: Path) -> None:
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text('[project.optional-dependencies]\ndev = ["pytest>=8", "ruff == 1.2.3", "mypy"]\n')
+    assert tool.pinned_ruff(pyproject) == "1.2.3"
+    pyproject.write_text('[project.optional-dependencies]\ndev = ["ruff>=0.5"]\n')
+    with pytest.raises(SystemExit, match=r"must pin ruff exactly in the dev extra \(ruff==X\.Y\.Z\)"):
+        tool.pinned_ruff(pyproject)
+    assert re.fullmatch(r"\d+\.\d+\.\d+", tool.pinned_ruff())  # the project's own pin
+
+
+def test_another_ruff_version_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = tmp_path / "fake_ruff.py"
+    fake.write_text("import sys\nprint('ruff 0.0.1')\nsys.exit(0)\n")
+    monkeypatch.setattr(tool, "_ruff_command", lambda: [sys.executable, str(fake)])
+    monkeypatch.setattr(tool, "_checked_ruff", None)
+    pinned = tool.pinned_ruff()
+
+    with pytest.raises(SystemExit) as excinfo:
+        tool.convert(SAMPLE, "sample_async.py")
+    assert str(excinfo.value) == (
+        f"async_to_sync: ruff 0.0.1 found ({sys.executable} {fake}), but the generated code is formatted by "
+        f"ruff {pinned}, pinned in pyproject.toml; run: {sys.executable} -m pip install ruff=={pinned}"
+    )
 
 
 def test_cli_requires_files_or_all() -> None:

@@ -8,6 +8,9 @@ drift apart. Edit the ``*_async.py`` file, then run
 
 Code with no sync equivalent goes under ``if True:  # ASYNC`` (the ``# ASYNC``
 comment on the ``if`` line): the sync file keeps only the ``else:`` body.
+
+The output depends on ruff's version: the dev extra of pyproject.toml pins it
+(``ruff==X.Y.Z``, read from there), and the tool refuses to run another one.
 """
 
 from __future__ import annotations
@@ -24,12 +27,14 @@ import shutil
 import subprocess
 import sys
 import tokenize
+import tomllib
 from pathlib import Path
 from typing import Any
 
 import ast_comments  # type: ignore[import-untyped]  # ships neither stubs nor py.typed
 
 ROOT = Path(__file__).resolve().parent.parent
+PYPROJECT = ROOT / "pyproject.toml"  # pins the ruff that formats the output (the dev extra)
 
 # (async source, sync target), relative to ROOT.
 PAIRS: list[tuple[str, str]] = [
@@ -398,13 +403,53 @@ def _literal_source(segment: str) -> str:
     return " ".join(parts) if len(parts) > 1 else segment
 
 
-def _ruff(args: list[str], text: str, filename: Path) -> str:
+def _ruff_command() -> list[str]:
     if importlib.util.find_spec("ruff") is not None:
-        command = [sys.executable, "-m", "ruff"]
-    elif exe := shutil.which("ruff"):
-        command = [exe]
-    else:
-        raise SystemExit("async_to_sync: ruff not found (pip install ruff)")
+        return [sys.executable, "-m", "ruff"]
+    if exe := shutil.which("ruff"):
+        return [exe]
+    raise SystemExit(f"async_to_sync: ruff not found (pip install ruff=={pinned_ruff()})")
+
+
+def pinned_ruff(pyproject: Path | None = None) -> str:
+    """The ruff version pinned (``ruff==X``) in the ``dev`` extra of ``pyproject.toml``."""
+    pyproject = pyproject or PYPROJECT
+    extras = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]["optional-dependencies"]
+    for requirement in extras.get("dev", []):
+        name = re.match(r"[A-Za-z0-9_.-]+", requirement)
+        if name and name.group().lower() == "ruff":
+            if pin := re.fullmatch(r"ruff\s*==\s*([0-9][0-9A-Za-z.+!-]*)", requirement.strip(), re.IGNORECASE):
+                return pin.group(1)
+            break
+    raise SystemExit(
+        f"async_to_sync: {_display(pyproject)} must pin ruff exactly in the dev extra (ruff==X.Y.Z): "
+        "another ruff formats the generated code differently"
+    )
+
+
+_checked_ruff: list[str] | None = None  # the command whose version matched the pin
+
+
+def _checked_ruff_command() -> list[str]:
+    """The ruff command, once its version is the pinned one (the output depends on it)."""
+    global _checked_ruff
+    if _checked_ruff is None:
+        command = _ruff_command()
+        pinned = pinned_ruff()
+        proc = subprocess.run([*command, "--version"], capture_output=True, text=True, check=False)
+        found = proc.stdout.split()[-1] if proc.returncode == 0 and proc.stdout.split() else "unknown"
+        if found != pinned:
+            raise SystemExit(
+                f"async_to_sync: ruff {found} found ({' '.join(command)}), but the generated code is "
+                f"formatted by ruff {pinned}, pinned in {_display(PYPROJECT)}; "
+                f"run: {sys.executable} -m pip install ruff=={pinned}"
+            )
+        _checked_ruff = command
+    return _checked_ruff
+
+
+def _ruff(args: list[str], text: str, filename: Path) -> str:
+    command = _checked_ruff_command()
     proc = subprocess.run(
         [*command, *args, "--quiet", "--config", FIRST_PARTY, "--stdin-filename", str(filename), "-"],
         input=text,
