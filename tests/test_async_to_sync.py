@@ -91,7 +91,7 @@ def test_async_constructs_and_renames() -> None:
             return create_async_engine(url)
     '''
     assert sync(source) == textwrap.dedent('''\
-        """Example (async)."""
+        """Example."""
 
         import threading
         import time
@@ -311,6 +311,74 @@ def test_pytest_async_markers_are_dropped() -> None:
         def test_get(async_store: MnemoStore) -> None:
             assert async_store.get("k") is None
     """)
+
+
+def test_docstrings_are_rewritten_for_the_sync_twin() -> None:
+    output = sync('''
+        """The API: ``AsyncStore`` (async; ``example.py`` is generated from this file).
+
+        Open it with ``mnemostore.service.store_async.open_store`` (see ``store_async.py``)::
+
+            async with AsyncStore(url) as store:
+                tenant = await store.create_tenant("acme")
+                async for page in store.pages():
+                    await asyncio.sleep(0)
+
+        (async; this paragraph is about the async source only (nested
+        parentheses included), so the sync twin drops it.)
+
+        Returns an ``AsyncEngine``; an ``AsyncIterator`` too.
+        """
+
+        EXAMPLE = "await store.get()"
+
+
+        class AsyncStore:
+            """Use it as an async context manager, or call ``aclose()``; ``astore`` in tests."""
+
+            async def pages(self):
+                """An async iterator of pages: ``async for page in store.pages()``."""
+    ''')
+    assert output == textwrap.dedent('''\
+        """The API: ``Store``.
+
+        Open it with ``mnemostore.service.store.open_store`` (see ``store.py``)::
+
+            with Store(url) as store:
+                tenant = store.create_tenant("acme")
+                for page in store.pages():
+                    time.sleep(0)
+
+        Returns an ``Engine``; an ``Iterator`` too.
+        """
+
+        EXAMPLE = "await store.get()"
+
+
+        class Store:
+            """Use it as a context manager, or call ``close()``; ``store`` in tests."""
+
+            def pages(self):
+                """An iterator of pages: ``for page in store.pages()``."""
+    ''')
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("x (async) y", "x y"),
+        ("Cache (async; ``_cache.py`` is generated): the rest", "Cache: the rest"),
+        ("Unclosed (async; note", "Unclosed (async; note"),
+        ("A sentence (about async code) stays.", "A sentence (about async code) stays."),
+        ("the async twin awaits it", "the async twin awaits it"),
+        ("no ``await`` here", "no ``await`` here"),
+        ("An async generator, an async iterable", "A generator, an iterable"),
+        ("``redis.asyncio`` and ``asyncio.Lock``", "``redis`` and ``threading.Lock``"),
+        ("tests/test_store_async.py and async_to_sync.py", "tests/test_store.py and async_to_sync.py"),
+    ],
+)
+def test_sync_text(text: str, expected: str) -> None:
+    assert tool.sync_text(text) == expected
 
 
 def test_sync_filename() -> None:

@@ -9,6 +9,20 @@ drift apart. Edit the ``*_async.py`` file, then run
 Code with no sync equivalent goes under ``if True:  # ASYNC`` (the ``# ASYNC``
 comment on the ``if`` line): the sync file keeps only the ``else:`` body.
 
+Docstrings (module, class, function) are rewritten like code, so write them
+once, for the async API: ``await``, the ``async`` of ``async with/for/def`` and
+of "an async context manager" (iterator, iterable, generator, callable,
+function) go; every identifier or dotted name is renamed as in code (``AsyncFoo``
+-> ``Foo``, RENAMES, MOVES, ``store_async`` -> ``store``, ``foo_async.py`` ->
+``foo.py``; "an ``AsyncCache``" -> "a ``Cache``"). Other strings and comments are
+left alone. Text that is true of the async source only goes in an async note:
+parentheses opened by ``(async)``, ``(async;``, or ``(async:`` (nested
+parentheses allowed, across lines), e.g. ``Backup and restore (async;
+``_backup.py`` is generated from this file).`` The sync twin drops the note, and
+the line or the paragraph it leaves empty. Do not say that a file is generated,
+or which one is the source, outside such a note: the twin's header says it.
+Sentences about both twins ("the sync twin runs them on threads") need nothing.
+
 The output depends on ruff's version: the dev extra of pyproject.toml pins it
 (``ruff==X.Y.Z``, read from there), and the tool refuses to run another one.
 """
@@ -28,6 +42,7 @@ import subprocess
 import sys
 import tokenize
 import tomllib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -115,6 +130,64 @@ def sync_dotted(dotted: str, *, module: bool = False) -> str:
     if module:
         parts = [p[:-6] if p.endswith("_async") and p != "_async" else p for p in parts]
     return ".".join(parts)
+
+
+# Docstring prose: "an async context manager" -> "a context manager", "async with" -> "with"...
+_ASYNC_NOUNS = r"(?:context manager|iterator|iterable|generator|callable|function)s?\b"
+_DOC_PHRASES = (
+    (re.compile(r"\b([Aa]n) async (?=(?:iterator|iterable)s?\b)"), r"\1 "),
+    (re.compile(rf"\b([Aa])n async (?={_ASYNC_NOUNS})"), r"\1 "),
+    (re.compile(rf"\basync (?={_ASYNC_NOUNS}|(?:def|with|for)\b)"), ""),
+    (re.compile(r"\bawait (?=[\w(\[])"), ""),
+)
+# "an ``AsyncCache``" -> "a ``Cache``" (the article of a name that loses its "Async").
+_ARTICLE = re.compile(r"\b([Aa])n(\s+[`'\"*]*)(?=Async[A-Z])")
+_WORD = re.compile(r"(?<!\w)[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*")
+_ASYNC_NOTE = re.compile(r"[ \t]*\(async(?=[;:)])")
+
+
+def _drop_async_notes(text: str) -> str:
+    """Remove each ``(async...)`` note, its parentheses balanced, and the line or paragraph it leaves empty."""
+    parts: list[str] = []
+    pos = 0
+    while match := _ASYNC_NOTE.search(text, pos):
+        depth, end = 0, -1
+        for index in range(text.index("(", match.start()), len(text)):
+            depth += {"(": 1, ")": -1}.get(text[index], 0)
+            if depth == 0:
+                end = index + 1
+                break
+        if end < 0:
+            break  # unbalanced: leave the rest alone
+        start = match.start()
+        line_start = text.rfind("\n", 0, start) + 1
+        if not text[line_start:start].strip():  # the note opens its line: keep the indentation
+            start = text.index("(", start)
+            while end < len(text) and text[end] in " \t":
+                end += 1
+            if end < len(text) and text[end] == "\n":  # ... and fills it: drop the line
+                start, end = line_start, end + 1
+                previous = text.rfind("\n", 0, max(line_start - 1, 0)) + 1
+                if line_start and not text[previous : line_start - 1].strip():
+                    start = previous  # and the blank line before it
+        parts.append(text[pos:start])
+        pos = end
+    return "".join(parts) + text[pos:]
+
+
+def sync_text(text: str) -> str:
+    """Rewrite docstring text for the sync twin, as code is rewritten.
+
+    Drops ``(async...)`` notes, ``await``, the ``async`` of ``async with/for/def``
+    and of "an async context manager" (iterator, generator...), then maps every
+    identifier and dotted name like code: ``AsyncFoo`` -> ``Foo``, RENAMES,
+    MOVES, and module names lose their ``_async`` (``store_async.py`` -> ``store.py``).
+    """
+    text = _drop_async_notes(text)
+    for pattern, replacement in _DOC_PHRASES:
+        text = pattern.sub(replacement, text)
+    text = _ARTICLE.sub(lambda m: m[0] if text[m.end() + 5] in "AEIOU" else m[1] + m[2], text)
+    return _WORD.sub(lambda word: sync_dotted(word.group(), module=True), text)
 
 
 def sync_filename(path: Path) -> Path:
@@ -284,6 +357,15 @@ def _prepare(tree: ast.AST, source: str) -> set[int]:
         if isinstance(node, ast.Constant | ast.JoinedStr) and id(node) not in in_fstring:
             literal: Any = node
             literal.a2s_source = (_literal_source(segment(node)), ast.dump(node))
+    for doc in _docstrings(tree):
+        doc.value = sync_text(doc.value)
+        text = sync_text(doc.a2s_source[0])
+        try:
+            same = ast.literal_eval(text) == doc.value
+        except (SyntaxError, ValueError):
+            same = False
+        # Kept as written when both rewrites agree (no escape sequence was in the way).
+        doc.a2s_source = (text, ast.dump(doc)) if same else None
     comments = {n.lineno: n.value for n in ast.walk(tree) if isinstance(n, Comment)}
     async_ifs = {
         id(n)
@@ -313,6 +395,16 @@ def _prepare(tree: ast.AST, source: str) -> set[int]:
                 block.append(item)
             setattr(node, field, block)
     return async_ifs
+
+
+def _docstrings(tree: ast.AST) -> Iterator[Any]:
+    """The docstring nodes (ast.Constant) of the module, classes and functions."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+            first = next((item for item in node.body if not isinstance(item, Comment)), None)
+            value = first.value if isinstance(first, ast.Expr) else None
+            if isinstance(value, ast.Constant) and isinstance(value.value, str):
+                yield value
 
 
 def _finish(tree: ast.AST) -> None:
