@@ -6,6 +6,14 @@ syntax-tree rewrite (comments kept, then tidied by ruff), so the two can never
 drift apart. Edit the ``*_async.py`` file, then run
 ``python tools/async_to_sync.py --all``; CI runs ``--check --all``.
 
+Which files: every ``*_async.py`` under ``mnemostore/`` and ``tests/``
+(SOURCE_GLOBS) has a twin named by ``sync_filename`` (``store_async.py`` ->
+``store.py``), which starts with a generated header. ``--check --all`` fails
+when a twin is missing, stale (differs from what its source generates) or
+orphaned (carries the header but its source is gone), and both modes refuse to
+overwrite a module without the header. A source that must have no twin goes in
+NO_TWIN with its reason (empty so far; prefer keeping it so).
+
 Code with no sync equivalent goes under ``if True:  # ASYNC`` (the ``# ASYNC``
 comment on the ``if`` line): the sync file keeps only the ``else:`` body.
 
@@ -49,24 +57,16 @@ from typing import Any
 import ast_comments  # type: ignore[import-untyped]  # ships neither stubs nor py.typed
 
 ROOT = Path(__file__).resolve().parent.parent
+
 PYPROJECT = ROOT / "pyproject.toml"  # pins the ruff that formats the output (the dev extra)
 
-# (async source, sync target), relative to ROOT.
-PAIRS: list[tuple[str, str]] = [
-    ("mnemostore/store/_database_async.py", "mnemostore/store/_database.py"),
-    ("mnemostore/store/_repositories_async.py", "mnemostore/store/_repositories.py"),
-    ("mnemostore/store/_search_async.py", "mnemostore/store/_search.py"),
-    ("mnemostore/service/_indexer_async.py", "mnemostore/service/_indexer.py"),
-    ("mnemostore/service/_search_async.py", "mnemostore/service/_search.py"),
-    ("mnemostore/cache/_backend_async.py", "mnemostore/cache/_backend.py"),
-    ("mnemostore/cache/_redis_async.py", "mnemostore/cache/_redis.py"),
-    ("mnemostore/cache/_cache_async.py", "mnemostore/cache/_cache.py"),
-    ("mnemostore/ops/_health_async.py", "mnemostore/ops/_health.py"),
-    ("mnemostore/ops/_backup_async.py", "mnemostore/ops/_backup.py"),
-    ("mnemostore/service/store_async.py", "mnemostore/service/store.py"),
-    ("tests/test_store_async.py", "tests/test_store.py"),
-    ("tests/test_memory_ops_async.py", "tests/test_memory_ops.py"),
-]
+# Every file matching these (relative to ROOT) is an async source with a sync twin
+# named by sync_filename; --check --all fails on a twin that is missing, stale or
+# orphaned (generated from a source that no longer exists).
+SOURCE_GLOBS = ("mnemostore/**/*_async.py", "tests/**/*_async.py")
+# The exceptions: sources that must have no twin, relative to ROOT, each with its
+# reason. Keep it empty if you can: a listed file that no longer exists fails the check.
+NO_TWIN: dict[str, str] = {}
 
 # Identifier renames, on top of the generic rule AsyncFoo -> Foo.
 RENAMES = {
@@ -589,50 +589,101 @@ def _display(path: Path) -> str:
         return path.name
 
 
-def process(source: Path, target: Path, *, check: bool) -> bool:
-    """Generate ``target`` from ``source``; return True if it was out of date."""
+def _generated_from(path: Path) -> str | None:
+    """The origin named in the header of a generated file, or None for any other file."""
+    first, origin = HEADER.format(origin="\0").splitlines()[:2]
+    prefix, _, suffix = origin.partition("\0")
+    with path.open(encoding="utf-8", errors="replace") as file:
+        if file.readline().rstrip("\n") != first:
+            return None
+        line = file.readline().rstrip("\n")
+    return line[len(prefix) : len(line) - len(suffix)] if line.startswith(prefix) and line.endswith(suffix) else ""
+
+
+def discover() -> tuple[list[tuple[Path, Path]], list[str]]:
+    """Every (async source, sync twin) under ROOT, and the problems found on the way.
+
+    Problems: an entry of NO_TWIN that matches no source, and orphans (files with
+    the generated header that are not the twin of an existing source).
+    """
+    problems: list[str] = []
+    sources = sorted({path for pattern in SOURCE_GLOBS for path in ROOT.glob(pattern) if path.is_file()})
+    for name in sorted(NO_TWIN):
+        if ROOT / name not in sources:
+            problems.append(f"{name}: listed in NO_TWIN, but no such source exists (remove it from NO_TWIN)")
+    jobs = [(source, sync_filename(source)) for source in sources if _display(source) not in NO_TWIN]
+    twins = {target for _, target in jobs}
+    folders = sorted({pattern.split("/")[0] for pattern in SOURCE_GLOBS})
+    for path in sorted(path for folder in folders for path in (ROOT / folder).rglob("*.py")):
+        origin = _generated_from(path)
+        if origin is not None and path not in twins:
+            problems.append(
+                f"{_display(path)}: orphaned: generated from {origin or '(unknown)'}, which has no such twin "
+                "(delete it, or restore its source)"
+            )
+    return jobs, problems
+
+
+def process(source: Path, target: Path, *, check: bool) -> str | None:
+    """Generate ``target`` from ``source``; return what was wrong with it, or None if it was up to date.
+
+    With ``check``, writes nothing and prints the diff of a stale twin. Never
+    overwrites a file that lacks the generated header (a hand-written module).
+    """
+    name = _display(target)
     new = convert(source.read_text(encoding="utf-8"), _display(source), target)
-    old = target.read_text(encoding="utf-8") if target.exists() else ""
-    if new == old:
-        return False
-    if check:
-        name = _display(target)
-        diff = difflib.unified_diff(
-            old.splitlines(keepends=True),
-            new.splitlines(keepends=True),
-            f"{name} (on disk)",
-            f"{name} (generated)",
-        )
-        sys.stdout.writelines(diff)
+    if not target.exists():
+        problem = f"{name}: missing (the twin of {_display(source)})"
+    elif _generated_from(target) is None:
+        return f"{name}: exists but was not generated (no header): move it away, it is the twin of {_display(source)}"
     else:
-        target.write_text(new, encoding="utf-8", newline="\n")
-        print(f"async_to_sync: wrote {_display(target)}", file=sys.stderr)
-    return True
+        old = target.read_text(encoding="utf-8")
+        if new == old:
+            return None
+        problem = f"{name}: stale (differs from what {_display(source)} generates)"
+        if check:
+            diff = difflib.unified_diff(
+                old.splitlines(keepends=True),
+                new.splitlines(keepends=True),
+                f"{name} (on disk)",
+                f"{name} (generated)",
+            )
+            sys.stdout.writelines(diff)
+    if check:
+        return problem
+    target.write_text(new, encoding="utf-8", newline="\n")
+    print(f"async_to_sync: wrote {name}", file=sys.stderr)
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Generate sync modules from async ones.")
     parser.add_argument("files", nargs="*", type=Path, metavar="FILE_async.py")
-    parser.add_argument("--all", action="store_true", help="convert every pair in PAIRS")
-    parser.add_argument("--check", action="store_true", help="write nothing; show a diff, exit 1 if stale")
+    parser.add_argument(
+        "--all", action="store_true", help=f"every {' and '.join(SOURCE_GLOBS)} file (less NO_TWIN); flag orphans"
+    )
+    parser.add_argument("--check", action="store_true", help="write nothing; report what is wrong, exit 1 if any")
     args = parser.parse_args(argv)
     if not args.files and not args.all:
         parser.error("give FILE_async.py arguments or --all")
 
     jobs: list[tuple[Path, Path]] = []
+    problems: list[str] = []
     if args.all:
-        for source, target in PAIRS:
-            if (ROOT / source).is_file():
-                jobs.append((ROOT / source, ROOT / target))
-            else:
-                print(f"async_to_sync: skipping {source}: not found", file=sys.stderr)
+        jobs, problems = discover()
     for path in args.files:
         if not path.is_file() or "_async" not in path.stem:
             parser.error(f"{path}: not an existing *_async.py file")
         jobs.append((path, sync_filename(path)))
 
-    stale = [process(source, target, check=args.check) for source, target in jobs]
-    return 1 if args.check and any(stale) else 0
+    problems += [problem for source, target in jobs if (problem := process(source, target, check=args.check))]
+    for problem in problems:
+        print(f"async_to_sync: {problem}", file=sys.stderr)
+    if problems:
+        fix = "run `python tools/async_to_sync.py --all`" if args.check else "fix the above"
+        print(f"async_to_sync: {len(problems)} problem(s); {fix}", file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
