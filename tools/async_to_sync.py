@@ -18,18 +18,21 @@ Code with no sync equivalent goes under ``if True:  # ASYNC`` (the ``# ASYNC``
 comment on the ``if`` line): the sync file keeps only the ``else:`` body.
 
 Docstrings (module, class, function) are rewritten like code, so write them
-once, for the async API: ``await``, the ``async`` of ``async with/for/def`` and
-of "an async context manager" (iterator, iterable, generator, callable,
-function) go; every identifier or dotted name is renamed as in code (``AsyncFoo``
--> ``Foo``, RENAMES, MOVES, ``store_async`` -> ``store``, ``foo_async.py`` ->
-``foo.py``; "an ``AsyncCache``" -> "a ``Cache``"). Other strings and comments are
-left alone. Text that is true of the async source only goes in an async note:
-parentheses opened by ``(async)``, ``(async;``, or ``(async:`` (nested
-parentheses allowed, across lines), e.g. ``Backup and restore (async;
-``_backup.py`` is generated from this file).`` The sync twin drops the note, and
-the line or the paragraph it leaves empty. Do not say that a file is generated,
-or which one is the source, outside such a note: the twin's header says it.
-Sentences about both twins ("the sync twin runs them on threads") need nothing.
+once, for the async API: ``await `` before an expression, the ``async`` of
+``async with/for/def`` and of "an async context manager" (iterator, iterable,
+generator, callable, function) go; every identifier or dotted name is renamed as
+in code (``AsyncFoo`` -> ``Foo``, RENAMES, MOVES, ``store_async`` -> ``store``,
+``foo_async.py`` -> ``foo.py``; "an AsyncCache" -> "a Cache"). Other strings and
+comments are left alone, and so is prose ("the async store awaits it").
+
+Text that is true of the async source only goes in an async note: parentheses
+opened by ``(async)``, ``(async;`` or ``(async:``, nested parentheses allowed,
+across lines, anywhere in a docstring, e.g. the summary "Backup and restore
+(async; _backup.py is generated from this file)." The sync twin drops the note,
+and the line or the paragraph it leaves empty. Do not say that a file is
+generated, or which one is the source, outside such a note: the twin's header
+says it. Sentences about both twins ("the sync twin runs them on threads") need
+nothing.
 
 The output depends on ruff's version: the dev extra of pyproject.toml pins it
 (``ruff==X.Y.Z``, read from there), and the tool refuses to run another one.
@@ -57,7 +60,6 @@ from typing import Any
 import ast_comments  # type: ignore[import-untyped]  # ships neither stubs nor py.typed
 
 ROOT = Path(__file__).resolve().parent.parent
-
 PYPROJECT = ROOT / "pyproject.toml"  # pins the ruff that formats the output (the dev extra)
 
 # Every file matching these (relative to ROOT) is an async source with a sync twin
