@@ -2,7 +2,7 @@
 # from tests/test_memory_ops_async.py.
 # Edit the async file, then run `python tools/async_to_sync.py --all`.
 """Memory operations on SQLite and PostgreSQL: filters, updates and history, near-duplicates (textual rule),
-segments, consolidation and retention. ``tests/test_memory_ops.py`` is generated from this file.
+segments, consolidation and retention.
 
 The semantic near-duplicate rule, with the real model, is in ``tests/test_memory_semantic.py``.
 """

@@ -1,5 +1,5 @@
 """Memory operations on SQLite and PostgreSQL: filters, updates and history, near-duplicates (textual rule),
-segments, consolidation and retention. ``tests/test_memory_ops.py`` is generated from this file.
+segments, consolidation and retention (async; ``tests/test_memory_ops.py`` is generated from this file).
 
 The semantic near-duplicate rule, with the real model, is in ``tests/test_memory_semantic.py``.
 """

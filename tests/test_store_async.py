@@ -1,7 +1,9 @@
 """Behaviour of the store API, on SQLite and PostgreSQL (the ``astore`` fixture is parametrised over both).
 
-Every test gets a fresh tenant (``atenant``), so tests never see each other's rows. ``tests/test_store.py`` is
-generated from this file by ``tools/async_to_sync.py``: only ``await`` calls on the store here, no asyncio.
+Every test gets a fresh tenant (``atenant``), so tests never see each other's rows.
+
+(async; ``tests/test_store.py`` is generated from this file by ``tools/async_to_sync.py``: only ``await`` calls on
+the store here, no asyncio.)
 """
 
 from __future__ import annotations

@@ -327,7 +327,7 @@ class Channels(Users, Conversations):
     def subscribe_events(self) -> EventSubscription:
         """The tenant's events from now on: ``message.added``, ``memory.stored``, ``conversation.archived``.
 
-        Use as ``async with await t.subscribe_events() as events: async for event in events: ...``. Delivery is
+        Use as ``with t.subscribe_events() as events: for event in events: ...``. Delivery is
         at most once (pub/sub): after a gap, resynchronise from the database (history ``after=``).
         """
         return self._cache.events.subscribe(self.tenant_id)

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 
 class StoreCore:
-    """The state every store-level capability shares; ``AsyncMnemoStore`` documents the arguments."""
+    """The state every store-level capability shares; ``MnemoStore`` documents the arguments."""
 
     def __init__(
         self,
@@ -66,7 +66,7 @@ class StoreCore:
     if TYPE_CHECKING:
 
         def tenant(self, tenant_id: uuid.UUID | str) -> TenantStore:
-            """The operations of one tenant (defined by ``AsyncMnemoStore``)."""
+            """The operations of one tenant (defined by ``MnemoStore``)."""
             ...
 
     def __exit__(self, *exc_info: object) -> None:

@@ -47,7 +47,7 @@ class Operations(TenantAdmin):
         """Override a global feature flag at run time, for every process sharing the cache (None: remove).
 
         Global overrides live in the cache only (Settings.feature_flags is the durable default); tenant and
-        channel flags are stored in their configs, see ``AsyncTenantStore.set_feature_flag``.
+        channel flags are stored in their configs, see ``TenantStore.set_feature_flag``.
         """
         v.check_name(flag, "flag", max_len=200, required=True)
         self.cache.flags.set_global(flag, None if value is None else _flags.check_flag(flag, value))
@@ -112,7 +112,7 @@ class Operations(TenantAdmin):
         now: datetime | None = None,
         batch_size: int = 500,
     ) -> MaintenanceReport:
-        """Apply retention in one tenant, or in every tenant (see ``AsyncTenantStore.run_maintenance``), and
+        """Apply retention in one tenant, or in every tenant (see ``TenantStore.run_maintenance``), and
         prune the search outbox.
 
         A tenant whose retention config is malformed is reported (``error``) and skipped; the others go on.
@@ -191,7 +191,7 @@ class Operations(TenantAdmin):
 
         Args:
             path: where to write it; it must not exist yet (an empty folder will do).
-            tenant_id: back up only this tenant (see also ``AsyncTenantStore.export``).
+            tenant_id: back up only this tenant (see also ``TenantStore.export``).
             compress: write one ``.tar.gz`` file (the suffix is added to ``path`` when missing).
             progress: told how far the backup is (the CLI draws its progress bar with it).
 
@@ -272,7 +272,7 @@ class TenantOperations(TenantScope):
         compress: bool = False,
         progress: ProgressReporter | None = None,
     ) -> BackupResult:
-        """Write a backup archive of this tenant, or of one user's rows in it (see ``AsyncMnemoStore.backup``).
+        """Write a backup archive of this tenant, or of one user's rows in it (see ``MnemoStore.backup``).
 
         A user's archive holds their row, identities, conversations with everything in them, and memories, plus
         the tenant's row so that it can be restored into an empty database.

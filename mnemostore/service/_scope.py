@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 
 class TenantScope:
-    """The tenant binding shared by the capability mixins of ``AsyncTenantStore``."""
+    """The tenant binding shared by the capability mixins of ``TenantStore``."""
 
     def __init__(self, store: MnemoStore, tenant_id: uuid.UUID) -> None:
         self.store = store

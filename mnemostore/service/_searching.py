@@ -160,7 +160,7 @@ class Searching(TenantScope):
         )
 
     def wait_for_indexing(self, *, timeout_seconds: float = 60.0, inline: bool | None = None) -> IndexingStatus:
-        """Wait until this tenant has no pending or running index job (see ``AsyncMnemoStore.wait_for_indexing``)."""
+        """Wait until this tenant has no pending or running index job (see ``MnemoStore.wait_for_indexing``)."""
         if not self.store._schema_ok:
             self.store.check_schema()
         run_here = self.store._indexer_task is None if inline is None else inline
