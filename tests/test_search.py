@@ -218,7 +218,7 @@ def test_background_indexer(tmp_path: Path) -> None:
             assert {h.id for h in hits} == {m.id for m in memories}
         finally:
             store.stop_indexer()
-        assert store._indexer_task is None
+        assert not store._runtime.indexer_running
 
 
 def test_fulltext_everywhere_and_semantic_needs_pgvector(tenant: TenantStore, backend: str) -> None:

@@ -231,7 +231,7 @@ async def test_background_indexer(tmp_path: Path) -> None:
             assert {h.id for h in hits} == {m.id for m in memories}
         finally:
             await store.stop_indexer()
-        assert store._indexer_task is None
+        assert not store._runtime.indexer_running
 
 
 async def test_fulltext_everywhere_and_semantic_needs_pgvector(atenant: AsyncTenantStore, backend: str) -> None:

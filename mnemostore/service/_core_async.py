@@ -1,12 +1,11 @@
-"""The store's core: settings, the connection pool, the cache, transactions, schema checks and the indexer."""
+"""The store's core: construction, lifecycle, schema migrations and the indexer (over ``_runtime_async``)."""
 
 from __future__ import annotations
 
 import asyncio
-import threading
 import uuid
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any, Self
 
 from mnemostore.cache._cache_async import (
@@ -25,9 +24,7 @@ from mnemostore.search._types import IndexingStatus, ItemKind
 from mnemostore.service._base import (
     utc_now,
 )
-from mnemostore.service._indexer_async import AsyncIndexer
-from mnemostore.service._search_async import AsyncSearchEngine
-from mnemostore.store._database_async import AsyncDatabase
+from mnemostore.service._runtime_async import AsyncStoreRuntime
 from mnemostore.store._instrument import QueryObserver, observe_queries
 from mnemostore.store._repositories_async import AsyncUnitOfWork
 from mnemostore.store._search_async import AsyncIndexRepository, ensure_pg_vectors
@@ -56,16 +53,14 @@ class AsyncStoreCore:
             self.settings = Settings(**updates)
         else:
             self.settings = Settings(**{**settings.model_dump(), **updates}) if updates else settings
-        self._db = AsyncDatabase(self.settings)
-        self._schema_ok = False
         # The one place the cache is built: everything cached goes through self.cache.
-        self.cache = cache if cache is not None else build_cache(self.settings)
-        # Search: the embedder (from the settings unless given; its model loads on first use) and, on SQLite,
-        # the in-process vector indexes. The indexer runs only when started (start_indexer, `mnemostore worker`).
-        self.search_engine = AsyncSearchEngine(self._db, self.settings, embedder)
-        self._indexer: AsyncIndexer | None = None
-        self._indexer_stop: Any = None
-        self._indexer_task: Any = None
+        cache = cache if cache is not None else build_cache(self.settings)
+        # What this store's tenant views share with it. The indexer runs only when started (start_indexer,
+        # `mnemostore worker`).
+        self._runtime = AsyncStoreRuntime(self.settings, cache, embedder)
+        self._db = self._runtime.db
+        self.cache = self._runtime.cache
+        self.search_engine = self._runtime.search_engine
 
     async def __aenter__(self) -> Self:
         return self
@@ -81,12 +76,7 @@ class AsyncStoreCore:
 
     async def close(self) -> None:
         """Stop the in-process indexer, if started, and close every pooled connection (database and Redis)."""
-        try:
-            await self.stop_indexer()
-            self.search_engine.save_indexes()
-            await self._db.close()
-        finally:
-            await self.cache.close()
+        await self._runtime.close()
 
     @property
     def embedder(self) -> Embedder | None:
@@ -94,48 +84,23 @@ class AsyncStoreCore:
         or the default local model without the embeddings extra installed)."""
         return self.search_engine.embedder()
 
-    def _get_indexer(self) -> AsyncIndexer:
-        if self._indexer is None:
-            self._indexer = AsyncIndexer(self._db, self.settings, self.search_engine.require_embedder)
-        return self._indexer
-
     async def start_indexer(self) -> None:
         """Embed pending index jobs in the background of this process until ``stop_indexer()`` or ``close()``.
 
         Raises:
             EmbedderUnavailable: no embedder is configured or installed.
         """
-        if self._indexer_task is not None:
-            return
-        self.search_engine.require_embedder()
-        await self.check_schema()
-        indexer = self._get_indexer()
-        if True:  # ASYNC
-            self._indexer_stop = asyncio.Event()
-            self._indexer_task = asyncio.create_task(indexer.run(self._indexer_stop))
-        else:
-            self._indexer_stop = threading.Event()
-            self._indexer_task = threading.Thread(
-                target=indexer.run, args=(self._indexer_stop,), name="mnemostore-indexer", daemon=True
-            )
-            self._indexer_task.start()
+        await self._runtime.start_indexer()
 
     async def stop_indexer(self) -> None:
         """Stop the in-process indexer after its current batch (a no-op when it is not running)."""
-        if self._indexer_task is None:
-            return
-        self._indexer_stop.set()
-        if True:  # ASYNC
-            await self._indexer_task
-        else:
-            self._indexer_task.join()
-        self._indexer_task = None
+        await self._runtime.stop_indexer()
 
     async def run_indexer(self, stop: asyncio.Event) -> None:
         """Process index jobs until ``stop`` is set (``mnemostore worker`` runs this)."""
         self.search_engine.require_embedder()
         await self.check_schema()
-        await self._get_indexer().run(stop)
+        await self._runtime.indexer().run(stop)
 
     async def wait_for_indexing(self, *, timeout_seconds: float = 60.0, inline: bool | None = None) -> IndexingStatus:
         """Wait until no index job of any tenant is pending or running, so search sees everything written.
@@ -146,17 +111,11 @@ class AsyncStoreCore:
         Raises:
             IndexingTimeout: jobs were still open after ``timeout_seconds``.
         """
-        if not self._schema_ok:
-            await self.check_schema()
-        indexer = self._get_indexer()
-        run_here = self._indexer_task is None if inline is None else inline
-        return await indexer.drain(timeout_seconds=timeout_seconds, inline=run_here)
+        return await self._runtime.drain(tenant_id=None, timeout_seconds=timeout_seconds, inline=inline)
 
     async def indexing_status(self) -> IndexingStatus:
         """Index jobs by state across tenants, with the newest failures and their errors."""
-        if not self._schema_ok:
-            await self.check_schema()
-        async with self._db.transaction(None) as uow:
+        async with self._runtime.transaction(None, write=False) as uow:
             return await AsyncIndexRepository(uow.connection, None, dialect=self._db.dialect).status()
 
     async def reindex(
@@ -210,7 +169,7 @@ class AsyncStoreCore:
                     )
                 if after is None:
                     break
-        indexer = self._get_indexer()
+        indexer = self._runtime.indexer()
         total = await indexer.open_jobs()
         done = 0
 
@@ -233,8 +192,7 @@ class AsyncStoreCore:
 
     async def check_schema(self) -> None:
         """Raise SchemaOutOfDate unless the database is at the newest revision this code knows."""
-        await self._db.check_schema(migrations.head_revision())
-        self._schema_ok = True
+        await self._runtime.check_schema()
 
     async def migrate(self, revision: str = "head") -> None:
         """Upgrade the schema to ``revision`` (default: newest). Safe to call when already there."""
@@ -242,7 +200,7 @@ class AsyncStoreCore:
             await asyncio.to_thread(migrations.upgrade, self.settings, revision)
         else:
             migrations.upgrade(self.settings, revision)
-        self._schema_ok = False
+        self._runtime.schema_ok = False
         await self.cache.flush()
 
     async def rollback_to_version(self, revision: str) -> None:
@@ -251,7 +209,7 @@ class AsyncStoreCore:
             await asyncio.to_thread(migrations.downgrade, self.settings, revision)
         else:
             migrations.downgrade(self.settings, revision)
-        self._schema_ok = False
+        self._runtime.schema_ok = False
         await self.cache.flush()
 
     async def get_migration_status(self) -> migrations.MigrationStatus:
@@ -261,9 +219,5 @@ class AsyncStoreCore:
         else:
             return migrations.get_migration_status(self.settings)
 
-    @asynccontextmanager
-    async def _transaction(self, tenant_id: uuid.UUID | None, *, write: bool) -> AsyncIterator[AsyncUnitOfWork]:
-        if not self._schema_ok:
-            await self.check_schema()
-        async with self._db.transaction(tenant_id, write=write) as uow:
-            yield uow
+    def _transaction(self, tenant_id: uuid.UUID | None, *, write: bool) -> AbstractAsyncContextManager[AsyncUnitOfWork]:
+        return self._runtime.transaction(tenant_id, write=write)

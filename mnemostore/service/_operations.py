@@ -260,7 +260,7 @@ class TenantOperations(TenantScope):
             UserNotFound: no such user in this tenant.
         """
         uid = as_id(user_id, "user_id")
-        removed = backups.erase_user(self.store._db, self.tenant_id, uid)
+        removed = backups.erase_user(self._runtime.db, self.tenant_id, uid)
         self.store.flush_cache(self.tenant_id)  # sessions, lookups and histories; limits and presence expire
         return removed
 
@@ -284,5 +284,5 @@ class TenantOperations(TenantScope):
             scope = Scope("user", self.tenant_id, as_id(user_id, "user_id"))
         else:
             scope = Scope("tenant", self.tenant_id)
-        self.store.check_schema()
-        return backups.backup(self.store._db, path, scope=scope, compress=compress, progress=progress)
+        self._runtime.check_schema()
+        return backups.backup(self._runtime.db, path, scope=scope, compress=compress, progress=progress)

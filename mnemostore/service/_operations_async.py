@@ -271,7 +271,7 @@ class AsyncTenantOperations(AsyncTenantScope):
             UserNotFound: no such user in this tenant.
         """
         uid = as_id(user_id, "user_id")
-        removed = await backups.erase_user(self.store._db, self.tenant_id, uid)
+        removed = await backups.erase_user(self._runtime.db, self.tenant_id, uid)
         await self.store.flush_cache(self.tenant_id)  # sessions, lookups and histories; limits and presence expire
         return removed
 
@@ -295,5 +295,5 @@ class AsyncTenantOperations(AsyncTenantScope):
             scope = Scope("user", self.tenant_id, as_id(user_id, "user_id"))
         else:
             scope = Scope("tenant", self.tenant_id)
-        await self.store.check_schema()
-        return await backups.backup(self.store._db, path, scope=scope, compress=compress, progress=progress)
+        await self._runtime.check_schema()
+        return await backups.backup(self._runtime.db, path, scope=scope, compress=compress, progress=progress)

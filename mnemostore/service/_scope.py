@@ -14,6 +14,7 @@ from mnemostore.domain import Tenant
 from mnemostore.errors import ConversationNotFound, QuotaExceeded, TenantNotFound
 from mnemostore.search._types import ItemKind
 from mnemostore.service import _validation as v
+from mnemostore.service._runtime import StoreRuntime
 from mnemostore.store._repositories import UnitOfWork
 from mnemostore.store._search import IndexRepository
 
@@ -24,14 +25,15 @@ if TYPE_CHECKING:
 class TenantScope:
     """The tenant binding shared by the capability mixins of ``TenantStore``."""
 
-    def __init__(self, store: MnemoStore, tenant_id: uuid.UUID) -> None:
+    def __init__(self, store: MnemoStore, runtime: StoreRuntime, tenant_id: uuid.UUID) -> None:
         self.store = store
         self.tenant_id = tenant_id
-        self._settings = store.settings
-        self._cache = store.cache
+        self._runtime = runtime
+        self._settings = runtime.settings
+        self._cache = runtime.cache
 
     def _tx(self, *, write: bool = False) -> AbstractContextManager[UnitOfWork]:
-        return self.store._transaction(self.tenant_id, write=write)
+        return self._runtime.transaction(self.tenant_id, write=write)
 
     def _json(self, value: Any, field: str) -> dict[str, Any]:
         return v.check_json(value, field, max_bytes=self._settings.max_metadata_bytes, allow_none=True)

@@ -17,6 +17,7 @@ from mnemostore.errors import (
 )
 from mnemostore.search._types import ItemKind
 from mnemostore.service import _validation as v
+from mnemostore.service._runtime_async import AsyncStoreRuntime
 from mnemostore.store._repositories_async import AsyncUnitOfWork
 from mnemostore.store._search_async import AsyncIndexRepository
 
@@ -27,14 +28,15 @@ if TYPE_CHECKING:
 class AsyncTenantScope:
     """The tenant binding shared by the capability mixins of ``AsyncTenantStore``."""
 
-    def __init__(self, store: AsyncMnemoStore, tenant_id: uuid.UUID) -> None:
+    def __init__(self, store: AsyncMnemoStore, runtime: AsyncStoreRuntime, tenant_id: uuid.UUID) -> None:
         self.store = store
         self.tenant_id = tenant_id
-        self._settings = store.settings
-        self._cache = store.cache
+        self._runtime = runtime
+        self._settings = runtime.settings
+        self._cache = runtime.cache
 
     def _tx(self, *, write: bool = False) -> AbstractAsyncContextManager[AsyncUnitOfWork]:
-        return self.store._transaction(self.tenant_id, write=write)
+        return self._runtime.transaction(self.tenant_id, write=write)
 
     def _json(self, value: Any, field: str) -> dict[str, Any]:
         return v.check_json(value, field, max_bytes=self._settings.max_metadata_bytes, allow_none=True)

@@ -85,9 +85,8 @@ class Searching(TenantScope):
                 raise InvalidInput(f"{name} must be 0 or more, got {value!r}")
         if min_score is not None:
             v.check_number(min_score, "min_score")
-        if not self.store._schema_ok:
-            self.store.check_schema()
-        return self.store.search_engine.search(
+        self._runtime.ensure_schema()
+        return self._runtime.search_engine.search(
             self.tenant_id,
             query,
             mode=search_mode,
@@ -161,12 +160,7 @@ class Searching(TenantScope):
 
     def wait_for_indexing(self, *, timeout_seconds: float = 60.0, inline: bool | None = None) -> IndexingStatus:
         """Wait until this tenant has no pending or running index job (see ``MnemoStore.wait_for_indexing``)."""
-        if not self.store._schema_ok:
-            self.store.check_schema()
-        run_here = self.store._indexer_task is None if inline is None else inline
-        return self.store._get_indexer().drain(
-            tenant_id=self.tenant_id, timeout_seconds=timeout_seconds, inline=run_here
-        )
+        return self._runtime.drain(tenant_id=self.tenant_id, timeout_seconds=timeout_seconds, inline=inline)
 
     def indexing_status(self) -> IndexingStatus:
         """This tenant's index jobs by state, with its newest failures."""

@@ -89,9 +89,8 @@ class AsyncSearching(AsyncTenantScope):
                 raise InvalidInput(f"{name} must be 0 or more, got {value!r}")
         if min_score is not None:
             v.check_number(min_score, "min_score")
-        if not self.store._schema_ok:
-            await self.store.check_schema()
-        return await self.store.search_engine.search(
+        await self._runtime.ensure_schema()
+        return await self._runtime.search_engine.search(
             self.tenant_id,
             query,
             mode=search_mode,
@@ -165,12 +164,7 @@ class AsyncSearching(AsyncTenantScope):
 
     async def wait_for_indexing(self, *, timeout_seconds: float = 60.0, inline: bool | None = None) -> IndexingStatus:
         """Wait until this tenant has no pending or running index job (see ``AsyncMnemoStore.wait_for_indexing``)."""
-        if not self.store._schema_ok:
-            await self.store.check_schema()
-        run_here = self.store._indexer_task is None if inline is None else inline
-        return await self.store._get_indexer().drain(
-            tenant_id=self.tenant_id, timeout_seconds=timeout_seconds, inline=run_here
-        )
+        return await self._runtime.drain(tenant_id=self.tenant_id, timeout_seconds=timeout_seconds, inline=inline)
 
     async def indexing_status(self) -> IndexingStatus:
         """This tenant's index jobs by state, with its newest failures."""

@@ -56,7 +56,7 @@ class MnemoStore(Operations):
 
     def tenant(self, tenant_id: uuid.UUID | str) -> TenantStore:
         """The operations of one tenant; every statement they run is confined to it."""
-        return TenantStore(self, as_id(tenant_id, "tenant_id"))
+        return TenantStore(self, self._runtime, as_id(tenant_id, "tenant_id"))
 
 
 class TenantStore(

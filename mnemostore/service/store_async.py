@@ -55,7 +55,7 @@ class AsyncMnemoStore(AsyncOperations):
 
     def tenant(self, tenant_id: uuid.UUID | str) -> AsyncTenantStore:
         """The operations of one tenant; every statement they run is confined to it."""
-        return AsyncTenantStore(self, as_id(tenant_id, "tenant_id"))
+        return AsyncTenantStore(self, self._runtime, as_id(tenant_id, "tenant_id"))
 
 
 class AsyncTenantStore(

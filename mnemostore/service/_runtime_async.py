@@ -1,0 +1,117 @@
+"""What one store owns and its tenant views share: settings, the database pool, the cache, the search engine and
+the indexer, with the one way to open a transaction on them (the schema is checked before the first one).
+
+``AsyncMnemoStore`` builds one runtime and hands it to every tenant view it makes, so a tenant view never reaches
+into its store's private members: this class is the seam between them, and its members are public to the
+service package (the package itself is private).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from mnemostore.cache._cache_async import AsyncCache
+from mnemostore.config import Settings
+from mnemostore.ops import migrate as migrations
+from mnemostore.search._embedders import Embedder
+from mnemostore.search._types import IndexingStatus
+from mnemostore.service._indexer_async import AsyncIndexer
+from mnemostore.service._search_async import AsyncSearchEngine
+from mnemostore.store._database_async import AsyncDatabase
+from mnemostore.store._repositories_async import AsyncUnitOfWork
+
+__all__ = ["AsyncStoreRuntime"]
+
+
+class AsyncStoreRuntime:
+    """The resources of one store. Creating it does no I/O."""
+
+    def __init__(self, settings: Settings, cache: AsyncCache, embedder: Embedder | None) -> None:
+        self.settings = settings
+        self.db = AsyncDatabase(settings)
+        self.cache = cache
+        # The embedder (its model loads on first use) and, on SQLite, the in-process vector indexes.
+        self.search_engine = AsyncSearchEngine(self.db, settings, embedder)
+        self.schema_ok = False
+        self._indexer: AsyncIndexer | None = None
+        self._indexer_stop: Any = None
+        self._indexer_task: Any = None
+
+    async def check_schema(self) -> None:
+        """Raise SchemaOutOfDate unless the database is at the newest revision this code knows."""
+        await self.db.check_schema(migrations.head_revision())
+        self.schema_ok = True
+
+    async def ensure_schema(self) -> None:
+        """Check the schema once; after a migration (``schema_ok`` reset) check it again."""
+        if not self.schema_ok:
+            await self.check_schema()
+
+    @asynccontextmanager
+    async def transaction(self, tenant_id: uuid.UUID | None, *, write: bool) -> AsyncIterator[AsyncUnitOfWork]:
+        """One transaction bound to ``tenant_id`` (None: the admin scope), on a schema known to be current."""
+        await self.ensure_schema()
+        async with self.db.transaction(tenant_id, write=write) as uow:
+            yield uow
+
+    def indexer(self) -> AsyncIndexer:
+        """The indexer of this store (built on first use; it embeds with the search engine's embedder)."""
+        if self._indexer is None:
+            self._indexer = AsyncIndexer(self.db, self.settings, self.search_engine.require_embedder)
+        return self._indexer
+
+    @property
+    def indexer_running(self) -> bool:
+        """Whether this process runs the indexer in the background (``start_indexer``)."""
+        return self._indexer_task is not None
+
+    async def start_indexer(self) -> None:
+        """Run the indexer in the background of this process (a no-op when it runs already)."""
+        if self._indexer_task is not None:
+            return
+        self.search_engine.require_embedder()
+        await self.check_schema()
+        indexer = self.indexer()
+        if True:  # ASYNC
+            self._indexer_stop = asyncio.Event()
+            self._indexer_task = asyncio.create_task(indexer.run(self._indexer_stop))
+        else:
+            self._indexer_stop = threading.Event()
+            self._indexer_task = threading.Thread(
+                target=indexer.run, args=(self._indexer_stop,), name="mnemostore-indexer", daemon=True
+            )
+            self._indexer_task.start()
+
+    async def stop_indexer(self) -> None:
+        """Stop the background indexer after its current batch (a no-op when it is not running)."""
+        if self._indexer_task is None:
+            return
+        self._indexer_stop.set()
+        if True:  # ASYNC
+            await self._indexer_task
+        else:
+            self._indexer_task.join()
+        self._indexer_task = None
+
+    async def drain(
+        self, *, tenant_id: uuid.UUID | None, timeout_seconds: float, inline: bool | None
+    ) -> IndexingStatus:
+        """Wait until no index job (of ``tenant_id``, or of any tenant) is open; ``inline`` None: process the
+        jobs here unless the background indexer runs."""
+        await self.ensure_schema()
+        run_here = not self.indexer_running if inline is None else inline
+        return await self.indexer().drain(tenant_id=tenant_id, timeout_seconds=timeout_seconds, inline=run_here)
+
+    async def close(self) -> None:
+        """Stop the indexer, save the in-process vector indexes, close the database pool and the cache."""
+        try:
+            await self.stop_indexer()
+            self.search_engine.save_indexes()
+            await self.db.close()
+        finally:
+            await self.cache.close()
