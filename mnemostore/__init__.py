@@ -4,6 +4,7 @@
 one tenant's data through ``store.tenant(tenant_id)``. Every exception derives from ``MnemostoreError``.
 """
 
+from mnemostore._version import __version__
 from mnemostore.cache import (
     AsyncEventSubscription,
     ChannelSession,
@@ -93,8 +94,6 @@ from mnemostore.service._base import UNSET, list_cursor
 from mnemostore.service.store import MnemoStore, TenantStore
 from mnemostore.service.store_async import AsyncMnemoStore, AsyncTenantStore
 from mnemostore.store._crypto import KeyRotationReport
-
-__version__ = "0.1.0"
 
 __all__ = [
     "UNSET",

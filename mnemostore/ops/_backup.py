@@ -33,6 +33,7 @@ from typing import Any, Final
 import sqlalchemy as sa
 from sqlalchemy import Connection
 
+from mnemostore._version import __version__
 from mnemostore.errors import (
     ArchiveCorrupted,
     ArchiveVersionUnsupported,
@@ -188,8 +189,6 @@ def backup(
     batch_size: int = BATCH_SIZE,
 ) -> BackupResult:
     """Write an archive of ``scope`` (default: everything) at ``path``; see ``AsyncMnemoStore.backup``."""
-    from mnemostore import __version__
-
     started = time.perf_counter()
     scope = scope or Scope()
     head = migrations.head_revision()
