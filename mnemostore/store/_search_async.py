@@ -24,15 +24,15 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from mnemostore.search._statements import JOB_KIND, TABLES, SearchFilters
-from mnemostore.search._statements import allowed_seqs_statement as _allowed_seqs
-from mnemostore.search._statements import count_statement as _count
-from mnemostore.search._statements import fulltext_statement as _fulltext
-from mnemostore.search._statements import hydrate_statement as _hydrate
-from mnemostore.search._statements import pg_vector_statement as _pg_vector
-from mnemostore.search._statements import vectors_since_statement as _vectors_since
-from mnemostore.search._types import IndexingStatus, ItemKind
+from mnemostore.search import IndexingStatus, ItemKind, SearchFilters
 from mnemostore.store._crypto import FieldCodec
+from mnemostore.store._search_statements import JOB_KIND, TABLES
+from mnemostore.store._search_statements import allowed_seqs_statement as _allowed_seqs
+from mnemostore.store._search_statements import count_statement as _count
+from mnemostore.store._search_statements import fulltext_statement as _fulltext
+from mnemostore.store._search_statements import hydrate_statement as _hydrate
+from mnemostore.store._search_statements import pg_vector_statement as _pg_vector
+from mnemostore.store._search_statements import vectors_since_statement as _vectors_since
 from mnemostore.store._tables import embeddings, index_jobs
 
 __all__ = ["AsyncIndexRepository", "AsyncSearchRepository", "ClaimedJob"]
