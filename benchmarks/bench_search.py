@@ -56,7 +56,7 @@ from mnemostore import MnemoStore, Settings
 from mnemostore.ops import migrate
 from mnemostore.search import Embedder, ItemKind, SearchFilters, SentenceTransformerEmbedder
 from mnemostore.store._search_statements import pg_vector_statement
-from mnemostore.store._tables import embeddings, memories
+from mnemostore.store.tables import embeddings, memories
 
 DIM = 384
 USERS = 50

@@ -24,7 +24,7 @@ from typer.testing import CliRunner, Result
 from mnemostore import MnemoStore, NewMessage, Settings
 from mnemostore.cli.main import app
 from mnemostore.ops._backup import backup
-from mnemostore.store._tables import TENANT_TABLES, metadata
+from mnemostore.store.tables import TENANT_TABLES, metadata
 from tests.backup_data import Databases, dump, rows_of
 
 # -- SQLite -> PostgreSQL -> SQLite -------------------------------------------------------------------------------

@@ -26,16 +26,17 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mnemostore.search import IndexingStatus, ItemKind, SearchFilters
 from mnemostore.store._crypto import FieldCodec
-from mnemostore.store._search_statements import JOB_KIND, TABLES
+from mnemostore.store._search_statements import JOB_KIND, TABLES, pg_search_settings
 from mnemostore.store._search_statements import allowed_seqs_statement as _allowed_seqs
 from mnemostore.store._search_statements import count_statement as _count
 from mnemostore.store._search_statements import fulltext_statement as _fulltext
 from mnemostore.store._search_statements import hydrate_statement as _hydrate
 from mnemostore.store._search_statements import pg_vector_statement as _pg_vector
 from mnemostore.store._search_statements import vectors_since_statement as _vectors_since
-from mnemostore.store._tables import embeddings, index_jobs
+from mnemostore.store.tables import embeddings, index_jobs
 
-__all__ = ["AsyncIndexRepository", "AsyncSearchRepository", "ClaimedJob"]
+# pg_search_settings: re-exported while the service imports it from here (its home is _search_statements).
+__all__ = ["AsyncIndexRepository", "AsyncSearchRepository", "ClaimedJob", "pg_search_settings"]
 
 KIND_OF_JOB = {value: kind for kind, value in JOB_KIND.items()}
 
@@ -382,12 +383,6 @@ class AsyncIndexRepository:
             sa.delete(index_jobs).where(sa.tuple_(c.tenant_id, c.id).in_(keys), c.state == "done")
         )
         return int(result.rowcount)
-
-
-def pg_search_settings(ef_search: int, limit: int) -> dict[str, str]:
-    """Transaction settings of a pgvector search: the HNSW search breadth, and iterative index scans, which keep
-    reading the index until ``limit`` rows pass the filters instead of returning fewer."""
-    return {"hnsw.ef_search": str(max(int(ef_search), int(limit))), "hnsw.iterative_scan": "relaxed_order"}
 
 
 class AsyncSearchRepository:

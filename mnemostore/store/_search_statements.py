@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 from mnemostore.search import ItemKind, SearchFilters
-from mnemostore.store._tables import conversations, embeddings, knowledge_chunks, memories, messages
+from mnemostore.store.tables import conversations, embeddings, knowledge_chunks, memories, messages
 
 __all__ = [
     "JOB_KIND",
@@ -25,6 +25,7 @@ __all__ = [
     "filter_conditions",
     "fulltext_statement",
     "hydrate_statement",
+    "pg_search_settings",
     "pg_vector_statement",
     "vectors_since_statement",
 ]
@@ -324,3 +325,9 @@ def _pg_vector(
         .order_by(order)
         .limit(sa.bindparam("row_limit", type_=sa.Integer()))
     )
+
+
+def pg_search_settings(ef_search: int, limit: int) -> dict[str, str]:
+    """Transaction settings of a pgvector search: the HNSW search breadth, and iterative index scans, which keep
+    reading the index until ``limit`` rows pass the filters instead of returning fewer."""
+    return {"hnsw.ef_search": str(max(int(ef_search), int(limit))), "hnsw.iterative_scan": "relaxed_order"}
