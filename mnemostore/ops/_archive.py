@@ -40,7 +40,7 @@ from typing import IO, Any, Final, Protocol
 import sqlalchemy as sa
 
 from mnemostore.errors import ArchiveCorrupted, ArchiveVersionUnsupported, BackupError
-from mnemostore.store._tables import UtcDateTime
+from mnemostore.store.tables import UtcDateTime
 
 __all__ = [
     "FORMAT",

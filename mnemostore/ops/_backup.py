@@ -55,8 +55,8 @@ from mnemostore.ops._archive import (
     TableEntry,
     column_kind,
 )
-from mnemostore.store._database import Database
-from mnemostore.store._tables import UtcDateTime, conversations, metadata, tenant_usage, tenants, users
+from mnemostore.store import Database
+from mnemostore.store.tables import UtcDateTime, conversations, metadata, tenant_usage, tenants, users
 
 __all__ = ["backup", "erase_user", "restore", "user_rows"]
 

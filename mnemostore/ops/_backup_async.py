@@ -53,8 +53,8 @@ from mnemostore.ops._archive import (
     TableEntry,
     column_kind,
 )
-from mnemostore.store._database_async import AsyncDatabase
-from mnemostore.store._tables import UtcDateTime, conversations, metadata, tenant_usage, tenants, users
+from mnemostore.store import AsyncDatabase
+from mnemostore.store.tables import UtcDateTime, conversations, metadata, tenant_usage, tenants, users
 
 __all__ = ["backup", "erase_user", "restore", "user_rows"]
 
