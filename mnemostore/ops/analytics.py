@@ -60,7 +60,6 @@ __all__ = [
     "TableSnapshot",
     "default_snapshot_dir",
     "match_price",
-    "write_report",
 ]
 
 INSTALL_HINT = "pip install 'mnemostore[analytics]'"
@@ -311,17 +310,6 @@ class Analytics:
             )
         finally:
             con.close()
-
-
-def write_report(result: AnalyticsResult, out_dir: Path | str, *, title: str = "mnemostore analytics") -> list[Path]:
-    """Write a PNG chart per question and ``report.html`` (self-contained: charts embedded) into ``out_dir``.
-
-    Returns:
-        The files written, the HTML report last.
-    """
-    from mnemostore.ops import _analytics_report
-
-    return _analytics_report.write(result, Path(out_dir), title=title)
 
 
 # -- the questions, in DuckDB SQL (timestamps are naive UTC; ``$since`` is a DATE or NULL; sums are cast back to
