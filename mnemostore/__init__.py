@@ -87,13 +87,19 @@ from mnemostore.memory import (
     Summarizer,
     TenantMaintenance,
 )
-from mnemostore.ops._archive import BackupManifest, BackupResult, RestoreResult
-from mnemostore.ops._health_base import HealthCheck, HealthReport, HealthStatus
-from mnemostore.ops.migrate import MigrationStatus
+from mnemostore.ops import (
+    BackupManifest,
+    BackupResult,
+    HealthCheck,
+    HealthReport,
+    HealthStatus,
+    MigrationStatus,
+    RestoreResult,
+)
 from mnemostore.service._base import UNSET, list_cursor
 from mnemostore.service.store import MnemoStore, TenantStore
 from mnemostore.service.store_async import AsyncMnemoStore, AsyncTenantStore
-from mnemostore.store._crypto import KeyRotationReport
+from mnemostore.store import KeyRotationReport
 
 __all__ = [
     "UNSET",

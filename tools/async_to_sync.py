@@ -42,7 +42,7 @@ PAIRS: list[tuple[str, str]] = [
     ("mnemostore/cache/_redis_async.py", "mnemostore/cache/_redis.py"),
     ("mnemostore/cache/_cache_async.py", "mnemostore/cache/_cache.py"),
     ("mnemostore/ops/_health_async.py", "mnemostore/ops/_health.py"),
-    ("mnemostore/ops/_backup_async.py", "mnemostore/ops/_backup.py"),
+    ("mnemostore/ops/backup_async.py", "mnemostore/ops/backup.py"),
     ("mnemostore/service/store_async.py", "mnemostore/service/store.py"),
     ("tests/test_store_async.py", "tests/test_store.py"),
     ("tests/test_memory_ops_async.py", "tests/test_memory_ops.py"),

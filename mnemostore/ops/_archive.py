@@ -1,6 +1,6 @@
 """The backup archive: its layout, its manifest, the row encoding, and writing and checking archive files.
 
-No database here (``_backup_async.py`` reads and writes the tables); this module only knows files. An archive is a
+No database here (``backup_async.py`` reads and writes the tables); this module only knows files. An archive is a
 folder, or the same folder packed in one ``.tar`` or ``.tar.gz``::
 
     manifest.json             what the archive holds: format + version, schema revision, scope, and per table

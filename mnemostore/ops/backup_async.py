@@ -1,4 +1,4 @@
-"""Backup, restore, export and erasure (async; ``_backup.py`` is generated from this file).
+"""Backup, restore, export and erasure (async; ``backup.py`` is generated from this file).
 
 The archive format lives in ``_archive``; this module moves rows between it and the database. The store exposes
 these as ``store.backup``/``store.restore`` and ``store.tenant(t).export``/``erase_user``; they are here, beside

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from mnemostore.errors import MnemostoreError
-from mnemostore.ops._health_base import HealthStatus
+from mnemostore.ops import HealthStatus
 from mnemostore.search import IndexingStatus
 from mnemostore.service.store_async import AsyncMnemoStore
 
