@@ -331,7 +331,7 @@ async def test_updated_memories_start_the_table_over(
     tid = data.tenant.tenant_id
     analytics = Analytics(database_url, snapshot_dir=tmp_path)
     analytics.run(tenant_id=tid)
-    [memory] = await data.tenant.retrieve_memories(tier="long_term")
+    [memory] = (await data.tenant.retrieve_memories(tier="long_term")).items
     with raw.begin() as conn:
         conn.execute(
             sa.update(memories)

@@ -135,7 +135,7 @@ async def test_the_api_returns_plaintext(sealed: AsyncMnemoStore) -> None:
     assert history.messages[0].metadata == {"api_key": "sk-live-123", "ssn": [1, 2], "topic": "greeting"}
     message = await t.get_message(ids["message"])
     assert message is not None and message.metadata["api_key"] == "sk-live-123"
-    [tool] = await t.list_tool_executions()
+    [tool] = (await t.list_tool_executions()).items
     assert tool.parameters == {"password": "hunter2"}
     export = await t.export_conversation(ids["conversation"])
     assert export["messages"][0]["metadata"]["api_key"] == "sk-live-123"
@@ -261,7 +261,7 @@ async def test_rotation_reencrypts_and_old_keys_can_go(fresh_url: str) -> None:
         t = only_new.tenant(ids["tenant"])
         assert (await t.get_user_by_email("ada@example.com")).id == ids["user"]  # type: ignore[union-attr]
         assert (await t.get_message(ids["message"])).metadata["api_key"] == "sk-live-123"  # type: ignore[union-attr]
-        assert (await t.list_tool_executions())[0].parameters == {"password": "hunter2"}
+        assert ((await t.list_tool_executions()).items)[0].parameters == {"password": "hunter2"}
     finally:
         await only_new.close()
 

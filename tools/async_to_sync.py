@@ -6,8 +6,36 @@ syntax-tree rewrite (comments kept, then tidied by ruff), so the two can never
 drift apart. Edit the ``*_async.py`` file, then run
 ``python tools/async_to_sync.py --all``; CI runs ``--check --all``.
 
+Which files: every ``*_async.py`` under ``mnemostore/`` and ``tests/``
+(SOURCE_GLOBS) has a twin named by ``sync_filename`` (``store_async.py`` ->
+``store.py``), which starts with a generated header. ``--check --all`` fails
+when a twin is missing, stale (differs from what its source generates) or
+orphaned (carries the header but its source is gone), and both modes refuse to
+overwrite a module without the header. A source that must have no twin goes in
+NO_TWIN with its reason (empty so far; prefer keeping it so).
+
 Code with no sync equivalent goes under ``if True:  # ASYNC`` (the ``# ASYNC``
 comment on the ``if`` line): the sync file keeps only the ``else:`` body.
+
+Docstrings (module, class, function) are rewritten like code, so write them
+once, for the async API: ``await `` before an expression, the ``async`` of
+``async with/for/def`` and of "an async context manager" (iterator, iterable,
+generator, callable, function) go; every identifier or dotted name is renamed as
+in code (``AsyncFoo`` -> ``Foo``, RENAMES, MOVES, ``store_async`` -> ``store``,
+``foo_async.py`` -> ``foo.py``; "an AsyncCache" -> "a Cache"). Other strings and
+comments are left alone, and so is prose ("the async store awaits it").
+
+Text that is true of the async source only goes in an async note: parentheses
+opened by ``(async)``, ``(async;`` or ``(async:``, nested parentheses allowed,
+across lines, anywhere in a docstring, e.g. the summary "Backup and restore
+(async; _backup.py is generated from this file)." The sync twin drops the note,
+and the line or the paragraph it leaves empty. Do not say that a file is
+generated, or which one is the source, outside such a note: the twin's header
+says it. Sentences about both twins ("the sync twin runs them on threads") need
+nothing.
+
+The output depends on ruff's version: the dev extra of pyproject.toml pins it
+(``ruff==X.Y.Z``, read from there), and the tool refuses to run another one.
 """
 
 from __future__ import annotations
@@ -24,29 +52,23 @@ import shutil
 import subprocess
 import sys
 import tokenize
+import tomllib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import ast_comments  # type: ignore[import-untyped]  # ships neither stubs nor py.typed
 
 ROOT = Path(__file__).resolve().parent.parent
+PYPROJECT = ROOT / "pyproject.toml"  # pins the ruff that formats the output (the dev extra)
 
-# (async source, sync target), relative to ROOT.
-PAIRS: list[tuple[str, str]] = [
-    ("mnemostore/store/_database_async.py", "mnemostore/store/_database.py"),
-    ("mnemostore/store/_repositories_async.py", "mnemostore/store/_repositories.py"),
-    ("mnemostore/store/_search_async.py", "mnemostore/store/_search.py"),
-    ("mnemostore/service/_indexer_async.py", "mnemostore/service/_indexer.py"),
-    ("mnemostore/service/_search_async.py", "mnemostore/service/_search.py"),
-    ("mnemostore/cache/_backend_async.py", "mnemostore/cache/_backend.py"),
-    ("mnemostore/cache/_redis_async.py", "mnemostore/cache/_redis.py"),
-    ("mnemostore/cache/_cache_async.py", "mnemostore/cache/_cache.py"),
-    ("mnemostore/ops/_health_async.py", "mnemostore/ops/_health.py"),
-    ("mnemostore/ops/backup_async.py", "mnemostore/ops/backup.py"),
-    ("mnemostore/service/store_async.py", "mnemostore/service/store.py"),
-    ("tests/test_store_async.py", "tests/test_store.py"),
-    ("tests/test_memory_ops_async.py", "tests/test_memory_ops.py"),
-]
+# Every file matching these (relative to ROOT) is an async source with a sync twin
+# named by sync_filename; --check --all fails on a twin that is missing, stale or
+# orphaned (generated from a source that no longer exists).
+SOURCE_GLOBS = ("mnemostore/**/*_async.py", "tests/**/*_async.py")
+# The exceptions: sources that must have no twin, relative to ROOT, each with its
+# reason. Keep it empty if you can: a listed file that no longer exists fails the check.
+NO_TWIN: dict[str, str] = {}
 
 # Identifier renames, on top of the generic rule AsyncFoo -> Foo.
 RENAMES = {
@@ -110,6 +132,64 @@ def sync_dotted(dotted: str, *, module: bool = False) -> str:
     if module:
         parts = [p[:-6] if p.endswith("_async") and p != "_async" else p for p in parts]
     return ".".join(parts)
+
+
+# Docstring prose: "an async context manager" -> "a context manager", "async with" -> "with"...
+_ASYNC_NOUNS = r"(?:context manager|iterator|iterable|generator|callable|function)s?\b"
+_DOC_PHRASES = (
+    (re.compile(r"\b([Aa]n) async (?=(?:iterator|iterable)s?\b)"), r"\1 "),
+    (re.compile(rf"\b([Aa])n async (?={_ASYNC_NOUNS})"), r"\1 "),
+    (re.compile(rf"\basync (?={_ASYNC_NOUNS}|(?:def|with|for)\b)"), ""),
+    (re.compile(r"\bawait (?=[\w(\[])"), ""),
+)
+# "an ``AsyncCache``" -> "a ``Cache``" (the article of a name that loses its "Async").
+_ARTICLE = re.compile(r"\b([Aa])n(\s+[`'\"*]*)(?=Async[A-Z])")
+_WORD = re.compile(r"(?<!\w)[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*")
+_ASYNC_NOTE = re.compile(r"[ \t]*\(async(?=[;:)])")
+
+
+def _drop_async_notes(text: str) -> str:
+    """Remove each ``(async...)`` note, its parentheses balanced, and the line or paragraph it leaves empty."""
+    parts: list[str] = []
+    pos = 0
+    while match := _ASYNC_NOTE.search(text, pos):
+        depth, end = 0, -1
+        for index in range(text.index("(", match.start()), len(text)):
+            depth += {"(": 1, ")": -1}.get(text[index], 0)
+            if depth == 0:
+                end = index + 1
+                break
+        if end < 0:
+            break  # unbalanced: leave the rest alone
+        start = match.start()
+        line_start = text.rfind("\n", 0, start) + 1
+        if not text[line_start:start].strip():  # the note opens its line: keep the indentation
+            start = text.index("(", start)
+            while end < len(text) and text[end] in " \t":
+                end += 1
+            if end < len(text) and text[end] == "\n":  # ... and fills it: drop the line
+                start, end = line_start, end + 1
+                previous = text.rfind("\n", 0, max(line_start - 1, 0)) + 1
+                if line_start and not text[previous : line_start - 1].strip():
+                    start = previous  # and the blank line before it
+        parts.append(text[pos:start])
+        pos = end
+    return "".join(parts) + text[pos:]
+
+
+def sync_text(text: str) -> str:
+    """Rewrite docstring text for the sync twin, as code is rewritten.
+
+    Drops ``(async...)`` notes, ``await``, the ``async`` of ``async with/for/def``
+    and of "an async context manager" (iterator, generator...), then maps every
+    identifier and dotted name like code: ``AsyncFoo`` -> ``Foo``, RENAMES,
+    MOVES, and module names lose their ``_async`` (``store_async.py`` -> ``store.py``).
+    """
+    text = _drop_async_notes(text)
+    for pattern, replacement in _DOC_PHRASES:
+        text = pattern.sub(replacement, text)
+    text = _ARTICLE.sub(lambda m: m[0] if text[m.end() + 5] in "AEIOU" else m[1] + m[2], text)
+    return _WORD.sub(lambda word: sync_dotted(word.group(), module=True), text)
 
 
 def sync_filename(path: Path) -> Path:
@@ -274,10 +354,20 @@ def _prepare(tree: ast.AST, source: str) -> set[int]:
             start = min([old.lineno, *(d.lineno for d in decorators)])
             span[id(new)] = (start, old.end_lineno or old.lineno)
     in_fstring = {id(c) for n in nodes if isinstance(n, ast.JoinedStr) for c in ast.walk(n) if c is not n}
+    segment = _Segments(source)
     for node in nodes:
         if isinstance(node, ast.Constant | ast.JoinedStr) and id(node) not in in_fstring:
             literal: Any = node
-            literal.a2s_source = (_literal_source(ast.get_source_segment(source, node) or ""), ast.dump(node))
+            literal.a2s_source = (_literal_source(segment(node)), ast.dump(node))
+    for doc in _docstrings(tree):
+        doc.value = sync_text(doc.value)
+        text = sync_text(doc.a2s_source[0])
+        try:
+            same = ast.literal_eval(text) == doc.value
+        except (SyntaxError, ValueError):
+            same = False
+        # Kept as written when both rewrites agree (no escape sequence was in the way).
+        doc.a2s_source = (text, ast.dump(doc)) if same else None
     comments = {n.lineno: n.value for n in ast.walk(tree) if isinstance(n, Comment)}
     async_ifs = {
         id(n)
@@ -307,6 +397,16 @@ def _prepare(tree: ast.AST, source: str) -> set[int]:
                 block.append(item)
             setattr(node, field, block)
     return async_ifs
+
+
+def _docstrings(tree: ast.AST) -> Iterator[Any]:
+    """The docstring nodes (ast.Constant) of the module, classes and functions."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+            first = next((item for item in node.body if not isinstance(item, Comment)), None)
+            value = first.value if isinstance(first, ast.Expr) else None
+            if isinstance(value, ast.Constant) and isinstance(value.value, str):
+                yield value
 
 
 def _finish(tree: ast.AST) -> None:
@@ -355,6 +455,28 @@ class _Unparser(ast_comments._Unparser):  # type: ignore[misc]  # untyped base c
             super()._write_docstring(node)
 
 
+class _Segments:
+    """``ast.get_source_segment`` in constant time per node.
+
+    The standard function splits the whole source again on every call, which made
+    a file's conversion quadratic in its size (the store's module took over a
+    minute). Node columns are UTF-8 byte offsets, so this slices the encoded text
+    from precomputed line starts.
+    """
+
+    def __init__(self, source: str) -> None:
+        self.data = source.encode("utf-8")
+        # ast numbers lines on \n, \r\n and \r, like this pattern.
+        self.starts = [0, *(m.end() for m in re.finditer(rb"\r\n|\r|\n", self.data))]
+
+    def __call__(self, node: ast.AST) -> str:
+        end_lineno, end_col = getattr(node, "end_lineno", None), getattr(node, "end_col_offset", None)
+        if end_lineno is None or end_col is None:
+            return ""
+        start = self.starts[node.lineno - 1] + node.col_offset  # type: ignore[attr-defined]
+        return self.data[start : self.starts[end_lineno - 1] + end_col].decode("utf-8")
+
+
 def _literal_source(segment: str) -> str:
     """Source of a literal; implicitly concatenated parts go on one line (ruff re-splits)."""
     text = f"({segment})"  # parenthesized, so line breaks between parts tokenize fine
@@ -375,13 +497,53 @@ def _literal_source(segment: str) -> str:
     return " ".join(parts) if len(parts) > 1 else segment
 
 
-def _ruff(args: list[str], text: str, filename: Path) -> str:
+def _ruff_command() -> list[str]:
     if importlib.util.find_spec("ruff") is not None:
-        command = [sys.executable, "-m", "ruff"]
-    elif exe := shutil.which("ruff"):
-        command = [exe]
-    else:
-        raise SystemExit("async_to_sync: ruff not found (pip install ruff)")
+        return [sys.executable, "-m", "ruff"]
+    if exe := shutil.which("ruff"):
+        return [exe]
+    raise SystemExit(f"async_to_sync: ruff not found (pip install ruff=={pinned_ruff()})")
+
+
+def pinned_ruff(pyproject: Path | None = None) -> str:
+    """The ruff version pinned (``ruff==X``) in the ``dev`` extra of ``pyproject.toml``."""
+    pyproject = pyproject or PYPROJECT
+    extras = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]["optional-dependencies"]
+    for requirement in extras.get("dev", []):
+        name = re.match(r"[A-Za-z0-9_.-]+", requirement)
+        if name and name.group().lower() == "ruff":
+            if pin := re.fullmatch(r"ruff\s*==\s*([0-9][0-9A-Za-z.+!-]*)", requirement.strip(), re.IGNORECASE):
+                return pin.group(1)
+            break
+    raise SystemExit(
+        f"async_to_sync: {_display(pyproject)} must pin ruff exactly in the dev extra (ruff==X.Y.Z): "
+        "another ruff formats the generated code differently"
+    )
+
+
+_checked_ruff: list[str] | None = None  # the command whose version matched the pin
+
+
+def _checked_ruff_command() -> list[str]:
+    """The ruff command, once its version is the pinned one (the output depends on it)."""
+    global _checked_ruff
+    if _checked_ruff is None:
+        command = _ruff_command()
+        pinned = pinned_ruff()
+        proc = subprocess.run([*command, "--version"], capture_output=True, text=True, check=False)
+        found = proc.stdout.split()[-1] if proc.returncode == 0 and proc.stdout.split() else "unknown"
+        if found != pinned:
+            raise SystemExit(
+                f"async_to_sync: ruff {found} found ({' '.join(command)}), but the generated code is "
+                f"formatted by ruff {pinned}, pinned in {_display(PYPROJECT)}; "
+                f"run: {sys.executable} -m pip install ruff=={pinned}"
+            )
+        _checked_ruff = command
+    return _checked_ruff
+
+
+def _ruff(args: list[str], text: str, filename: Path) -> str:
+    command = _checked_ruff_command()
     proc = subprocess.run(
         [*command, *args, "--quiet", "--config", FIRST_PARTY, "--stdin-filename", str(filename), "-"],
         input=text,
@@ -429,50 +591,101 @@ def _display(path: Path) -> str:
         return path.name
 
 
-def process(source: Path, target: Path, *, check: bool) -> bool:
-    """Generate ``target`` from ``source``; return True if it was out of date."""
+def _generated_from(path: Path) -> str | None:
+    """The origin named in the header of a generated file, or None for any other file."""
+    first, origin = HEADER.format(origin="\0").splitlines()[:2]
+    prefix, _, suffix = origin.partition("\0")
+    with path.open(encoding="utf-8", errors="replace") as file:
+        if file.readline().rstrip("\n") != first:
+            return None
+        line = file.readline().rstrip("\n")
+    return line[len(prefix) : len(line) - len(suffix)] if line.startswith(prefix) and line.endswith(suffix) else ""
+
+
+def discover() -> tuple[list[tuple[Path, Path]], list[str]]:
+    """Every (async source, sync twin) under ROOT, and the problems found on the way.
+
+    Problems: an entry of NO_TWIN that matches no source, and orphans (files with
+    the generated header that are not the twin of an existing source).
+    """
+    problems: list[str] = []
+    sources = sorted({path for pattern in SOURCE_GLOBS for path in ROOT.glob(pattern) if path.is_file()})
+    for name in sorted(NO_TWIN):
+        if ROOT / name not in sources:
+            problems.append(f"{name}: listed in NO_TWIN, but no such source exists (remove it from NO_TWIN)")
+    jobs = [(source, sync_filename(source)) for source in sources if _display(source) not in NO_TWIN]
+    twins = {target for _, target in jobs}
+    folders = sorted({pattern.split("/")[0] for pattern in SOURCE_GLOBS})
+    for path in sorted(path for folder in folders for path in (ROOT / folder).rglob("*.py")):
+        origin = _generated_from(path)
+        if origin is not None and path not in twins:
+            problems.append(
+                f"{_display(path)}: orphaned: generated from {origin or '(unknown)'}, which has no such twin "
+                "(delete it, or restore its source)"
+            )
+    return jobs, problems
+
+
+def process(source: Path, target: Path, *, check: bool) -> str | None:
+    """Generate ``target`` from ``source``; return what was wrong with it, or None if it was up to date.
+
+    With ``check``, writes nothing and prints the diff of a stale twin. Never
+    overwrites a file that lacks the generated header (a hand-written module).
+    """
+    name = _display(target)
     new = convert(source.read_text(encoding="utf-8"), _display(source), target)
-    old = target.read_text(encoding="utf-8") if target.exists() else ""
-    if new == old:
-        return False
-    if check:
-        name = _display(target)
-        diff = difflib.unified_diff(
-            old.splitlines(keepends=True),
-            new.splitlines(keepends=True),
-            f"{name} (on disk)",
-            f"{name} (generated)",
-        )
-        sys.stdout.writelines(diff)
+    if not target.exists():
+        problem = f"{name}: missing (the twin of {_display(source)})"
+    elif _generated_from(target) is None:
+        return f"{name}: exists but was not generated (no header): move it away, it is the twin of {_display(source)}"
     else:
-        target.write_text(new, encoding="utf-8", newline="\n")
-        print(f"async_to_sync: wrote {_display(target)}", file=sys.stderr)
-    return True
+        old = target.read_text(encoding="utf-8")
+        if new == old:
+            return None
+        problem = f"{name}: stale (differs from what {_display(source)} generates)"
+        if check:
+            diff = difflib.unified_diff(
+                old.splitlines(keepends=True),
+                new.splitlines(keepends=True),
+                f"{name} (on disk)",
+                f"{name} (generated)",
+            )
+            sys.stdout.writelines(diff)
+    if check:
+        return problem
+    target.write_text(new, encoding="utf-8", newline="\n")
+    print(f"async_to_sync: wrote {name}", file=sys.stderr)
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Generate sync modules from async ones.")
     parser.add_argument("files", nargs="*", type=Path, metavar="FILE_async.py")
-    parser.add_argument("--all", action="store_true", help="convert every pair in PAIRS")
-    parser.add_argument("--check", action="store_true", help="write nothing; show a diff, exit 1 if stale")
+    parser.add_argument(
+        "--all", action="store_true", help=f"every {' and '.join(SOURCE_GLOBS)} file (less NO_TWIN); flag orphans"
+    )
+    parser.add_argument("--check", action="store_true", help="write nothing; report what is wrong, exit 1 if any")
     args = parser.parse_args(argv)
     if not args.files and not args.all:
         parser.error("give FILE_async.py arguments or --all")
 
     jobs: list[tuple[Path, Path]] = []
+    problems: list[str] = []
     if args.all:
-        for source, target in PAIRS:
-            if (ROOT / source).is_file():
-                jobs.append((ROOT / source, ROOT / target))
-            else:
-                print(f"async_to_sync: skipping {source}: not found", file=sys.stderr)
+        jobs, problems = discover()
     for path in args.files:
         if not path.is_file() or "_async" not in path.stem:
             parser.error(f"{path}: not an existing *_async.py file")
         jobs.append((path, sync_filename(path)))
 
-    stale = [process(source, target, check=args.check) for source, target in jobs]
-    return 1 if args.check and any(stale) else 0
+    problems += [problem for source, target in jobs if (problem := process(source, target, check=args.check))]
+    for problem in problems:
+        print(f"async_to_sync: {problem}", file=sys.stderr)
+    if problems:
+        fix = "run `python tools/async_to_sync.py --all`" if args.check else "fix the above"
+        print(f"async_to_sync: {len(problems)} problem(s); {fix}", file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":

@@ -161,8 +161,8 @@ def _stats_table(t: TenantStore, tour: Tour) -> Table:
     table.add_row("prompt / completion tokens", f"{stats.prompt_tokens} / {stats.completion_tokens}")
     table.add_row("tool executions", str(stats.tool_executions))
     table.add_row("checkpoints", str(stats.checkpoints))
-    table.add_row("interaction events", str(len(t.list_interaction_events(conversation_id=trip.id))))
-    table.add_row("metrics", str(len(t.query_metrics(conversation_id=trip.id))))
+    table.add_row("interaction events", str(len(t.list_interaction_events(conversation_id=trip.id).items)))
+    table.add_row("metrics", str(len(t.query_metrics(conversation_id=trip.id).items)))
     table.add_row("knowledge chunks", f"{len(tour.chunks)} from '{data.HANDBOOK_SOURCE}'")
     idempotent = "same ids, nothing rewritten" if tour.chunks_unchanged else "[red]changed (unexpected)[/]"
     table.add_row("same chunks upserted again", idempotent)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
-from typing import Any, Final
+from datetime import UTC, datetime
+from typing import Any, Final, TypeVar
 
 from mnemostore.domain import (
     AgentMetric,
@@ -18,6 +18,7 @@ from mnemostore.domain import (
     Memory,
     Message,
     NewMessage,
+    Page,
     Role,
     ToolExecution,
     new_id,
@@ -42,9 +43,13 @@ __all__ = [
     "list_cursor",
     "message_from_row",
     "message_rows",
+    "page_after",
     "parse_api_key",
     "to_export",
+    "utc_now",
 ]
+
+ListItem = TypeVar("ListItem", ApiKey, Memory, ToolExecution, Checkpoint, InteractionEvent, AgentMetric)
 
 EXPORT_FORMAT: Final = "mnemostore.conversation"
 EXPORT_VERSION: Final = 1
@@ -65,6 +70,11 @@ class Unset:
 
 
 UNSET: Final = Unset()
+
+
+def utc_now() -> datetime:
+    """The time every write is stamped with (timezone-aware UTC)."""
+    return datetime.now(UTC)
 
 
 def as_id(value: uuid.UUID | str | None, field: str) -> uuid.UUID:
@@ -137,6 +147,12 @@ def list_cursor(item: ApiKey | Memory | ToolExecution | Checkpoint | Interaction
     else:
         key = item.created_at.isoformat()
     return encode_cursor(kind, key, str(item.id))
+
+
+def page_after(items: Sequence[ListItem], limit: int) -> Page[ListItem]:
+    """A page from a listing fetched with ``limit + 1`` rows: the extra row only says that there is more."""
+    shown = list(items[:limit])
+    return Page(items=shown, next_cursor=list_cursor(shown[-1]) if len(items) > limit else None)
 
 
 def decode_list_cursor(of: type[Any], cursor: str) -> tuple[Any, uuid.UUID]:

@@ -15,8 +15,8 @@ from mnemostore.store._mapping import to_message
 from mnemostore.store._repositories import UnitOfWork
 from mnemostore.store._repositories_async import AsyncUnitOfWork
 from mnemostore.store._search import IndexRepository, SearchRepository
-from mnemostore.store._search_async import AsyncIndexRepository, AsyncSearchRepository, ClaimedJob
-from mnemostore.store._search_statements import filter_conditions, pg_search_settings
+from mnemostore.store._search_async import AsyncIndexRepository, AsyncSearchRepository
+from mnemostore.store._search_statements import ClaimedJob, filter_conditions, pg_search_settings
 
 __all__ = [
     "SEALED_COLUMNS",

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -26,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mnemostore.search import IndexingStatus, ItemKind, SearchFilters
 from mnemostore.store._crypto import FieldCodec
-from mnemostore.store._search_statements import JOB_KIND, TABLES, pg_search_settings
+from mnemostore.store._search_statements import JOB_KIND, TABLES, ClaimedJob, pg_search_settings
 from mnemostore.store._search_statements import allowed_seqs_statement as _allowed_seqs
 from mnemostore.store._search_statements import count_statement as _count
 from mnemostore.store._search_statements import fulltext_statement as _fulltext
@@ -35,19 +34,11 @@ from mnemostore.store._search_statements import pg_vector_statement as _pg_vecto
 from mnemostore.store._search_statements import vectors_since_statement as _vectors_since
 from mnemostore.store.tables import embeddings, index_jobs
 
-# pg_search_settings: re-exported while the service imports it from here (its home is _search_statements).
+# ClaimedJob, pg_search_settings: re-exported while the service imports them from here (their home is
+# _search_statements, shared by both twins).
 __all__ = ["AsyncIndexRepository", "AsyncSearchRepository", "ClaimedJob", "pg_search_settings"]
 
 KIND_OF_JOB = {value: kind for kind, value in JOB_KIND.items()}
-
-
-@dataclass(frozen=True, slots=True)
-class ClaimedJob:
-    tenant_id: uuid.UUID
-    id: uuid.UUID
-    item_kind: str
-    item_id: uuid.UUID
-    attempts: int
 
 
 class AsyncIndexRepository:

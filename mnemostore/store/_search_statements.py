@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -20,6 +21,7 @@ from mnemostore.store.tables import conversations, embeddings, knowledge_chunks,
 __all__ = [
     "JOB_KIND",
     "TABLES",
+    "ClaimedJob",
     "allowed_seqs_statement",
     "count_statement",
     "filter_conditions",
@@ -35,7 +37,20 @@ TABLES: dict[ItemKind, sa.Table] = {
     ItemKind.MEMORY: memories,
     ItemKind.KNOWLEDGE: knowledge_chunks,
 }
+
+
 # The item_kind value of index_jobs and embeddings rows.
+@dataclass(frozen=True, slots=True)
+class ClaimedJob:
+    """An indexing job taken by a worker (``IndexRepository.claim``); one class for both twins."""
+
+    tenant_id: uuid.UUID
+    id: uuid.UUID
+    item_kind: str
+    item_id: uuid.UUID
+    attempts: int
+
+
 JOB_KIND: dict[ItemKind, str] = {
     ItemKind.MESSAGE: "message",
     ItemKind.MEMORY: "memory",

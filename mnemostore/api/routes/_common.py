@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Annotated, Any, Final, TypeVar
 
 from fastapi import Header, Query, Response
 
 from mnemostore.domain import Page
-from mnemostore.service._base import list_cursor
 
 __all__ = [
     "MAX_LIMIT",
@@ -16,7 +14,6 @@ __all__ = [
     "IdempotencyKey",
     "Limit",
     "no_content",
-    "page_from_list",
     "page_from_store",
 ]
 
@@ -42,13 +39,6 @@ IdempotencyKey = Annotated[
 def page_from_store(page: Page[Any]) -> dict[str, Any]:
     """A store ``Page`` as the response body."""
     return {"items": page.items, "next_cursor": page.next_cursor}
-
-
-def page_from_list(items: Sequence[Any], limit: int) -> dict[str, Any]:
-    """A page from a listing fetched with ``limit + 1``: the extra item, when present, says there is more."""
-    shown = list(items[:limit])
-    more = len(items) > limit
-    return {"items": shown, "next_cursor": list_cursor(shown[-1]) if more else None}
 
 
 def no_content() -> Response:

@@ -27,7 +27,7 @@ from ..schemas import (
     ToolExecutionCreate,
     ToolExecutionOut,
 )
-from ._common import Cursor, Limit, page_from_list
+from ._common import Cursor, Limit, page_from_store
 
 __all__ = ["checkpoints", "interaction_events", "metrics", "tool_executions"]
 
@@ -54,8 +54,8 @@ async def list_tool_executions(
     cursor: Cursor = None,
 ) -> dict[str, object]:
     """Newest first."""
-    items = await t.list_tool_executions(conversation_id=conversation_id, tool=tool, limit=limit + 1, cursor=cursor)
-    return page_from_list(items, limit)
+    items = await t.list_tool_executions(conversation_id=conversation_id, tool=tool, limit=limit, cursor=cursor)
+    return page_from_store(items)
 
 
 @checkpoints.post(
@@ -80,7 +80,7 @@ async def list_checkpoints(
 ) -> dict[str, object]:
     """Newest first (highest iteration, then latest saved)."""
     await t.get_conversation_or_raise(conversation_id)
-    return page_from_list(await t.list_checkpoints(conversation_id, limit=limit + 1, cursor=cursor), limit)
+    return page_from_store(await t.list_checkpoints(conversation_id, limit=limit, cursor=cursor))
 
 
 @checkpoints.get("/v1/conversations/{conversation_id}/checkpoints/latest", response_model=CheckpointOut)
@@ -109,8 +109,8 @@ async def list_interaction_events(
     t: TenantDep, conversation_id: ConversationFilter = None, limit: Limit = 100, cursor: Cursor = None
 ) -> dict[str, object]:
     """Newest first."""
-    items = await t.list_interaction_events(conversation_id=conversation_id, limit=limit + 1, cursor=cursor)
-    return page_from_list(items, limit)
+    items = await t.list_interaction_events(conversation_id=conversation_id, limit=limit, cursor=cursor)
+    return page_from_store(items)
 
 
 @metrics.post("", status_code=status.HTTP_201_CREATED, response_model=Items[AgentMetricOut])
@@ -130,6 +130,6 @@ async def query_metrics(
 ) -> dict[str, object]:
     """Newest first."""
     items = await t.query_metrics(
-        metric_type=metric_type, conversation_id=conversation_id, since=since, limit=limit + 1, cursor=cursor
+        metric_type=metric_type, conversation_id=conversation_id, since=since, limit=limit, cursor=cursor
     )
-    return page_from_list(items, limit)
+    return page_from_store(items)

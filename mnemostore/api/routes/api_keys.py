@@ -8,7 +8,7 @@ from fastapi import APIRouter, Response, status
 
 from ..deps import TenantDep
 from ..schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyOut, Page
-from ._common import Cursor, Limit, no_content, page_from_list
+from ._common import Cursor, Limit, no_content, page_from_store
 
 __all__ = ["router"]
 
@@ -25,7 +25,7 @@ async def create_api_key(body: ApiKeyCreate, t: TenantDep) -> dict[str, object]:
 @router.get("", response_model=Page[ApiKeyOut])
 async def list_api_keys(t: TenantDep, limit: Limit = 100, cursor: Cursor = None) -> dict[str, object]:
     """This tenant's keys, revoked ones too (never their secrets), oldest first."""
-    return page_from_list(await t.list_api_keys(limit=limit + 1, cursor=cursor), limit)
+    return page_from_store(await t.list_api_keys(limit=limit, cursor=cursor))
 
 
 @router.delete("/{key_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)

@@ -12,7 +12,7 @@ from mnemostore.errors import MemoryNotFound
 
 from ..deps import TenantDep
 from ..schemas import MemoryCreate, MemoryOut, MemoryVersionOut, Page
-from ._common import Cursor, Limit, no_content, page_from_list
+from ._common import Cursor, Limit, no_content, page_from_store
 
 __all__ = ["router"]
 
@@ -34,7 +34,7 @@ async def list_memories(
     cursor: Cursor = None,
 ) -> dict[str, object]:
     """Memories, most important first."""
-    return page_from_list(await t.retrieve_memories(user_id=user_id, tier=tier, limit=limit + 1, cursor=cursor), limit)
+    return page_from_store(await t.retrieve_memories(user_id=user_id, tier=tier, limit=limit, cursor=cursor))
 
 
 @router.get("/{memory_id}", response_model=MemoryOut)

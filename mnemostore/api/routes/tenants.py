@@ -10,7 +10,7 @@ from mnemostore.domain import Quotas, Tenant, TenantUsage
 
 from ..deps import AdminDep
 from ..schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyOut, Page, TenantCreate, TenantOut, TenantUpdate, UsageOut
-from ._common import Cursor, Limit, no_content, page_from_list, page_from_store
+from ._common import Cursor, Limit, no_content, page_from_store
 
 __all__ = ["router"]
 
@@ -70,7 +70,7 @@ async def list_tenant_api_keys(
 ) -> dict[str, object]:
     """The tenant's keys, revoked ones too (never their secrets)."""
     await store.get_tenant_or_raise(tenant_id)
-    return page_from_list(await store.tenant(tenant_id).list_api_keys(limit=limit + 1, cursor=cursor), limit)
+    return page_from_store(await store.tenant(tenant_id).list_api_keys(limit=limit, cursor=cursor))
 
 
 @router.delete("/{tenant_id}/api-keys/{key_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)

@@ -1,0 +1,455 @@
+"""Conversations, messages and history."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from mnemostore.cache._types import EventType
+from mnemostore.domain import (
+    Conversation,
+    ConversationStats,
+    ConversationStatus,
+    HistoryPage,
+    Message,
+    NewMessage,
+    Page,
+    Role,
+    new_id,
+)
+from mnemostore.errors import (
+    ConflictError,
+    ConversationNotFound,
+    InvalidInput,
+    MessageNotFound,
+    UserNotFound,
+)
+from mnemostore.search._types import ItemKind
+from mnemostore.service import _validation as v
+from mnemostore.service._base import (
+    UNSET,
+    Unset,
+    as_id,
+    conversation_cursor,
+    decode_conversation_cursor,
+    decode_history_cursor,
+    history_cursor,
+    message_from_row,
+    message_rows,
+    to_export,
+    utc_now,
+)
+from mnemostore.service._history import page_from_window, window_from_rows
+from mnemostore.service._scope_async import AsyncTenantScope
+
+if TYPE_CHECKING:
+    pass
+
+
+class AsyncConversations(AsyncTenantScope):
+    """Conversations and their messages: appends (idempotent, counted against quotas), history pages, export
+    and import.
+    """
+
+    async def create_conversation(
+        self,
+        user_id: uuid.UUID | str,
+        *,
+        title: str | None = None,
+        channel: str | None = None,
+        model_override: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> Conversation:
+        """Start a conversation of one of the tenant's users, counted against the tenant's usage.
+
+        Raises:
+            UserNotFound: no such user in this tenant.
+            QuotaExceeded: the tenant's plan allows no more conversations.
+        """
+        uid = as_id(user_id, "user_id")
+        now = utc_now()
+        values = {
+            "id": new_id(),
+            "user_id": uid,
+            "title": v.check_name(title, "title", max_len=500),
+            "status": ConversationStatus.ACTIVE.value,
+            "channel": v.check_name(channel, "channel", max_len=50),
+            "model_override": v.check_name(model_override, "model_override", max_len=200),
+            "metadata": self._json(metadata, "metadata"),
+            "started_at": now,
+            "last_activity_at": now,
+            "message_count": 0,
+            "total_tokens": 0,
+            "content_bytes": 0,
+            "last_seq": 0,
+        }
+        async with self._tx(write=True) as uow:
+            if await uow.users.get(uid) is None:
+                raise UserNotFound(uid)
+            await self._charge(uow, conversations=1)
+            return await uow.conversations.insert(values)
+
+    async def get_conversation(self, conversation_id: uuid.UUID | str) -> Conversation | None:
+        """The conversation, or None when the tenant has no conversation with this id."""
+        async with self._tx() as uow:
+            return await uow.conversations.get(as_id(conversation_id, "conversation_id"))
+
+    async def get_conversation_or_raise(self, conversation_id: uuid.UUID | str) -> Conversation:
+        """The conversation.
+
+        Raises:
+            ConversationNotFound: the tenant has no conversation with this id.
+        """
+        conversation = await self.get_conversation(conversation_id)
+        if conversation is None:
+            raise ConversationNotFound(conversation_id)
+        return conversation
+
+    async def list_conversations(
+        self,
+        user_id: uuid.UUID | str,
+        *,
+        status: ConversationStatus | str | None = None,
+        limit: int = 20,
+        cursor: str | None = None,
+    ) -> Page[Conversation]:
+        """A user's conversations, most recently active first."""
+        uid = as_id(user_id, "user_id")
+        v.check_limit(limit)
+        status_value = v.check_enum(ConversationStatus, status).value if status is not None else None
+        after = decode_conversation_cursor(cursor) if cursor else None
+        async with self._tx() as uow:
+            items = await uow.conversations.list_for_user(uid, status=status_value, limit=limit + 1, after=after)
+        more = len(items) > limit
+        items = items[:limit]
+        return Page(items=items, next_cursor=conversation_cursor(items[-1]) if more else None)
+
+    async def list_active_conversations(self, *, limit: int = 100, cursor: str | None = None) -> Page[Conversation]:
+        """The tenant's active conversations across users, most recently active first."""
+        v.check_limit(limit)
+        after = decode_conversation_cursor(cursor) if cursor else None
+        async with self._tx() as uow:
+            items = await uow.conversations.list_active(limit=limit + 1, after=after)
+        more = len(items) > limit
+        items = items[:limit]
+        return Page(items=items, next_cursor=conversation_cursor(items[-1]) if more else None)
+
+    async def update_conversation(
+        self,
+        conversation_id: uuid.UUID | str,
+        *,
+        title: str | Unset | None = UNSET,
+        status: ConversationStatus | str | Unset = UNSET,
+        model_override: str | Unset | None = UNSET,
+        metadata: Mapping[str, Any] | Unset = UNSET,
+    ) -> Conversation:
+        """Change the given fields (pass None to clear title or model_override)."""
+        cid = as_id(conversation_id, "conversation_id")
+        values: dict[str, Any] = {}
+        if not isinstance(title, Unset):
+            values["title"] = v.check_name(title, "title", max_len=500)
+        if not isinstance(status, Unset):
+            values["status"] = v.check_enum(ConversationStatus, status).value
+        if not isinstance(model_override, Unset):
+            values["model_override"] = v.check_name(model_override, "model_override", max_len=200)
+        if not isinstance(metadata, Unset):
+            values["metadata"] = self._json(metadata, "metadata")
+        async with self._tx(write=True) as uow:
+            conversation = await (uow.conversations.update(cid, values) if values else uow.conversations.get(cid))
+        if conversation is None:
+            raise ConversationNotFound(cid)
+        if values.get("status") == ConversationStatus.ARCHIVED.value:
+            data = {"conversation_id": str(cid), "user_id": str(conversation.user_id)}
+            await self._cache.events.publish(self.tenant_id, EventType.CONVERSATION_ARCHIVED, data)
+        return conversation
+
+    async def archive_conversation(self, conversation_id: uuid.UUID | str) -> Conversation:
+        """Mark the conversation archived: it keeps its messages but leaves ``list_active_conversations``."""
+        return await self.update_conversation(conversation_id, status=ConversationStatus.ARCHIVED)
+
+    async def delete_conversation(self, conversation_id: uuid.UUID | str) -> None:
+        """Delete a conversation with its messages, tool executions, checkpoints, events and metrics."""
+        cid = as_id(conversation_id, "conversation_id")
+        async with self._tx(write=True) as uow:
+            gone = await uow.conversations.delete(cid)
+            if gone is None:
+                raise ConversationNotFound(cid)
+            await self._charge(
+                uow,
+                conversations=-1,
+                messages=-gone.message_count,
+                tokens=-gone.total_tokens,
+                storage_bytes=-gone.content_bytes,
+            )
+        await self._cache.context.invalidate(self.tenant_id, [cid], reset=True)
+
+    async def get_conversation_stats(self, conversation_id: uuid.UUID | str) -> ConversationStats:
+        """Counts and times of one conversation (messages per role, tokens, first and last message), read in one
+        snapshot.
+
+        Raises:
+            ConversationNotFound: the tenant has no conversation with this id.
+        """
+        cid = as_id(conversation_id, "conversation_id")
+        async with self._tx() as uow:
+            conversation = await uow.conversations.get(cid)
+            if conversation is None:
+                raise ConversationNotFound(cid)
+            return await uow.conversations.stats(conversation)
+
+    async def add_message(
+        self,
+        conversation_id: uuid.UUID | str,
+        *,
+        role: Role | str,
+        content: str,
+        model: str | None = None,
+        prompt_tokens: int = 0,
+        completion_tokens: int = 0,
+        metadata: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> Message:
+        """Append a message; the conversation's counters and last activity move in the same transaction.
+
+        Args:
+            idempotency_key: when given, retrying with the same key returns the first message instead of
+                appending a copy.
+
+        Raises:
+            ConversationNotFound, InvalidInput (and subclasses), QuotaExceeded.
+        """
+        new = NewMessage(
+            role=role,
+            content=content,
+            model=model,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            metadata=self._json(metadata, "metadata"),
+            idempotency_key=idempotency_key,
+        )
+        return (await self.add_messages(conversation_id, [new]))[0]
+
+    async def add_messages(
+        self, conversation_id: uuid.UUID | str, new_messages: Sequence[NewMessage | Mapping[str, Any]]
+    ) -> list[Message]:
+        """Append several messages in order, in one transaction (all or none).
+
+        Messages whose idempotency key was already used come back as the stored originals.
+        """
+        cid = as_id(conversation_id, "conversation_id")
+        prepared = message_rows(
+            self.tenant_id,
+            cid,
+            new_messages,
+            max_content_bytes=self._settings.max_content_bytes,
+            max_metadata_bytes=self._settings.max_metadata_bytes,
+        )
+        if not prepared:
+            return []
+        keys = [row["idempotency_key"] for row in prepared if row["idempotency_key"] is not None]
+        if len(set(keys)) != len(keys):
+            raise InvalidInput("two messages in one call share an idempotency_key: give each its own")
+        sizes = {row["id"]: row.pop("_bytes") for row in prepared}
+        existing: dict[str, Message] = {}
+        async with self._tx(write=True) as uow:
+            fresh = prepared
+            if keys:
+                # Lock the conversation before looking for the keys: a concurrent retry of the same append
+                # waits here, then finds ours, so a key is never written twice.
+                if not await uow.conversations.lock(cid):
+                    raise ConversationNotFound(cid)
+                existing = await uow.messages.find_by_idempotency_keys(cid, keys)
+                fresh = [row for row in prepared if row["idempotency_key"] not in existing]
+            if fresh:
+                now = utc_now()
+                tokens = sum(row["prompt_tokens"] + row["completion_tokens"] for row in fresh)
+                size = sum(sizes[row["id"]] for row in fresh)
+                last = await uow.conversations.reserve(
+                    cid, count=len(fresh), tokens=tokens, content_bytes=size, now=now
+                )
+                if last is None:
+                    raise ConversationNotFound(cid)
+                for seq, row in enumerate(fresh, start=last - len(fresh) + 1):
+                    row["seq"] = seq
+                    row["created_at"] = now
+                await self._charge(uow, messages=len(fresh), tokens=tokens, storage_bytes=size)
+                await uow.messages.insert_many(fresh)
+                await self._enqueue(uow, ItemKind.MESSAGE, [row["id"] for row in fresh], now)
+        # Committed: write the new messages through to the recent-context window (and publish them).
+        added = [message_from_row(row) for row in fresh]
+        await self._cache.messages_added(self.tenant_id, cid, added)
+        by_id = {m.id: m for m in added}
+        return [
+            existing[row["idempotency_key"]] if row["idempotency_key"] in existing else by_id[row["id"]]
+            for row in prepared
+        ]
+
+    async def get_conversation_history(
+        self,
+        conversation_id: uuid.UUID | str,
+        *,
+        limit: int = 50,
+        before: str | None = None,
+        after: str | None = None,
+    ) -> HistoryPage:
+        """Messages of a conversation in order: the newest ``limit`` by default.
+
+        Args:
+            before: a cursor from a previous page's ``before``: the ``limit`` messages just older than it.
+            after: a cursor from a previous page's ``after``: the ``limit`` messages just newer than it.
+
+        Returns:
+            A page whose ``before``/``after`` cursors are None when nothing older/newer exists.
+        """
+        cid = as_id(conversation_id, "conversation_id")
+        v.check_limit(limit)
+        if before is not None and after is not None:
+            raise InvalidInput("pass either before or after, not both")
+        before_seq = decode_history_cursor(before) if before is not None else None
+        after_seq = decode_history_cursor(after) if after is not None else None
+        context = self._cache.context
+        # Read through the recent-context window when it can hold the answer (see mnemostore.service._history).
+        default_read = before_seq is None and after_seq is None
+        seen: str | None = None
+        if context.enabled and (limit <= context.size or not default_read):
+            window = await context.read(self.tenant_id, cid, count=limit + 1 if default_read else 0)
+            seen = window.version if default_read else None
+            if window.messages is not None:
+                page = page_from_window(
+                    window.messages,
+                    window.floor,
+                    limit=limit,
+                    before=before_seq,
+                    after=after_seq,
+                    complete=not default_read,
+                )
+                if page is not None:
+                    return page
+        fetch = max(limit, context.size) + 1 if seen is not None else limit + 1
+        async with self._tx() as uow:
+            # A refill reads last_seq before the messages: every message up to it is then in the rows.
+            conversation = await uow.conversations.get(cid) if seen is not None else None
+            rows = await uow.messages.page(cid, limit=fetch, before=before_seq, after=after_seq)
+            if seen is not None and conversation is None:
+                raise ConversationNotFound(cid)
+            if not rows and seen is None and await uow.conversations.get(cid) is None:
+                raise ConversationNotFound(cid)
+        if seen is not None and conversation is not None:
+            refill = window_from_rows(
+                rows, last_seq=conversation.last_seq, fetched_all=len(rows) < fetch, size=context.size
+            )
+            if refill is not None:
+                await context.refill(
+                    self.tenant_id, cid, seen=seen, last=conversation.last_seq, floor=refill[1], messages=refill[0]
+                )
+            rows = rows[-(limit + 1) :]
+        older: str | None
+        newer: str | None
+        if after_seq is not None:
+            more_newer, items = len(rows) > limit, rows[:limit]
+            newer = history_cursor(items[-1].seq) if more_newer else None
+            older = history_cursor(items[0].seq if items else after_seq + 1)
+            return HistoryPage(messages=items, before=older, after=newer)
+        more_older, items = len(rows) > limit, rows[-limit:] if rows else rows
+        older = history_cursor(items[0].seq) if more_older else None
+        newer = None if before_seq is None else history_cursor(items[-1].seq if items else before_seq - 1)
+        return HistoryPage(messages=items, before=older, after=newer)
+
+    async def count_messages(self, conversation_id: uuid.UUID | str) -> int:
+        """How many messages the conversation holds now (a kept counter: no scan).
+
+        Raises:
+            ConversationNotFound: the tenant has no conversation with this id.
+        """
+        cid = as_id(conversation_id, "conversation_id")
+        async with self._tx() as uow:
+            conversation = await uow.conversations.get(cid)
+            if conversation is None:
+                raise ConversationNotFound(cid)
+            return conversation.message_count
+
+    async def get_message(self, message_id: uuid.UUID | str) -> Message | None:
+        """The message, or None when the tenant has no message with this id."""
+        async with self._tx() as uow:
+            return await uow.messages.get(as_id(message_id, "message_id"))
+
+    async def delete_message(self, message_id: uuid.UUID | str) -> None:
+        """Delete one message (its sequence number is not reused)."""
+        mid = as_id(message_id, "message_id")
+        async with self._tx(write=True) as uow:
+            gone = await uow.messages.delete(mid)
+            if gone is None:
+                raise MessageNotFound(mid)
+            size = len(gone.content.encode())
+            await uow.conversations.release(
+                gone.conversation_id, messages=1, tokens=gone.total_tokens, content_bytes=size
+            )
+            await self._charge(uow, messages=-1, tokens=-gone.total_tokens, storage_bytes=-size)
+        await self._cache.context.invalidate(self.tenant_id, [gone.conversation_id])
+
+    async def export_conversation(self, conversation_id: uuid.UUID | str) -> dict[str, Any]:
+        """The conversation and all its messages as one JSON-ready dict (see ``import_conversation``)."""
+        cid = as_id(conversation_id, "conversation_id")
+        async with self._tx() as uow:
+            conversation = await uow.conversations.get(cid)
+            if conversation is None:
+                raise ConversationNotFound(cid)
+            all_messages = await uow.messages.all(cid)
+        return to_export(conversation, all_messages)
+
+    async def import_conversation(
+        self, data: Mapping[str, Any], *, user_id: uuid.UUID | str | None = None, new_ids: bool = False
+    ) -> Conversation:
+        """Recreate an exported conversation in this tenant.
+
+        Args:
+            user_id: the owner here (default: the exported owner, who must exist in this tenant).
+            new_ids: give the conversation and messages fresh ids (to import a copy next to the original).
+
+        Raises:
+            InvalidInput: ``data`` is not an export of this format.
+            ConflictError: the conversation id exists already here (pass ``new_ids=True``).
+        """
+        from mnemostore.service._base import conversation_from_export
+
+        conversation, rows = conversation_from_export(
+            data,
+            max_content_bytes=self._settings.max_content_bytes,
+            max_metadata_bytes=self._settings.max_metadata_bytes,
+        )
+        if user_id is not None:
+            conversation["user_id"] = as_id(user_id, "user_id")
+        if new_ids:
+            conversation["id"] = new_id()
+            for row in rows:
+                row["id"] = new_id()
+        for row in rows:
+            row["conversation_id"] = conversation["id"]
+            row["tenant_id"] = self.tenant_id
+        try:
+            async with self._tx(write=True) as uow:
+                if await uow.users.get(conversation["user_id"]) is None:
+                    raise UserNotFound(conversation["user_id"], ": pass user_id= to import for another user")
+                if await uow.conversations.get(conversation["id"]) is not None:
+                    raise ConflictError(
+                        f"conversation {conversation['id']} already exists here: pass new_ids=True to import a copy"
+                    )
+                await self._charge(
+                    uow,
+                    conversations=1,
+                    messages=len(rows),
+                    tokens=conversation["total_tokens"],
+                    storage_bytes=conversation["content_bytes"],
+                )
+                result = await uow.conversations.insert(conversation)
+                if rows:
+                    await uow.messages.insert_many(rows)
+                    await self._enqueue(uow, ItemKind.MESSAGE, [row["id"] for row in rows], utc_now())
+        except ConflictError as error:
+            if "already exists here" in str(error):
+                raise
+            raise ConflictError(f"import conflicts with existing data ({error}): pass new_ids=True") from error
+        # The id may have had a window before (a deleted conversation imported back): start from scratch.
+        await self._cache.context.invalidate(self.tenant_id, [result.id], reset=True)
+        return result

@@ -1,0 +1,269 @@
+"""The store's core: settings, the connection pool, the cache, transactions, schema checks and the indexer."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any, Self
+
+from mnemostore.cache._cache_async import (
+    AsyncCache,
+    build_cache,
+)
+from mnemostore.config import Settings
+from mnemostore.errors import (
+    InvalidInput,
+    MnemostoreError,
+    VectorSearchUnavailable,
+)
+from mnemostore.ops import migrate as migrations
+from mnemostore.search._embedders import Embedder
+from mnemostore.search._types import IndexingStatus, ItemKind
+from mnemostore.service._base import (
+    utc_now,
+)
+from mnemostore.service._indexer_async import AsyncIndexer
+from mnemostore.service._search_async import AsyncSearchEngine
+from mnemostore.store._database_async import AsyncDatabase
+from mnemostore.store._instrument import QueryObserver, observe_queries
+from mnemostore.store._repositories_async import AsyncUnitOfWork
+from mnemostore.store._search_async import AsyncIndexRepository, ensure_pg_vectors
+
+if TYPE_CHECKING:
+    from mnemostore.service.store_async import AsyncTenantStore
+
+
+class AsyncStoreCore:
+    """The state every store-level capability shares; ``AsyncMnemoStore`` documents the arguments."""
+
+    def __init__(
+        self,
+        database_url: str | None = None,
+        *,
+        settings: Settings | None = None,
+        cache: AsyncCache | None = None,
+        embedder: Embedder | None = None,
+        **overrides: Any,
+    ) -> None:
+        updates = dict(overrides)
+        if database_url is not None:
+            updates["database_url"] = database_url
+        if settings is None:
+            # Arguments win over the environment, so a bad MNEMOSTORE_DATABASE_URL is not read when one is given.
+            self.settings = Settings(**updates)
+        else:
+            self.settings = Settings(**{**settings.model_dump(), **updates}) if updates else settings
+        self._db = AsyncDatabase(self.settings)
+        self._schema_ok = False
+        # The one place the cache is built: everything cached goes through self.cache.
+        self.cache = cache if cache is not None else build_cache(self.settings)
+        # Search: the embedder (from the settings unless given; its model loads on first use) and, on SQLite,
+        # the in-process vector indexes. The indexer runs only when started (start_indexer, `mnemostore worker`).
+        self.search_engine = AsyncSearchEngine(self._db, self.settings, embedder)
+        self._indexer: AsyncIndexer | None = None
+        self._indexer_stop: Any = None
+        self._indexer_task: Any = None
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    if TYPE_CHECKING:
+
+        def tenant(self, tenant_id: uuid.UUID | str) -> AsyncTenantStore:
+            """The operations of one tenant (defined by ``AsyncMnemoStore``)."""
+            ...
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Stop the in-process indexer, if started, and close every pooled connection (database and Redis)."""
+        try:
+            await self.stop_indexer()
+            self.search_engine.save_indexes()
+            await self._db.close()
+        finally:
+            await self.cache.close()
+
+    @property
+    def embedder(self) -> Embedder | None:
+        """The embedder the store indexes and searches with; None: full-text search only (``embedder=none``,
+        or the default local model without the embeddings extra installed)."""
+        return self.search_engine.embedder()
+
+    def _get_indexer(self) -> AsyncIndexer:
+        if self._indexer is None:
+            self._indexer = AsyncIndexer(self._db, self.settings, self.search_engine.require_embedder)
+        return self._indexer
+
+    async def start_indexer(self) -> None:
+        """Embed pending index jobs in the background of this process until ``stop_indexer()`` or ``close()``.
+
+        Raises:
+            EmbedderUnavailable: no embedder is configured or installed.
+        """
+        if self._indexer_task is not None:
+            return
+        self.search_engine.require_embedder()
+        await self.check_schema()
+        indexer = self._get_indexer()
+        if True:  # ASYNC
+            self._indexer_stop = asyncio.Event()
+            self._indexer_task = asyncio.create_task(indexer.run(self._indexer_stop))
+        else:
+            self._indexer_stop = threading.Event()
+            self._indexer_task = threading.Thread(
+                target=indexer.run, args=(self._indexer_stop,), name="mnemostore-indexer", daemon=True
+            )
+            self._indexer_task.start()
+
+    async def stop_indexer(self) -> None:
+        """Stop the in-process indexer after its current batch (a no-op when it is not running)."""
+        if self._indexer_task is None:
+            return
+        self._indexer_stop.set()
+        if True:  # ASYNC
+            await self._indexer_task
+        else:
+            self._indexer_task.join()
+        self._indexer_task = None
+
+    async def run_indexer(self, stop: asyncio.Event) -> None:
+        """Process index jobs until ``stop`` is set (``mnemostore worker`` runs this)."""
+        self.search_engine.require_embedder()
+        await self.check_schema()
+        await self._get_indexer().run(stop)
+
+    async def wait_for_indexing(self, *, timeout_seconds: float = 60.0, inline: bool | None = None) -> IndexingStatus:
+        """Wait until no index job of any tenant is pending or running, so search sees everything written.
+
+        Args:
+            inline: process the jobs here (default: yes, unless this store's indexer is running).
+
+        Raises:
+            IndexingTimeout: jobs were still open after ``timeout_seconds``.
+        """
+        if not self._schema_ok:
+            await self.check_schema()
+        indexer = self._get_indexer()
+        run_here = self._indexer_task is None if inline is None else inline
+        return await indexer.drain(timeout_seconds=timeout_seconds, inline=run_here)
+
+    async def indexing_status(self) -> IndexingStatus:
+        """Index jobs by state across tenants, with the newest failures and their errors."""
+        if not self._schema_ok:
+            await self.check_schema()
+        async with self._db.transaction(None) as uow:
+            return await AsyncIndexRepository(uow.connection, None, dialect=self._db.dialect).status()
+
+    async def reindex(
+        self,
+        *,
+        batch_size: int = 1000,
+        timeout_seconds: float = 86_400.0,
+        progress: Callable[[int, int], None] | None = None,
+        max_jobs: int | None = None,
+        stop: asyncio.Event | None = None,
+    ) -> IndexingStatus:
+        """Embed every item that has no vector of the configured model, then wait until they are indexed.
+
+        This is how the model is changed: set the new one and run it (``mnemostore reindex``). Items keep their
+        old vector until the new one replaces it, and are found by full text throughout. Interrupted, it resumes:
+        items already embedded with the model are skipped. Failed jobs are retried. On PostgreSQL it first makes
+        sure the vector column and the HNSW index of the model's dimension exist (after pgvector was installed).
+
+        Args:
+            batch_size: items looked at per transaction while enqueueing the missing ones.
+            progress: called with (jobs done so far, jobs in total) as batches finish.
+            max_jobs: stop after embedding this many jobs (the rest stay pending; run again to go on).
+            stop: stop after the current batch when it is set (``mnemostore reindex`` sets it on Ctrl-C).
+
+        Returns:
+            The jobs by state: ``pending`` > 0 when it stopped early.
+        """
+        if max_jobs is not None and (isinstance(max_jobs, bool) or not isinstance(max_jobs, int) or max_jobs < 1):
+            raise InvalidInput(f"max_jobs must be a positive integer or None, got {max_jobs!r}")
+        embedder = self.search_engine.require_embedder()
+        await self.check_schema()
+        if self._db.dialect == "postgresql":
+            try:
+                async with self._db.transaction(None, write=True) as uow:
+                    await ensure_pg_vectors(uow.connection, embedder.dimension)
+            except MnemostoreError as error:
+                raise VectorSearchUnavailable(
+                    f"cannot set up vector search ({error}): install the pgvector extension on the PostgreSQL "
+                    "server (e.g. apt install postgresql-<version>-pgvector), then run `mnemostore reindex` again"
+                ) from error
+            self.search_engine.forget_vector_support()
+        async with self._db.transaction(None, write=True) as uow:
+            await AsyncIndexRepository(uow.connection, None, dialect=self._db.dialect).retry_failed(utc_now())
+        for kind in ItemKind:
+            after: uuid.UUID | None = None
+            while True:
+                async with self._db.transaction(None, write=True) as uow:
+                    repo = AsyncIndexRepository(uow.connection, None, dialect=self._db.dialect)
+                    _, after = await repo.enqueue_missing(
+                        kind, model=embedder.name, after=after, limit=batch_size, now=utc_now()
+                    )
+                if after is None:
+                    break
+        indexer = self._get_indexer()
+        total = await indexer.open_jobs()
+        done = 0
+
+        def advance(count: int) -> None:
+            nonlocal done
+            done += count
+            if progress is not None:
+                progress(min(done, total), total)
+
+        if progress is not None:
+            progress(0, total)
+        return await indexer.drain(
+            timeout_seconds=timeout_seconds, inline=True, progress=advance, max_jobs=max_jobs, stop=stop
+        )
+
+    def observe_queries(self, observer: QueryObserver) -> None:
+        """Call ``observer(kind, seconds)`` after each SQL statement the store runs (kind: ``select``, ``insert``,
+        ``update``, ``delete`` or ``other``; never the statement's text). The HTTP service's metrics use it."""
+        observe_queries(self._db.engine, observer)
+
+    async def check_schema(self) -> None:
+        """Raise SchemaOutOfDate unless the database is at the newest revision this code knows."""
+        await self._db.check_schema(migrations.head_revision())
+        self._schema_ok = True
+
+    async def migrate(self, revision: str = "head") -> None:
+        """Upgrade the schema to ``revision`` (default: newest). Safe to call when already there."""
+        if True:  # ASYNC
+            await asyncio.to_thread(migrations.upgrade, self.settings, revision)
+        else:
+            migrations.upgrade(self.settings, revision)
+        self._schema_ok = False
+        await self.cache.flush()
+
+    async def rollback_to_version(self, revision: str) -> None:
+        """Downgrade the schema to ``revision`` (``base`` removes every mnemostore table)."""
+        if True:  # ASYNC
+            await asyncio.to_thread(migrations.downgrade, self.settings, revision)
+        else:
+            migrations.downgrade(self.settings, revision)
+        self._schema_ok = False
+        await self.cache.flush()
+
+    async def get_migration_status(self) -> migrations.MigrationStatus:
+        """The database's schema revision against the newest one this version of mnemostore knows."""
+        if True:  # ASYNC
+            return await asyncio.to_thread(migrations.get_migration_status, self.settings)
+        else:
+            return migrations.get_migration_status(self.settings)
+
+    @asynccontextmanager
+    async def _transaction(self, tenant_id: uuid.UUID | None, *, write: bool) -> AsyncIterator[AsyncUnitOfWork]:
+        if not self._schema_ok:
+            await self.check_schema()
+        async with self._db.transaction(tenant_id, write=write) as uow:
+            yield uow

@@ -1,0 +1,129 @@
+"""Knowledge chunks: documents split into searchable pieces, keyed by source."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from mnemostore.domain import (
+    KnowledgeChunk,
+    Page,
+    new_id,
+)
+from mnemostore.errors import (
+    KnowledgeChunkNotFound,
+)
+from mnemostore.search._types import ItemKind
+from mnemostore.service import _validation as v
+from mnemostore.service._base import (
+    as_id,
+    utc_now,
+)
+from mnemostore.service._scope_async import AsyncTenantScope
+
+if TYPE_CHECKING:
+    pass
+
+
+class AsyncKnowledge(AsyncTenantScope):
+    """The tenant's knowledge chunks."""
+
+    async def upsert_knowledge(
+        self,
+        source: str,
+        external_id: str,
+        content: str,
+        *,
+        title: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> KnowledgeChunk:
+        """Insert or update the chunk keyed by (source, external_id); unchanged content writes nothing."""
+        return (
+            await self.upsert_knowledge_chunks(
+                source, [{"external_id": external_id, "content": content, "title": title, "metadata": metadata}]
+            )
+        )[0]
+
+    async def upsert_knowledge_chunks(self, source: str, chunks: Iterable[Mapping[str, Any]]) -> list[KnowledgeChunk]:
+        """Bulk upsert of chunks ``{"external_id", "content", "title"?, "metadata"?}`` from one source.
+
+        Idempotent: re-sending the same chunks changes nothing (not even ``updated_at``).
+        """
+        from mnemostore.service._base import knowledge_rows
+
+        v.check_name(source, "source", max_len=500, required=True)
+        rows = knowledge_rows(
+            chunks,
+            max_content_bytes=self._settings.max_content_bytes,
+            max_metadata_bytes=self._settings.max_metadata_bytes,
+        )
+        if not rows:
+            return []
+        now = utc_now()
+        async with self._tx(write=True) as uow:
+            existing = await uow.knowledge.get_by_keys(source, [r["external_id"] for r in rows])
+            inserts: list[dict[str, Any]] = []
+            changed: list[uuid.UUID] = []
+            delta = 0
+            out: list[KnowledgeChunk] = []
+            for row in rows:
+                old = existing.get(row["external_id"])
+                if old is None:
+                    values = {"id": new_id(), "source": source, "created_at": now, "updated_at": now, **row}
+                    inserts.append(values)
+                    delta += row["content_bytes"]
+                    out.append(KnowledgeChunk(tenant_id=self.tenant_id, **_chunk_fields(values)))
+                elif (old.content_hash, old.title, old.metadata) == (
+                    row["content_hash"],
+                    row["title"],
+                    row["metadata"],
+                ):
+                    out.append(old)
+                else:
+                    delta += row["content_bytes"] - len(old.content.encode())
+                    await uow.knowledge.update(old.id, {**row, "updated_at": now})
+                    if old.content_hash != row["content_hash"]:
+                        changed.append(old.id)
+                    values = {"id": old.id, "source": source, "created_at": old.created_at, "updated_at": now, **row}
+                    out.append(KnowledgeChunk(tenant_id=self.tenant_id, **_chunk_fields(values)))
+            if delta:
+                await self._charge(uow, storage_bytes=delta)
+            await uow.knowledge.insert_many(inserts)
+            await self._enqueue(uow, ItemKind.KNOWLEDGE, [row["id"] for row in inserts] + changed, now)
+        return out
+
+    async def get_knowledge_chunk(self, chunk_id: uuid.UUID | str) -> KnowledgeChunk | None:
+        """The chunk, or None when the tenant has no chunk with this id."""
+        async with self._tx() as uow:
+            return await uow.knowledge.get(as_id(chunk_id, "chunk_id"))
+
+    async def list_knowledge(self, source: str, *, limit: int = 100, cursor: str | None = None) -> Page[KnowledgeChunk]:
+        """Chunks of one source, ordered by external id."""
+        v.check_limit(limit)
+        v.check_text(source, "source")
+        if cursor is not None:
+            v.check_text(cursor, "cursor")
+        async with self._tx() as uow:
+            items = await uow.knowledge.list_by_source(source, limit=limit + 1, after=cursor)
+        more = len(items) > limit
+        items = items[:limit]
+        return Page(items=items, next_cursor=items[-1].external_id if more else None)
+
+    async def delete_knowledge_chunk(self, chunk_id: uuid.UUID | str) -> None:
+        """Delete one chunk (and its index entries) and release its bytes from the tenant's usage.
+
+        Raises:
+            KnowledgeChunkNotFound: the tenant has no chunk with this id.
+        """
+        cid = as_id(chunk_id, "chunk_id")
+        async with self._tx(write=True) as uow:
+            gone = await uow.knowledge.delete(cid)
+            if gone is None:
+                raise KnowledgeChunkNotFound(cid)
+            await self._charge(uow, storage_bytes=-len(gone.content.encode()))
+
+
+def _chunk_fields(values: Mapping[str, Any]) -> dict[str, Any]:
+    keys = ("id", "source", "external_id", "title", "content", "content_hash", "metadata", "created_at", "updated_at")
+    return {k: values[k] for k in keys}

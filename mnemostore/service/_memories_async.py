@@ -1,0 +1,580 @@
+"""Long-term memory: store with dedup and versions, retrieve, update, consolidate, retention."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from mnemostore.cache._types import EventType
+from mnemostore.domain import (
+    ConversationStatus,
+    Memory,
+    MemoryKind,
+    MemoryTier,
+    MemoryVersion,
+    Page,
+    new_id,
+)
+from mnemostore.errors import (
+    ConversationNotFound,
+    InvalidInput,
+    MemoryNotFound,
+    SummarizationError,
+    UserNotFound,
+)
+from mnemostore.memory import (
+    DuplicateMatch,
+    ExtractiveSummarizer,
+    RetentionPolicy,
+    Summarizer,
+    TenantMaintenance,
+    find_duplicate,
+)
+from mnemostore.search._embedders import Embedder
+from mnemostore.search._types import ItemKind
+from mnemostore.service import _validation as v
+from mnemostore.service._base import (
+    UNSET,
+    Unset,
+    as_id,
+    decode_list_cursor,
+    page_after,
+    utc_now,
+)
+from mnemostore.service._conversations_async import AsyncConversations
+from mnemostore.store._repositories_async import AsyncUnitOfWork
+
+if TYPE_CHECKING:
+    pass
+
+log = logging.getLogger("mnemostore.memory")
+
+
+class AsyncMemories(AsyncConversations):
+    """The tenant's long-term memories."""
+
+    async def store_memory(
+        self,
+        content: str,
+        *,
+        user_id: uuid.UUID | str | None = None,
+        agent_id: str | None = None,
+        kind: MemoryKind | str = MemoryKind.FACT,
+        tier: MemoryTier | str = MemoryTier.SHORT_TERM,
+        importance: float = 0.5,
+        source_message_ids: Sequence[uuid.UUID | str] = (),
+        compression_level: int = 0,
+        expires_at: datetime | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        dedup: bool | None = None,
+    ) -> Memory:
+        """Store a memory, or merge it into the existing memory of the same user that says the same thing.
+
+        Near-duplicates (rule in ``mnemostore.memory._dedup``): among the newest unexpired memories of the same
+        user, agent and kind, one whose normalised text is equal, or, with an embedder configured, whose
+        embedding has cosine similarity >= ``Settings.memory_dedup_threshold``, or, without one, whose word-token
+        Jaccard index is >= ``Settings.memory_dedup_jaccard``. The existing memory then takes the new text, the
+        higher importance and tier, the later expiry, the union of source messages and the merged metadata; its
+        old text and importance are kept as a version (``get_memory_history``). Summaries are never merged.
+        Under concurrent stores of the same text, detection is best effort (both may be inserted).
+
+        With an embedder this embeds the new text before writing (one model call: the candidates bring their
+        stored vectors, and at most ``Settings.memory_dedup_embed_limit`` not yet indexed are embedded with it).
+        When the embedder fails, the textual rules decide and a warning is logged (``mnemostore.memory``): the
+        write is never refused for it. ``dedup=False`` (or ``MNEMOSTORE_MEMORY_DEDUP=false``) skips all this.
+
+        Args:
+            dedup: merge near-duplicates (default: ``Settings.memory_dedup``, true).
+
+        Returns:
+            The new memory, or the existing one it was merged into (same id, ``metadata["merged"]`` counted).
+
+        Raises:
+            UserNotFound: ``user_id`` is not a user of this tenant.
+        """
+        v.check_content(content, max_bytes=self._settings.max_content_bytes)
+        if not 0.0 <= v.check_number(importance, "importance") <= 1.0:
+            raise InvalidInput(f"importance must be between 0 and 1, got {importance!r}")
+        uid = as_id(user_id, "user_id") if user_id is not None else None
+        now = utc_now()
+        values = {
+            "id": new_id(),
+            "user_id": uid,
+            "agent_id": v.check_name(agent_id, "agent_id", max_len=200),
+            "content": content,
+            "kind": v.check_enum(MemoryKind, kind).value,
+            "tier": v.check_enum(MemoryTier, tier).value,
+            "importance": float(importance),
+            "source_message_ids": [str(as_id(m, "source_message_ids")) for m in source_message_ids],
+            "compression_level": v.check_tokens(compression_level, "compression_level"),
+            "expires_at": v.check_time(expires_at, "expires_at"),
+            "metadata": self._json(metadata, "metadata"),
+            "created_at": now,
+            "updated_at": now,
+        }
+        memory: Memory | None = None
+        if (self._settings.memory_dedup if dedup is None else dedup) and values["kind"] != MemoryKind.SUMMARY.value:
+            memory = await self._merge_duplicate(values)
+        if memory is None:
+            async with self._tx(write=True) as uow:
+                if uid is not None and await uow.users.get(uid) is None:
+                    raise UserNotFound(uid)
+                memory = await uow.memories.insert(values)
+                await self._enqueue(uow, ItemKind.MEMORY, [memory.id], now)
+        data = {
+            "memory_id": str(memory.id),
+            "user_id": None if uid is None else str(uid),
+            "agent_id": memory.agent_id,
+            "kind": memory.kind.value,
+            "tier": memory.tier.value,
+            "importance": memory.importance,
+            "content": memory.content,
+        }
+        await self._cache.events.publish(self.tenant_id, EventType.MEMORY_STORED, data)
+        return memory
+
+    def _memory_embedder(self) -> Embedder | None:
+        embedder = getattr(self.store, "embedder", None)
+        return embedder if isinstance(embedder, Embedder) else None
+
+    async def _embed(self, embedder: Embedder, texts: list[str]) -> list[list[float]]:
+        if True:  # ASYNC
+            return await asyncio.to_thread(embedder.embed, texts)
+        else:
+            return embedder.embed(texts)
+
+    async def _merge_duplicate(self, values: dict[str, Any]) -> Memory | None:
+        """Merge ``values`` into the near-duplicate it has, if any (see ``store_memory``); None: no duplicate."""
+        now = values["created_at"]
+        async with self._tx() as uow:
+            candidates = await uow.memories.dedup_candidates(
+                user_id=values["user_id"],
+                agent_id=values["agent_id"],
+                kind=values["kind"],
+                now=now,
+                limit=self._settings.memory_dedup_candidates,
+            )
+        if not candidates:
+            return None
+        texts = [c.content for c in candidates]
+        match = find_duplicate(values["content"], texts, jaccard=self._settings.memory_dedup_jaccard)
+        embedder = self._memory_embedder()
+        if embedder is not None and (match is None or match.method != "exact"):
+            # Indexed memories bring their vectors.
+            async with self._tx() as uow:
+                stored = await uow.memories.stored_vectors([c.id for c in candidates], model=embedder.name)
+            # Memories not indexed yet (no worker running, or written just now) are embedded here, the newest
+            # ``memory_dedup_embed_limit`` of them: without a worker the cost of a call stays bounded. Older
+            # unindexed ones are judged by text (the Jaccard rule) instead.
+            missing = [c for c in candidates if c.id not in stored][: self._settings.memory_dedup_embed_limit]
+            try:
+                fresh = await self._embed(embedder, [values["content"], *(c.content for c in missing)])
+            except Exception as error:  # an embedding service down must not refuse the write
+                log.warning(
+                    "store_memory: embedder %s failed (%s: %s); near-duplicates judged by text only",
+                    embedder.name,
+                    type(error).__name__,
+                    error,
+                )
+                return await self._merge_into(candidates, match, values) if match is not None else None
+            vectors = {**stored, **{c.id: vector for c, vector in zip(missing, fresh[1:], strict=True)}}
+            with_vector = [i for i, c in enumerate(candidates) if c.id in vectors]
+            semantic = find_duplicate(
+                values["content"],
+                [texts[i] for i in with_vector],
+                vector=fresh[0],
+                candidate_vectors=[vectors[candidates[i].id] for i in with_vector],
+                threshold=self._settings.memory_dedup_threshold,
+            )
+            if semantic is not None:
+                match = DuplicateMatch(index=with_vector[semantic.index], method=semantic.method, score=semantic.score)
+            elif match is not None and candidates[match.index].id in vectors:
+                match = None  # the textual rule matched a memory the model says is different
+        if match is None:
+            return None
+        return await self._merge_into(candidates, match, values)
+
+    async def _merge_into(
+        self, candidates: list[Memory], match: DuplicateMatch, values: dict[str, Any]
+    ) -> Memory | None:
+        """Merge ``values`` into the matched candidate, keeping its previous state as a version."""
+        now = values["created_at"]
+        old = candidates[match.index]
+        tiers = list(MemoryTier)
+        merged_meta = {**old.metadata, **values["metadata"]}
+        merged_meta["merged"] = int(old.metadata.get("merged", 0) or 0) + 1
+        sources = list(dict.fromkeys([*old.source_message_ids, *values["source_message_ids"]]))
+        expiry = values["expires_at"]
+        if expiry is not None and old.expires_at is not None:
+            expiry = max(expiry, old.expires_at)
+        elif old.expires_at is None and values["expires_at"] is not None:
+            expiry = None  # the old memory never expired: merging does not make it expire
+        update = {
+            "content": values["content"],
+            "importance": max(old.importance, values["importance"]),
+            "tier": max(old.tier, MemoryTier(values["tier"]), key=tiers.index).value,
+            "source_message_ids": sources,
+            "expires_at": expiry,
+            "metadata": self._json(merged_meta, "metadata"),
+            "updated_at": now,
+        }
+        async with self._tx(write=True) as uow:
+            current = await uow.memories.get(old.id)
+            if current is None:
+                return None  # deleted meanwhile: store a new one
+            if current.content != values["content"] or current.importance != update["importance"]:
+                await self._keep_version(uow, current, now)
+            if current.content != values["content"]:
+                await self._enqueue(uow, ItemKind.MEMORY, [old.id], now)
+            return await uow.memories.update(old.id, update)
+
+    async def _keep_version(self, uow: AsyncUnitOfWork, memory: Memory, now: datetime) -> None:
+        await uow.memories.add_version(
+            {
+                "id": new_id(),
+                "memory_id": memory.id,
+                "content": memory.content,
+                "importance": memory.importance,
+                "metadata": memory.metadata,
+                "created_at": now,
+            }
+        )
+
+    async def get_memory(self, memory_id: uuid.UUID | str) -> Memory | None:
+        """The memory, or None when the tenant has no memory with this id."""
+        async with self._tx() as uow:
+            return await uow.memories.get(as_id(memory_id, "memory_id"))
+
+    async def get_memory_or_raise(self, memory_id: uuid.UUID | str) -> Memory:
+        """The memory.
+
+        Raises:
+            MemoryNotFound: the tenant has no memory with this id.
+        """
+        memory = await self.get_memory(memory_id)
+        if memory is None:
+            raise MemoryNotFound(memory_id)
+        return memory
+
+    async def retrieve_memories(
+        self,
+        *,
+        user_id: uuid.UUID | str | None = None,
+        agent_id: str | None = None,
+        tier: MemoryTier | str | None = None,
+        kind: MemoryKind | str | None = None,
+        include_expired: bool = False,
+        limit: int = 20,
+        cursor: str | None = None,
+    ) -> Page[Memory]:
+        """Memories by importance (most important first), optionally for one user, agent, tier or kind.
+
+        Args:
+            include_expired: also return memories whose ``expires_at`` has passed (not purged yet).
+            cursor: the ``next_cursor`` of the previous page, to get the next one.
+        """
+        v.check_limit(limit)
+        uid = as_id(user_id, "user_id") if user_id is not None else None
+        tier_value = v.check_enum(MemoryTier, tier).value if tier is not None else None
+        kind_value = v.check_enum(MemoryKind, kind).value if kind is not None else None
+        agent = v.check_name(agent_id, "agent_id", max_len=200)
+        after = decode_list_cursor(Memory, cursor) if cursor is not None else None
+        async with self._tx() as uow:
+            found = await uow.memories.query(
+                user_id=uid,
+                agent_id=agent,
+                tier=tier_value,
+                kind=kind_value,
+                not_expired_at=None if include_expired else utc_now(),
+                limit=limit + 1,
+                after=after,
+            )
+        return page_after(found, limit)
+
+    async def update_memory(
+        self,
+        memory_id: uuid.UUID | str,
+        *,
+        content: str | Unset = UNSET,
+        kind: MemoryKind | str | Unset = UNSET,
+        tier: MemoryTier | str | Unset = UNSET,
+        importance: float | Unset = UNSET,
+        expires_at: datetime | Unset | None = UNSET,
+        metadata: Mapping[str, Any] | Unset = UNSET,
+    ) -> Memory:
+        """Change the given fields of a memory (pass ``expires_at=None`` to make it permanent).
+
+        When the content, importance or metadata change, the previous state is kept as a version
+        (``get_memory_history``).
+
+        Raises:
+            MemoryNotFound: no such memory in this tenant.
+        """
+        mid = as_id(memory_id, "memory_id")
+        values: dict[str, Any] = {}
+        if not isinstance(content, Unset):
+            v.check_content(content, max_bytes=self._settings.max_content_bytes)
+            values["content"] = content
+        if not isinstance(kind, Unset):
+            values["kind"] = v.check_enum(MemoryKind, kind).value
+        if not isinstance(tier, Unset):
+            values["tier"] = v.check_enum(MemoryTier, tier).value
+        if not isinstance(importance, Unset):
+            if not 0.0 <= v.check_number(importance, "importance") <= 1.0:
+                raise InvalidInput(f"importance must be between 0 and 1, got {importance!r}")
+            values["importance"] = float(importance)
+        if not isinstance(expires_at, Unset):
+            values["expires_at"] = v.check_time(expires_at, "expires_at")
+        if not isinstance(metadata, Unset):
+            values["metadata"] = self._json(metadata, "metadata")
+        now = utc_now()
+        async with self._tx(write=True) as uow:
+            current = await uow.memories.get(mid)
+            if current is None:
+                raise MemoryNotFound(mid)
+            if not values:
+                return current
+            if any(k in values and values[k] != getattr(current, k) for k in ("content", "importance", "metadata")):
+                await self._keep_version(uow, current, now)
+            updated = await uow.memories.update(mid, {**values, "updated_at": now})
+            if "content" in values and values["content"] != current.content:
+                await self._enqueue(uow, ItemKind.MEMORY, [mid], now)
+        assert updated is not None
+        return updated
+
+    async def get_memory_history(self, memory_id: uuid.UUID | str) -> list[MemoryVersion]:
+        """The earlier states of a memory (replaced by ``update_memory`` or a near-duplicate), oldest first.
+
+        The current state is the memory itself (``get_memory``); a memory never changed has an empty history.
+
+        Raises:
+            MemoryNotFound: no such memory in this tenant.
+        """
+        mid = as_id(memory_id, "memory_id")
+        async with self._tx() as uow:
+            if await uow.memories.get(mid) is None:
+                raise MemoryNotFound(mid)
+            return await uow.memories.versions(mid)
+
+    async def delete_memory(self, memory_id: uuid.UUID | str) -> None:
+        """Delete one memory with its versions.
+
+        Raises:
+            MemoryNotFound: the tenant has no memory with this id.
+        """
+        mid = as_id(memory_id, "memory_id")
+        async with self._tx(write=True) as uow:
+            if not await uow.memories.delete(mid):
+                raise MemoryNotFound(mid)
+
+    async def add_memory_segment(
+        self,
+        content: str,
+        *,
+        source_message_ids: Sequence[uuid.UUID | str],
+        user_id: uuid.UUID | str | None = None,
+        agent_id: str | None = None,
+        tier: MemoryTier | str = MemoryTier.LONG_TERM,
+        compression_level: int = 1,
+        importance: float = 0.5,
+        expires_at: datetime | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> Memory:
+        """Store a compressed memory segment: a summary (kind ``summary``) of the messages it names.
+
+        Args:
+            compression_level: 1 for a summary of raw messages, 2 for a summary of level-1 segments, and so on.
+
+        Returns:
+            The segment (segments are never merged as near-duplicates).
+        """
+        if isinstance(compression_level, bool) or not isinstance(compression_level, int) or compression_level < 1:
+            raise InvalidInput(f"compression_level of a segment must be an integer >= 1, got {compression_level!r}")
+        return await self.store_memory(
+            content,
+            user_id=user_id,
+            agent_id=agent_id,
+            kind=MemoryKind.SUMMARY,
+            tier=tier,
+            importance=importance,
+            source_message_ids=source_message_ids,
+            compression_level=compression_level,
+            expires_at=expires_at,
+            metadata=metadata,
+            dedup=False,
+        )
+
+    async def consolidate_conversation(
+        self,
+        conversation_id: uuid.UUID | str,
+        *,
+        keep_recent: int = 20,
+        summarizer: Summarizer | None = None,
+        min_messages: int = 2,
+        tier: MemoryTier | str = MemoryTier.LONG_TERM,
+        importance: float = 0.5,
+        agent_id: str | None = None,
+    ) -> Memory | None:
+        """Summarise the older messages of a conversation into a memory segment of its user.
+
+        The newest ``keep_recent`` messages are left alone; of the older ones, those no earlier segment of this
+        conversation covers are summarised (``ExtractiveSummarizer()`` unless ``summarizer`` is given) into
+        one segment (kind summary, compression level 1, the messages as ``source_message_ids``,
+        ``metadata["conversation_id"]`` and the seq range). So consolidating again only adds a segment for
+        messages that have aged out since: the same messages are never summarised twice, also when two
+        consolidations race (the second finds the conversation locked, then covered). Messages are kept.
+
+        Args:
+            summarizer: any ``Summarizer``; the async store also awaits one that returns an awaitable.
+            min_messages: do nothing while fewer uncovered old messages than this exist.
+
+        Returns:
+            The new segment, or None when there was nothing (new) to consolidate.
+
+        Raises:
+            ConversationNotFound: no such conversation in this tenant.
+            SummarizationError: the summariser failed.
+        """
+        cid = as_id(conversation_id, "conversation_id")
+        for name, number in (("keep_recent", keep_recent), ("min_messages", min_messages)):
+            if isinstance(number, bool) or not isinstance(number, int) or number < 0:
+                raise InvalidInput(f"{name} must be a non-negative integer, got {number!r}")
+        async with self._tx() as uow:
+            conversation = await uow.conversations.get(cid)
+            if conversation is None:
+                raise ConversationNotFound(cid)
+            messages = await uow.messages.all(cid)
+            covered = _covered_messages(await uow.memories.segments_for_user(conversation.user_id), cid)
+        old = messages[: max(0, len(messages) - keep_recent)]
+        pending = [m for m in old if str(m.id) not in covered]
+        if not pending or len(pending) < min_messages:
+            return None
+        chosen = summarizer if summarizer is not None else ExtractiveSummarizer()
+        summary = chosen.summarize(pending)
+        if True:  # ASYNC
+            if inspect.isawaitable(summary):
+                summary = await summary
+        else:
+            if inspect.isawaitable(summary):
+                close = getattr(summary, "close", None)
+                if close is not None:
+                    close()  # a coroutine never awaited would warn
+                raise InvalidInput("the summariser returned an awaitable: use AsyncMnemoStore for an async summariser")
+        if not isinstance(summary, str):
+            raise SummarizationError(f"the summariser returned {type(summary).__name__}: it must return text")
+        if not summary.strip():
+            return None
+        async with self._tx(write=True) as uow:
+            if not await uow.conversations.lock(cid):
+                raise ConversationNotFound(cid)
+            covered = _covered_messages(await uow.memories.segments_for_user(conversation.user_id), cid)
+            if any(str(m.id) in covered for m in pending):
+                return None  # a concurrent consolidation took these messages
+            now = utc_now()
+            values = {
+                "id": new_id(),
+                "user_id": conversation.user_id,
+                "agent_id": v.check_name(agent_id, "agent_id", max_len=200),
+                "content": summary.strip(),
+                "kind": MemoryKind.SUMMARY.value,
+                "tier": v.check_enum(MemoryTier, tier).value,
+                "importance": float(v.check_number(importance, "importance")),
+                "source_message_ids": [str(m.id) for m in pending],
+                "compression_level": 1,
+                "expires_at": None,
+                "metadata": {
+                    "conversation_id": str(cid),
+                    "first_seq": pending[0].seq,
+                    "last_seq": pending[-1].seq,
+                    "message_count": len(pending),
+                    "summarizer": type(chosen).__name__,
+                },
+                "created_at": now,
+                "updated_at": now,
+            }
+            segment = await uow.memories.insert(values)
+            await self._enqueue(uow, ItemKind.MEMORY, [segment.id], now)
+            return segment
+
+    async def run_maintenance(
+        self, *, dry_run: bool = False, now: datetime | None = None, batch_size: int = 500
+    ) -> TenantMaintenance:
+        """Apply the tenant's retention: purge expired memories, archive idle conversations, delete old archives.
+
+        The ages come from the tenant config's ``retention`` (``archive_after_days``,
+        ``delete_archived_after_days``; see ``mnemostore.memory.RetentionPolicy``). Deleting a conversation
+        goes through ``delete_conversation`` (usage, cached history); the database cascades to messages,
+        vectors and full-text rows. Each batch is its own transaction, so an interrupted run resumes.
+
+        Args:
+            dry_run: count what would be done, change nothing.
+            now: the moment ages are measured from (default: now).
+
+        Raises:
+            TenantNotFound: the tenant does not exist.
+            ConfigurationError: the tenant's ``retention`` config is malformed.
+        """
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or not 1 <= batch_size <= 10_000:
+            raise InvalidInput(f"batch_size must be an integer from 1 to 10000, got {batch_size!r}")
+        now = v.check_time(now, "now") or utc_now()
+        policy = RetentionPolicy.from_config((await self._tenant_or_raise()).config)
+        result = TenantMaintenance(tenant_id=self.tenant_id)
+        everything = 2**31 - 1
+        while True:
+            async with self._tx(write=not dry_run) as uow:
+                expired = await uow.memories.expired(now, limit=everything if dry_run else batch_size)
+                if not dry_run:
+                    await uow.memories.delete_many(expired)
+            result.expired_memories += len(expired)
+            if dry_run or len(expired) < batch_size:
+                break
+        archive_before, delete_before = policy.archive_before(now), policy.delete_before(now)
+        active, archived = ConversationStatus.ACTIVE.value, ConversationStatus.ARCHIVED.value
+        if dry_run:
+            async with self._tx() as uow:
+                if archive_before is not None:
+                    idle = await uow.conversations.idle(status=active, before=archive_before, limit=everything)
+                    result.archived_conversations = len(idle)
+                if delete_before is not None:
+                    old = await uow.conversations.idle(status=archived, before=delete_before, limit=everything)
+                    result.deleted_conversations = len(old)
+                    if archive_before is not None:
+                        # Archived by this run and old enough to go in the same run.
+                        soon = min(archive_before, delete_before)
+                        gone = await uow.conversations.idle(status=active, before=soon, limit=everything)
+                        result.deleted_conversations += len(gone)
+            return result
+        while archive_before is not None:
+            async with self._tx(write=True) as uow:
+                idle = await uow.conversations.idle(status=active, before=archive_before, limit=batch_size)
+                for conversation in idle:
+                    await uow.conversations.update(conversation.id, {"status": archived})
+            for conversation in idle:
+                data = {"conversation_id": str(conversation.id), "user_id": str(conversation.user_id)}
+                await self._cache.events.publish(self.tenant_id, EventType.CONVERSATION_ARCHIVED, data)
+            result.archived_conversations += len(idle)
+            if len(idle) < batch_size:
+                break
+        while delete_before is not None:
+            async with self._tx() as uow:
+                old = await uow.conversations.idle(status=archived, before=delete_before, limit=batch_size)
+            for conversation in old:
+                try:
+                    await self.delete_conversation(conversation.id)
+                except ConversationNotFound:
+                    continue  # deleted meanwhile
+                result.deleted_conversations += 1
+            if len(old) < batch_size:
+                break
+        return result
+
+
+def _covered_messages(segments: Iterable[Memory], conversation_id: uuid.UUID) -> set[str]:
+    """Ids of the messages of ``conversation_id`` that the given segments already summarise."""
+    key = str(conversation_id)
+    return {mid for s in segments if s.metadata.get("conversation_id") == key for mid in s.source_message_ids}

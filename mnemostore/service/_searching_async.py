@@ -1,0 +1,178 @@
+"""Search over the tenant's messages, memories and knowledge, and its indexing state."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from mnemostore.domain import (
+    MemoryTier,
+    Role,
+)
+from mnemostore.errors import (
+    InvalidInput,
+)
+from mnemostore.search._statements import SearchFilters
+from mnemostore.search._types import IndexingStatus, ItemKind, SearchHit, SearchMode, parse_kind, parse_mode
+from mnemostore.service import _validation as v
+from mnemostore.service._base import (
+    as_id,
+)
+from mnemostore.service._scope_async import AsyncTenantScope
+from mnemostore.store._search_async import AsyncIndexRepository
+
+if TYPE_CHECKING:
+    pass
+
+
+class AsyncSearching(AsyncTenantScope):
+    """Semantic, full-text and hybrid search within one tenant."""
+
+    async def search(
+        self,
+        query: str,
+        *,
+        mode: SearchMode | str = SearchMode.HYBRID,
+        kinds: Iterable[ItemKind | str] = (ItemKind.MESSAGE, ItemKind.MEMORY, ItemKind.KNOWLEDGE),
+        user_id: uuid.UUID | str | None = None,
+        agent_id: str | None = None,
+        conversation_id: uuid.UUID | str | None = None,
+        tier: MemoryTier | str | None = None,
+        role: Role | str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        min_score: float | None = None,
+        limit: int = 10,
+        recency_boost: float = 0.0,
+        importance_boost: float = 0.0,
+        weights: Mapping[str, float] | None = None,
+    ) -> list[SearchHit]:
+        """Search the tenant's messages, memories and knowledge chunks.
+
+        Args:
+            mode: ``semantic`` (embedding similarity), ``fulltext`` (words, stemmed; any may match, items
+                matching more of them first) or ``hybrid`` (both, fused by weighted reciprocal rank fusion;
+                full-text hits count only when they contain more than half of the query's words). Full text finds
+                an item as soon as it is committed; semantic search once the indexer has embedded it.
+            kinds: any of ``messages``, ``memories``, ``knowledge``.
+            user_id, agent_id, conversation_id, tier, role, since, until, metadata: filters. A filter that a kind
+                cannot satisfy leaves that kind out (role and conversation_id: messages; tier and agent_id:
+                memories; user_id: messages of the user's conversations and the user's memories).
+                ``metadata`` matches top-level keys to equal scalar values.
+            min_score: drop hits whose score before boosts is lower: the cosine similarity in semantic mode, the
+                text score in fulltext mode (the share of the query's words matched, plus the text rank over the
+                number of words: 0 to 1), the fused score (at most ``sum(weights) / 61``) in hybrid mode.
+            recency_boost, importance_boost: multiply the score by ``1 + recency_boost * 0.5 ** (age_days / 30)``
+                and ``1 + importance_boost * importance`` (memories).
+            weights: hybrid mode: how much each retriever's ranking counts in the fusion, ``{"semantic": 1.0,
+                "fulltext": 1.0}`` by default; a missing retriever keeps its default. Ignored in other modes.
+
+        Returns:
+            Up to ``limit`` hits, best first; each carries ``scores`` and ``ranks`` per retriever.
+
+        Raises:
+            EmbedderUnavailable: semantic or hybrid mode without an embedder (names the extra to install).
+            VectorSearchUnavailable: semantic or hybrid mode on a PostgreSQL without pgvector.
+        """
+        v.check_text(query, "query")
+        if not query.strip():
+            raise InvalidInput("query is empty: pass the words or the question to search for")
+        v.check_limit(limit)
+        search_mode = parse_mode(mode)
+        kind_list = list(dict.fromkeys(parse_kind(kind) for kind in kinds))
+        filters = self._filters(user_id, agent_id, conversation_id, tier, role, since, until, metadata)
+        for value, name in ((recency_boost, "recency_boost"), (importance_boost, "importance_boost")):
+            if v.check_number(value, name) < 0:
+                raise InvalidInput(f"{name} must be 0 or more, got {value!r}")
+        if min_score is not None:
+            v.check_number(min_score, "min_score")
+        if not self.store._schema_ok:
+            await self.store.check_schema()
+        return await self.store.search_engine.search(
+            self.tenant_id,
+            query,
+            mode=search_mode,
+            kinds=kind_list,
+            filters=filters,
+            min_score=min_score,
+            limit=limit,
+            recency_boost=float(recency_boost),
+            importance_boost=float(importance_boost),
+            weights=weights,
+        )
+
+    def _filters(
+        self,
+        user_id: uuid.UUID | str | None,
+        agent_id: str | None,
+        conversation_id: uuid.UUID | str | None,
+        tier: MemoryTier | str | None,
+        role: Role | str | None,
+        since: datetime | None,
+        until: datetime | None,
+        metadata: Mapping[str, Any] | None,
+    ) -> SearchFilters:
+        wanted = self._json(metadata, "metadata")
+        for key, value in wanted.items():
+            if isinstance(value, dict | list):
+                raise InvalidInput(f"metadata filter {key!r} must be a string, number, boolean or null")
+        return SearchFilters(
+            user_id=as_id(user_id, "user_id") if user_id is not None else None,
+            agent_id=v.check_name(agent_id, "agent_id", max_len=200),
+            conversation_id=as_id(conversation_id, "conversation_id") if conversation_id is not None else None,
+            tier=v.check_enum(MemoryTier, tier).value if tier is not None else None,
+            role=v.check_enum(Role, role).value if role is not None else None,
+            since=v.check_time(since, "since"),
+            until=v.check_time(until, "until"),
+            metadata=wanted,
+        )
+
+    async def semantic_search(
+        self,
+        query: str,
+        *,
+        kinds: Iterable[ItemKind | str] = (ItemKind.MESSAGE, ItemKind.MEMORY, ItemKind.KNOWLEDGE),
+        limit: int = 10,
+        **filters: Any,
+    ) -> list[SearchHit]:
+        """``search(query, mode="semantic", ...)``: items by meaning (see ``search`` for the filters)."""
+        return await self.search(query, mode=SearchMode.SEMANTIC, kinds=kinds, limit=limit, **filters)
+
+    async def search_similar_memories(
+        self,
+        query: str,
+        *,
+        user_id: uuid.UUID | str | None = None,
+        agent_id: str | None = None,
+        tier: MemoryTier | str | None = None,
+        min_score: float | None = None,
+        limit: int = 10,
+    ) -> list[SearchHit]:
+        """Memories closest in meaning to ``query`` (semantic search over memories only)."""
+        return await self.search(
+            query,
+            mode=SearchMode.SEMANTIC,
+            kinds=(ItemKind.MEMORY,),
+            user_id=user_id,
+            agent_id=agent_id,
+            tier=tier,
+            min_score=min_score,
+            limit=limit,
+        )
+
+    async def wait_for_indexing(self, *, timeout_seconds: float = 60.0, inline: bool | None = None) -> IndexingStatus:
+        """Wait until this tenant has no pending or running index job (see ``AsyncMnemoStore.wait_for_indexing``)."""
+        if not self.store._schema_ok:
+            await self.store.check_schema()
+        run_here = self.store._indexer_task is None if inline is None else inline
+        return await self.store._get_indexer().drain(
+            tenant_id=self.tenant_id, timeout_seconds=timeout_seconds, inline=run_here
+        )
+
+    async def indexing_status(self) -> IndexingStatus:
+        """This tenant's index jobs by state, with its newest failures."""
+        async with self._tx() as uow:
+            return await AsyncIndexRepository(uow.connection, self.tenant_id, dialect=uow.dialect).status()
