@@ -54,10 +54,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from mnemostore import MnemoStore, Settings
 from mnemostore.ops import migrate
-from mnemostore.search import Embedder, SentenceTransformerEmbedder
-from mnemostore.search._statements import SearchFilters, pg_vector_statement
-from mnemostore.search._types import ItemKind
-from mnemostore.store._tables import embeddings, memories
+from mnemostore.search import Embedder, ItemKind, SearchFilters, SentenceTransformerEmbedder
+from mnemostore.store._search_statements import pg_vector_statement
+from mnemostore.store.tables import embeddings, memories
 
 DIM = 384
 USERS = 50

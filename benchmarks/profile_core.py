@@ -56,7 +56,7 @@ from mnemostore import AsyncMnemoStore, Message, MnemoStore, NewMessage, Role
 from mnemostore.service._base import message_from_row, message_rows
 from mnemostore.store import _mapping
 from mnemostore.store._repositories import ConversationRepository, MessageRepository, TenantRepository
-from mnemostore.store._tables import conversations, messages, tenant_usage, tenants
+from mnemostore.store.tables import conversations, messages, tenant_usage, tenants
 
 R = TypeVar("R")
 Op = Callable[[], object]

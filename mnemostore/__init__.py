@@ -4,6 +4,7 @@
 one tenant's data through ``store.tenant(tenant_id)``. Every exception derives from ``MnemostoreError``.
 """
 
+from mnemostore._version import __version__
 from mnemostore.cache import (
     AsyncEventSubscription,
     ChannelSession,
@@ -86,15 +87,19 @@ from mnemostore.memory import (
     Summarizer,
     TenantMaintenance,
 )
-from mnemostore.ops._archive import BackupManifest, BackupResult, RestoreResult
-from mnemostore.ops._health_base import HealthCheck, HealthReport, HealthStatus
-from mnemostore.ops.migrate import MigrationStatus
+from mnemostore.ops import (
+    BackupManifest,
+    BackupResult,
+    HealthCheck,
+    HealthReport,
+    HealthStatus,
+    MigrationStatus,
+    RestoreResult,
+)
 from mnemostore.service._base import UNSET, list_cursor
 from mnemostore.service.store import MnemoStore, TenantStore
 from mnemostore.service.store_async import AsyncMnemoStore, AsyncTenantStore
-from mnemostore.store._crypto import KeyRotationReport
-
-__version__ = "0.1.0"
+from mnemostore.store import KeyRotationReport
 
 __all__ = [
     "UNSET",

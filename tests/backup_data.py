@@ -21,7 +21,7 @@ from sqlalchemy.engine import make_url
 
 from mnemostore import MnemoStore, NewMessage, Settings
 from mnemostore.ops import migrate
-from mnemostore.store._tables import metadata
+from mnemostore.store.tables import metadata
 
 Dump = dict[str, set[str]]
 

@@ -22,8 +22,9 @@ from typer.testing import CliRunner
 
 from mnemostore import AsyncMnemoStore, AsyncTenantStore, NewMessage, Settings
 from mnemostore.cli.main import app
-from mnemostore.ops.analytics import Analytics, match_price, write_report
-from mnemostore.store._tables import memories
+from mnemostore.ops.analytics import Analytics, match_price
+from mnemostore.ops.analytics_report import write_report
+from mnemostore.store.tables import memories
 
 pytest.importorskip("duckdb")
 pytest.importorskip("pyarrow")

@@ -1,6 +1,6 @@
 """Backups across backends, under concurrent writes, from the CLI, and PostgreSQL's own pg_dump / pg_restore.
 
-These use the sync store (the CLI's), so together with test_backup_store.py both twins of ops/_backup run.
+These use the sync store (the CLI's), so together with test_backup_store.py both twins of ops/backup run.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from typer.testing import CliRunner, Result
 
 from mnemostore import MnemoStore, NewMessage, Settings
 from mnemostore.cli.main import app
-from mnemostore.ops._backup import backup
-from mnemostore.store._tables import TENANT_TABLES, metadata
+from mnemostore.ops.backup import backup
+from mnemostore.store.tables import TENANT_TABLES, metadata
 from tests.backup_data import Databases, dump, rows_of
 
 # -- SQLite -> PostgreSQL -> SQLite -------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 Each test clones its own scratch databases (``databases``, tests/fix_backup.py): an empty one, or one holding
 ``seed()``'s rows in every table, and compares databases with ``dump``, which reads the tables without the archive
-code. The sync twin of ops/_backup runs in test_backup_ops.py (the CLI and the concurrent-writer test use it);
+code. The sync twin of ops/backup runs in test_backup_ops.py (the CLI and the concurrent-writer test use it);
 a generated sync copy of this file would double the run time for little more coverage.
 """
 

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mnemostore import ChannelConfig, InvalidInput, Message, Quotas, Role, Tenant, TenantStatus, User
-from mnemostore.cache import BreakerState, ChannelSession, Keys, _codec, _flags, _ratelimit
+from mnemostore.cache import BreakerState, ChannelSession, Keys, _codec, flags, ratelimit
 from mnemostore.cache._breaker import Admission, CircuitBreaker, DirtyKeys
 from mnemostore.cache._local import LocalState, glob_to_regex
 from mnemostore.domain import HistoryPage
@@ -194,46 +194,46 @@ def test_dirty_keys_coarsen_instead_of_growing() -> None:
 def test_assignment_is_deterministic_and_follows_the_weights() -> None:
     flag = {"variants": {"control": 50, "a": 30, "b": 20}}
     users = [str(uuid.UUID(int=i)) for i in range(4000)]
-    first = [_flags.variant(flag, tenant_id=T1, flag="f", subject=u) for u in users]
-    again = [_flags.variant(flag, tenant_id=T1, flag="f", subject=u) for u in users]
+    first = [flags.variant(flag, tenant_id=T1, flag="f", subject=u) for u in users]
+    again = [flags.variant(flag, tenant_id=T1, flag="f", subject=u) for u in users]
     assert first == again
     shares = Counter(first)
     assert abs(shares["control"] / 4000 - 0.5) < 0.04 and abs(shares["b"] / 4000 - 0.2) < 0.04
-    other_tenant = [_flags.variant(flag, tenant_id=T2, flag="f", subject=u) for u in users]
+    other_tenant = [flags.variant(flag, tenant_id=T2, flag="f", subject=u) for u in users]
     assert other_tenant != first  # independent per tenant
-    assert _flags.variant({**flag, "enabled": False}, tenant_id=T1, flag="f", subject=users[0]) is None
+    assert flags.variant({**flag, "enabled": False}, tenant_id=T1, flag="f", subject=users[0]) is None
 
 
 def test_percentage_rollout_only_grows() -> None:
     users = [str(uuid.UUID(int=i)) for i in range(2000)]
-    on_10 = {u for u in users if _flags.is_enabled(10, tenant_id=T1, flag="g", subject=u)}
-    on_30 = {u for u in users if _flags.is_enabled(30, tenant_id=T1, flag="g", subject=u)}
+    on_10 = {u for u in users if flags.is_enabled(10, tenant_id=T1, flag="g", subject=u)}
+    on_30 = {u for u in users if flags.is_enabled(30, tenant_id=T1, flag="g", subject=u)}
     assert on_10 < on_30 and 0.07 < len(on_10) / 2000 < 0.13
-    assert _flags.is_enabled(True, tenant_id=None, flag="g", subject=None)
-    assert not _flags.is_enabled(None, tenant_id=None, flag="g", subject="u")
-    assert _flags.is_enabled(100, tenant_id=None, flag="g", subject=None)
+    assert flags.is_enabled(True, tenant_id=None, flag="g", subject=None)
+    assert not flags.is_enabled(None, tenant_id=None, flag="g", subject="u")
+    assert flags.is_enabled(100, tenant_id=None, flag="g", subject=None)
 
 
 @pytest.mark.parametrize("bad", [101, -1, "yes", {"variants": {}}, {"variants": {"a": -1}}, {"variants": {"a": 1.5}}])
 def test_bad_flag_values_are_refused(bad: object) -> None:
     with pytest.raises(InvalidInput, match="feature flag"):
-        _flags.check_flag("f", bad)
+        flags.check_flag("f", bad)
 
 
 # -- rate-limit rules -------------------------------------------------------------------------------------------
 
 
 def test_limits_resolve_from_the_most_specific_config() -> None:
-    limits = _ratelimit.resolve_limits(
+    limits = ratelimit.resolve_limits(
         {"user": "100/hour", "ip": "10/s"}, {"user": "60/minute", "tenant": {"limit": 5, "window": 2}}, {"ip": None}
     )
-    assert limits["user"] == _ratelimit.Limit(60, 60.0, "tenant")
-    assert limits["tenant"] == _ratelimit.Limit(5, 2.0, "tenant")
+    assert limits["user"] == ratelimit.Limit(60, 60.0, "tenant")
+    assert limits["tenant"] == ratelimit.Limit(5, 2.0, "tenant")
     assert "ip" not in limits
     with pytest.raises(InvalidInput, match="unknown scope"):
-        _ratelimit.resolve_limits(None, {"users": "1/s"}, None)
+        ratelimit.resolve_limits(None, {"users": "1/s"}, None)
     with pytest.raises(InvalidInput, match="60/minute"):
-        _ratelimit.resolve_limits(None, {"user": "lots"}, None)
+        ratelimit.resolve_limits(None, {"user": "lots"}, None)
 
 
 def test_local_token_bucket_refills_with_time() -> None:

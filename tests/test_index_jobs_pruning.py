@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from mnemostore import MnemoStore, Settings, TenantStore
 from mnemostore.cli.main import app
 from mnemostore.ops import migrate
-from mnemostore.store._tables import index_jobs
+from mnemostore.store.tables import index_jobs
 
 
 def _states(t: TenantStore) -> dict[str, int]:

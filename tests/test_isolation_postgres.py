@@ -22,7 +22,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 
 from mnemostore import AsyncMnemoStore, AsyncTenantStore
-from mnemostore.store._tables import TENANT_TABLES
+from mnemostore.store.tables import TENANT_TABLES
 
 pytestmark = pytest.mark.postgres_only
 

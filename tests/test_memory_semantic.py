@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from mnemostore import AsyncMnemoStore, AsyncTenantStore, ConversationNotFound, Settings
 from mnemostore.search import Embedder
-from mnemostore.store._tables import embeddings
+from mnemostore.store.tables import embeddings
 
 
 @pytest.fixture(scope="module")

@@ -31,7 +31,7 @@ from mnemostore import (
 )
 from mnemostore.migrations._filters import include_object, is_search_object
 from mnemostore.ops import migrate
-from mnemostore.store._tables import metadata
+from mnemostore.store.tables import metadata
 
 HEAD = "0003"
 REVISIONS = ["0001", "0002", "0003"]

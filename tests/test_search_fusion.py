@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from mnemostore import AsyncMnemoStore, AsyncTenantStore, InvalidInput
-from mnemostore.search import Embedder
+from mnemostore.search import Embedder, query_terms
 from mnemostore.search._rank import (
     DEFAULT_WEIGHTS,
     fulltext_quorum,
@@ -19,7 +19,6 @@ from mnemostore.search._rank import (
     reciprocal_rank_fusion,
     terms_matched,
 )
-from mnemostore.search._statements import query_terms
 
 A, B, C = (("messages", uuid.UUID(int=i)) for i in (1, 2, 3))
 

@@ -22,6 +22,7 @@ from typing import Any, Final
 
 from fastapi import FastAPI
 
+from mnemostore._version import __version__
 from mnemostore.config import Settings
 from mnemostore.errors import MnemostoreError
 from mnemostore.service.store_async import AsyncMnemoStore
@@ -140,6 +141,4 @@ def _cache_health(app: FastAPI) -> dict[str, Any] | None:
 
 
 def _version() -> str:
-    from mnemostore import __version__
-
     return __version__

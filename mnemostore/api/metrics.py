@@ -20,7 +20,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from mnemostore.search._types import IndexingStatus
+from mnemostore.search import IndexingStatus
 
 __all__ = ["CONTENT_TYPE", "ApiMetrics"]
 

@@ -1,22 +1,31 @@
 """Redis (or in-process) caching, sessions, rate limits, presence, feature flags and events.
 
-``build_cache(settings)`` makes the cache a store uses; see ``_cache_async`` for the features and the staleness
-guarantee, ``_lua`` for the recent-context protocol and ``_breaker`` for degraded mode. ``AsyncCache`` is the
-source; ``Cache`` its generated sync twin.
+``build_cache(settings)`` makes the cache a store uses (``AsyncCache.from_settings`` / ``Cache.from_settings``
+name the same thing from each twin); see ``_cache_async`` for the features and the staleness guarantee, ``_lua``
+for the recent-context protocol and ``_breaker`` for degraded mode. ``AsyncCache`` is the source; ``Cache`` its
+generated sync twin. Public modules: ``flags`` (feature-flag values and rollout buckets) and ``ratelimit`` (limit
+specs). ``message_json`` is the one JSON shape of a message on the event channel (the HTTP event stream uses it).
 """
 
+from mnemostore.cache import flags, ratelimit
 from mnemostore.cache._cache import Cache, EventSubscription
 from mnemostore.cache._cache import build_cache as build_sync_cache
 from mnemostore.cache._cache_async import AsyncCache, AsyncEventSubscription, build_cache
+from mnemostore.cache._codec import API_KEY, CHANNEL_CONFIG, TENANT, USER, Codec, message_json
 from mnemostore.cache._keys import Keys
 from mnemostore.cache._types import BreakerState, ChannelSession, EventType, RateLimitDecision, StoreEvent
 
 __all__ = [
+    "API_KEY",
+    "CHANNEL_CONFIG",
+    "TENANT",
+    "USER",
     "AsyncCache",
     "AsyncEventSubscription",
     "BreakerState",
     "Cache",
     "ChannelSession",
+    "Codec",
     "EventSubscription",
     "EventType",
     "Keys",
@@ -24,4 +33,7 @@ __all__ = [
     "StoreEvent",
     "build_cache",
     "build_sync_cache",
+    "flags",
+    "message_json",
+    "ratelimit",
 ]

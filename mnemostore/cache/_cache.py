@@ -41,15 +41,16 @@ import contextlib
 import secrets
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 from mnemostore.cache import _codec
 from mnemostore.cache._acompat import Loader
 from mnemostore.cache._backend import Backend, LocalBackend, Subscription
 from mnemostore.cache._breaker import Admission, CacheStats, CircuitBreaker, DirtyKeys, DirtySnapshot
+from mnemostore.cache._codec import API_KEY, CHANNEL_CONFIG, TENANT, USER, Codec
 from mnemostore.cache._keys import Keys
 from mnemostore.cache._local import LocalState, shared_state
 from mnemostore.cache._types import BreakerState, ChannelSession, EventType, StoreEvent
@@ -57,8 +58,13 @@ from mnemostore.config import Settings
 from mnemostore.domain import Message
 from mnemostore.errors import ConfigurationError
 
+# The codecs are defined in _codec (shared by both twins) and re-exported while the service imports them from here.
 __all__ = [
+    "API_KEY",
+    "CHANNEL_CONFIG",
+    "TENANT",
     "TOMBSTONE",
+    "USER",
     "Cache",
     "CacheClient",
     "Codec",
@@ -86,18 +92,6 @@ def _token() -> str:
 
 def _tombstone() -> bytes:
     return TOMBSTONE + secrets.token_bytes(8)
-
-
-@dataclass(frozen=True, slots=True)
-class Codec(Generic[T]):
-    encode: Callable[[T], bytes]
-    decode: Callable[[bytes], T]
-
-
-USER = Codec(_codec.encode_user, _codec.decode_user)
-TENANT = Codec(_codec.encode_tenant, _codec.decode_tenant)
-CHANNEL_CONFIG = Codec(_codec.encode_channel_config, _codec.decode_channel_config)
-API_KEY = Codec(_codec.encode_api_key, _codec.decode_api_key)
 
 
 class CacheClient:
@@ -658,6 +652,11 @@ class Cache:
         self.presence = Presence(client, ttl_ms=settings.presence_ttl_seconds * 1000)
         self.flags = FeatureFlags(client, defaults=settings.feature_flags)
         self.events = EventBus(client)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Cache:
+        """``build_cache(settings)``, reachable from the class (so each twin builds its own kind of cache)."""
+        return build_cache(settings)
 
     @property
     def keys(self) -> Keys:

@@ -38,15 +38,16 @@ import contextlib
 import secrets
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 from mnemostore.cache import _codec
 from mnemostore.cache._acompat import AsyncLoader
 from mnemostore.cache._backend_async import AsyncBackend, AsyncLocalBackend, AsyncSubscription
 from mnemostore.cache._breaker import Admission, CacheStats, CircuitBreaker, DirtyKeys, DirtySnapshot
+from mnemostore.cache._codec import API_KEY, CHANNEL_CONFIG, TENANT, USER, Codec
 from mnemostore.cache._keys import Keys
 from mnemostore.cache._local import LocalState, shared_state
 from mnemostore.cache._types import BreakerState, ChannelSession, EventType, StoreEvent
@@ -54,8 +55,13 @@ from mnemostore.config import Settings
 from mnemostore.domain import Message
 from mnemostore.errors import ConfigurationError
 
+# The codecs are defined in _codec (shared by both twins) and re-exported while the service imports them from here.
 __all__ = [
+    "API_KEY",
+    "CHANNEL_CONFIG",
+    "TENANT",
     "TOMBSTONE",
+    "USER",
     "AsyncCache",
     "AsyncCacheClient",
     "AsyncEventBus",
@@ -83,18 +89,6 @@ def _token() -> str:
 
 def _tombstone() -> bytes:
     return TOMBSTONE + secrets.token_bytes(8)
-
-
-@dataclass(frozen=True, slots=True)
-class Codec(Generic[T]):
-    encode: Callable[[T], bytes]
-    decode: Callable[[bytes], T]
-
-
-USER = Codec(_codec.encode_user, _codec.decode_user)
-TENANT = Codec(_codec.encode_tenant, _codec.decode_tenant)
-CHANNEL_CONFIG = Codec(_codec.encode_channel_config, _codec.decode_channel_config)
-API_KEY = Codec(_codec.encode_api_key, _codec.decode_api_key)
 
 
 class AsyncCacheClient:
@@ -659,6 +653,11 @@ class AsyncCache:
         self.presence = AsyncPresence(client, ttl_ms=settings.presence_ttl_seconds * 1000)
         self.flags = AsyncFeatureFlags(client, defaults=settings.feature_flags)
         self.events = AsyncEventBus(client)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> AsyncCache:
+        """``build_cache(settings)``, reachable from the class (so each twin builds its own kind of cache)."""
+        return build_cache(settings)
 
     @property
     def keys(self) -> Keys:

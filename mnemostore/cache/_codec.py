@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Final, Generic, TypeVar
 
 from mnemostore.cache._types import ChannelSession, StoreEvent
 from mnemostore.domain import (
@@ -32,6 +33,11 @@ from mnemostore.domain import (
 )
 
 __all__ = [
+    "API_KEY",
+    "CHANNEL_CONFIG",
+    "TENANT",
+    "USER",
+    "Codec",
     "decode_api_key",
     "decode_channel_config",
     "decode_event",
@@ -52,6 +58,8 @@ __all__ = [
     "message_json",
     "to_us",
 ]
+
+T = TypeVar("T")
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
@@ -145,6 +153,14 @@ def message_json(m: Message) -> dict[str, Any]:
 
 
 # -- cached objects ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Codec(Generic[T]):
+    """How one kind of cached object becomes bytes and back (the object cache's ``codec=``)."""
+
+    encode: Callable[[T], bytes]
+    decode: Callable[[bytes], T]
 
 
 def encode_user(u: User) -> bytes:
@@ -291,3 +307,10 @@ def decode_event(data: bytes | str) -> StoreEvent:
     return StoreEvent(
         type=r["type"], tenant_id=uuid.UUID(r["tenant_id"]), at=datetime.fromisoformat(r["at"]), data=r["data"]
     )
+
+
+# One codec per cached object kind, shared by both twins of the cache (and the service, through the package).
+USER: Final = Codec(encode_user, decode_user)
+TENANT: Final = Codec(encode_tenant, decode_tenant)
+CHANNEL_CONFIG: Final = Codec(encode_channel_config, decode_channel_config)
+API_KEY: Final = Codec(encode_api_key, decode_api_key)

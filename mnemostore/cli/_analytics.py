@@ -14,7 +14,8 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from mnemostore.ops.analytics import Analytics, AnalyticsResult, default_snapshot_dir, require, write_report
+from mnemostore.ops.analytics import Analytics, AnalyticsResult, default_snapshot_dir, require
+from mnemostore.ops.analytics_report import format_value, write_report
 
 from ._shared import open_store, out, resolve_tenant, settings_from
 
@@ -79,8 +80,6 @@ def analytics(
 
 
 def _print(result: AnalyticsResult) -> None:
-    from mnemostore.ops._analytics_report import format_value
-
     read = ", ".join(f"{s.table} +{s.rows_read:,} ({s.mode})" for s in result.snapshot)
     out.print(f"Snapshot: {read}", markup=False, style="dim")
     for snap in result.snapshot:

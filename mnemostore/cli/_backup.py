@@ -20,7 +20,7 @@ from rich.text import Text
 
 from mnemostore.domain import User
 from mnemostore.errors import UserNotFound
-from mnemostore.ops._archive import BackupManifest, BackupResult
+from mnemostore.ops import BackupManifest, BackupResult
 from mnemostore.service.store import TenantStore
 
 from ._format import human_bytes

@@ -14,7 +14,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from mnemostore.ops._health_base import HealthReport, HealthStatus
+from mnemostore.ops import HealthReport, HealthStatus
 
 from ._shared import err, open_store, out, settings_from
 

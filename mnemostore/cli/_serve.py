@@ -94,7 +94,7 @@ def serve(
     """
     import uvicorn
 
-    from mnemostore.api._logging import logging_config
+    from mnemostore.api import logging_config
 
     settings = settings_from(ctx)
     host = host if host is not None else settings.server_host

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from mnemostore import __version__
+from mnemostore._version import __version__
 
 from . import _analytics, _backup, _db, _demo, _health, _keys, _maintenance, _search, _serve, _tenant
 from ._shared import CliGroup, CliState

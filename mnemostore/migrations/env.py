@@ -11,7 +11,7 @@ from alembic import context
 
 from mnemostore.config import Settings
 from mnemostore.migrations._filters import include_object
-from mnemostore.store._tables import metadata
+from mnemostore.store.tables import metadata
 
 config = context.config
 settings: Settings = config.attributes.setdefault("settings", Settings())

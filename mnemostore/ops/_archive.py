@@ -1,6 +1,6 @@
 """The backup archive: its layout, its manifest, the row encoding, and writing and checking archive files.
 
-No database here (``_backup_async.py`` reads and writes the tables); this module only knows files. An archive is a
+No database here (``backup_async.py`` reads and writes the tables); this module only knows files. An archive is a
 folder, or the same folder packed in one ``.tar`` or ``.tar.gz``::
 
     manifest.json             what the archive holds: format + version, schema revision, scope, and per table
@@ -40,7 +40,7 @@ from typing import IO, Any, Final, Protocol
 import sqlalchemy as sa
 
 from mnemostore.errors import ArchiveCorrupted, ArchiveVersionUnsupported, BackupError
-from mnemostore.store._tables import UtcDateTime
+from mnemostore.store.tables import UtcDateTime
 
 __all__ = [
     "FORMAT",

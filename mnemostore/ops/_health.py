@@ -39,9 +39,8 @@ from mnemostore.ops._health_base import (
     timed_out,
     unreachable,
 )
-from mnemostore.search._embedders import EXTRA_HINT
-from mnemostore.store._database import Database
-from mnemostore.store._search import IndexRepository, vector_column_is_vector
+from mnemostore.search import EXTRA_HINT
+from mnemostore.store import Database
 
 __all__ = ["HealthCheck", "HealthChecker", "HealthReport", "HealthStatus"]
 
@@ -155,7 +154,7 @@ class HealthChecker:
         try:
             installed, available = self.db.pg_extension("vector")
             with self.db.transaction(None) as uow:
-                ready = vector_column_is_vector(uow.connection, "postgresql")
+                ready = uow.vector_column_is_vector()
         except MnemostoreError:
             return unreachable("pgvector")
         details = {"installed": installed, "available": available, "vector_column": ready}
@@ -260,7 +259,7 @@ class HealthChecker:
     def _indexing(self) -> HealthCheck:
         try:
             with self.db.transaction(None) as uow:
-                status = IndexRepository(uow.connection, None, dialect=self.db.dialect).status()
+                status = uow.index_jobs.status()
         except MnemostoreError:
             return unreachable("indexing")
         details = {

@@ -37,9 +37,8 @@ from mnemostore.ops._health_base import (
     timed_out,
     unreachable,
 )
-from mnemostore.search._embedders import EXTRA_HINT
-from mnemostore.store._database_async import AsyncDatabase
-from mnemostore.store._search_async import AsyncIndexRepository, vector_column_is_vector
+from mnemostore.search import EXTRA_HINT
+from mnemostore.store import AsyncDatabase
 
 __all__ = ["AsyncHealthChecker", "HealthCheck", "HealthReport", "HealthStatus"]
 
@@ -159,7 +158,7 @@ class AsyncHealthChecker:
         try:
             installed, available = await self.db.pg_extension("vector")
             async with self.db.transaction(None) as uow:
-                ready = await vector_column_is_vector(uow.connection, "postgresql")
+                ready = await uow.vector_column_is_vector()
         except MnemostoreError:
             return unreachable("pgvector")
         details = {"installed": installed, "available": available, "vector_column": ready}
@@ -264,7 +263,7 @@ class AsyncHealthChecker:
     async def _indexing(self) -> HealthCheck:
         try:
             async with self.db.transaction(None) as uow:
-                status = await AsyncIndexRepository(uow.connection, None, dialect=self.db.dialect).status()
+                status = await uow.index_jobs.status()
         except MnemostoreError:
             return unreachable("indexing")
         details = {

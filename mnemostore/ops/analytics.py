@@ -46,8 +46,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from mnemostore.config import Settings
 from mnemostore.ops import migrate
-from mnemostore.store import _snapshot
-from mnemostore.store._database import Database
+from mnemostore.store import Database
+from mnemostore.store import snapshot as store_snapshot
 
 if TYPE_CHECKING:
     import duckdb
@@ -60,7 +60,6 @@ __all__ = [
     "TableSnapshot",
     "default_snapshot_dir",
     "match_price",
-    "write_report",
 ]
 
 INSTALL_HINT = "pip install 'mnemostore[analytics]'"
@@ -194,7 +193,7 @@ class Analytics:
             with db.snapshot(tenant_id) as conn:
                 stats = [
                     self._snapshot_table(pa, conn, spec, folder, state, tenant_id=tenant_id, full=full)
-                    for spec in _snapshot.SNAPSHOT_TABLES
+                    for spec in store_snapshot.SNAPSHOT_TABLES
                 ]
         finally:
             db.close()
@@ -204,7 +203,7 @@ class Analytics:
 
     def _identity(self, tenant_id: uuid.UUID | None) -> dict[str, Any]:
         # A snapshot is only extended by runs that read the same thing the same way; anything else starts over.
-        columns = {spec.name: spec.columns for spec in _snapshot.SNAPSHOT_TABLES}
+        columns = {spec.name: spec.columns for spec in store_snapshot.SNAPSHOT_TABLES}
         return {
             "version": STATE_VERSION,
             "database": self.settings.redacted_url(),
@@ -216,7 +215,7 @@ class Analytics:
         self,
         pa: Any,
         conn: Any,
-        spec: _snapshot.SnapshotTable,
+        spec: store_snapshot.SnapshotTable,
         folder: Path,
         state: dict[str, Any],
         *,
@@ -268,15 +267,15 @@ class Analytics:
         return TableSnapshot(spec.name, mode, read, held["rows"], reason)
 
     def _stale_reason(
-        self, conn: Any, spec: _snapshot.SnapshotTable, held: Mapping[str, Any], tenant_id: uuid.UUID | None
+        self, conn: Any, spec: store_snapshot.SnapshotTable, held: Mapping[str, Any], tenant_id: uuid.UUID | None
     ) -> str | None:
         mark = uuid.UUID(held["mark"])
-        below = _snapshot.rows_below(conn, spec, tenant_id=tenant_id, mark=mark)
+        below = store_snapshot.rows_below(conn, spec, tenant_id=tenant_id, mark=mark)
         if below != held["rows"]:
             return f"{below} rows at or below the mark, the snapshot holds {held['rows']} (deleted or late rows)"
         if spec.updated and held.get("updated_max"):
             since = datetime.fromisoformat(held["updated_max"])
-            changed = _snapshot.changed_below(conn, spec, tenant_id=tenant_id, mark=mark, since=since)
+            changed = store_snapshot.changed_below(conn, spec, tenant_id=tenant_id, mark=mark, since=since)
             if changed:
                 return f"{changed} rows updated since the last run"
         return None
@@ -296,7 +295,7 @@ class Analytics:
             raise FileNotFoundError(f"no snapshot in {folder}: run snapshot() first")
         con = duckdb.connect()
         try:
-            for spec in _snapshot.SNAPSHOT_TABLES:
+            for spec in store_snapshot.SNAPSHOT_TABLES:
                 parts = [str(folder / p) for p in state["tables"][spec.name]["parts"]]
                 files = ", ".join("'" + p.replace("'", "''") + "'" for p in parts)
                 con.execute(f"CREATE VIEW {spec.name} AS SELECT * FROM read_parquet([{files}])")
@@ -311,17 +310,6 @@ class Analytics:
             )
         finally:
             con.close()
-
-
-def write_report(result: AnalyticsResult, out_dir: Path | str, *, title: str = "mnemostore analytics") -> list[Path]:
-    """Write a PNG chart per question and ``report.html`` (self-contained: charts embedded) into ``out_dir``.
-
-    Returns:
-        The files written, the HTML report last.
-    """
-    from mnemostore.ops import _analytics_report
-
-    return _analytics_report.write(result, Path(out_dir), title=title)
 
 
 # -- the questions, in DuckDB SQL (timestamps are naive UTC; ``$since`` is a DATE or NULL; sums are cast back to
@@ -410,7 +398,7 @@ def _with_costs(table: pa.Table, prices: Mapping[str, tuple[float, float]]) -> p
 # -- files -----------------------------------------------------------------------------------------------------
 
 
-def _arrow_schema(pa: Any, spec: _snapshot.SnapshotTable) -> Any:
+def _arrow_schema(pa: Any, spec: store_snapshot.SnapshotTable) -> Any:
     types = {
         "uuid": pa.string(),
         "timestamp": pa.timestamp("us"),
@@ -425,7 +413,7 @@ def _arrow_schema(pa: Any, spec: _snapshot.SnapshotTable) -> Any:
 def _write_part(
     pa: Any,
     conn: Any,
-    spec: _snapshot.SnapshotTable,
+    spec: store_snapshot.SnapshotTable,
     path: Path,
     schema: Any,
     *,
@@ -447,7 +435,7 @@ def _write_part(
     updated_max: datetime | None = None
     id_index = spec.columns.index("id")
     try:
-        for batch in _snapshot.read_rows(conn, spec, tenant_id=tenant_id, after=after):
+        for batch in store_snapshot.read_rows(conn, spec, tenant_id=tenant_id, after=after):
             columns: list[list[Any]] = [[] for _ in spec.columns]
             for row in batch:
                 for i, value in enumerate(row):
@@ -516,7 +504,7 @@ def _save_state(folder: Path, state: Mapping[str, Any]) -> None:
 def _remove_strays(folder: Path, state: Mapping[str, Any]) -> None:
     """Delete part files the state does not name: left by a run that died, or replaced by a full refresh."""
     named = {folder / p for table in state["tables"].values() for p in table["parts"]}
-    for spec in _snapshot.SNAPSHOT_TABLES:
+    for spec in store_snapshot.SNAPSHOT_TABLES:
         for path in _iter_files(folder / spec.name):
             if path not in named:
                 path.unlink(missing_ok=True)

@@ -1,26 +1,60 @@
-"""Search: embedders, the embedded vector index, statement builders and rankers (no I/O of its own).
+"""Search: embedders, the embedded vector index, query terms and filters, rankers (no I/O, no SQL of its own).
 
-The store's search API (``AsyncTenantStore.search``) and indexer live in ``mnemostore.service``; this package
-holds what they are built from.
+The store's search API (``AsyncTenantStore.search``) and indexer live in ``mnemostore.service``; the search
+statements and repositories (SQL) in ``mnemostore.store``. This package holds what they are built from, and is
+below ``store`` in the layering: it imports nothing of it.
 """
 
 from mnemostore.search._embedders import (
+    EXTRA_HINT,
     Embedder,
     HashingEmbedder,
     OpenAICompatibleEmbedder,
     SentenceTransformerEmbedder,
     build_embedder,
+    embeddings_installed,
 )
-from mnemostore.search._types import IndexingStatus, ItemKind, SearchHit, SearchMode
+from mnemostore.search._query import STOPWORDS, SearchFilters, query_terms
+from mnemostore.search._rank import (
+    DEFAULT_WEIGHTS,
+    FUSION_DEPTH,
+    RETRIEVERS,
+    RRF_K,
+    boost,
+    fulltext_quorum,
+    fusion_weights_or_raise,
+    reciprocal_rank_fusion,
+    terms_matched,
+)
+from mnemostore.search._types import IndexingStatus, ItemKind, SearchHit, SearchMode, parse_kind, parse_mode
+from mnemostore.search._vector_index import VectorIndex, hnsw_available
 
 __all__ = [
+    "DEFAULT_WEIGHTS",
+    "EXTRA_HINT",
+    "FUSION_DEPTH",
+    "RETRIEVERS",
+    "RRF_K",
+    "STOPWORDS",
     "Embedder",
     "HashingEmbedder",
     "IndexingStatus",
     "ItemKind",
     "OpenAICompatibleEmbedder",
+    "SearchFilters",
     "SearchHit",
     "SearchMode",
     "SentenceTransformerEmbedder",
+    "VectorIndex",
+    "boost",
     "build_embedder",
+    "embeddings_installed",
+    "fulltext_quorum",
+    "fusion_weights_or_raise",
+    "hnsw_available",
+    "parse_kind",
+    "parse_mode",
+    "query_terms",
+    "reciprocal_rank_fusion",
+    "terms_matched",
 ]

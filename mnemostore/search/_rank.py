@@ -12,7 +12,7 @@ answer ("Which mobile device do I use?" / "My phone is a Pixel 8.") still gets a
 happen to contain "use". Fused as it is, that noise pushes the semantic answer down whenever it lands on an item
 the semantic list also holds. So only full-text hits that contain **more than half of the query's terms** (after
 stopwords, including the words of asking: "remind me what I told you about ...") enter the fusion; the number
-matched is read off the full-text score (``mnemostore.search._statements.fulltext_statement``), the same on
+matched is read off the full-text score (``mnemostore.store._search_statements.fulltext_statement``), the same on
 both backends. A hit on a rare identifier the user asks for by name ("what did I tell you about KL1732?") passes
 (one term of one), and then full text gets the weight it deserves: the embedding model blurs "KL1732" with
 "KL1723", exact matching does not. In full-text mode nothing is filtered: any term may match.

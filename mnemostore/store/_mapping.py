@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any
 
 from mnemostore.domain import (
@@ -147,24 +149,28 @@ def to_conversation(row: Row) -> Conversation:
     )
 
 
-def to_message(row: Row) -> Message:
-    return Message(
-        id=row.id,
-        tenant_id=row.tenant_id,
-        conversation_id=row.conversation_id,
-        seq=row.seq,
-        role=Role(row.role),
-        content=row.content,
-        model=row.model,
-        prompt_tokens=row.prompt_tokens,
-        completion_tokens=row.completion_tokens,
-        metadata=row.metadata,
-        created_at=row.created_at,
-        idempotency_key=row.idempotency_key,
-    )
-
-
 _ROLES = {role.value: role for role in Role}
+
+
+def to_message(row: Row | Mapping[str, Any]) -> Message:
+    """A message from a ``messages`` row: a result row, or a mapping of its columns (e.g. the values an append
+    just inserted; other keys are ignored). The one row -> ``Message`` mapping; ``message_from_columns`` is its
+    positional form for the history hot path."""
+    r = SimpleNamespace(**row) if isinstance(row, Mapping) else row
+    return Message(
+        id=r.id,
+        tenant_id=r.tenant_id,
+        conversation_id=r.conversation_id,
+        seq=r.seq,
+        role=Role(r.role),
+        content=r.content,
+        model=r.model,
+        prompt_tokens=r.prompt_tokens,
+        completion_tokens=r.completion_tokens,
+        metadata=r.metadata,
+        created_at=r.created_at,
+        idempotency_key=r.idempotency_key,
+    )
 
 
 def message_from_columns(tenant_id: Any, conversation_id: Any, row: Row, metadata: Any) -> Message:

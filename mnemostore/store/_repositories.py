@@ -42,7 +42,8 @@ from mnemostore.errors import ConflictError
 from mnemostore.store import _mapping as m
 from mnemostore.store import _statements as st
 from mnemostore.store._crypto import SEALED_COLUMNS, FieldCodec
-from mnemostore.store._tables import (
+from mnemostore.store._search import IndexRepository, SearchRepository, ensure_pg_vectors, vector_column_is_vector
+from mnemostore.store.tables import (
     agent_metrics,
     api_keys,
     channel_configs,
@@ -959,13 +960,16 @@ _SEALED_TABLES = {"users": users, "messages": messages, "tool_executions": tool_
 class UnitOfWork:
     """One transaction in one tenant scope, with a repository per aggregate.
 
-    Created by ``Database.transaction``, which commits or rolls back; services never see a connection.
+    Created by ``Database.transaction``, which commits or rolls back. It hands out every repository (the
+    search ones too: ``index_jobs``, ``search``) and the schema probes of vector search, so services need not see
+    a connection. ``connection`` stays for the callers that still build repositories from it.
     """
 
     def __init__(self, conn: Connection, tenant_id: uuid.UUID | None, *, dialect: str, codec: FieldCodec) -> None:
         self.connection = conn
         self.tenant_id = tenant_id
         self.dialect = dialect
+        self.codec = codec
         self.tenants = TenantRepository(conn, tenant_id, codec=codec)
         self.api_keys = ApiKeyRepository(conn, tenant_id, codec=codec)
         self.users = UserRepository(conn, tenant_id, codec=codec)
@@ -975,3 +979,25 @@ class UnitOfWork:
         self.memories = MemoryRepository(conn, tenant_id, codec=codec)
         self.agent = AgentRepository(conn, tenant_id, codec=codec)
         self.maintenance = MaintenanceRepository(conn, tenant_id, codec=codec)
+
+    # The search repositories are built on first use: most transactions need neither.
+
+    @property
+    def index_jobs(self) -> IndexRepository:
+        """The indexing outbox, in this unit of work's scope (the admin scope sees every tenant's jobs)."""
+        return IndexRepository(self.connection, self.tenant_id, dialect=self.dialect)
+
+    @property
+    def search(self) -> SearchRepository:
+        """The search queries of this unit of work's tenant (searching needs a tenant scope)."""
+        if self.tenant_id is None:
+            raise ValueError("search runs in one tenant's scope, not in the admin scope")
+        return SearchRepository(self.connection, self.tenant_id, dialect=self.dialect, codec=self.codec)
+
+    def vector_column_is_vector(self) -> bool:
+        """Whether ``embeddings.vector`` holds vectors: always on SQLite; on PostgreSQL when it is pgvector's."""
+        return vector_column_is_vector(self.connection, self.dialect)
+
+    def ensure_pg_vectors(self, dimension: int) -> None:
+        """PostgreSQL: make ``embeddings.vector`` pgvector's type and the HNSW index of ``dimension`` exist."""
+        ensure_pg_vectors(self.connection, dimension)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -26,29 +25,22 @@ import sqlalchemy as sa
 from sqlalchemy import Connection
 from sqlalchemy.dialects import postgresql, sqlite
 
-from mnemostore.search._statements import JOB_KIND, TABLES, SearchFilters
-from mnemostore.search._statements import allowed_seqs_statement as _allowed_seqs
-from mnemostore.search._statements import count_statement as _count
-from mnemostore.search._statements import fulltext_statement as _fulltext
-from mnemostore.search._statements import hydrate_statement as _hydrate
-from mnemostore.search._statements import pg_vector_statement as _pg_vector
-from mnemostore.search._statements import vectors_since_statement as _vectors_since
-from mnemostore.search._types import IndexingStatus, ItemKind
+from mnemostore.search import IndexingStatus, ItemKind, SearchFilters
 from mnemostore.store._crypto import FieldCodec
-from mnemostore.store._tables import embeddings, index_jobs
+from mnemostore.store._search_statements import JOB_KIND, TABLES, ClaimedJob, pg_search_settings
+from mnemostore.store._search_statements import allowed_seqs_statement as _allowed_seqs
+from mnemostore.store._search_statements import count_statement as _count
+from mnemostore.store._search_statements import fulltext_statement as _fulltext
+from mnemostore.store._search_statements import hydrate_statement as _hydrate
+from mnemostore.store._search_statements import pg_vector_statement as _pg_vector
+from mnemostore.store._search_statements import vectors_since_statement as _vectors_since
+from mnemostore.store.tables import embeddings, index_jobs
 
-__all__ = ["ClaimedJob", "IndexRepository", "SearchRepository"]
+# ClaimedJob, pg_search_settings: re-exported while the service imports them from here (their home is
+# _search_statements, shared by both twins).
+__all__ = ["ClaimedJob", "IndexRepository", "SearchRepository", "pg_search_settings"]
 
 KIND_OF_JOB = {value: kind for kind, value in JOB_KIND.items()}
-
-
-@dataclass(frozen=True, slots=True)
-class ClaimedJob:
-    tenant_id: uuid.UUID
-    id: uuid.UUID
-    item_kind: str
-    item_id: uuid.UUID
-    attempts: int
 
 
 class IndexRepository:
@@ -371,12 +363,6 @@ class IndexRepository:
             sa.delete(index_jobs).where(sa.tuple_(c.tenant_id, c.id).in_(keys), c.state == "done")
         )
         return int(result.rowcount)
-
-
-def pg_search_settings(ef_search: int, limit: int) -> dict[str, str]:
-    """Transaction settings of a pgvector search: the HNSW search breadth, and iterative index scans, which keep
-    reading the index until ``limit`` rows pass the filters instead of returning fewer."""
-    return {"hnsw.ef_search": str(max(int(ef_search), int(limit))), "hnsw.iterative_scan": "relaxed_order"}
 
 
 class SearchRepository:

@@ -13,7 +13,7 @@ from typing import Final
 
 import sqlalchemy as sa
 
-from mnemostore.store._tables import UtcDateTime, conversations, messages, tenant_usage, tenants
+from mnemostore.store.tables import UtcDateTime, conversations, messages, tenant_usage, tenants
 
 __all__ = ["HISTORY_COLUMNS", "INSERT_MESSAGES", "RESERVE", "charge_statement", "history_statement"]
 

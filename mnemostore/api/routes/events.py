@@ -18,7 +18,7 @@ from typing import Annotated, Any, Final
 from fastapi import APIRouter, Header
 from fastapi.responses import StreamingResponse
 
-from mnemostore.cache import AsyncEventSubscription, EventType, StoreEvent
+from mnemostore.cache import AsyncEventSubscription, EventType, StoreEvent, message_json
 from mnemostore.domain import Message
 from mnemostore.service._base import history_cursor
 
@@ -30,23 +30,6 @@ router = APIRouter(tags=["events"])
 
 KEEPALIVE_SECONDS: Final = 15.0
 REPLAY_LIMIT: Final = 500
-
-
-def _message(m: Message) -> dict[str, Any]:
-    # The shape the event channel publishes (mnemostore.cache._codec.message_json).
-    return {
-        "id": str(m.id),
-        "conversation_id": str(m.conversation_id),
-        "seq": m.seq,
-        "role": m.role.value,
-        "content": m.content,
-        "model": m.model,
-        "prompt_tokens": m.prompt_tokens,
-        "completion_tokens": m.completion_tokens,
-        "metadata": m.metadata,
-        "created_at": m.created_at.isoformat(),
-        "idempotency_key": m.idempotency_key,
-    }
 
 
 def _frame(event_type: str, at: str, data: dict[str, Any], *, event_id: str | None = None) -> str:
@@ -65,7 +48,7 @@ async def _stream(
         yield f"retry: 2000\n: subscribed to conversation {wanted}\n\n"
         if missed:
             last_seq = missed[-1].seq
-            replay = {"conversation_id": wanted, "messages": [_message(m) for m in missed]}
+            replay = {"conversation_id": wanted, "messages": [message_json(m) for m in missed]}
             at = missed[-1].created_at.isoformat()
             yield _frame(EventType.MESSAGE_ADDED, at, replay, event_id=history_cursor(last_seq))
         while True:

@@ -15,8 +15,8 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from mnemostore.errors import MnemostoreError
-from mnemostore.ops._health_base import HealthStatus
-from mnemostore.search._types import IndexingStatus
+from mnemostore.ops import HealthStatus
+from mnemostore.search import IndexingStatus
 from mnemostore.service.store_async import AsyncMnemoStore
 
 from ..deps import StoreDep

@@ -26,7 +26,7 @@ from typing import Any, Literal
 
 import sqlalchemy as sa
 
-from mnemostore.store._tables import UtcDateTime, conversations, memories, messages, tool_executions
+from mnemostore.store.tables import UtcDateTime, conversations, memories, messages, tool_executions
 
 __all__ = ["SNAPSHOT_TABLES", "ColumnKind", "SnapshotTable", "changed_below", "read_rows", "rows_below"]
 

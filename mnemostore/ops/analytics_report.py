@@ -1,4 +1,6 @@
-"""Charts (PNG, matplotlib) and the self-contained HTML report of an ``AnalyticsResult``.
+"""Charts (PNG, matplotlib) and the self-contained HTML report of an ``AnalyticsResult``: ``write_report``.
+
+It sits above ``analytics`` (it imports it, never the reverse).
 
 The HTML embeds every chart as a base64 data URI and carries its own CSS, so it can be mailed or archived as one
 file. Every value from the database (model and tool names) is escaped.
@@ -20,12 +22,18 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-__all__ = ["format_value", "write"]
+__all__ = ["format_value", "write_report"]
 
 _TIERS_ORDER = ("working", "short_term", "long_term")
 
 
-def write(result: AnalyticsResult, out_dir: Path, *, title: str) -> list[Path]:
+def write_report(result: AnalyticsResult, out_dir: Path | str, *, title: str = "mnemostore analytics") -> list[Path]:
+    """Write a PNG chart per question and ``report.html`` (self-contained: charts embedded) into ``out_dir``.
+
+    Returns:
+        The files written, the HTML report last.
+    """
+    out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     charts: list[tuple[str, str, bytes]] = []  # (file name, caption, png)
     for name, caption, draw in _CHARTS:
