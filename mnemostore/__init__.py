@@ -6,7 +6,9 @@ one tenant's data through ``store.tenant(tenant_id)``. Every exception derives f
 
 from mnemostore._version import __version__
 from mnemostore.cache import (
+    AsyncCache,
     AsyncEventSubscription,
+    Cache,
     ChannelSession,
     EventSubscription,
     EventType,
@@ -94,20 +96,21 @@ from mnemostore.ops import (
     HealthReport,
     HealthStatus,
     MigrationStatus,
+    ProgressReporter,
     RestoreResult,
 )
-from mnemostore.service._base import UNSET, list_cursor
+from mnemostore.search import Embedder, IndexingStatus, ItemKind, SearchHit, SearchMode
 from mnemostore.service.store import MnemoStore, TenantStore
 from mnemostore.service.store_async import AsyncMnemoStore, AsyncTenantStore
 from mnemostore.store import KeyRotationReport
 
 __all__ = [
-    "UNSET",
     "AgentMetric",
     "ApiKey",
     "ApiKeyNotFound",
     "ArchiveCorrupted",
     "ArchiveVersionUnsupported",
+    "AsyncCache",
     "AsyncEventSubscription",
     "AsyncMnemoStore",
     "AsyncTenantStore",
@@ -115,6 +118,7 @@ __all__ = [
     "BackupError",
     "BackupManifest",
     "BackupResult",
+    "Cache",
     "ChannelConfig",
     "ChannelSession",
     "Checkpoint",
@@ -127,6 +131,7 @@ __all__ = [
     "ConversationStats",
     "ConversationStatus",
     "DuplicateIdentity",
+    "Embedder",
     "EmbedderUnavailable",
     "EmbeddingDimensionMismatch",
     "EncryptionKeyError",
@@ -137,12 +142,14 @@ __all__ = [
     "HealthReport",
     "HealthStatus",
     "HistoryPage",
+    "IndexingStatus",
     "IndexingTimeout",
     "InteractionEvent",
     "InvalidCursor",
     "InvalidInput",
     "InvalidMetadata",
     "InvalidText",
+    "ItemKind",
     "KeyRotationReport",
     "KnowledgeChunk",
     "KnowledgeChunkNotFound",
@@ -162,6 +169,7 @@ __all__ = [
     "NewMessage",
     "NotFoundError",
     "Page",
+    "ProgressReporter",
     "QuotaExceeded",
     "Quotas",
     "RateLimitDecision",
@@ -173,6 +181,8 @@ __all__ = [
     "SchemaError",
     "SchemaOutOfDate",
     "SearchError",
+    "SearchHit",
+    "SearchMode",
     "Settings",
     "StoreEvent",
     "SummarizationError",
@@ -190,5 +200,4 @@ __all__ = [
     "UserNotFound",
     "VectorSearchUnavailable",
     "__version__",
-    "list_cursor",
 ]

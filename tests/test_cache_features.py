@@ -13,8 +13,8 @@ from datetime import UTC, datetime
 import redis
 
 from mnemostore import ChannelSession, Message, Role, User
-from mnemostore.cache import AsyncCache, Cache, EventType
-from mnemostore.cache._cache_async import TOMBSTONE, USER
+from mnemostore.cache import USER, AsyncCache, Cache, EventType
+from mnemostore.cache._cache_async import TOMBSTONE
 from mnemostore.cache._codec import encode_message
 
 from .test_cache_unit import NOW, message

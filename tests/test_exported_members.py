@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import inspect
 import re
+import typing
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -87,12 +89,84 @@ def test_public_api_entry_points_are_exported() -> None:
         assert name in mnemostore.__all__
 
 
-def test_sync_and_async_stores_have_the_same_public_methods() -> None:
-    def public(cls: type) -> set[str]:
-        return {name for name in vars(cls) if not name.startswith("_")}
+def _public_methods(cls: type) -> set[str]:
+    """Public names of a store class, inherited from its capability mixins included."""
+    return {name for name in dir(cls) if not name.startswith("_")}
 
-    assert public(mnemostore.MnemoStore) == public(mnemostore.AsyncMnemoStore)
-    assert public(mnemostore.TenantStore) == public(mnemostore.AsyncTenantStore)
+
+def test_sync_and_async_stores_have_the_same_public_methods() -> None:
+    assert _public_methods(mnemostore.MnemoStore) == _public_methods(mnemostore.AsyncMnemoStore)
+    assert _public_methods(mnemostore.TenantStore) == _public_methods(mnemostore.AsyncTenantStore)
+    # The stores are composed of mixins: make sure the comparison sees what they inherit.
+    assert len(_public_methods(mnemostore.AsyncTenantStore)) > 80
+    assert {"tenant", "create_tenant", "backup", "health"} <= _public_methods(mnemostore.AsyncMnemoStore)
+
+
+STORE_CLASSES = [mnemostore.AsyncMnemoStore, mnemostore.AsyncTenantStore, mnemostore.MnemoStore, mnemostore.TenantStore]
+
+
+# Names the store modules import only for type checking resolve among the public names (not in ``vars(mnemostore)``,
+# whose subpackage attributes would shadow a module's own imports such as ``migrations``).
+PUBLIC_NAMES = {name: getattr(mnemostore, name) for name in mnemostore.__all__}
+
+
+def _signature_types(cls: type) -> dict[type, str]:
+    """Every mnemostore class named in the parameters or return type of ``cls``'s public methods."""
+    found: dict[type, str] = {}
+
+    def walk(annotation: Any, where: str) -> None:
+        origin = typing.get_origin(annotation)
+        if origin is not None:
+            for arg in typing.get_args(annotation):
+                walk(arg, where)
+            walk(origin, where)
+        elif inspect.isclass(annotation) and annotation.__module__.split(".")[0] == "mnemostore":
+            found.setdefault(annotation, where)
+
+    # A tenant view is made by ``store.tenant(tenant_id)``, never by its constructor: that one is not public.
+    constructor = set() if cls.__name__.endswith("TenantStore") else {"__init__"}
+    for name in sorted(_public_methods(cls) | constructor):
+        member = inspect.getattr_static(cls, name)
+        function = member.fget if isinstance(member, property) else getattr(cls, name)
+        if not callable(function):
+            continue
+        for annotation in typing.get_type_hints(function, localns=PUBLIC_NAMES).values():
+            walk(annotation, f"{cls.__name__}.{name}")
+    return found
+
+
+# The type of a "not passed" default (``UNSET``): callers never name it, so it stays private.
+PRIVATE_SENTINELS = {"Unset"}
+
+
+@pytest.mark.parametrize("cls", STORE_CLASSES, ids=lambda c: c.__name__)
+def test_every_type_a_public_method_takes_or_returns_is_exported(cls: type) -> None:
+    missing = {
+        f"{tp.__module__}.{tp.__name__} ({where})"
+        for tp, where in _signature_types(cls).items()
+        if tp.__name__ not in PRIVATE_SENTINELS
+        and (tp.__name__ not in mnemostore.__all__ or getattr(mnemostore, tp.__name__) is not tp)
+    }
+    assert sorted(missing) == []
+
+
+def test_the_public_face_is_classes_only() -> None:
+    """``mnemostore`` exports classes (and ``__version__``): no helpers, sentinels or constants of the internals."""
+    not_classes = [name for name in mnemostore.__all__ if not inspect.isclass(getattr(mnemostore, name))]
+    assert not_classes == ["__version__"]
+    assert "UNSET" not in mnemostore.__all__ and "list_cursor" not in mnemostore.__all__
+
+
+@pytest.mark.parametrize("cls", STORE_CLASSES, ids=lambda c: c.__name__)
+def test_every_listing_returns_a_page(cls: type) -> None:
+    """A method that takes a ``cursor`` returns a page that carries the next one."""
+    listings = {}
+    for name in sorted(_public_methods(cls)):
+        function = getattr(cls, name)
+        if callable(function) and "cursor" in inspect.signature(function).parameters:
+            listings[name] = typing.get_origin(typing.get_type_hints(function)["return"])
+    assert len(listings) >= (10 if cls.__name__.endswith("TenantStore") else 1)
+    assert {name: origin for name, origin in listings.items() if origin is not mnemostore.Page} == {}
 
 
 ERROR_CLASSES = sorted(_classes_defined_in(errors))

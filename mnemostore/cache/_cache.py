@@ -50,7 +50,7 @@ from mnemostore.cache import _codec
 from mnemostore.cache._acompat import Loader
 from mnemostore.cache._backend import Backend, LocalBackend, Subscription
 from mnemostore.cache._breaker import Admission, CacheStats, CircuitBreaker, DirtyKeys, DirtySnapshot
-from mnemostore.cache._codec import API_KEY, CHANNEL_CONFIG, TENANT, USER, Codec
+from mnemostore.cache._codec import Codec
 from mnemostore.cache._keys import Keys
 from mnemostore.cache._local import LocalState, shared_state
 from mnemostore.cache._types import BreakerState, ChannelSession, EventType, StoreEvent
@@ -60,14 +60,9 @@ from mnemostore.errors import ConfigurationError
 
 # The codecs are defined in _codec (shared by both twins) and re-exported while the service imports them from here.
 __all__ = [
-    "API_KEY",
-    "CHANNEL_CONFIG",
-    "TENANT",
     "TOMBSTONE",
-    "USER",
     "Cache",
     "CacheClient",
-    "Codec",
     "EventBus",
     "EventSubscription",
     "FeatureFlags",

@@ -47,7 +47,7 @@ from mnemostore.cache import _codec
 from mnemostore.cache._acompat import AsyncLoader
 from mnemostore.cache._backend_async import AsyncBackend, AsyncLocalBackend, AsyncSubscription
 from mnemostore.cache._breaker import Admission, CacheStats, CircuitBreaker, DirtyKeys, DirtySnapshot
-from mnemostore.cache._codec import API_KEY, CHANNEL_CONFIG, TENANT, USER, Codec
+from mnemostore.cache._codec import Codec
 from mnemostore.cache._keys import Keys
 from mnemostore.cache._local import LocalState, shared_state
 from mnemostore.cache._types import BreakerState, ChannelSession, EventType, StoreEvent
@@ -57,11 +57,7 @@ from mnemostore.errors import ConfigurationError
 
 # The codecs are defined in _codec (shared by both twins) and re-exported while the service imports them from here.
 __all__ = [
-    "API_KEY",
-    "CHANNEL_CONFIG",
-    "TENANT",
     "TOMBSTONE",
-    "USER",
     "AsyncCache",
     "AsyncCacheClient",
     "AsyncEventBus",
@@ -72,7 +68,6 @@ __all__ = [
     "AsyncRateLimiter",
     "AsyncRecentContext",
     "AsyncSessions",
-    "Codec",
     "Window",
     "build_cache",
 ]

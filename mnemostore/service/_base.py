@@ -25,7 +25,7 @@ from mnemostore.domain import (
 )
 from mnemostore.errors import InvalidCursor, InvalidInput
 from mnemostore.service import _validation as v
-from mnemostore.store._cursors import decode_cursor, encode_cursor
+from mnemostore.store import decode_cursor, encode_cursor
 
 __all__ = [
     "EXPORT_FORMAT",
@@ -41,7 +41,6 @@ __all__ = [
     "id_cursor",
     "knowledge_rows",
     "list_cursor",
-    "message_from_row",
     "message_rows",
     "page_after",
     "parse_api_key",
@@ -213,23 +212,6 @@ def message_rows(
             }
         )
     return rows
-
-
-def message_from_row(row: Mapping[str, Any]) -> Message:
-    return Message(
-        id=row["id"],
-        tenant_id=row["tenant_id"],
-        conversation_id=row["conversation_id"],
-        seq=row["seq"],
-        role=Role(row["role"]),
-        content=row["content"],
-        model=row["model"],
-        prompt_tokens=row["prompt_tokens"],
-        completion_tokens=row["completion_tokens"],
-        metadata=row["metadata"],
-        created_at=row["created_at"],
-        idempotency_key=row["idempotency_key"],
-    )
 
 
 _CONVERSATION_FIELDS = ("title", "status", "channel", "model_override", "metadata")

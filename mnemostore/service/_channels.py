@@ -9,9 +9,8 @@ import uuid
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from mnemostore.cache import _flags, _ratelimit
-from mnemostore.cache._cache import CHANNEL_CONFIG, EventSubscription
-from mnemostore.cache._types import ChannelSession, RateLimitDecision
+from mnemostore.cache import CHANNEL_CONFIG, ChannelSession, EventSubscription, RateLimitDecision, ratelimit
+from mnemostore.cache import flags as feature_flags
 from mnemostore.domain import ChannelConfig, Conversation, ConversationStatus
 from mnemostore.errors import ConversationNotFound, InvalidInput, RateLimited, TenantNotFound, UserNotFound
 from mnemostore.service import _validation as v
@@ -75,7 +74,7 @@ class Channels(Users, Conversations):
 
         The limits come from the channel's ``rate_limits``, then the tenant's ``config["rate_limits"]``, then
         ``Settings.default_rate_limits``, per scope: ``tenant``, ``user``, ``api_key``, ``ip`` (see
-        mnemostore.cache._ratelimit for the format). Either every applicable bucket is charged or none is.
+        mnemostore.cache.ratelimit for the format). Either every applicable bucket is charged or none is.
         While Redis is unavailable the check runs on this process's own buckets and says so (``degraded``).
 
         Returns:
@@ -90,7 +89,7 @@ class Channels(Users, Conversations):
             v.check_name(channel, "channel", max_len=50, required=True)
         tenant = self._tenant_or_raise()
         config = self.get_channel_config(channel) if channel is not None else None
-        limits = _ratelimit.resolve_limits(
+        limits = ratelimit.resolve_limits(
             self._settings.default_rate_limits,
             tenant.config.get("rate_limits"),
             config.rate_limits if config is not None else None,
@@ -101,7 +100,7 @@ class Channels(Users, Conversations):
             "api_key": as_id(api_key_id, "api_key_id") if api_key_id is not None else None,
             "ip": v.check_name(client_ip, "client_ip", max_len=100),
         }
-        scopes = [s for s in _ratelimit.SCOPES if s in limits and subjects[s] is not None]
+        scopes = [s for s in ratelimit.SCOPES if s in limits and subjects[s] is not None]
         if not scopes:
             return RateLimitDecision(allowed=True, scope=None, limit=None, window=None, remaining=None, retry_after=0)
         keys = self._cache.keys
@@ -271,11 +270,11 @@ class Channels(Users, Conversations):
         v.check_name(flag, "flag", max_len=200, required=True)
         if channel is not None:
             config = self.get_channel_config(channel)
-            flags = config.settings.get(_flags.FLAGS_FIELD) if config is not None else None
+            flags = config.settings.get(feature_flags.FLAGS_FIELD) if config is not None else None
             if isinstance(flags, Mapping) and flag in flags:
                 return flags[flag]
         tenant = self._tenant_or_raise()
-        flags = tenant.config.get(_flags.FLAGS_FIELD)
+        flags = tenant.config.get(feature_flags.FLAGS_FIELD)
         if isinstance(flags, Mapping) and flag in flags:
             return flags[flag]
         return self._cache.flags.global_flags().get(flag)
@@ -283,17 +282,17 @@ class Channels(Users, Conversations):
     def feature_enabled(self, flag: str, *, user_id: uuid.UUID | str | None = None, channel: str | None = None) -> bool:
         """Is ``flag`` on (for this user, when it is a percentage or variants flag)? Unknown flags are off.
 
-        The channel's flags win over the tenant's, which win over the global ones (see mnemostore.cache._flags).
+        The channel's flags win over the tenant's, which win over the global ones (see mnemostore.cache.flags).
         """
         subject = str(as_id(user_id, "user_id")) if user_id is not None else None
         value = self._flag_value(flag, channel)
-        return _flags.is_enabled(value, tenant_id=self.tenant_id, flag=flag, subject=subject)
+        return feature_flags.is_enabled(value, tenant_id=self.tenant_id, flag=flag, subject=subject)
 
     def feature_variant(self, flag: str, *, user_id: uuid.UUID | str, channel: str | None = None) -> str | None:
         """The user's A/B variant of ``flag``: deterministic and sticky (a hash of tenant, flag and user)."""
         subject = str(as_id(user_id, "user_id"))
         value = self._flag_value(flag, channel)
-        return _flags.variant(value, tenant_id=self.tenant_id, flag=flag, subject=subject)
+        return feature_flags.variant(value, tenant_id=self.tenant_id, flag=flag, subject=subject)
 
     def set_feature_flag(self, flag: str, value: Any, *, channel: str | None = None) -> None:
         """Set (None: remove) a flag of the tenant, or of one of its channels; effective at once everywhere.
@@ -302,21 +301,21 @@ class Channels(Users, Conversations):
         """
         v.check_name(flag, "flag", max_len=200, required=True)
         if value is not None:
-            value = _flags.check_flag(flag, value)
+            value = feature_flags.check_flag(flag, value)
         if channel is None:
             with self._tx() as uow:
                 tenant = uow.tenants.get(self.tenant_id)
             if tenant is None:
                 raise TenantNotFound(self.tenant_id)
             config = dict(tenant.config)
-            config[_flags.FLAGS_FIELD] = _set_flag(config.get(_flags.FLAGS_FIELD), flag, value)
+            config[feature_flags.FLAGS_FIELD] = _set_flag(config.get(feature_flags.FLAGS_FIELD), flag, value)
             self.store.update_tenant_config(self.tenant_id, config=config)
             return
         v.check_text(channel, "channel")
         with self._tx() as uow:
             current = uow.tenants.get_channel_config(channel)
         settings = dict(current.settings) if current is not None else {}
-        settings[_flags.FLAGS_FIELD] = _set_flag(settings.get(_flags.FLAGS_FIELD), flag, value)
+        settings[feature_flags.FLAGS_FIELD] = _set_flag(settings.get(feature_flags.FLAGS_FIELD), flag, value)
         self.set_channel_config(
             channel,
             default_model=current.default_model if current is not None else None,

@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from mnemostore.cache._types import EventType
+from mnemostore.cache import EventType
 from mnemostore.domain import (
     Conversation,
     ConversationStats,
@@ -22,7 +22,7 @@ from mnemostore.domain import (
     new_id,
 )
 from mnemostore.errors import ConflictError, ConversationNotFound, InvalidInput, MessageNotFound, UserNotFound
-from mnemostore.search._types import ItemKind
+from mnemostore.search import ItemKind
 from mnemostore.service import _validation as v
 from mnemostore.service._base import (
     UNSET,
@@ -32,13 +32,13 @@ from mnemostore.service._base import (
     decode_conversation_cursor,
     decode_history_cursor,
     history_cursor,
-    message_from_row,
     message_rows,
     to_export,
     utc_now,
 )
 from mnemostore.service._history import page_from_window, window_from_rows
 from mnemostore.service._scope import TenantScope
+from mnemostore.store import to_message
 
 if TYPE_CHECKING:
     pass
@@ -272,7 +272,7 @@ class Conversations(TenantScope):
                 uow.messages.insert_many(fresh)
                 self._enqueue(uow, ItemKind.MESSAGE, [row["id"] for row in fresh], now)
         # Committed: write the new messages through to the recent-context window (and publish them).
-        added = [message_from_row(row) for row in fresh]
+        added = [to_message(row) for row in fresh]
         self._cache.messages_added(self.tenant_id, cid, added)
         by_id = {m.id: m for m in added}
         return [

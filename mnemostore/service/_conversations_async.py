@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from mnemostore.cache._types import EventType
+from mnemostore.cache import EventType
 from mnemostore.domain import (
     Conversation,
     ConversationStats,
@@ -25,7 +25,7 @@ from mnemostore.errors import (
     MessageNotFound,
     UserNotFound,
 )
-from mnemostore.search._types import ItemKind
+from mnemostore.search import ItemKind
 from mnemostore.service import _validation as v
 from mnemostore.service._base import (
     UNSET,
@@ -35,13 +35,13 @@ from mnemostore.service._base import (
     decode_conversation_cursor,
     decode_history_cursor,
     history_cursor,
-    message_from_row,
     message_rows,
     to_export,
     utc_now,
 )
 from mnemostore.service._history import page_from_window, window_from_rows
 from mnemostore.service._scope_async import AsyncTenantScope
+from mnemostore.store import to_message
 
 if TYPE_CHECKING:
     pass
@@ -277,7 +277,7 @@ class AsyncConversations(AsyncTenantScope):
                 await uow.messages.insert_many(fresh)
                 await self._enqueue(uow, ItemKind.MESSAGE, [row["id"] for row in fresh], now)
         # Committed: write the new messages through to the recent-context window (and publish them).
-        added = [message_from_row(row) for row in fresh]
+        added = [to_message(row) for row in fresh]
         await self._cache.messages_added(self.tenant_id, cid, added)
         by_id = {m.id: m for m in added}
         return [

@@ -11,17 +11,14 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, Self
 
-from mnemostore.cache._cache import Cache, build_cache
+from mnemostore.cache import Cache
 from mnemostore.config import Settings
 from mnemostore.errors import InvalidInput, MnemostoreError, VectorSearchUnavailable
 from mnemostore.ops import migrate as migrations
-from mnemostore.search._embedders import Embedder
-from mnemostore.search._types import IndexingStatus, ItemKind
+from mnemostore.search import Embedder, IndexingStatus, ItemKind
 from mnemostore.service._base import utc_now
 from mnemostore.service._runtime import StoreRuntime
-from mnemostore.store._instrument import QueryObserver, observe_queries
-from mnemostore.store._repositories import UnitOfWork
-from mnemostore.store._search import IndexRepository, ensure_pg_vectors
+from mnemostore.store import QueryObserver, UnitOfWork, observe_queries
 
 if TYPE_CHECKING:
     from mnemostore.service.store import TenantStore
@@ -48,7 +45,7 @@ class StoreCore:
         else:
             self.settings = Settings(**{**settings.model_dump(), **updates}) if updates else settings
         # The one place the cache is built: everything cached goes through self.cache.
-        cache = cache if cache is not None else build_cache(self.settings)
+        cache = cache if cache is not None else Cache.from_settings(self.settings)
         # What this store's tenant views share with it. The indexer runs only when started (start_indexer,
         # `mnemostore worker`).
         self._runtime = StoreRuntime(self.settings, cache, embedder)
@@ -110,7 +107,7 @@ class StoreCore:
     def indexing_status(self) -> IndexingStatus:
         """Index jobs by state across tenants, with the newest failures and their errors."""
         with self._runtime.transaction(None, write=False) as uow:
-            return IndexRepository(uow.connection, None, dialect=self._db.dialect).status()
+            return uow.index_jobs.status()
 
     def reindex(
         self,
@@ -144,7 +141,7 @@ class StoreCore:
         if self._db.dialect == "postgresql":
             try:
                 with self._db.transaction(None, write=True) as uow:
-                    ensure_pg_vectors(uow.connection, embedder.dimension)
+                    uow.ensure_pg_vectors(embedder.dimension)
             except MnemostoreError as error:
                 raise VectorSearchUnavailable(
                     f"cannot set up vector search ({error}): install the pgvector extension on the PostgreSQL "
@@ -152,12 +149,12 @@ class StoreCore:
                 ) from error
             self.search_engine.forget_vector_support()
         with self._db.transaction(None, write=True) as uow:
-            IndexRepository(uow.connection, None, dialect=self._db.dialect).retry_failed(utc_now())
+            uow.index_jobs.retry_failed(utc_now())
         for kind in ItemKind:
             after: uuid.UUID | None = None
             while True:
                 with self._db.transaction(None, write=True) as uow:
-                    repo = IndexRepository(uow.connection, None, dialect=self._db.dialect)
+                    repo = uow.index_jobs
                     _, after = repo.enqueue_missing(
                         kind, model=embedder.name, after=after, limit=batch_size, now=utc_now()
                     )

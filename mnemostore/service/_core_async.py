@@ -8,9 +8,8 @@ from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any, Self
 
-from mnemostore.cache._cache_async import (
+from mnemostore.cache import (
     AsyncCache,
-    build_cache,
 )
 from mnemostore.config import Settings
 from mnemostore.errors import (
@@ -19,15 +18,12 @@ from mnemostore.errors import (
     VectorSearchUnavailable,
 )
 from mnemostore.ops import migrate as migrations
-from mnemostore.search._embedders import Embedder
-from mnemostore.search._types import IndexingStatus, ItemKind
+from mnemostore.search import Embedder, IndexingStatus, ItemKind
 from mnemostore.service._base import (
     utc_now,
 )
 from mnemostore.service._runtime_async import AsyncStoreRuntime
-from mnemostore.store._instrument import QueryObserver, observe_queries
-from mnemostore.store._repositories_async import AsyncUnitOfWork
-from mnemostore.store._search_async import AsyncIndexRepository, ensure_pg_vectors
+from mnemostore.store import AsyncUnitOfWork, QueryObserver, observe_queries
 
 if TYPE_CHECKING:
     from mnemostore.service.store_async import AsyncTenantStore
@@ -54,7 +50,7 @@ class AsyncStoreCore:
         else:
             self.settings = Settings(**{**settings.model_dump(), **updates}) if updates else settings
         # The one place the cache is built: everything cached goes through self.cache.
-        cache = cache if cache is not None else build_cache(self.settings)
+        cache = cache if cache is not None else AsyncCache.from_settings(self.settings)
         # What this store's tenant views share with it. The indexer runs only when started (start_indexer,
         # `mnemostore worker`).
         self._runtime = AsyncStoreRuntime(self.settings, cache, embedder)
@@ -116,7 +112,7 @@ class AsyncStoreCore:
     async def indexing_status(self) -> IndexingStatus:
         """Index jobs by state across tenants, with the newest failures and their errors."""
         async with self._runtime.transaction(None, write=False) as uow:
-            return await AsyncIndexRepository(uow.connection, None, dialect=self._db.dialect).status()
+            return await uow.index_jobs.status()
 
     async def reindex(
         self,
@@ -150,7 +146,7 @@ class AsyncStoreCore:
         if self._db.dialect == "postgresql":
             try:
                 async with self._db.transaction(None, write=True) as uow:
-                    await ensure_pg_vectors(uow.connection, embedder.dimension)
+                    await uow.ensure_pg_vectors(embedder.dimension)
             except MnemostoreError as error:
                 raise VectorSearchUnavailable(
                     f"cannot set up vector search ({error}): install the pgvector extension on the PostgreSQL "
@@ -158,12 +154,12 @@ class AsyncStoreCore:
                 ) from error
             self.search_engine.forget_vector_support()
         async with self._db.transaction(None, write=True) as uow:
-            await AsyncIndexRepository(uow.connection, None, dialect=self._db.dialect).retry_failed(utc_now())
+            await uow.index_jobs.retry_failed(utc_now())
         for kind in ItemKind:
             after: uuid.UUID | None = None
             while True:
                 async with self._db.transaction(None, write=True) as uow:
-                    repo = AsyncIndexRepository(uow.connection, None, dialect=self._db.dialect)
+                    repo = uow.index_jobs
                     _, after = await repo.enqueue_missing(
                         kind, model=embedder.name, after=after, limit=batch_size, now=utc_now()
                     )

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from mnemostore.domain import HistoryPage, Message
-from mnemostore.store._cursors import encode_cursor
+from mnemostore.store import encode_cursor
 
 __all__ = ["page_from_window", "window_from_rows"]
 

@@ -28,10 +28,8 @@ from typing import Any
 
 from mnemostore.config import Settings
 from mnemostore.errors import BackendUnavailable, IndexingTimeout
-from mnemostore.search._embedders import Embedder
-from mnemostore.search._types import IndexingStatus
-from mnemostore.store._database import Database
-from mnemostore.store._search import ClaimedJob, IndexRepository, vector_column_is_vector
+from mnemostore.search import Embedder, IndexingStatus
+from mnemostore.store import ClaimedJob, Database, IndexRepository, UnitOfWork
 
 __all__ = ["Indexer"]
 
@@ -57,11 +55,11 @@ class Indexer:
     def vectors_supported(self) -> bool:
         if self._vectors is None:
             with self._db.transaction(None) as uow:
-                self._vectors = vector_column_is_vector(uow.connection, self._db.dialect)
+                self._vectors = uow.vector_column_is_vector()
         return self._vectors
 
-    def _repo(self, uow: Any) -> IndexRepository:
-        return IndexRepository(uow.connection, None, dialect=self._db.dialect)
+    def _repo(self, uow: UnitOfWork) -> IndexRepository:
+        return uow.index_jobs
 
     def run_once(self, *, batch_size: int | None = None) -> int:
         """Claim and process one batch; returns the number of jobs handled (0: nothing was due)."""
@@ -139,11 +137,11 @@ class Indexer:
 
     def status(self, tenant_id: uuid.UUID | None = None) -> IndexingStatus:
         with self._db.transaction(tenant_id) as uow:
-            return IndexRepository(uow.connection, tenant_id, dialect=self._db.dialect).status()
+            return uow.index_jobs.status()
 
     def open_jobs(self, tenant_id: uuid.UUID | None = None) -> int:
         with self._db.transaction(tenant_id) as uow:
-            return IndexRepository(uow.connection, tenant_id, dialect=self._db.dialect).open_jobs()
+            return uow.index_jobs.open_jobs()
 
     def drain(
         self,

@@ -26,10 +26,8 @@ from typing import Any
 
 from mnemostore.config import Settings
 from mnemostore.errors import BackendUnavailable, IndexingTimeout
-from mnemostore.search._embedders import Embedder
-from mnemostore.search._types import IndexingStatus
-from mnemostore.store._database_async import AsyncDatabase
-from mnemostore.store._search_async import AsyncIndexRepository, ClaimedJob, vector_column_is_vector
+from mnemostore.search import Embedder, IndexingStatus
+from mnemostore.store import AsyncDatabase, AsyncIndexRepository, AsyncUnitOfWork, ClaimedJob
 
 __all__ = ["AsyncIndexer"]
 
@@ -55,11 +53,11 @@ class AsyncIndexer:
     async def vectors_supported(self) -> bool:
         if self._vectors is None:
             async with self._db.transaction(None) as uow:
-                self._vectors = await vector_column_is_vector(uow.connection, self._db.dialect)
+                self._vectors = await uow.vector_column_is_vector()
         return self._vectors
 
-    def _repo(self, uow: Any) -> AsyncIndexRepository:
-        return AsyncIndexRepository(uow.connection, None, dialect=self._db.dialect)
+    def _repo(self, uow: AsyncUnitOfWork) -> AsyncIndexRepository:
+        return uow.index_jobs
 
     async def run_once(self, *, batch_size: int | None = None) -> int:
         """Claim and process one batch; returns the number of jobs handled (0: nothing was due)."""
@@ -144,11 +142,11 @@ class AsyncIndexer:
 
     async def status(self, tenant_id: uuid.UUID | None = None) -> IndexingStatus:
         async with self._db.transaction(tenant_id) as uow:
-            return await AsyncIndexRepository(uow.connection, tenant_id, dialect=self._db.dialect).status()
+            return await uow.index_jobs.status()
 
     async def open_jobs(self, tenant_id: uuid.UUID | None = None) -> int:
         async with self._db.transaction(tenant_id) as uow:
-            return await AsyncIndexRepository(uow.connection, tenant_id, dialect=self._db.dialect).open_jobs()
+            return await uow.index_jobs.open_jobs()
 
     async def drain(
         self,

@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING, Any
 
 from mnemostore.domain import KnowledgeChunk, Page, new_id
 from mnemostore.errors import KnowledgeChunkNotFound
-from mnemostore.search._types import ItemKind
+from mnemostore.search import ItemKind
 from mnemostore.service import _validation as v
-from mnemostore.service._base import as_id, utc_now
+from mnemostore.service._base import as_id, knowledge_rows, utc_now
 from mnemostore.service._scope import TenantScope
 
 if TYPE_CHECKING:
@@ -42,8 +42,6 @@ class Knowledge(TenantScope):
 
         Idempotent: re-sending the same chunks changes nothing (not even ``updated_at``).
         """
-        from mnemostore.service._base import knowledge_rows
-
         v.check_name(source, "source", max_len=500, required=True)
         rows = knowledge_rows(
             chunks,

@@ -14,10 +14,11 @@ from mnemostore.domain import (
 from mnemostore.errors import (
     KnowledgeChunkNotFound,
 )
-from mnemostore.search._types import ItemKind
+from mnemostore.search import ItemKind
 from mnemostore.service import _validation as v
 from mnemostore.service._base import (
     as_id,
+    knowledge_rows,
     utc_now,
 )
 from mnemostore.service._scope_async import AsyncTenantScope
@@ -50,8 +51,6 @@ class AsyncKnowledge(AsyncTenantScope):
 
         Idempotent: re-sending the same chunks changes nothing (not even ``updated_at``).
         """
-        from mnemostore.service._base import knowledge_rows
-
         v.check_name(source, "source", max_len=500, required=True)
         rows = knowledge_rows(
             chunks,

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from mnemostore.cache._types import EventType
+from mnemostore.cache import EventType
 from mnemostore.domain import ConversationStatus, Memory, MemoryKind, MemoryTier, MemoryVersion, Page, new_id
 from mnemostore.errors import ConversationNotFound, InvalidInput, MemoryNotFound, SummarizationError, UserNotFound
 from mnemostore.memory import (
@@ -23,12 +23,11 @@ from mnemostore.memory import (
     TenantMaintenance,
     find_duplicate,
 )
-from mnemostore.search._embedders import Embedder
-from mnemostore.search._types import ItemKind
+from mnemostore.search import Embedder, ItemKind
 from mnemostore.service import _validation as v
 from mnemostore.service._base import UNSET, Unset, as_id, decode_list_cursor, page_after, utc_now
 from mnemostore.service._conversations import Conversations
-from mnemostore.store._repositories import UnitOfWork
+from mnemostore.store import UnitOfWork
 
 if TYPE_CHECKING:
     pass

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from mnemostore.cache._types import EventType
+from mnemostore.cache import EventType
 from mnemostore.domain import (
     ConversationStatus,
     Memory,
@@ -35,8 +35,7 @@ from mnemostore.memory import (
     TenantMaintenance,
     find_duplicate,
 )
-from mnemostore.search._embedders import Embedder
-from mnemostore.search._types import ItemKind
+from mnemostore.search import Embedder, ItemKind
 from mnemostore.service import _validation as v
 from mnemostore.service._base import (
     UNSET,
@@ -47,7 +46,7 @@ from mnemostore.service._base import (
     utc_now,
 )
 from mnemostore.service._conversations_async import AsyncConversations
-from mnemostore.store._repositories_async import AsyncUnitOfWork
+from mnemostore.store import AsyncUnitOfWork
 
 if TYPE_CHECKING:
     pass

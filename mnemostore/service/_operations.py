@@ -10,18 +10,16 @@ import uuid
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-import mnemostore.ops._backup as backups
-from mnemostore.cache import _flags
+import mnemostore.ops.backup as backups
+from mnemostore.cache import flags as feature_flags
 from mnemostore.errors import ConfigurationError, InvalidInput, TenantNotFound
 from mnemostore.memory import MaintenanceReport, TenantMaintenance
-from mnemostore.ops._archive import BackupResult, ProgressReporter, RestoreResult, Scope
-from mnemostore.ops._health import HealthChecker, HealthReport
+from mnemostore.ops import BackupResult, HealthChecker, HealthReport, ProgressReporter, RestoreResult, Scope
 from mnemostore.service import _validation as v
 from mnemostore.service._base import as_id, utc_now
 from mnemostore.service._scope import TenantScope
 from mnemostore.service._tenants import TenantAdmin
-from mnemostore.store._crypto import SEALED_COLUMNS, KeyRotationReport
-from mnemostore.store._search import IndexRepository
+from mnemostore.store import SEALED_COLUMNS, KeyRotationReport
 
 if TYPE_CHECKING:
     pass
@@ -50,7 +48,7 @@ class Operations(TenantAdmin):
         channel flags are stored in their configs, see ``TenantStore.set_feature_flag``.
         """
         v.check_name(flag, "flag", max_len=200, required=True)
-        self.cache.flags.set_global(flag, None if value is None else _flags.check_flag(flag, value))
+        self.cache.flags.set_global(flag, None if value is None else feature_flags.check_flag(flag, value))
 
     def health(self, *, timeout_seconds: float | None = None) -> HealthReport:
         """Check the database, schema, Redis, disk and encryption, concurrently; never raises for a bad answer.
@@ -165,11 +163,11 @@ class Operations(TenantAdmin):
         """Delete index jobs done before ``before``, one short transaction per batch; returns how many."""
         if dry_run:
             with self._transaction(tenant_id, write=False) as uow:
-                return IndexRepository(uow.connection, tenant_id, dialect=uow.dialect).count_done_before(before)
+                return uow.index_jobs.count_done_before(before)
         pruned = 0
         while True:
             with self._transaction(tenant_id, write=True) as uow:
-                repo = IndexRepository(uow.connection, tenant_id, dialect=uow.dialect)
+                repo = uow.index_jobs
                 deleted = repo.prune_done(before, limit=batch_size)
             pruned += deleted
             if deleted < batch_size:

@@ -7,8 +7,8 @@ import uuid
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-import mnemostore.ops._backup_async as backups
-from mnemostore.cache import _flags
+import mnemostore.ops.backup_async as backups
+from mnemostore.cache import flags as feature_flags
 from mnemostore.errors import (
     ConfigurationError,
     InvalidInput,
@@ -18,8 +18,7 @@ from mnemostore.memory import (
     MaintenanceReport,
     TenantMaintenance,
 )
-from mnemostore.ops._archive import BackupResult, ProgressReporter, RestoreResult, Scope
-from mnemostore.ops._health_async import AsyncHealthChecker, HealthReport
+from mnemostore.ops import AsyncHealthChecker, BackupResult, HealthReport, ProgressReporter, RestoreResult, Scope
 from mnemostore.service import _validation as v
 from mnemostore.service._base import (
     as_id,
@@ -27,8 +26,7 @@ from mnemostore.service._base import (
 )
 from mnemostore.service._scope_async import AsyncTenantScope
 from mnemostore.service._tenants_async import AsyncTenantAdmin
-from mnemostore.store._crypto import SEALED_COLUMNS, KeyRotationReport
-from mnemostore.store._search_async import AsyncIndexRepository
+from mnemostore.store import SEALED_COLUMNS, KeyRotationReport
 
 if TYPE_CHECKING:
     pass
@@ -57,7 +55,7 @@ class AsyncOperations(AsyncTenantAdmin):
         channel flags are stored in their configs, see ``AsyncTenantStore.set_feature_flag``.
         """
         v.check_name(flag, "flag", max_len=200, required=True)
-        await self.cache.flags.set_global(flag, None if value is None else _flags.check_flag(flag, value))
+        await self.cache.flags.set_global(flag, None if value is None else feature_flags.check_flag(flag, value))
 
     async def health(self, *, timeout_seconds: float | None = None) -> HealthReport:
         """Check the database, schema, Redis, disk and encryption, concurrently; never raises for a bad answer.
@@ -174,13 +172,11 @@ class AsyncOperations(AsyncTenantAdmin):
         """Delete index jobs done before ``before``, one short transaction per batch; returns how many."""
         if dry_run:
             async with self._transaction(tenant_id, write=False) as uow:
-                return await AsyncIndexRepository(uow.connection, tenant_id, dialect=uow.dialect).count_done_before(
-                    before
-                )
+                return await uow.index_jobs.count_done_before(before)
         pruned = 0
         while True:
             async with self._transaction(tenant_id, write=True) as uow:
-                repo = AsyncIndexRepository(uow.connection, tenant_id, dialect=uow.dialect)
+                repo = uow.index_jobs
                 deleted = await repo.prune_done(before, limit=batch_size)
             pruned += deleted
             if deleted < batch_size:

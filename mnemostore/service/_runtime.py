@@ -17,15 +17,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from mnemostore.cache._cache import Cache
+from mnemostore.cache import Cache
 from mnemostore.config import Settings
 from mnemostore.ops import migrate as migrations
-from mnemostore.search._embedders import Embedder
-from mnemostore.search._types import IndexingStatus
+from mnemostore.search import Embedder, IndexingStatus
 from mnemostore.service._indexer import Indexer
 from mnemostore.service._search import SearchEngine
-from mnemostore.store._database import Database
-from mnemostore.store._repositories import UnitOfWork
+from mnemostore.store import Database, UnitOfWork
 
 __all__ = ["StoreRuntime"]
 

@@ -15,15 +15,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from mnemostore.cache._cache_async import AsyncCache
+from mnemostore.cache import AsyncCache
 from mnemostore.config import Settings
 from mnemostore.ops import migrate as migrations
-from mnemostore.search._embedders import Embedder
-from mnemostore.search._types import IndexingStatus
+from mnemostore.search import Embedder, IndexingStatus
 from mnemostore.service._indexer_async import AsyncIndexer
 from mnemostore.service._search_async import AsyncSearchEngine
-from mnemostore.store._database_async import AsyncDatabase
-from mnemostore.store._repositories_async import AsyncUnitOfWork
+from mnemostore.store import AsyncDatabase, AsyncUnitOfWork
 
 __all__ = ["AsyncStoreRuntime"]
 

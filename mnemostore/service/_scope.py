@@ -12,11 +12,10 @@ from typing import TYPE_CHECKING, Any
 
 from mnemostore.domain import Tenant
 from mnemostore.errors import ConversationNotFound, QuotaExceeded, TenantNotFound
-from mnemostore.search._types import ItemKind
+from mnemostore.search import ItemKind
 from mnemostore.service import _validation as v
 from mnemostore.service._runtime import StoreRuntime
-from mnemostore.store._repositories import UnitOfWork
-from mnemostore.store._search import IndexRepository
+from mnemostore.store import UnitOfWork
 
 if TYPE_CHECKING:
     from mnemostore.service.store import MnemoStore
@@ -60,7 +59,7 @@ class TenantScope:
     def _enqueue(self, uow: UnitOfWork, kind: ItemKind, item_ids: list[uuid.UUID], now: datetime) -> None:
         """The outbox: index jobs of written items, in the transaction that writes them."""
         if item_ids and self._settings.embedder != "none":
-            IndexRepository(uow.connection, self.tenant_id, dialect=uow.dialect).enqueue(kind, item_ids, now)
+            uow.index_jobs.enqueue(kind, item_ids, now)
 
     def _check_conversation(self, uow: UnitOfWork, conversation_id: uuid.UUID | None) -> None:
         if conversation_id is not None and uow.conversations.get(conversation_id) is None:

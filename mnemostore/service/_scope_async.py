@@ -15,11 +15,10 @@ from mnemostore.errors import (
     QuotaExceeded,
     TenantNotFound,
 )
-from mnemostore.search._types import ItemKind
+from mnemostore.search import ItemKind
 from mnemostore.service import _validation as v
 from mnemostore.service._runtime_async import AsyncStoreRuntime
-from mnemostore.store._repositories_async import AsyncUnitOfWork
-from mnemostore.store._search_async import AsyncIndexRepository
+from mnemostore.store import AsyncUnitOfWork
 
 if TYPE_CHECKING:
     from mnemostore.service.store_async import AsyncMnemoStore
@@ -63,7 +62,7 @@ class AsyncTenantScope:
     async def _enqueue(self, uow: AsyncUnitOfWork, kind: ItemKind, item_ids: list[uuid.UUID], now: datetime) -> None:
         """The outbox: index jobs of written items, in the transaction that writes them."""
         if item_ids and self._settings.embedder != "none":
-            await AsyncIndexRepository(uow.connection, self.tenant_id, dialect=uow.dialect).enqueue(kind, item_ids, now)
+            await uow.index_jobs.enqueue(kind, item_ids, now)
 
     async def _check_conversation(self, uow: AsyncUnitOfWork, conversation_id: uuid.UUID | None) -> None:
         if conversation_id is not None and await uow.conversations.get(conversation_id) is None:

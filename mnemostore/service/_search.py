@@ -26,19 +26,25 @@ import sqlalchemy as sa
 
 from mnemostore.config import Settings
 from mnemostore.errors import EmbedderUnavailable, VectorSearchUnavailable
-from mnemostore.search._embedders import EXTRA_HINT, Embedder, build_embedder, embeddings_installed
-from mnemostore.search._rank import (
+from mnemostore.search import (
+    EXTRA_HINT,
     FUSION_DEPTH,
+    Embedder,
+    ItemKind,
+    SearchFilters,
+    SearchHit,
+    SearchMode,
+    VectorIndex,
     boost,
+    build_embedder,
+    embeddings_installed,
     fulltext_quorum,
     fusion_weights_or_raise,
+    hnsw_available,
+    query_terms,
     reciprocal_rank_fusion,
 )
-from mnemostore.search._statements import SearchFilters, query_terms
-from mnemostore.search._types import ItemKind, SearchHit, SearchMode
-from mnemostore.search._vector_index import VectorIndex, hnsw_available
-from mnemostore.store._database import Database
-from mnemostore.store._search import SearchRepository, pg_search_settings, vector_column_is_vector
+from mnemostore.store import Database, SearchRepository, UnitOfWork, pg_search_settings
 
 __all__ = ["SearchEngine"]
 
@@ -140,7 +146,7 @@ class SearchEngine:
         pg_vectors = semantic and self._db.dialect == "postgresql"
         settings = pg_search_settings(self._settings.hnsw_ef_search, want) if pg_vectors else None
         with self._db.transaction(tenant_id, local_settings=settings) as uow:
-            repo = SearchRepository(uow.connection, tenant_id, dialect=self._db.dialect, codec=self._db.codec)
+            repo = uow.search
             rows: dict[Key, dict[str, Any]] = {}
             if fulltext and query is not None:
                 terms = query_terms(query)
@@ -156,7 +162,7 @@ class SearchEngine:
                 for kind in kinds:
                     found += [
                         ((kind.value, i), s)
-                        for i, s in self._semantic(repo, uow.connection, kind, embedder, vector, filters, want, rows)
+                        for i, s in self._semantic(repo, uow, kind, embedder, vector, filters, want, rows)
                     ]
                 found.sort(key=lambda pair: -pair[1])
                 rankings["semantic"] = [key for key, _ in found[:want]]
@@ -183,7 +189,7 @@ class SearchEngine:
     def _semantic(
         self,
         repo: SearchRepository,
-        conn: Any,
+        uow: UnitOfWork,
         kind: ItemKind,
         embedder: Embedder,
         vector: Sequence[float],
@@ -195,7 +201,7 @@ class SearchEngine:
         (so the search reads them once)."""
         if self._db.dialect == "postgresql":
             if self._pg_vectors is None:
-                self._pg_vectors = vector_column_is_vector(conn, "postgresql")
+                self._pg_vectors = uow.vector_column_is_vector()
             if not self._pg_vectors:
                 raise VectorSearchUnavailable(
                     "semantic search needs the pgvector extension, which this PostgreSQL does not have: install "

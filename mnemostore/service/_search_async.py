@@ -24,19 +24,25 @@ import sqlalchemy as sa
 
 from mnemostore.config import Settings
 from mnemostore.errors import EmbedderUnavailable, VectorSearchUnavailable
-from mnemostore.search._embedders import EXTRA_HINT, Embedder, build_embedder, embeddings_installed
-from mnemostore.search._rank import (
+from mnemostore.search import (
+    EXTRA_HINT,
     FUSION_DEPTH,
+    Embedder,
+    ItemKind,
+    SearchFilters,
+    SearchHit,
+    SearchMode,
+    VectorIndex,
     boost,
+    build_embedder,
+    embeddings_installed,
     fulltext_quorum,
     fusion_weights_or_raise,
+    hnsw_available,
+    query_terms,
     reciprocal_rank_fusion,
 )
-from mnemostore.search._statements import SearchFilters, query_terms
-from mnemostore.search._types import ItemKind, SearchHit, SearchMode
-from mnemostore.search._vector_index import VectorIndex, hnsw_available
-from mnemostore.store._database_async import AsyncDatabase
-from mnemostore.store._search_async import AsyncSearchRepository, pg_search_settings, vector_column_is_vector
+from mnemostore.store import AsyncDatabase, AsyncSearchRepository, AsyncUnitOfWork, pg_search_settings
 
 __all__ = ["AsyncSearchEngine"]
 
@@ -141,7 +147,7 @@ class AsyncSearchEngine:
         pg_vectors = semantic and self._db.dialect == "postgresql"
         settings = pg_search_settings(self._settings.hnsw_ef_search, want) if pg_vectors else None
         async with self._db.transaction(tenant_id, local_settings=settings) as uow:
-            repo = AsyncSearchRepository(uow.connection, tenant_id, dialect=self._db.dialect, codec=self._db.codec)
+            repo = uow.search
             rows: dict[Key, dict[str, Any]] = {}
             if fulltext and query is not None:
                 terms = query_terms(query)
@@ -157,9 +163,7 @@ class AsyncSearchEngine:
                 for kind in kinds:
                     found += [
                         ((kind.value, i), s)
-                        for i, s in await self._semantic(
-                            repo, uow.connection, kind, embedder, vector, filters, want, rows
-                        )
+                        for i, s in await self._semantic(repo, uow, kind, embedder, vector, filters, want, rows)
                     ]
                 found.sort(key=lambda pair: -pair[1])
                 rankings["semantic"] = [key for key, _ in found[:want]]
@@ -186,7 +190,7 @@ class AsyncSearchEngine:
     async def _semantic(
         self,
         repo: AsyncSearchRepository,
-        conn: Any,
+        uow: AsyncUnitOfWork,
         kind: ItemKind,
         embedder: Embedder,
         vector: Sequence[float],
@@ -198,7 +202,7 @@ class AsyncSearchEngine:
         (so the search reads them once)."""
         if self._db.dialect == "postgresql":
             if self._pg_vectors is None:
-                self._pg_vectors = await vector_column_is_vector(conn, "postgresql")
+                self._pg_vectors = await uow.vector_column_is_vector()
             if not self._pg_vectors:
                 raise VectorSearchUnavailable(
                     "semantic search needs the pgvector extension, which this PostgreSQL does not have: install "

@@ -12,12 +12,10 @@ from typing import TYPE_CHECKING, Any
 
 from mnemostore.domain import MemoryTier, Role
 from mnemostore.errors import InvalidInput
-from mnemostore.search._statements import SearchFilters
-from mnemostore.search._types import IndexingStatus, ItemKind, SearchHit, SearchMode, parse_kind, parse_mode
+from mnemostore.search import IndexingStatus, ItemKind, SearchFilters, SearchHit, SearchMode, parse_kind, parse_mode
 from mnemostore.service import _validation as v
 from mnemostore.service._base import as_id
 from mnemostore.service._scope import TenantScope
-from mnemostore.store._search import IndexRepository
 
 if TYPE_CHECKING:
     pass
@@ -165,4 +163,4 @@ class Searching(TenantScope):
     def indexing_status(self) -> IndexingStatus:
         """This tenant's index jobs by state, with its newest failures."""
         with self._tx() as uow:
-            return IndexRepository(uow.connection, self.tenant_id, dialect=uow.dialect).status()
+            return uow.index_jobs.status()

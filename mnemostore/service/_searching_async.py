@@ -14,14 +14,12 @@ from mnemostore.domain import (
 from mnemostore.errors import (
     InvalidInput,
 )
-from mnemostore.search._statements import SearchFilters
-from mnemostore.search._types import IndexingStatus, ItemKind, SearchHit, SearchMode, parse_kind, parse_mode
+from mnemostore.search import IndexingStatus, ItemKind, SearchFilters, SearchHit, SearchMode, parse_kind, parse_mode
 from mnemostore.service import _validation as v
 from mnemostore.service._base import (
     as_id,
 )
 from mnemostore.service._scope_async import AsyncTenantScope
-from mnemostore.store._search_async import AsyncIndexRepository
 
 if TYPE_CHECKING:
     pass
@@ -169,4 +167,4 @@ class AsyncSearching(AsyncTenantScope):
     async def indexing_status(self) -> IndexingStatus:
         """This tenant's index jobs by state, with its newest failures."""
         async with self._tx() as uow:
-            return await AsyncIndexRepository(uow.connection, self.tenant_id, dialect=uow.dialect).status()
+            return await uow.index_jobs.status()

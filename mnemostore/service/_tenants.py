@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final
 
-from mnemostore.cache._cache import API_KEY, TENANT
+from mnemostore.cache import API_KEY, TENANT
 from mnemostore.domain import ApiKey, Page, Quotas, Tenant, TenantStatus, TenantUsage, new_id
 from mnemostore.errors import ApiKeyNotFound, ConflictError, InvalidInput, TenantAlreadyExists, TenantNotFound
 from mnemostore.service import _validation as v

@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final
 
-from mnemostore.cache._cache_async import (
+from mnemostore.cache import (
     API_KEY,
     TENANT,
 )

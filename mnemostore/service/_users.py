@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from mnemostore.cache._cache import USER
+from mnemostore.cache import USER
 from mnemostore.domain import Page, User, UserIdentity, new_id
 from mnemostore.errors import ConflictError, DuplicateIdentity, UserNotFound
 from mnemostore.service import _validation as v

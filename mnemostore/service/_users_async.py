@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from mnemostore.cache._cache_async import (
+from mnemostore.cache import (
     USER,
 )
 from mnemostore.domain import (

@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mnemostore.search import IndexingStatus, ItemKind, SearchFilters
 from mnemostore.store._crypto import FieldCodec
-from mnemostore.store._search_statements import JOB_KIND, TABLES, ClaimedJob, pg_search_settings
+from mnemostore.store._search_statements import JOB_KIND, TABLES, ClaimedJob
 from mnemostore.store._search_statements import allowed_seqs_statement as _allowed_seqs
 from mnemostore.store._search_statements import count_statement as _count
 from mnemostore.store._search_statements import fulltext_statement as _fulltext
@@ -34,9 +34,7 @@ from mnemostore.store._search_statements import pg_vector_statement as _pg_vecto
 from mnemostore.store._search_statements import vectors_since_statement as _vectors_since
 from mnemostore.store.tables import embeddings, index_jobs
 
-# ClaimedJob, pg_search_settings: re-exported while the service imports them from here (their home is
-# _search_statements, shared by both twins).
-__all__ = ["AsyncIndexRepository", "AsyncSearchRepository", "ClaimedJob", "pg_search_settings"]
+__all__ = ["AsyncIndexRepository", "AsyncSearchRepository"]
 
 KIND_OF_JOB = {value: kind for kind, value in JOB_KIND.items()}
 

@@ -20,7 +20,7 @@ from fastapi.responses import StreamingResponse
 
 from mnemostore.cache import AsyncEventSubscription, EventType, StoreEvent, message_json
 from mnemostore.domain import Message
-from mnemostore.service._base import history_cursor
+from mnemostore.service import history_cursor
 
 from ..deps import TenantDep
 
