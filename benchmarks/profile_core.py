@@ -53,9 +53,10 @@ from bench_core import (
 from sqlalchemy import event
 
 from mnemostore import AsyncMnemoStore, Message, MnemoStore, NewMessage, Role
-from mnemostore.service._base import message_from_row, message_rows
-from mnemostore.store import _mapping
-from mnemostore.store._repositories import ConversationRepository, MessageRepository, TenantRepository
+from mnemostore.service._base import message_rows
+from mnemostore.store import _mapping, to_message
+from mnemostore.store._accounts import TenantRepository
+from mnemostore.store._conversations import ConversationRepository, MessageRepository
 from mnemostore.store.tables import conversations, messages, tenant_usage, tenants
 
 R = TypeVar("R")
@@ -267,7 +268,7 @@ def append_prebuilt(store: MnemoStore, tenant_id: uuid.UUID, conversation_id: uu
         charged = conn.execute(CHARGE, {"b_tenant": tenant_id, "b_messages": 1, "b_tokens": tokens, "b_bytes": size})
         assert charged.rowcount == 1
         conn.execute(INSERT, [_seal(store, tenant_id, row)])
-    return message_from_row(row)
+    return to_message(row)
 
 
 def bulk_prebuilt(
@@ -308,7 +309,7 @@ def bulk_prebuilt(
                 }
             )
         conn.execute(INSERT_UNTYPED, encoded)
-    return [message_from_row(row) for row in rows]
+    return [to_message(row) for row in rows]
 
 
 def history_prebuilt(store: MnemoStore, tenant_id: uuid.UUID, conversation_id: uuid.UUID, limit: int) -> list[Message]:

@@ -1,0 +1,255 @@
+"""Repositories of long-term memories (with versions) and knowledge chunks (async; ``_memories.py`` is generated from
+this).
+"""
+
+from __future__ import annotations
+
+import array
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+
+import sqlalchemy as sa
+
+from mnemostore.domain import (
+    KnowledgeChunk,
+    Memory,
+    MemoryVersion,
+)
+from mnemostore.store import _mapping as m
+from mnemostore.store._repository_async import AsyncRepository, InsertedRow, Values
+from mnemostore.store.tables import (
+    embeddings,
+    knowledge_chunks,
+    memories,
+    memory_versions,
+)
+
+
+class AsyncKnowledgeRepository(AsyncRepository):
+    async def get_by_keys(self, source: str, external_ids: Sequence[str]) -> dict[str, KnowledgeChunk]:
+        c = knowledge_chunks.c
+        query = sa.select(knowledge_chunks).where(
+            c.tenant_id == self.tenant_id, c.source == source, c.external_id.in_(external_ids)
+        )
+        return {row.external_id: m.to_knowledge_chunk(row) for row in await self._conn.execute(query)}
+
+    async def insert_many(self, rows: Sequence[Values]) -> None:
+        if rows:
+            await self._conn.execute(sa.insert(knowledge_chunks), [{"tenant_id": self.tenant_id, **r} for r in rows])
+
+    async def update(self, chunk_id: uuid.UUID, values: Values) -> None:
+        c = knowledge_chunks.c
+        await self._conn.execute(
+            sa.update(knowledge_chunks).where(c.tenant_id == self.tenant_id, c.id == chunk_id).values(values)
+        )
+
+    async def get(self, chunk_id: uuid.UUID) -> KnowledgeChunk | None:
+        c = knowledge_chunks.c
+        query = sa.select(knowledge_chunks).where(c.tenant_id == self.tenant_id, c.id == chunk_id)
+        row = (await self._conn.execute(query)).first()
+        return m.to_knowledge_chunk(row) if row else None
+
+    async def list_by_source(self, source: str, *, limit: int, after: str | None) -> list[KnowledgeChunk]:
+        c = knowledge_chunks.c
+        query = (
+            sa.select(knowledge_chunks)
+            .where(c.tenant_id == self.tenant_id, c.source == source)
+            .order_by(c.external_id)
+            .limit(limit)
+        )
+        if after is not None:
+            query = query.where(c.external_id > after)
+        return [m.to_knowledge_chunk(row) for row in await self._conn.execute(query)]
+
+    async def delete(self, chunk_id: uuid.UUID) -> KnowledgeChunk | None:
+        c = knowledge_chunks.c
+        statement = (
+            sa.delete(knowledge_chunks)
+            .where(c.tenant_id == self.tenant_id, c.id == chunk_id)
+            .returning(knowledge_chunks)
+        )
+        row = (await self._conn.execute(statement)).first()
+        return m.to_knowledge_chunk(row) if row else None
+
+
+class AsyncMemoryRepository(AsyncRepository):
+    async def insert(self, values: Values) -> Memory:
+        values = {"tenant_id": self.tenant_id, **values}
+        await self._conn.execute(sa.insert(memories).values(values))
+        return m.to_memory(InsertedRow(values))
+
+    async def get(self, memory_id: uuid.UUID) -> Memory | None:
+        c = memories.c
+        row = (
+            await self._conn.execute(sa.select(memories).where(c.tenant_id == self.tenant_id, c.id == memory_id))
+        ).first()
+        return m.to_memory(row) if row else None
+
+    async def query(
+        self,
+        *,
+        user_id: uuid.UUID | None,
+        agent_id: str | None,
+        tier: str | None,
+        kind: str | None,
+        not_expired_at: datetime | None,
+        limit: int,
+        after: tuple[float, uuid.UUID] | None = None,
+    ) -> list[Memory]:
+        """Memories by importance (most important first) with every filter ``retrieve_memories`` offers.
+
+        ``not_expired_at``: leave out memories whose ``expires_at`` is at or before it (None: keep them all).
+        """
+        c = memories.c
+        query = (
+            sa.select(memories)
+            .where(c.tenant_id == self.tenant_id)
+            .order_by(c.importance.desc(), c.id.desc())
+            .limit(limit)
+        )
+        for column, value in ((c.user_id, user_id), (c.agent_id, agent_id), (c.tier, tier), (c.kind, kind)):
+            if value is not None:
+                query = query.where(column == value)
+        if not_expired_at is not None:
+            query = query.where(sa.or_(c.expires_at.is_(None), c.expires_at > not_expired_at))
+        if after is not None:
+            query = query.where(sa.tuple_(c.importance, c.id) < sa.tuple_(*after))
+        return [m.to_memory(row) for row in await self._conn.execute(query)]
+
+    async def dedup_candidates(
+        self, *, user_id: uuid.UUID | None, agent_id: str | None, kind: str, now: datetime, limit: int
+    ) -> list[Memory]:
+        """The newest unexpired memories of exactly this user and agent (None matches None) and kind."""
+        c = memories.c
+        query = (
+            sa.select(memories)
+            .where(
+                c.tenant_id == self.tenant_id,
+                c.kind == kind,
+                c.user_id.is_(None) if user_id is None else c.user_id == user_id,
+                c.agent_id.is_(None) if agent_id is None else c.agent_id == agent_id,
+                sa.or_(c.expires_at.is_(None), c.expires_at > now),
+            )
+            .order_by(c.updated_at.desc(), c.id.desc())
+            .limit(limit)
+        )
+        return [m.to_memory(row) for row in await self._conn.execute(query)]
+
+    async def segments_for_user(self, user_id: uuid.UUID) -> list[Memory]:
+        """The user's consolidated segments (kind summary, compression level 1 or more), oldest first."""
+        c = memories.c
+        query = (
+            sa.select(memories)
+            .where(c.tenant_id == self.tenant_id, c.user_id == user_id, c.kind == "summary", c.compression_level > 0)
+            .order_by(c.created_at, c.id)
+        )
+        return [m.to_memory(row) for row in await self._conn.execute(query)]
+
+    async def update(self, memory_id: uuid.UUID, values: Values) -> Memory | None:
+        c = memories.c
+        statement = (
+            sa.update(memories)
+            .where(c.tenant_id == self.tenant_id, c.id == memory_id)
+            .values(values)
+            .returning(memories)
+        )
+        row = (await self._conn.execute(statement)).first()
+        return m.to_memory(row) if row else None
+
+    async def add_version(self, values: Values) -> None:
+        """Keep an earlier state of a memory in ``memory_versions``."""
+        await self._conn.execute(sa.insert(memory_versions).values({"tenant_id": self.tenant_id, **values}))
+
+    async def versions(self, memory_id: uuid.UUID) -> list[MemoryVersion]:
+        """The kept states of a memory, oldest first."""
+        c = memory_versions.c
+        query = (
+            sa.select(memory_versions)
+            .where(c.tenant_id == self.tenant_id, c.memory_id == memory_id)
+            .order_by(c.created_at, c.id)
+        )
+        return [
+            MemoryVersion(
+                id=row.id,
+                tenant_id=row.tenant_id,
+                memory_id=row.memory_id,
+                content=row.content,
+                importance=row.importance,
+                metadata=row.metadata,
+                created_at=row.created_at,
+            )
+            for row in await self._conn.execute(query)
+        ]
+
+    async def stored_vectors(self, memory_ids: Sequence[uuid.UUID], *, model: str) -> dict[uuid.UUID, list[float]]:
+        """The indexed embeddings of these memories by ``model``, when embedded since the memory last changed
+        (memories not indexed yet, or changed since, are absent)."""
+        if not memory_ids:
+            return {}
+        e, c = embeddings.c, memories.c
+        query = (
+            sa.select(e.item_id, e.vector)
+            .join(memories, sa.and_(c.tenant_id == e.tenant_id, c.id == e.item_id))
+            .where(
+                e.tenant_id == self.tenant_id,
+                e.item_kind == "memory",  # the search layer's job kind of memories
+                e.model == model,
+                e.item_id.in_(list(memory_ids)),
+                e.embedded_at >= c.updated_at,
+            )
+        )
+        out: dict[uuid.UUID, list[float]] = {}
+        for row in await self._conn.execute(query):
+            vector = row.vector
+            # SQLite keeps float32 bytes; PostgreSQL's vector type comes back as a list of floats.
+            out[row.item_id] = array.array("f", vector).tolist() if isinstance(vector, bytes) else list(vector)
+        return out
+
+    async def expired(self, now: datetime, *, limit: int) -> list[uuid.UUID]:
+        """Ids of memories whose ``expires_at`` is at or before ``now``."""
+        c = memories.c
+        query = (
+            sa.select(c.id)
+            .where(c.tenant_id == self.tenant_id, c.expires_at.is_not(None), c.expires_at <= now)
+            .order_by(c.id)
+            .limit(limit)
+        )
+        return [row[0] for row in await self._conn.execute(query)]
+
+    async def delete_many(self, memory_ids: Sequence[uuid.UUID]) -> int:
+        if not memory_ids:
+            return 0
+        c = memories.c
+        result = await self._conn.execute(
+            sa.delete(memories).where(c.tenant_id == self.tenant_id, c.id.in_(list(memory_ids)))
+        )
+        return int(result.rowcount)
+
+    async def list(
+        self,
+        *,
+        user_id: uuid.UUID | None,
+        tier: str | None,
+        limit: int,
+        after: tuple[float, uuid.UUID] | None = None,
+    ) -> list[Memory]:
+        c = memories.c
+        query = (
+            sa.select(memories)
+            .where(c.tenant_id == self.tenant_id)
+            .order_by(c.importance.desc(), c.id.desc())
+            .limit(limit)
+        )
+        if user_id is not None:
+            query = query.where(c.user_id == user_id)
+        if tier is not None:
+            query = query.where(c.tier == tier)
+        if after is not None:
+            query = query.where(sa.tuple_(c.importance, c.id) < sa.tuple_(*after))
+        return [m.to_memory(row) for row in await self._conn.execute(query)]
+
+    async def delete(self, memory_id: uuid.UUID) -> bool:
+        c = memories.c
+        result = await self._conn.execute(sa.delete(memories).where(c.tenant_id == self.tenant_id, c.id == memory_id))
+        return bool(result.rowcount)
