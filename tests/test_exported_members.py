@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import inspect
 import re
+import sys
 import typing
 from types import ModuleType
 from typing import Any
@@ -226,3 +227,31 @@ def test_errors_can_be_raised_and_caught_at_the_root() -> None:
             raise error
     assert "mnemostore db upgrade" in str(samples[0])
     assert str(samples[1]) == "conversation abc not found"
+
+
+@pytest.mark.parametrize("cls", STORE_CLASSES, ids=lambda c: c.__name__)
+def test_every_public_method_says_what_it_guarantees(cls: type) -> None:
+    undocumented = []
+    for name in sorted(_public_methods(cls)):
+        member = inspect.getattr_static(cls, name)
+        function = member.fget if isinstance(member, property) else getattr(cls, name)
+        if callable(function) and not (function.__doc__ or "").strip():
+            undocumented.append(name)
+    assert undocumented == []
+
+
+def test_sync_docstrings_show_sync_code() -> None:
+    """The generated twins' docstrings are written for sync callers: no ``await``, no async context managers."""
+    module_doc = sys.modules[mnemostore.MnemoStore.__module__].__doc__ or ""
+    assert "with MnemoStore(" in module_doc  # the example survived, rewritten
+    texts = {"store module": module_doc}
+    for cls in (mnemostore.MnemoStore, mnemostore.TenantStore):
+        texts[cls.__name__] = cls.__doc__ or ""
+        for name in _public_methods(cls):
+            texts[f"{cls.__name__}.{name}"] = getattr(getattr(cls, name), "__doc__", None) or ""
+    asynchronous = {
+        where: text
+        for where, text in texts.items()
+        if "await " in text or "async with" in text or "async context" in text or "AsyncMnemoStore" in text
+    }
+    assert asynchronous == {}
