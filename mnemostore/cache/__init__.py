@@ -8,15 +8,18 @@ source; ``Cache`` its generated sync twin.
 from mnemostore.cache._cache import Cache, EventSubscription
 from mnemostore.cache._cache import build_cache as build_sync_cache
 from mnemostore.cache._cache_async import AsyncCache, AsyncEventSubscription, build_cache
+from mnemostore.cache._clock import SYSTEM_CLOCK, Clock
 from mnemostore.cache._keys import Keys
 from mnemostore.cache._types import BreakerState, ChannelSession, EventType, RateLimitDecision, StoreEvent
 
 __all__ = [
+    "SYSTEM_CLOCK",
     "AsyncCache",
     "AsyncEventSubscription",
     "BreakerState",
     "Cache",
     "ChannelSession",
+    "Clock",
     "EventSubscription",
     "EventType",
     "Keys",
