@@ -170,26 +170,40 @@ class RedisProcess:
         self.workdir = workdir
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
+        self.started = False
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [self.exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-            cwd=self.workdir,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
-        for _ in range(100):
-            try:
-                client.ping()
+        """Start the server; the first start moves to another port if this one was taken meanwhile (by another
+        test run on this machine), a restart keeps the port the stores know."""
+        for _ in range(1 if self.started else 5):
+            self.proc = subprocess.Popen(
+                [self.exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+                cwd=self.workdir,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            if self._answers():
+                self.started = True
                 return
+            self.kill()
+            self.port = free_port()
+        raise RuntimeError(f"redis-server on port {self.port} did not start")
+
+    def _answers(self) -> bool:
+        """Whether the server on the port is this process (not another run's server that holds the port)."""
+        assert self.proc is not None
+        client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
+        deadline = time.monotonic() + 30  # a bound on a failing start only
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            try:
+                return int(client.info("server")["process_id"]) == self.proc.pid
             except redis.RedisError:
                 time.sleep(0.05)
-        raise RuntimeError(f"redis-server on port {self.port} did not start")
+        return False
 
     def kill(self) -> None:
         if self.proc is not None:
