@@ -89,11 +89,16 @@ def clock() -> ManualClock:
 
 
 def cache_settings(kind: str, redis_url: str | None, prefix: str, **overrides: Any) -> Settings:
-    """Settings for a bare cache; the local one gets a database name of its own, so its state is fresh."""
+    """Settings for a bare cache; the local one gets a database name of its own, so its state is fresh.
+
+    The Redis timeout is generous, as for ``rstore``: on a loaded machine a slow reply must not open the breaker
+    in tests of the healthy path (the cache would then answer from its in-process fallback).
+    """
     values: dict[str, Any] = {
         "database_url": f"sqlite:///unused-{uuid.uuid4().hex}.db",
         "redis_url": redis_url if kind == "redis" else None,
         "cache_key_prefix": prefix,
+        "redis_timeout_ms": 2000,
         **overrides,
     }
     return Settings(**values)
