@@ -7,4 +7,12 @@ import os
 # merging). Search tests pass the real model explicitly (tests/fix_search.py).
 os.environ.setdefault("MNEMOSTORE_EMBEDDER", "hashing")
 
+# The suite's PostgreSQL connection budget: every store keeps one connection and opens at most three more under
+# load, so that two copies of the suite fit side by side on one server (max_connections 100). The stores of the
+# race tests (tests/test_concurrency.py, tests/test_cache_concurrency.py) ask for fix_db.RACE_POOL instead, so that
+# their writers really meet in the database. Set in the environment, this reaches every store the tests make, the HTTP
+# app's and the CLI's (in process or not) included; a store given pool_size or max_overflow keeps its own.
+os.environ.setdefault("MNEMOSTORE_POOL_SIZE", "1")
+os.environ.setdefault("MNEMOSTORE_MAX_OVERFLOW", "3")
+
 pytest_plugins = ["tests.fix_db", "tests.fix_redis", "tests.fix_backup", "tests.fix_api", "tests.fix_search"]

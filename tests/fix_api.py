@@ -110,10 +110,16 @@ class LiveServer:
     """An app served by uvicorn on 127.0.0.1 in a background thread (stopped by ``stop``)."""
 
     def __init__(self, app: FastAPI) -> None:
-        self.port = free_port()
+        # Bound here and handed to uvicorn, so that no other process (another test run) can take the port between
+        # choosing it and listening on it.
+        self.socket = socket.socket()
+        self.socket.bind(("127.0.0.1", 0))
+        self.port = int(self.socket.getsockname()[1])
         config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_config=None, access_log=False)
         self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, name=f"uvicorn-{self.port}", daemon=True)
+        self.thread = threading.Thread(
+            target=self.server.run, kwargs={"sockets": [self.socket]}, name=f"uvicorn-{self.port}", daemon=True
+        )
 
     @property
     def url(self) -> str:
@@ -131,6 +137,7 @@ class LiveServer:
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=15)
+        self.socket.close()
 
 
 @pytest.fixture(scope="session")

@@ -24,6 +24,9 @@ from mnemostore.ops import migrate
 
 BACKENDS = ["sqlite", "postgres"]
 DEFAULT_PG_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
+# The pool of the stores whose tests race writers against each other (the suite's default is 1 + 3, see
+# tests/conftest.py): enough connections that the races happen in the database, not in the pool's queue.
+RACE_POOL: dict[str, int] = {"pool_size": 8, "max_overflow": 0}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

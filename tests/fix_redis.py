@@ -4,6 +4,9 @@ Every test session uses its own key prefix (``mnstest-<random>``), so runs never
 session's keys are deleted at the end. When the server is unreachable the Redis cases are skipped, unless
 ``--require-redis`` (CI sets it) makes that a failure. Degraded-mode tests start their own throw-away
 ``redis-server`` (``RedisProcess``) so that they can kill, pause and restart it.
+
+Bare caches (``acache``, ``cache``) run on a ``ManualClock``: a test that needs time to pass moves the clock
+(``clock.advance``) instead of sleeping, so no assertion depends on how fast the machine is.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import pytest
 import redis
 
 from mnemostore import AsyncMnemoStore, AsyncTenantStore, MnemoStore, Settings, TenantStore
-from mnemostore.cache import AsyncCache, Cache, build_cache, build_sync_cache
+from mnemostore.cache import AsyncCache, Cache, Clock, build_cache, build_sync_cache
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 CACHE_KINDS = ["local", "redis"]
@@ -61,12 +64,41 @@ def key_prefix(request: pytest.FixtureRequest) -> Iterator[str]:
         pass
 
 
+class ManualClock(Clock):
+    """A cache clock that stands still until the test moves it (both readings move together)."""
+
+    def __init__(self) -> None:
+        self._monotonic = 1_000.0
+        self._epoch = time.time()  # presence timestamps stay plausible, in Redis too
+
+    def monotonic(self) -> float:
+        return self._monotonic
+
+    def time(self) -> float:
+        return self._epoch
+
+    def advance(self, seconds: float) -> None:
+        assert seconds >= 0, "clocks only move forward"
+        self._monotonic += seconds
+        self._epoch += seconds
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
 def cache_settings(kind: str, redis_url: str | None, prefix: str, **overrides: Any) -> Settings:
-    """Settings for a bare cache; the local one gets a database name of its own, so its state is fresh."""
+    """Settings for a bare cache; the local one gets a database name of its own, so its state is fresh.
+
+    The Redis timeout is generous, as for ``rstore``: on a loaded machine a slow reply must not open the breaker
+    in tests of the healthy path (the cache would then answer from its in-process fallback).
+    """
     values: dict[str, Any] = {
         "database_url": f"sqlite:///unused-{uuid.uuid4().hex}.db",
         "redis_url": redis_url if kind == "redis" else None,
         "cache_key_prefix": prefix,
+        "redis_timeout_ms": 2000,
         **overrides,
     }
     return Settings(**values)
@@ -80,17 +112,19 @@ def cache_kind(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-async def acache(request: pytest.FixtureRequest, cache_kind: str, key_prefix: str) -> AsyncIterator[AsyncCache]:
+async def acache(
+    request: pytest.FixtureRequest, cache_kind: str, key_prefix: str, clock: ManualClock
+) -> AsyncIterator[AsyncCache]:
     url = request.getfixturevalue("redis_url") if cache_kind == "redis" else None
-    cache = build_cache(cache_settings(cache_kind, url, key_prefix))
+    cache = build_cache(cache_settings(cache_kind, url, key_prefix), clock=clock)
     yield cache
     await cache.close()
 
 
 @pytest.fixture
-def cache(request: pytest.FixtureRequest, cache_kind: str, key_prefix: str) -> Iterator[Cache]:
+def cache(request: pytest.FixtureRequest, cache_kind: str, key_prefix: str, clock: ManualClock) -> Iterator[Cache]:
     url = request.getfixturevalue("redis_url") if cache_kind == "redis" else None
-    sync_cache = build_sync_cache(cache_settings(cache_kind, url, key_prefix))
+    sync_cache = build_sync_cache(cache_settings(cache_kind, url, key_prefix), clock=clock)
     yield sync_cache
     sync_cache.close()
 
@@ -141,26 +175,40 @@ class RedisProcess:
         self.workdir = workdir
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
+        self.started = False
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [self.exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-            cwd=self.workdir,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
-        for _ in range(100):
-            try:
-                client.ping()
+        """Start the server; the first start moves to another port if this one was taken meanwhile (by another
+        test run on this machine), a restart keeps the port the stores know."""
+        for _ in range(1 if self.started else 5):
+            self.proc = subprocess.Popen(
+                [self.exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+                cwd=self.workdir,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            if self._answers():
+                self.started = True
                 return
+            self.kill()
+            self.port = free_port()
+        raise RuntimeError(f"redis-server on port {self.port} did not start")
+
+    def _answers(self) -> bool:
+        """Whether the server on the port is this process (not another run's server that holds the port)."""
+        assert self.proc is not None
+        client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
+        deadline = time.monotonic() + 30  # a bound on a failing start only
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            try:
+                return int(client.info("server")["process_id"]) == self.proc.pid
             except redis.RedisError:
                 time.sleep(0.05)
-        raise RuntimeError(f"redis-server on port {self.port} did not start")
+        return False
 
     def kill(self) -> None:
         if self.proc is not None:

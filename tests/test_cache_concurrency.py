@@ -10,11 +10,34 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
+
+import pytest
 
 from mnemostore import AsyncMnemoStore, AsyncTenantStore, MnemoStore, TenantStore
 
+from .fix_db import RACE_POOL
+
 WRITERS, WRITES, READERS = 8, 12, 6
+
+
+# This module's stores (overriding tests/fix_redis.py's) have a pool of their own, larger than the suite's budget,
+# so that appenders, readers and refills race in the database as well as in Redis; closed when the module is done.
+
+
+@pytest.fixture(scope="module")
+async def rstore(database_url: str, redis_url: str, key_prefix: str) -> AsyncIterator[AsyncMnemoStore]:
+    options = {"redis_url": redis_url, "cache_key_prefix": key_prefix, "redis_timeout_ms": 2000, **RACE_POOL}
+    async with AsyncMnemoStore(database_url, **options) as racing:
+        yield racing
+
+
+@pytest.fixture(scope="module")
+def rstore_sync(database_url: str, redis_url: str, key_prefix: str) -> Iterator[MnemoStore]:
+    options = {"redis_url": redis_url, "cache_key_prefix": key_prefix, "redis_timeout_ms": 2000, **RACE_POOL}
+    with MnemoStore(database_url, **options) as racing:
+        yield racing
 
 
 def check_page(seqs: list[int], acked: int) -> None:

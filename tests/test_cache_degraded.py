@@ -3,52 +3,81 @@
 No operation may fail while Redis is away, no request may keep paying the Redis timeout once the breaker is
 open, the transition is logged once, and after recovery no stale entry may be served, to this process or to
 another one (``b``, a second store on the same Redis).
+
+The stores' caches run on a ``ManualClock``: the breaker's cool-down passes only when a test moves the clock, so
+"no request keeps paying the Redis timeout" is checked by counting the calls that reached Redis after the breaker
+opened (none may), not by timing requests.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
-from mnemostore import AsyncMnemoStore, AsyncTenantStore, NewMessage
+from mnemostore import AsyncMnemoStore, AsyncTenantStore, NewMessage, Settings
+from mnemostore.cache import build_cache
 
-from .fix_redis import RedisProcess
+from .fix_redis import ManualClock, RedisProcess
 
-FAST: dict[str, Any] = {"redis_timeout_ms": 100, "redis_connect_timeout_ms": 100, "breaker_cooldown_seconds": 0.3}
+# A paused server costs each store one timeout before its breaker opens; generous, so that a slow reply of a
+# healthy server on a loaded machine never opens a breaker by itself (the tests do not time anything).
+TIMEOUTS: dict[str, Any] = {"redis_timeout_ms": 1000, "redis_connect_timeout_ms": 1000}
+
+
+def clocked_store(
+    database_url: str, redis_url: str, key_prefix: str, clock: ManualClock, **overrides: Any
+) -> AsyncMnemoStore:
+    """A store on the private Redis whose cache (breaker, fallback) reads ``clock``."""
+    settings = Settings(
+        database_url=database_url, redis_url=redis_url, cache_key_prefix=key_prefix, **{**TIMEOUTS, **overrides}
+    )
+    return AsyncMnemoStore(settings=settings, cache=build_cache(settings, clock=clock))
 
 
 @pytest.fixture
 async def stores(
-    database_url: str, redis_process: RedisProcess, key_prefix: str
+    database_url: str, redis_process: RedisProcess, key_prefix: str, clock: ManualClock
 ) -> AsyncIterator[tuple[AsyncMnemoStore, AsyncMnemoStore]]:
-    a = AsyncMnemoStore(database_url, redis_url=redis_process.url, cache_key_prefix=key_prefix, **FAST)
-    b = AsyncMnemoStore(database_url, redis_url=redis_process.url, cache_key_prefix=key_prefix, **FAST)
-    yield a, b
-    await a.close()
-    await b.close()
+    a = clocked_store(database_url, redis_process.url, key_prefix, clock)
+    b = clocked_store(database_url, redis_process.url, key_prefix, clock)
+    try:
+        yield a, b
+    finally:
+        await a.close()
+        await b.close()
 
 
 async def seqs(t: AsyncTenantStore, cid: uuid.UUID, limit: int = 20) -> list[int]:
     return [m.seq for m in (await t.get_conversation_history(cid, limit=limit)).messages]
 
 
-async def recover(store: AsyncMnemoStore) -> None:
-    """Wait out the cool-down and let one call probe Redis (and invalidate what is dirty)."""
-    for _ in range(50):
-        await asyncio.sleep(0.1)
+def redis_calls(store: AsyncMnemoStore) -> tuple[int, int]:
+    """(failed, answered) calls the store's cache made to Redis so far: every call is one or the other."""
+    health = store.cache_health()
+    return health["errors"], health["latency"]["calls"]
+
+
+async def recover(store: AsyncMnemoStore, clock: ManualClock) -> None:
+    """Let the cool-down pass on the clock and let one call probe Redis (and invalidate what is dirty).
+
+    A probe may fail while the restarted server's first connection is made; each retry is one more cool-down.
+    """
+    for _ in range(10):
+        clock.advance(store.settings.breaker_cooldown_seconds)
         if await store.cache.client.admit():
             return
     raise AssertionError(f"no recovery: {store.cache_health()['breaker']}")
 
 
 async def test_killed_and_restarted_redis_never_fails_an_operation(
-    stores: tuple[AsyncMnemoStore, AsyncMnemoStore], redis_process: RedisProcess, caplog: pytest.LogCaptureFixture
+    stores: tuple[AsyncMnemoStore, AsyncMnemoStore],
+    redis_process: RedisProcess,
+    clock: ManualClock,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     a, _ = stores
     tenant = await a.create_tenant(f"t-{uuid.uuid4().hex[:8]}", config={"rate_limits": {"user": "3/minute"}})
@@ -60,8 +89,10 @@ async def test_killed_and_restarted_redis_never_fails_an_operation(
 
     redis_process.kill()
     caplog.set_level(logging.INFO, logger="mnemostore.cache")
-    started = time.perf_counter()
-    for i in range(10):
+    await t.add_message(conv.id, role="assistant", content="first down")  # finds Redis gone: the breaker opens
+    assert a.cache_health()["breaker"]["state"] == "open"
+    reached = redis_calls(a)
+    for i in range(1, 10):
         await t.add_message(conv.id, role="assistant", content=f"down {i}")
         assert (await seqs(t, conv.id))[-1] == 4 + i
     assert (await t.get_user(user.id)) == user
@@ -75,15 +106,15 @@ async def test_killed_and_restarted_redis_never_fails_an_operation(
     assert await t.count_active_users("web") == 1
     await t.store_memory("remember this", user_id=user.id)
     await t.archive_conversation(conv.id)
-    assert time.perf_counter() - started < 3
+    assert redis_calls(a) == reached, "requests kept trying Redis while the breaker was open"
     health = a.cache_health()
     assert health["degraded"] and health["rate_limiter"]["mode"] == "local-fallback"
-    assert health["dirty_keys"] > 0 and health["breaker"]["state"] in {"open", "half_open"}
+    assert health["dirty_keys"] > 0 and health["breaker"]["state"] == "open" and health["breaker"]["opened"] == 1
     down_logs = [r for r in caplog.records if "unavailable" in r.getMessage()]
     assert len(down_logs) == 1  # once, not per request
 
     redis_process.start()  # empty: no persistence
-    await recover(a)
+    await recover(a, clock)
     health = a.cache_health()
     assert health["breaker"]["state"] == "closed" and health["rate_limiter"]["mode"] == "redis"
     assert health["dirty_keys"] == 0 and health["breaker"]["recoveries"] == 1
@@ -96,7 +127,7 @@ async def test_killed_and_restarted_redis_never_fails_an_operation(
 
 
 async def test_no_stale_entry_survives_a_pause(
-    stores: tuple[AsyncMnemoStore, AsyncMnemoStore], redis_process: RedisProcess
+    stores: tuple[AsyncMnemoStore, AsyncMnemoStore], redis_process: RedisProcess, clock: ManualClock
 ) -> None:
     """Redis keeps its data through a pause (like a slow server or a partition): A's skipped writes must not."""
     a, b = stores
@@ -113,18 +144,19 @@ async def test_no_stale_entry_survives_a_pause(
 
     redis_process.pause()
     await ta.add_message(convs[0], role="assistant", content="while paused")  # pays one timeout, opens
-    started = time.perf_counter()
+    assert a.cache_health()["breaker"]["state"] == "open"
+    reached = redis_calls(a)
     for cid in convs[1:]:
         await ta.add_message(cid, role="assistant", content="while paused")
     for _ in range(20):
         assert (await seqs(ta, convs[0]))[-1] == 4  # A reads its own write from the database
     await ta.update_user(user.id, display_name="after")
     await ta.set_channel_config("web", default_model="after")
-    assert time.perf_counter() - started < 1.0, "requests kept paying the Redis timeout"
+    assert redis_calls(a) == reached, "requests kept paying the Redis timeout"
     assert a.cache_health()["degraded"]
 
     redis_process.resume()
-    await recover(a)
+    await recover(a, clock)
     for cid in convs:
         assert await seqs(tb, cid) == [1, 2, 3, 4]
     assert (await tb.get_user(user.id)).display_name == "after"  # type: ignore[union-attr]
@@ -133,12 +165,10 @@ async def test_no_stale_entry_survives_a_pause(
 
 
 async def test_overflowing_dirty_keys_coarsen_to_a_flush(
-    database_url: str, redis_process: RedisProcess, key_prefix: str
+    database_url: str, redis_process: RedisProcess, key_prefix: str, clock: ManualClock
 ) -> None:
-    a = AsyncMnemoStore(
-        database_url, redis_url=redis_process.url, cache_key_prefix=key_prefix, cache_dirty_max=2, **FAST
-    )
-    b = AsyncMnemoStore(database_url, redis_url=redis_process.url, cache_key_prefix=key_prefix, **FAST)
+    a = clocked_store(database_url, redis_process.url, key_prefix, clock, cache_dirty_max=2)
+    b = clocked_store(database_url, redis_process.url, key_prefix, clock)
     try:
         tenant = await a.create_tenant(f"t-{uuid.uuid4().hex[:8]}")
         ta, tb = a.tenant(tenant.id), b.tenant(tenant.id)
@@ -152,7 +182,7 @@ async def test_overflowing_dirty_keys_coarsen_to_a_flush(
             await ta.add_message(cid, role="user", content="y")
         assert a.cache_health()["dirty_coarsened"] >= 1
         redis_process.resume()
-        await recover(a)
+        await recover(a, clock)
         for cid in convs:
             assert await seqs(tb, cid) == [1, 2]
     finally:

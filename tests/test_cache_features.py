@@ -2,6 +2,9 @@
 
 The two must behave the same: the in-process cache is the embedded default and the per-process fallback of the
 Redis one. Each test uses fresh tenant and conversation ids inside the session's key prefix.
+
+Nothing here sleeps: the caches run on a ``ManualClock`` (tests/fix_redis.py) that a test moves, and what Redis
+expires on its own clock is aged on the server instead (``let_pass``).
 """
 
 from __future__ import annotations
@@ -17,7 +20,10 @@ from mnemostore.cache import USER, AsyncCache, Cache, EventType
 from mnemostore.cache._cache_async import TOMBSTONE
 from mnemostore.cache._codec import encode_message
 
+from .fix_redis import ManualClock
 from .test_cache_unit import NOW, message
+
+EVENT_WAIT = 30.0  # seconds a published event may take to arrive: a bound on a failing test, not a margin
 
 
 def ids() -> tuple[uuid.UUID, uuid.UUID]:
@@ -188,9 +194,27 @@ async def test_cached_reads_through_and_invalidate_tombstones(acache: AsyncCache
 # -- sessions ---------------------------------------------------------------------------------------------------
 
 
-async def test_sessions_slide_their_ttl(acache: AsyncCache) -> None:
+async def let_pass(acache: AsyncCache, clock: ManualClock, seconds: float, *keys: str) -> None:
+    """Let ``seconds`` pass for the cache and for ``keys``.
+
+    The in-process cache reads the moved clock. Redis expires keys on the server's own clock, so there the keys'
+    remaining lives are shortened by as much (PEXPIRE; a key whose life runs out is deleted, as its expiry
+    would): the same effect as waiting, without the wait.
+    """
+    clock.advance(seconds)
+    if acache.client.is_local:
+        return
+    client = acache.client.backend.client  # type: ignore[attr-defined]
+    for key in keys:
+        left = await client.pttl(key)
+        if left >= 0:  # -1: no expiry, -2: no key
+            await client.pexpire(key, max(0, left - int(seconds * 1000)))
+
+
+async def test_sessions_slide_their_ttl(acache: AsyncCache, clock: ManualClock) -> None:
     t = uuid.uuid4()
-    acache.sessions.ttl_ms = 300
+    acache.sessions.ttl_ms = 60_000
+    key = acache.keys.session(t, "discord", "42")
     now = datetime.now(UTC)
     session = ChannelSession(
         tenant_id=t,
@@ -203,10 +227,20 @@ async def test_sessions_slide_their_ttl(acache: AsyncCache) -> None:
         last_activity_at=now,
     )
     await acache.sessions.put(session)
-    for _ in range(4):  # 4 x 150 ms > 300 ms: alive only because each read pushes the expiry
-        await asyncio.sleep(0.15)
+    for _ in range(4):  # 4 x 30 s > 60 s: alive only because each read pushes the expiry
+        await let_pass(acache, clock, 30, key)
         assert await acache.sessions.get(t, "discord", "42") == session
-    await asyncio.sleep(0.4)
+    await let_pass(acache, clock, 59, key)
+    assert await acache.sessions.get(t, "discord", "42") == session  # the last read pushed it a full 60 s
+    await let_pass(acache, clock, 61, key)
+    assert await acache.sessions.get(t, "discord", "42") is None
+    await acache.sessions.put(session)  # unread, it lives 60 s
+    await let_pass(acache, clock, 59, key)
+    await acache.sessions.put(session)  # written again: 60 s from now
+    await let_pass(acache, clock, 59, key)
+    assert await acache.sessions.get(t, "discord", "42") == session
+    await acache.sessions.put(session)
+    await let_pass(acache, clock, 61, key)
     assert await acache.sessions.get(t, "discord", "42") is None
     await acache.sessions.put(session)
     await acache.sessions.delete(t, "discord", "42")
@@ -237,23 +271,27 @@ async def test_concurrent_rate_limit_checks_never_over_admit(acache: AsyncCache)
     t = uuid.uuid4()
     key = [acache.keys.rate(t, "*", "ip", "10.0.0.1")]
     results = await asyncio.gather(*(acache.rate_limiter.acquire(key, [(25.0, 25 / 3_600_000)]) for _ in range(60)))
+    assert not any(r[3] for r in results), "degraded: the limiter fell back to this process's own buckets"
     assert sum(1 for r in results if r[0] == 0) == 25
 
 
 # -- presence ---------------------------------------------------------------------------------------------------
 
 
-async def test_presence_counts_members_until_they_expire(acache: AsyncCache) -> None:
+async def test_presence_counts_members_until_they_expire(acache: AsyncCache, clock: ManualClock) -> None:
     t = uuid.uuid4()
-    acache.presence.ttl_ms = 300
+    acache.presence.ttl_ms = 60_000  # members are timestamped by the cache's clock, on Redis too
     await acache.presence.touch(t, "web", "a")
-    await asyncio.sleep(0.2)
+    clock.advance(40)
     await acache.presence.touch(t, "web", "b")
     await acache.presence.touch(t, "telegram", "c")
     assert await acache.presence.members(t, "web") == ["a", "b"]
     assert await acache.presence.count(t, "web") == 2
-    await asyncio.sleep(0.15)
+    clock.advance(20)  # "a" is exactly 60 s old: still active
+    assert await acache.presence.members(t, "web") == ["a", "b"]
+    clock.advance(1)
     assert await acache.presence.members(t, "web") == ["b"]
+    assert await acache.presence.count(t, "web") == 1
     await acache.presence.leave(t, "web", "b")
     assert await acache.presence.count(t, "web") == 0
     assert await acache.presence.count(uuid.uuid4(), "telegram") == 0
@@ -277,17 +315,21 @@ async def test_global_flag_overrides_apply_without_restart(acache: AsyncCache) -
 
 async def test_events_reach_subscribers_of_their_tenant_only(acache: AsyncCache) -> None:
     t, c = ids()
+    other = uuid.uuid4()
     mine = await acache.events.subscribe(t)
-    theirs = await acache.events.subscribe(uuid.uuid4())
+    theirs = await acache.events.subscribe(other)
     async with mine, theirs:
         await acache.messages_added(t, c, msgs(t, c, 1, 2))
         await acache.events.publish(t, EventType.MEMORY_STORED, {"memory_id": "m"})
-        first = await mine.get(timeout=2)
-        second = await mine.get(timeout=2)
+        first = await mine.get(timeout=EVENT_WAIT)
+        second = await mine.get(timeout=EVENT_WAIT)
         assert first is not None and first.type == "message.added" and first.tenant_id == t
         assert [m["seq"] for m in first.data["messages"]] == [1, 2]
         assert second is not None and second.type == "memory.stored"
-        assert await theirs.get(timeout=0.1) is None
+        # Rather than waiting to see nothing come: their own event, published last, must be the first they get.
+        await acache.events.publish(other, EventType.MEMORY_STORED, {"memory_id": "theirs"})
+        own = await theirs.get(timeout=EVENT_WAIT)
+        assert own is not None and own.tenant_id == other and own.data == {"memory_id": "theirs"}
 
 
 # -- flush ------------------------------------------------------------------------------------------------------
@@ -315,7 +357,7 @@ def test_sync_cache_window_and_events(cache: Cache) -> None:
     t, c = ids()
     with cache.events.subscribe(t) as events:
         cache.messages_added(t, c, msgs(t, c, 1, 3))
-        event = events.get(timeout=2)
+        event = events.get(timeout=EVENT_WAIT)
     assert event is not None and event.type == "message.added"
     window = cache.context.read(t, c)
     assert [m.seq for m in window.messages or []] == [1, 2, 3]

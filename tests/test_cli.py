@@ -9,7 +9,6 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -198,10 +197,8 @@ def test_demo_runs_twice_on_one_database(empty_database_url: str) -> None:
     url = empty_database_url
     first = ok(run(url, "demo"))  # migrates the empty database first
     assert f"to {HEAD}" in first.stdout
-    started = time.perf_counter()
     second = ok(run(url, "demo"))
-    assert time.perf_counter() - started < 3
-    assert "migrated" not in second.stdout
+    assert "migrated" not in second.stdout  # the database is at head: nothing to migrate the second time
 
     for result in (first, second):
         out = result.stdout

@@ -9,16 +9,36 @@ from __future__ import annotations
 import asyncio
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
+import pytest
+
 from mnemostore import AsyncMnemoStore, AsyncTenantStore, Conversation, Message, MnemoStore, TenantStore
+
+from .fix_db import RACE_POOL
 
 T = TypeVar("T")
 
 TASKS = 50
 THREADS = 16
+
+
+# This module's stores (overriding tests/fix_db.py's) have a pool of their own, larger than the suite's budget, so
+# that the racers hold connections at once and meet in the database; they are closed when the module is done.
+
+
+@pytest.fixture(scope="module")
+async def astore(database_url: str) -> AsyncIterator[AsyncMnemoStore]:
+    async with AsyncMnemoStore(database_url, **RACE_POOL) as racing:
+        yield racing
+
+
+@pytest.fixture(scope="module")
+def store(database_url: str) -> Iterator[MnemoStore]:
+    with MnemoStore(database_url, **RACE_POOL) as racing:
+        yield racing
 
 
 def run_in_threads(calls: list[Callable[[], T]], *, workers: int = THREADS) -> list[T]:

@@ -235,23 +235,21 @@ async def test_ciphertext_does_not_open_in_another_tenant(sealed: AsyncMnemoStor
 
 
 async def test_rotation_reencrypts_and_old_keys_can_go(fresh_url: str) -> None:
-    old = open_store(fresh_url, K1)
-    ids = await make_data(old)
-    await old.close()
+    async with open_store(fresh_url, K1) as old:
+        ids = await make_data(old)
 
-    rotated = open_store(fresh_url, K2, K1)
-    t = rotated.tenant(ids["tenant"])
-    assert (await t.get_user(ids["user"])).email == "ada@example.com"  # type: ignore[union-attr]  # old rows open
-    newer = await t.create_user(email="new@example.com")  # new writes use the first key
-    assert _email_key(fresh_url, newer.id) == "k2"
-    assert _email_key(fresh_url, ids["user"]) == "k1"
+    async with open_store(fresh_url, K2, K1) as rotated:
+        t = rotated.tenant(ids["tenant"])
+        assert (await t.get_user(ids["user"])).email == "ada@example.com"  # type: ignore[union-attr]  # old rows open
+        newer = await t.create_user(email="new@example.com")  # new writes use the first key
+        assert _email_key(fresh_url, newer.id) == "k2"
+        assert _email_key(fresh_url, ids["user"]) == "k1"
 
-    report = await rotated.rotate_keys(batch_size=1)  # batches of one: the keyset paging is exercised
-    assert report.key_id == "k2"
-    assert report.scanned == {"users": 2, "messages": 1, "tool_executions": 1}
-    assert report.rewritten == {"users": 1, "messages": 1, "tool_executions": 1}
-    assert (await rotated.rotate_keys()).total_rewritten == 0  # idempotent
-    await rotated.close()
+        report = await rotated.rotate_keys(batch_size=1)  # batches of one: the keyset paging is exercised
+        assert report.key_id == "k2"
+        assert report.scanned == {"users": 2, "messages": 1, "tool_executions": 1}
+        assert report.rewritten == {"users": 1, "messages": 1, "tool_executions": 1}
+        assert (await rotated.rotate_keys()).total_rewritten == 0  # idempotent
 
     assert _email_key(fresh_url, ids["user"]) == "k2"
     [(metadata,)] = raw_rows(fresh_url, "SELECT metadata FROM messages")
@@ -268,9 +266,8 @@ async def test_rotation_reencrypts_and_old_keys_can_go(fresh_url: str) -> None:
 
 async def test_turning_encryption_on_for_existing_clear_rows(fresh_url: str) -> None:
     """Rows written in clear stay readable and findable, cannot be duplicated, and rotate-keys seals them."""
-    clear = open_store(fresh_url)
-    ids = await make_data(clear)
-    await clear.close()
+    async with open_store(fresh_url) as clear:
+        ids = await make_data(clear)
     [(email, email_hash)] = raw_rows(fresh_url, "SELECT email, email_hash FROM users")
     assert (email, email_hash) == ("ada@example.com", None)  # exactly as before encryption existed
 

@@ -363,12 +363,17 @@ def test_bad_database_url_from_the_environment(monkeypatch: pytest.MonkeyPatch) 
         MnemoStore()
 
 
-def test_explicit_url_wins_over_a_bad_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+async def test_explicit_url_wins_over_a_bad_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Arguments win over the environment: a malformed MNEMOSTORE_DATABASE_URL is never even read."""
     monkeypatch.setenv("MNEMOSTORE_DATABASE_URL", "mysql://root@localhost/mnemostore")
     url = f"sqlite:///{tmp_path / 'explicit.db'}"
-    assert AsyncMnemoStore(url).settings.database_url == url
-    assert MnemoStore(url).settings.database_url == url
+    async_store, sync_store = AsyncMnemoStore(url), MnemoStore(url)
+    try:
+        assert async_store.settings.database_url == url
+        assert sync_store.settings.database_url == url
+    finally:
+        await async_store.close()
+        sync_store.close()
 
 
 @pytest.mark.parametrize(

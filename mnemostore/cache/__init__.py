@@ -11,6 +11,7 @@ from mnemostore.cache import flags, ratelimit
 from mnemostore.cache._cache import Cache, EventSubscription
 from mnemostore.cache._cache import build_cache as build_sync_cache
 from mnemostore.cache._cache_async import AsyncCache, AsyncEventSubscription, build_cache
+from mnemostore.cache._clock import SYSTEM_CLOCK, Clock
 from mnemostore.cache._codec import API_KEY, CHANNEL_CONFIG, TENANT, USER, Codec, message_json
 from mnemostore.cache._keys import Keys
 from mnemostore.cache._types import BreakerState, ChannelSession, EventType, RateLimitDecision, StoreEvent
@@ -18,6 +19,7 @@ from mnemostore.cache._types import BreakerState, ChannelSession, EventType, Rat
 __all__ = [
     "API_KEY",
     "CHANNEL_CONFIG",
+    "SYSTEM_CLOCK",
     "TENANT",
     "USER",
     "AsyncCache",
@@ -25,6 +27,7 @@ __all__ = [
     "BreakerState",
     "Cache",
     "ChannelSession",
+    "Clock",
     "Codec",
     "EventSubscription",
     "EventType",

@@ -50,6 +50,7 @@ from mnemostore.cache import _codec
 from mnemostore.cache._acompat import Loader
 from mnemostore.cache._backend import Backend, LocalBackend, Subscription
 from mnemostore.cache._breaker import Admission, CacheStats, CircuitBreaker, DirtyKeys, DirtySnapshot
+from mnemostore.cache._clock import SYSTEM_CLOCK, Clock
 from mnemostore.cache._codec import Codec
 from mnemostore.cache._keys import Keys
 from mnemostore.cache._local import LocalState, shared_state
@@ -105,11 +106,13 @@ class CacheClient:
         cooldown: float,
         dirty_max: int,
         context_ttl_ms: int,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.backend = backend
         self.fallback = fallback
         self.keys = keys
-        self.breaker = CircuitBreaker(cooldown=cooldown, name=f"cache backend ({backend.name})")
+        self.clock = clock
+        self.breaker = CircuitBreaker(cooldown=cooldown, name=f"cache backend ({backend.name})", clock=clock.monotonic)
         self.dirty = DirtyKeys(dirty_max)
         self.stats = CacheStats()
         self.context_ttl_ms = context_ttl_ms
@@ -477,7 +480,7 @@ class Presence:
 
     def touch(self, tenant_id: uuid.UUID, channel: str, member: str) -> None:
         key = self.client.keys.presence(tenant_id, channel)
-        now = int(time.time() * 1000)
+        now = int(self.client.clock.time() * 1000)
         if self.client.admit():
             with self.client.guard():
                 self.client.backend.presence_touch(key, member, now, self.ttl_ms)
@@ -494,7 +497,7 @@ class Presence:
     def members(self, tenant_id: uuid.UUID, channel: str) -> list[str]:
         """Active members, least recently seen first."""
         key = self.client.keys.presence(tenant_id, channel)
-        since = int(time.time() * 1000) - self.ttl_ms
+        since = int(self.client.clock.time() * 1000) - self.ttl_ms
         if self.client.admit():
             with self.client.guard():
                 return self.client.backend.presence_members(key, since)
@@ -502,7 +505,7 @@ class Presence:
 
     def count(self, tenant_id: uuid.UUID, channel: str) -> int:
         key = self.client.keys.presence(tenant_id, channel)
-        since = int(time.time() * 1000) - self.ttl_ms
+        since = int(self.client.clock.time() * 1000) - self.ttl_ms
         if self.client.admit():
             with self.client.guard():
                 return self.client.backend.presence_count(key, since)
@@ -649,9 +652,9 @@ class Cache:
         self.events = EventBus(client)
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Cache:
-        """``build_cache(settings)``, reachable from the class (so each twin builds its own kind of cache)."""
-        return build_cache(settings)
+    def from_settings(cls, settings: Settings, *, clock: Clock = SYSTEM_CLOCK) -> Cache:
+        """``build_cache(settings, clock=clock)``, reachable from the class (so each twin builds its own kind)."""
+        return build_cache(settings, clock=clock)
 
     @property
     def keys(self) -> Keys:
@@ -721,16 +724,22 @@ class Cache:
         self.client.backend.close()
 
 
-def build_cache(settings: Settings) -> Cache:
+def build_cache(settings: Settings, *, clock: Clock = SYSTEM_CLOCK) -> Cache:
     """The cache a store with these settings uses: Redis when ``redis_url`` is set, else in-process.
 
-    The in-process state is shared by every store of this process on the same database and key prefix.
+    The in-process state is shared by every store of this process on the same database and key prefix, unless
+    ``clock`` is given: a cache on its own clock (a test's, which the test moves) keeps its own in-process state,
+    so that moving that clock never expires another cache's entries.
     """
     keys = Keys(settings.cache_key_prefix)
     backend: Backend
     if settings.redis_url is None:
-        name = f"{settings.database_url}|{settings.cache_key_prefix}"
-        backend = fallback = LocalBackend(shared_state(name, max_keys=settings.local_cache_max_keys))
+        if clock is SYSTEM_CLOCK:
+            name = f"{settings.database_url}|{settings.cache_key_prefix}"
+            state = shared_state(name, max_keys=settings.local_cache_max_keys)
+        else:
+            state = LocalState(max_keys=settings.local_cache_max_keys, clock=clock.monotonic)
+        backend = fallback = LocalBackend(state)
     else:
         try:
             from mnemostore.cache._redis import RedisBackend
@@ -743,7 +752,7 @@ def build_cache(settings: Settings) -> Cache:
             timeout=settings.redis_timeout_ms / 1000,
             connect_timeout=settings.redis_connect_timeout_ms / 1000,
         )
-        fallback = LocalBackend(LocalState(max_keys=settings.local_cache_max_keys))
+        fallback = LocalBackend(LocalState(max_keys=settings.local_cache_max_keys, clock=clock.monotonic))
     client = CacheClient(
         backend,
         fallback=fallback,
@@ -751,5 +760,6 @@ def build_cache(settings: Settings) -> Cache:
         cooldown=settings.breaker_cooldown_seconds,
         dirty_max=settings.cache_dirty_max,
         context_ttl_ms=settings.recent_context_ttl_seconds * 1000,
+        clock=clock,
     )
     return Cache(client, settings, url=settings.redacted_redis_url())

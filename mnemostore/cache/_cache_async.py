@@ -47,6 +47,7 @@ from mnemostore.cache import _codec
 from mnemostore.cache._acompat import AsyncLoader
 from mnemostore.cache._backend_async import AsyncBackend, AsyncLocalBackend, AsyncSubscription
 from mnemostore.cache._breaker import Admission, CacheStats, CircuitBreaker, DirtyKeys, DirtySnapshot
+from mnemostore.cache._clock import SYSTEM_CLOCK, Clock
 from mnemostore.cache._codec import Codec
 from mnemostore.cache._keys import Keys
 from mnemostore.cache._local import LocalState, shared_state
@@ -102,11 +103,13 @@ class AsyncCacheClient:
         cooldown: float,
         dirty_max: int,
         context_ttl_ms: int,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.backend = backend
         self.fallback = fallback
         self.keys = keys
-        self.breaker = CircuitBreaker(cooldown=cooldown, name=f"cache backend ({backend.name})")
+        self.clock = clock
+        self.breaker = CircuitBreaker(cooldown=cooldown, name=f"cache backend ({backend.name})", clock=clock.monotonic)
         self.dirty = DirtyKeys(dirty_max)
         self.stats = CacheStats()
         self.context_ttl_ms = context_ttl_ms
@@ -476,7 +479,7 @@ class AsyncPresence:
 
     async def touch(self, tenant_id: uuid.UUID, channel: str, member: str) -> None:
         key = self.client.keys.presence(tenant_id, channel)
-        now = int(time.time() * 1000)
+        now = int(self.client.clock.time() * 1000)
         if await self.client.admit():
             with self.client.guard():
                 await self.client.backend.presence_touch(key, member, now, self.ttl_ms)
@@ -493,7 +496,7 @@ class AsyncPresence:
     async def members(self, tenant_id: uuid.UUID, channel: str) -> list[str]:
         """Active members, least recently seen first."""
         key = self.client.keys.presence(tenant_id, channel)
-        since = int(time.time() * 1000) - self.ttl_ms
+        since = int(self.client.clock.time() * 1000) - self.ttl_ms
         if await self.client.admit():
             with self.client.guard():
                 return await self.client.backend.presence_members(key, since)
@@ -501,7 +504,7 @@ class AsyncPresence:
 
     async def count(self, tenant_id: uuid.UUID, channel: str) -> int:
         key = self.client.keys.presence(tenant_id, channel)
-        since = int(time.time() * 1000) - self.ttl_ms
+        since = int(self.client.clock.time() * 1000) - self.ttl_ms
         if await self.client.admit():
             with self.client.guard():
                 return await self.client.backend.presence_count(key, since)
@@ -650,9 +653,9 @@ class AsyncCache:
         self.events = AsyncEventBus(client)
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> AsyncCache:
-        """``build_cache(settings)``, reachable from the class (so each twin builds its own kind of cache)."""
-        return build_cache(settings)
+    def from_settings(cls, settings: Settings, *, clock: Clock = SYSTEM_CLOCK) -> AsyncCache:
+        """``build_cache(settings, clock=clock)``, reachable from the class (so each twin builds its own kind)."""
+        return build_cache(settings, clock=clock)
 
     @property
     def keys(self) -> Keys:
@@ -724,16 +727,22 @@ class AsyncCache:
         await self.client.backend.close()
 
 
-def build_cache(settings: Settings) -> AsyncCache:
+def build_cache(settings: Settings, *, clock: Clock = SYSTEM_CLOCK) -> AsyncCache:
     """The cache a store with these settings uses: Redis when ``redis_url`` is set, else in-process.
 
-    The in-process state is shared by every store of this process on the same database and key prefix.
+    The in-process state is shared by every store of this process on the same database and key prefix, unless
+    ``clock`` is given: a cache on its own clock (a test's, which the test moves) keeps its own in-process state,
+    so that moving that clock never expires another cache's entries.
     """
     keys = Keys(settings.cache_key_prefix)
     backend: AsyncBackend
     if settings.redis_url is None:
-        name = f"{settings.database_url}|{settings.cache_key_prefix}"
-        backend = fallback = AsyncLocalBackend(shared_state(name, max_keys=settings.local_cache_max_keys))
+        if clock is SYSTEM_CLOCK:
+            name = f"{settings.database_url}|{settings.cache_key_prefix}"
+            state = shared_state(name, max_keys=settings.local_cache_max_keys)
+        else:
+            state = LocalState(max_keys=settings.local_cache_max_keys, clock=clock.monotonic)
+        backend = fallback = AsyncLocalBackend(state)
     else:
         try:
             from mnemostore.cache._redis_async import AsyncRedisBackend
@@ -746,7 +755,7 @@ def build_cache(settings: Settings) -> AsyncCache:
             timeout=settings.redis_timeout_ms / 1000,
             connect_timeout=settings.redis_connect_timeout_ms / 1000,
         )
-        fallback = AsyncLocalBackend(LocalState(max_keys=settings.local_cache_max_keys))
+        fallback = AsyncLocalBackend(LocalState(max_keys=settings.local_cache_max_keys, clock=clock.monotonic))
     client = AsyncCacheClient(
         backend,
         fallback=fallback,
@@ -754,5 +763,6 @@ def build_cache(settings: Settings) -> AsyncCache:
         cooldown=settings.breaker_cooldown_seconds,
         dirty_max=settings.cache_dirty_max,
         context_ttl_ms=settings.recent_context_ttl_seconds * 1000,
+        clock=clock,
     )
     return AsyncCache(client, settings, url=settings.redacted_redis_url())
