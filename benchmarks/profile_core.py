@@ -53,7 +53,7 @@ from bench_core import (
 from sqlalchemy import event
 
 from mnemostore import AsyncMnemoStore, Message, MnemoStore, NewMessage, Role
-from mnemostore.service._base import message_rows
+from mnemostore.service._inputs import message_rows
 from mnemostore.store import _mapping, to_message
 from mnemostore.store._accounts import TenantRepository
 from mnemostore.store._conversations import ConversationRepository, MessageRepository

@@ -4,6 +4,6 @@ The package's public face is what the HTTP service and the CLI use besides the s
 history position (the event stream's ids).
 """
 
-from mnemostore.service._base import history_cursor
+from mnemostore.service._paging import history_cursor
 
 __all__ = ["history_cursor"]

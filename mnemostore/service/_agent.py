@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 from mnemostore.domain import AgentMetric, Checkpoint, InteractionEvent, Page, ToolExecution, new_id
 from mnemostore.errors import CheckpointNotFound, InvalidInput
 from mnemostore.service import _validation as v
-from mnemostore.service._base import UNSET, Unset, as_id, decode_list_cursor, page_after, utc_now
+from mnemostore.service._inputs import UNSET, Unset, as_id, utc_now
+from mnemostore.service._paging import decode_list_cursor, page_after
 from mnemostore.service._scope import TenantScope
 
 if TYPE_CHECKING:

@@ -20,14 +20,8 @@ from mnemostore.errors import (
     InvalidInput,
 )
 from mnemostore.service import _validation as v
-from mnemostore.service._base import (
-    UNSET,
-    Unset,
-    as_id,
-    decode_list_cursor,
-    page_after,
-    utc_now,
-)
+from mnemostore.service._inputs import UNSET, Unset, as_id, utc_now
+from mnemostore.service._paging import decode_list_cursor, page_after
 from mnemostore.service._scope_async import AsyncTenantScope
 
 if TYPE_CHECKING:

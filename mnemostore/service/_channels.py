@@ -14,8 +14,8 @@ from mnemostore.cache import flags as feature_flags
 from mnemostore.domain import ChannelConfig, Conversation, ConversationStatus
 from mnemostore.errors import ConversationNotFound, InvalidInput, RateLimited, TenantNotFound, UserNotFound
 from mnemostore.service import _validation as v
-from mnemostore.service._base import UNSET, Unset, as_id, utc_now
 from mnemostore.service._conversations import Conversations
+from mnemostore.service._inputs import UNSET, Unset, as_id, utc_now
 from mnemostore.service._users import Users
 
 if TYPE_CHECKING:

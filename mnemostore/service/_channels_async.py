@@ -27,13 +27,8 @@ from mnemostore.errors import (
     UserNotFound,
 )
 from mnemostore.service import _validation as v
-from mnemostore.service._base import (
-    UNSET,
-    Unset,
-    as_id,
-    utc_now,
-)
 from mnemostore.service._conversations_async import AsyncConversations
+from mnemostore.service._inputs import UNSET, Unset, as_id, utc_now
 from mnemostore.service._users_async import AsyncUsers
 
 if TYPE_CHECKING:

@@ -24,19 +24,15 @@ from mnemostore.domain import (
 from mnemostore.errors import ConflictError, ConversationNotFound, InvalidInput, MessageNotFound, UserNotFound
 from mnemostore.search import ItemKind
 from mnemostore.service import _validation as v
-from mnemostore.service._base import (
-    UNSET,
-    Unset,
-    as_id,
+from mnemostore.service._export import to_export
+from mnemostore.service._history import page_from_window, window_from_rows
+from mnemostore.service._inputs import UNSET, Unset, as_id, message_rows, utc_now
+from mnemostore.service._paging import (
     conversation_cursor,
     decode_conversation_cursor,
     decode_history_cursor,
     history_cursor,
-    message_rows,
-    to_export,
-    utc_now,
 )
-from mnemostore.service._history import page_from_window, window_from_rows
 from mnemostore.service._scope import TenantScope
 from mnemostore.store import to_message
 
@@ -399,7 +395,7 @@ class Conversations(TenantScope):
             InvalidInput: ``data`` is not an export of this format.
             ConflictError: the conversation id exists already here (pass ``new_ids=True``).
         """
-        from mnemostore.service._base import conversation_from_export
+        from mnemostore.service._export import conversation_from_export
 
         conversation, rows = conversation_from_export(
             data,

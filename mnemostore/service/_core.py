@@ -16,7 +16,7 @@ from mnemostore.config import Settings
 from mnemostore.errors import InvalidInput, MnemostoreError, VectorSearchUnavailable
 from mnemostore.ops import migrate as migrations
 from mnemostore.search import Embedder, IndexingStatus, ItemKind
-from mnemostore.service._base import utc_now
+from mnemostore.service._inputs import utc_now
 from mnemostore.service._runtime import StoreRuntime
 from mnemostore.store import QueryObserver, UnitOfWork, observe_queries
 

@@ -19,9 +19,7 @@ from mnemostore.errors import (
 )
 from mnemostore.ops import migrate as migrations
 from mnemostore.search import Embedder, IndexingStatus, ItemKind
-from mnemostore.service._base import (
-    utc_now,
-)
+from mnemostore.service._inputs import utc_now
 from mnemostore.service._runtime_async import AsyncStoreRuntime
 from mnemostore.store import AsyncUnitOfWork, QueryObserver, observe_queries
 

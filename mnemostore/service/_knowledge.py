@@ -13,7 +13,7 @@ from mnemostore.domain import KnowledgeChunk, Page, new_id
 from mnemostore.errors import KnowledgeChunkNotFound
 from mnemostore.search import ItemKind
 from mnemostore.service import _validation as v
-from mnemostore.service._base import as_id, knowledge_rows, utc_now
+from mnemostore.service._inputs import as_id, knowledge_rows, utc_now
 from mnemostore.service._scope import TenantScope
 
 if TYPE_CHECKING:

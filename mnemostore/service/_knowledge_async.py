@@ -16,11 +16,7 @@ from mnemostore.errors import (
 )
 from mnemostore.search import ItemKind
 from mnemostore.service import _validation as v
-from mnemostore.service._base import (
-    as_id,
-    knowledge_rows,
-    utc_now,
-)
+from mnemostore.service._inputs import as_id, knowledge_rows, utc_now
 from mnemostore.service._scope_async import AsyncTenantScope
 
 if TYPE_CHECKING:

@@ -25,8 +25,9 @@ from mnemostore.memory import (
 )
 from mnemostore.search import Embedder, ItemKind
 from mnemostore.service import _validation as v
-from mnemostore.service._base import UNSET, Unset, as_id, decode_list_cursor, page_after, utc_now
 from mnemostore.service._conversations import Conversations
+from mnemostore.service._inputs import UNSET, Unset, as_id, utc_now
+from mnemostore.service._paging import decode_list_cursor, page_after
 from mnemostore.store import UnitOfWork
 
 if TYPE_CHECKING:

@@ -16,7 +16,7 @@ from mnemostore.errors import ConfigurationError, InvalidInput, TenantNotFound
 from mnemostore.memory import MaintenanceReport, TenantMaintenance
 from mnemostore.ops import BackupResult, HealthChecker, HealthReport, ProgressReporter, RestoreResult, Scope
 from mnemostore.service import _validation as v
-from mnemostore.service._base import as_id, utc_now
+from mnemostore.service._inputs import as_id, utc_now
 from mnemostore.service._scope import TenantScope
 from mnemostore.service._tenants import TenantAdmin
 from mnemostore.store import SEALED_COLUMNS, KeyRotationReport

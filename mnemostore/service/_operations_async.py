@@ -20,10 +20,7 @@ from mnemostore.memory import (
 )
 from mnemostore.ops import AsyncHealthChecker, BackupResult, HealthReport, ProgressReporter, RestoreResult, Scope
 from mnemostore.service import _validation as v
-from mnemostore.service._base import (
-    as_id,
-    utc_now,
-)
+from mnemostore.service._inputs import as_id, utc_now
 from mnemostore.service._scope_async import AsyncTenantScope
 from mnemostore.service._tenants_async import AsyncTenantAdmin
 from mnemostore.store import SEALED_COLUMNS, KeyRotationReport

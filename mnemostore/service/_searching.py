@@ -14,7 +14,7 @@ from mnemostore.domain import MemoryTier, Role
 from mnemostore.errors import InvalidInput
 from mnemostore.search import IndexingStatus, ItemKind, SearchFilters, SearchHit, SearchMode, parse_kind, parse_mode
 from mnemostore.service import _validation as v
-from mnemostore.service._base import as_id
+from mnemostore.service._inputs import as_id
 from mnemostore.service._scope import TenantScope
 
 if TYPE_CHECKING:

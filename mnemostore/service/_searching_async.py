@@ -16,9 +16,7 @@ from mnemostore.errors import (
 )
 from mnemostore.search import IndexingStatus, ItemKind, SearchFilters, SearchHit, SearchMode, parse_kind, parse_mode
 from mnemostore.service import _validation as v
-from mnemostore.service._base import (
-    as_id,
-)
+from mnemostore.service._inputs import as_id
 from mnemostore.service._scope_async import AsyncTenantScope
 
 if TYPE_CHECKING:

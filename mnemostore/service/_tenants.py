@@ -15,8 +15,9 @@ from mnemostore.cache import API_KEY, TENANT
 from mnemostore.domain import ApiKey, Page, Quotas, Tenant, TenantStatus, TenantUsage, new_id
 from mnemostore.errors import ApiKeyNotFound, ConflictError, InvalidInput, TenantAlreadyExists, TenantNotFound
 from mnemostore.service import _validation as v
-from mnemostore.service._base import as_id, id_cursor, page_after, parse_api_key, utc_now
 from mnemostore.service._core import StoreCore
+from mnemostore.service._inputs import as_id, parse_api_key, utc_now
+from mnemostore.service._paging import id_cursor, page_after
 from mnemostore.service._scope import TenantScope
 
 if TYPE_CHECKING:

@@ -29,14 +29,9 @@ from mnemostore.errors import (
     TenantNotFound,
 )
 from mnemostore.service import _validation as v
-from mnemostore.service._base import (
-    as_id,
-    id_cursor,
-    page_after,
-    parse_api_key,
-    utc_now,
-)
 from mnemostore.service._core_async import AsyncStoreCore
+from mnemostore.service._inputs import as_id, parse_api_key, utc_now
+from mnemostore.service._paging import id_cursor, page_after
 from mnemostore.service._scope_async import AsyncTenantScope
 
 if TYPE_CHECKING:

@@ -13,7 +13,8 @@ from mnemostore.cache import USER
 from mnemostore.domain import Page, User, UserIdentity, new_id
 from mnemostore.errors import ConflictError, DuplicateIdentity, UserNotFound
 from mnemostore.service import _validation as v
-from mnemostore.service._base import UNSET, Unset, as_id, id_cursor, utc_now
+from mnemostore.service._inputs import UNSET, Unset, as_id, utc_now
+from mnemostore.service._paging import id_cursor
 from mnemostore.service._scope import TenantScope
 
 if TYPE_CHECKING:

@@ -21,13 +21,8 @@ from mnemostore.errors import (
     UserNotFound,
 )
 from mnemostore.service import _validation as v
-from mnemostore.service._base import (
-    UNSET,
-    Unset,
-    as_id,
-    id_cursor,
-    utc_now,
-)
+from mnemostore.service._inputs import UNSET, Unset, as_id, utc_now
+from mnemostore.service._paging import id_cursor
 from mnemostore.service._scope_async import AsyncTenantScope
 
 if TYPE_CHECKING:

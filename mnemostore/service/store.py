@@ -27,9 +27,9 @@ from __future__ import annotations
 import uuid
 
 from mnemostore.service._agent import AgentRecords
-from mnemostore.service._base import as_id
 from mnemostore.service._channels import Channels
 from mnemostore.service._conversations import Conversations
+from mnemostore.service._inputs import as_id
 from mnemostore.service._knowledge import Knowledge
 from mnemostore.service._memories import Memories
 from mnemostore.service._operations import Operations, TenantOperations

@@ -26,9 +26,9 @@ from __future__ import annotations
 import uuid
 
 from mnemostore.service._agent_async import AsyncAgentRecords
-from mnemostore.service._base import as_id
 from mnemostore.service._channels_async import AsyncChannels
 from mnemostore.service._conversations_async import AsyncConversations
+from mnemostore.service._inputs import as_id
 from mnemostore.service._knowledge_async import AsyncKnowledge
 from mnemostore.service._memories_async import AsyncMemories
 from mnemostore.service._operations_async import AsyncOperations, AsyncTenantOperations
