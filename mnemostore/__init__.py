@@ -55,6 +55,7 @@ from mnemostore.errors import (
     ContentTooLarge,
     ConversationNotFound,
     DuplicateIdentity,
+    EmbedderNotConfigured,
     EmbedderUnavailable,
     EmbeddingDimensionMismatch,
     EncryptionKeyError,
@@ -99,7 +100,7 @@ from mnemostore.ops import (
     ProgressReporter,
     RestoreResult,
 )
-from mnemostore.search import Embedder, IndexingStatus, ItemKind, SearchHit, SearchMode
+from mnemostore.search import Embedder, IndexingStatus, ItemKind, SearchHit, SearchMode, SearchResults
 from mnemostore.service.store import MnemoStore, TenantStore
 from mnemostore.service.store_async import AsyncMnemoStore, AsyncTenantStore
 from mnemostore.store import KeyRotationReport
@@ -132,6 +133,7 @@ __all__ = [
     "ConversationStatus",
     "DuplicateIdentity",
     "Embedder",
+    "EmbedderNotConfigured",
     "EmbedderUnavailable",
     "EmbeddingDimensionMismatch",
     "EncryptionKeyError",
@@ -183,6 +185,7 @@ __all__ = [
     "SearchError",
     "SearchHit",
     "SearchMode",
+    "SearchResults",
     "Settings",
     "StoreEvent",
     "SummarizationError",

@@ -27,6 +27,7 @@ happened and what to do about it.
     ├── QuotaExceeded                 a tenant's plan limit would be passed
     ├── SearchError                   a search or indexing request cannot be served as asked
     │   ├── EmbedderUnavailable       no embedder: the extra is not installed, or the embedding service fails
+    │   │   └── EmbedderNotConfigured  semantic search asked for where no embedder is configured or installed
     │   ├── VectorSearchUnavailable   PostgreSQL without pgvector: full-text search only
     │   ├── EmbeddingDimensionMismatch  stored vectors and the embedder disagree on the dimension
     │   └── IndexingTimeout           wait_for_indexing() gave up before the backlog was indexed
@@ -52,6 +53,7 @@ __all__ = [
     "ContentTooLarge",
     "ConversationNotFound",
     "DuplicateIdentity",
+    "EmbedderNotConfigured",
     "EmbedderUnavailable",
     "EmbeddingDimensionMismatch",
     "EncryptionKeyError",
@@ -284,6 +286,13 @@ class SearchError(MnemostoreError):
 
 class EmbedderUnavailable(SearchError):
     """Semantic search and indexing need an embedder, and none can be used here."""
+
+    __module__ = "mnemostore"
+
+
+class EmbedderNotConfigured(EmbedderUnavailable):
+    """Semantic search was asked for explicitly, and this store has no embedder (none configured, or the
+    embeddings extra is not installed). The default search mode needs none: it runs full text."""
 
     __module__ = "mnemostore"
 

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.fix_api import ApiTenant, admin_headers, make_tenant
+from mnemostore.api import create_app
+from tests.fix_api import ApiTenant, admin_headers, api_settings, make_tenant
 
 
 def collect(t: ApiTenant, url: str, *, limit: int = 2, **params: Any) -> list[dict[str, Any]]:
@@ -242,6 +243,29 @@ def test_knowledge_and_search(api_tenant: ApiTenant):
     assert semantic.status_code in (200, 501), semantic.text
     if semantic.status_code == 501:
         assert semantic.json()["code"] == "search_unavailable" and "pgvector" in semantic.json()["message"]
+    # Without a mode the search answers on both: hybrid where vectors can be searched, full text where they cannot.
+    default = t.ok("POST", "/v1/search", json={"query": "rule 3"}, read_only=True)
+    assert default["items"][0]["content"] == "rule 3"
+    if semantic.status_code == 501:
+        assert (default["mode"], default["retrievers"]) == ("fulltext", ["fulltext"])
+    else:
+        assert (default["mode"], default["retrievers"]) == ("hybrid", ["fulltext", "semantic"])
+
+
+def test_search_without_an_embedder_answers_by_full_text_and_explains_semantic(database_url: str):
+    app = create_app(api_settings(database_url, embedder="none"))
+    with TestClient(app, raise_server_exceptions=False) as client:
+        t = make_tenant(client)
+        t.ok("POST", "/v1/knowledge", json={"source": "faq", "external_id": "1", "content": "Checkout is at noon."})
+        for url in ("/v1/search", "/v1/knowledge/search"):
+            found = t.ok("POST", url, json={"query": "when is checkout?"})
+            assert [h["content"] for h in found["items"]] == ["Checkout is at noon."]
+            assert (found["mode"], found["retrievers"]) == ("fulltext", ["fulltext"])
+            for mode in ("semantic", "hybrid"):
+                refused = t.call("POST", url, json={"query": "when is checkout?", "mode": mode})
+                assert refused.status_code == 400, refused.text
+                assert refused.json()["code"] == "embedder_not_configured"
+                assert "MNEMOSTORE_EMBEDDER" in refused.json()["message"]
 
 
 def test_agent_audit_and_checkpoints(api_tenant: ApiTenant):

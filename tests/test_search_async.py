@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -29,13 +30,15 @@ import sqlalchemy as sa
 from mnemostore import (
     AsyncMnemoStore,
     AsyncTenantStore,
+    EmbedderNotConfigured,
     EmbedderUnavailable,
     InvalidInput,
     MnemoStore,
+    SearchMode,
     Settings,
     VectorSearchUnavailable,
 )
-from mnemostore.search import Embedder, HashingEmbedder
+from mnemostore.search import Embedder, HashingEmbedder, OpenAICompatibleEmbedder
 from tests.fix_search import SlowEmbeddingService
 
 PARAPHRASE = "The user cannot eat peanuts because of a severe allergy"
@@ -255,6 +258,14 @@ async def test_fulltext_everywhere_and_semantic_needs_pgvector(atenant: AsyncTen
                 await call()
         else:
             assert memory.id in [h.id for h in await call()], name
+    # The default mode answers on both: hybrid where vectors can be searched, full text where they cannot.
+    found = await atenant.search("quarterly report")
+    assert [h.id for h in found] == [memory.id]
+    if backend == "postgres":
+        assert (found.mode, found.retrievers) == (SearchMode.FULLTEXT, ("fulltext",))
+    else:
+        assert (found.mode, found.retrievers) == (SearchMode.HYBRID, ("fulltext", "semantic"))
+        assert set(found[0].scores) == {"fulltext", "semantic"}
     # Memory versions need no vectors: an exact duplicate (normalised) merges on both backends.
     again = await atenant.store_memory("the quarterly report is due on the 5th!", user_id=user.id, importance=0.8)
     assert again.id == memory.id
@@ -267,10 +278,40 @@ async def test_semantic_without_an_embedder_names_the_extra(database_url: str) -
     async with AsyncMnemoStore(settings=Settings(database_url=database_url, embedder="none")) as store:
         tenant = await store.create_tenant(f"none-{uuid.uuid4().hex[:12]}")
         t = store.tenant(tenant.id)
-        await t.store_memory("plain text only", dedup=False)
+        memory = await t.store_memory("plain text only", dedup=False)
         assert len(await t.search("plain", mode="fulltext")) == 1
-        with pytest.raises(EmbedderUnavailable, match="embeddings"):
-            await t.search("plain", mode="hybrid")
+        for mode in ("hybrid", "semantic"):
+            with pytest.raises(EmbedderNotConfigured, match="embeddings"):
+                await t.search("plain", mode=mode)
+        with pytest.raises(EmbedderNotConfigured):
+            await t.search_similar_memories("plain")
+        # Nothing asked for explicitly: the default search ranks by full text and says so.
+        found = await t.search("plain text")
+        assert [h.id for h in found] == [memory.id] and set(found[0].scores) == {"fulltext"}
+        assert (found.mode, found.retrievers) == (SearchMode.FULLTEXT, ("fulltext",))
+        assert await t.search("plain", kinds=["knowledge"]) == []
+
+
+async def test_auto_falls_back_to_full_text_when_the_query_cannot_be_embedded(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A configured embedder that fails (an embeddings service that refuses connections): explicit modes raise,
+    auto answers by full text and logs why."""
+    with socket.socket() as closed:  # a port that was free a moment ago: nothing listens there
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    embedder = OpenAICompatibleEmbedder("down", base_url=f"http://127.0.0.1:{port}/v1", dimension=8, timeout_seconds=5)
+    async with AsyncMnemoStore(f"sqlite:///{tmp_path / 'down.db'}", embedder=embedder) as store:
+        await store.migrate()
+        t = await _tenant(store)
+        memory = await t.store_memory("the boiler is serviced every spring", dedup=False)
+        with pytest.raises(EmbedderUnavailable):
+            await t.search("boiler service", mode="hybrid")
+        with caplog.at_level(logging.WARNING, logger="mnemostore.search"):
+            found = await t.search("boiler service")
+        assert [h.id for h in found] == [memory.id]
+        assert (found.mode, found.retrievers) == (SearchMode.FULLTEXT, ("fulltext",))
+        assert "could not be embedded" in caplog.text
 
 
 # -- store_memory's near-duplicate detection without a (working) embedder --------------------------------------

@@ -14,8 +14,11 @@ QuotaExceeded              403     a plan limit, not a rate: retrying will not h
 NotFoundError              404     another tenant's object too, with the same message as a missing one
 ConflictError              409     TenantAlreadyExists, DuplicateIdentity, an import over an existing id
 InvalidInput               422     ContentTooLarge, InvalidText, InvalidMetadata, InvalidCursor
+EmbedderNotConfigured      400     semantic or hybrid search asked for where no embedder is configured or
+                                   installed: the message names the extra; ``mode=auto`` runs full text
 VectorSearchUnavailable    501     semantic or hybrid search on a PostgreSQL without pgvector (full text works)
-EmbedderUnavailable        503     semantic or hybrid search without a working embedder (``Retry-After``)
+EmbedderUnavailable        503     the embedder fails (a model that cannot load, a service that does not
+                                   answer) (``Retry-After``)
 SchemaOutOfDate            503     ``Retry-After``; the operator runs ``mnemostore db upgrade``
 BackendUnavailable         503     ``Retry-After``; the message is generic (the real one, which may name the
                                    database host, goes to the log)
@@ -45,6 +48,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from mnemostore.errors import (
     BackendUnavailable,
     ConflictError,
+    EmbedderNotConfigured,
     EmbedderUnavailable,
     InvalidInput,
     MnemostoreError,
@@ -86,6 +90,7 @@ ERROR_TABLE: Final[dict[type[BaseException], ErrorRule]] = {
     NotFoundError: ErrorRule(404, "not_found"),
     ConflictError: ErrorRule(409, "conflict"),
     InvalidInput: ErrorRule(422, "invalid_input"),
+    EmbedderNotConfigured: ErrorRule(400, "embedder_not_configured"),
     VectorSearchUnavailable: ErrorRule(501, "search_unavailable"),
     EmbedderUnavailable: ErrorRule(503, "search_unavailable", retry_after=True),
     SchemaOutOfDate: ErrorRule(

@@ -26,7 +26,15 @@ from mnemostore.search._rank import (
     reciprocal_rank_fusion,
     terms_matched,
 )
-from mnemostore.search._types import IndexingStatus, ItemKind, SearchHit, SearchMode, parse_kind, parse_mode
+from mnemostore.search._types import (
+    IndexingStatus,
+    ItemKind,
+    SearchHit,
+    SearchMode,
+    SearchResults,
+    parse_kind,
+    parse_mode,
+)
 from mnemostore.search._vector_index import VectorIndex, hnsw_available
 
 __all__ = [
@@ -44,6 +52,7 @@ __all__ = [
     "SearchFilters",
     "SearchHit",
     "SearchMode",
+    "SearchResults",
     "SentenceTransformerEmbedder",
     "VectorIndex",
     "boost",

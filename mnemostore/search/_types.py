@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import enum
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from mnemostore.errors import InvalidInput
 
-__all__ = ["IndexingStatus", "ItemKind", "SearchHit", "SearchMode", "parse_kind", "parse_mode"]
+__all__ = ["IndexingStatus", "ItemKind", "SearchHit", "SearchMode", "SearchResults", "parse_kind", "parse_mode"]
 
 
 class SearchMode(enum.StrEnum):
+    """How a search ranks: ``auto`` (the default) runs ``hybrid`` where semantic search can run (an embedder, and
+    pgvector on PostgreSQL) and ``fulltext`` elsewhere, so that a search answers on every install."""
+
+    AUTO = "auto"
     SEMANTIC = "semantic"
     FULLTEXT = "fulltext"
     HYBRID = "hybrid"
@@ -59,6 +64,27 @@ class SearchHit:
     source: str | None = None
 
 
+class SearchResults(list[SearchHit]):
+    """The hits of one search, best first (a list), and how they were found.
+
+    Attributes:
+        mode: the mode that ran (``auto`` resolved to ``hybrid`` or ``fulltext``).
+        retrievers: the retrievers that ran, e.g. ``("fulltext", "semantic")``; a hybrid search whose query could
+            not be embedded says ``("fulltext",)``.
+    """
+
+    mode: SearchMode
+    retrievers: tuple[str, ...]
+
+    def __init__(self, hits: Iterable[SearchHit] = (), *, mode: SearchMode, retrievers: Iterable[str]) -> None:
+        super().__init__(hits)
+        self.mode = mode
+        self.retrievers = tuple(retrievers)
+
+    def __repr__(self) -> str:
+        return f"SearchResults({list.__repr__(self)}, mode={self.mode.value!r}, retrievers={self.retrievers!r})"
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class IndexingStatus:
     """The indexing backlog of a database (or a tenant): jobs by state, and the newest failures."""
@@ -75,7 +101,7 @@ def parse_mode(value: Any) -> SearchMode:
     try:
         return SearchMode(value)
     except ValueError:
-        raise InvalidInput(f"search mode {value!r} is not one of: semantic, fulltext, hybrid") from None
+        raise InvalidInput(f"search mode {value!r} is not one of: auto, semantic, fulltext, hybrid") from None
 
 
 def parse_kind(value: Any) -> ItemKind:

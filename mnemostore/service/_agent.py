@@ -8,7 +8,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mnemostore.domain import AgentMetric, Checkpoint, InteractionEvent, Page, ToolExecution, new_id
 from mnemostore.errors import CheckpointNotFound, InvalidInput
@@ -16,9 +16,6 @@ from mnemostore.service import _validation as v
 from mnemostore.service._inputs import UNSET, Unset, as_id, utc_now
 from mnemostore.service._paging import decode_list_cursor, page_after
 from mnemostore.service._scope import TenantScope
-
-if TYPE_CHECKING:
-    pass
 
 
 class AgentRecords(TenantScope):

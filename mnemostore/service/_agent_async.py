@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mnemostore.domain import (
     AgentMetric,
@@ -23,9 +23,6 @@ from mnemostore.service import _validation as v
 from mnemostore.service._inputs import UNSET, Unset, as_id, utc_now
 from mnemostore.service._paging import decode_list_cursor, page_after
 from mnemostore.service._scope_async import AsyncTenantScope
-
-if TYPE_CHECKING:
-    pass
 
 
 class AsyncAgentRecords(AsyncTenantScope):

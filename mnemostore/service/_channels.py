@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mnemostore.cache import CHANNEL_CONFIG, ChannelSession, EventSubscription, RateLimitDecision, ratelimit
 from mnemostore.cache import flags as feature_flags
@@ -17,9 +17,6 @@ from mnemostore.service import _validation as v
 from mnemostore.service._conversations import Conversations
 from mnemostore.service._inputs import UNSET, Unset, as_id, utc_now
 from mnemostore.service._users import Users
-
-if TYPE_CHECKING:
-    pass
 
 
 class Channels(Users, Conversations):

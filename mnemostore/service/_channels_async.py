@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mnemostore.cache import (
     CHANNEL_CONFIG,
@@ -30,9 +30,6 @@ from mnemostore.service import _validation as v
 from mnemostore.service._conversations_async import AsyncConversations
 from mnemostore.service._inputs import UNSET, Unset, as_id, utc_now
 from mnemostore.service._users_async import AsyncUsers
-
-if TYPE_CHECKING:
-    pass
 
 
 class AsyncChannels(AsyncUsers, AsyncConversations):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mnemostore.cache import EventType
 from mnemostore.domain import (
@@ -35,9 +35,6 @@ from mnemostore.service._paging import (
 )
 from mnemostore.service._scope import TenantScope
 from mnemostore.store import to_message
-
-if TYPE_CHECKING:
-    pass
 
 
 class Conversations(TenantScope):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mnemostore.cache import EventType
 from mnemostore.domain import (
@@ -38,9 +38,6 @@ from mnemostore.service._paging import (
 )
 from mnemostore.service._scope_async import AsyncTenantScope
 from mnemostore.store import to_message
-
-if TYPE_CHECKING:
-    pass
 
 
 class AsyncConversations(AsyncTenantScope):

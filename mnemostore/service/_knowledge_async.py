@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mnemostore.domain import (
     KnowledgeChunk,
@@ -18,9 +18,6 @@ from mnemostore.search import ItemKind
 from mnemostore.service import _validation as v
 from mnemostore.service._inputs import as_id, knowledge_rows, utc_now
 from mnemostore.service._scope_async import AsyncTenantScope
-
-if TYPE_CHECKING:
-    pass
 
 
 class AsyncKnowledge(AsyncTenantScope):

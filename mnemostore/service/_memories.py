@@ -10,7 +10,7 @@ import logging
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mnemostore.cache import EventType
 from mnemostore.domain import ConversationStatus, Memory, MemoryKind, MemoryTier, MemoryVersion, Page, new_id
@@ -29,9 +29,6 @@ from mnemostore.service._conversations import Conversations
 from mnemostore.service._inputs import UNSET, Unset, as_id, utc_now
 from mnemostore.service._paging import decode_list_cursor, page_after
 from mnemostore.store import UnitOfWork
-
-if TYPE_CHECKING:
-    pass
 
 log = logging.getLogger("mnemostore.memory")
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import uuid
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import mnemostore.ops.backup as backups
 from mnemostore.cache import flags as feature_flags
@@ -20,9 +20,6 @@ from mnemostore.service._inputs import as_id, utc_now
 from mnemostore.service._scope import TenantScope
 from mnemostore.service._tenants import TenantAdmin
 from mnemostore.store import SEALED_COLUMNS, KeyRotationReport
-
-if TYPE_CHECKING:
-    pass
 
 
 class Operations(TenantAdmin):

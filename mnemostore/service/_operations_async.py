@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import mnemostore.ops.backup_async as backups
 from mnemostore.cache import flags as feature_flags
@@ -24,9 +24,6 @@ from mnemostore.service._inputs import as_id, utc_now
 from mnemostore.service._scope_async import AsyncTenantScope
 from mnemostore.service._tenants_async import AsyncTenantAdmin
 from mnemostore.store import SEALED_COLUMNS, KeyRotationReport
-
-if TYPE_CHECKING:
-    pass
 
 
 class AsyncOperations(AsyncTenantAdmin):

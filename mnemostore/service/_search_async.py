@@ -23,7 +23,7 @@ import numpy as np
 import sqlalchemy as sa
 
 from mnemostore.config import Settings
-from mnemostore.errors import EmbedderUnavailable, VectorSearchUnavailable
+from mnemostore.errors import EmbedderNotConfigured, EmbedderUnavailable, VectorSearchUnavailable
 from mnemostore.search import (
     EXTRA_HINT,
     FUSION_DEPTH,
@@ -32,6 +32,7 @@ from mnemostore.search import (
     SearchFilters,
     SearchHit,
     SearchMode,
+    SearchResults,
     VectorIndex,
     boost,
     build_embedder,
@@ -78,11 +79,11 @@ class AsyncSearchEngine:
         embedder = self.embedder()
         if embedder is None:
             if self._settings.embedder == "sentence-transformers":
-                raise EmbedderUnavailable(
+                raise EmbedderNotConfigured(
                     f"semantic search needs the embeddings extra, which is not installed: {EXTRA_HINT}. "
                     "Full-text search (mode='fulltext') works without it"
                 )
-            raise EmbedderUnavailable(
+            raise EmbedderNotConfigured(
                 "semantic search needs an embedder, and MNEMOSTORE_EMBEDDER is none: set it to "
                 f"sentence-transformers ({EXTRA_HINT}) or openai; full-text search works without one"
             )
@@ -121,11 +122,17 @@ class AsyncSearchEngine:
         recency_boost: float,
         importance_boost: float,
         weights: Mapping[str, float] | None = None,
-    ) -> list[SearchHit]:
+    ) -> SearchResults:
+        """The tenant's items that match, best first, with the mode and retrievers that ran (see
+        ``AsyncTenantStore.search``). ``auto`` never raises for a missing embedder or pgvector: it ranks by full
+        text, and by full text alone when the query cannot be embedded."""
         fusion_weights = fusion_weights_or_raise(weights)
         kinds = [kind for kind in kinds if filters.applies_to(kind)]
+        auto = mode is SearchMode.AUTO
+        if auto:
+            mode = await self._auto_mode(tenant_id)
         if not kinds:
-            return []
+            return SearchResults(mode=mode, retrievers=())
         semantic = mode in (SearchMode.SEMANTIC, SearchMode.HYBRID)
         fulltext = mode in (SearchMode.FULLTEXT, SearchMode.HYBRID)
         # Hybrid fuses each retriever's top `limit` (at least 10): deeper lists only add items that one retriever
@@ -140,7 +147,13 @@ class AsyncSearchEngine:
             embedder = self.require_embedder()
             if vector is None:
                 assert query is not None
-                vector = await self.embed_query(query)
+                try:
+                    vector = await self.embed_query(query)
+                except EmbedderUnavailable as error:
+                    if not auto:
+                        raise
+                    _log.warning("search: ranking by full text only, the query could not be embedded: %s", error)
+                    semantic, embedder, mode = False, None, SearchMode.FULLTEXT
         rankings: dict[str, list[Key]] = {}
         scores: dict[str, dict[Key, float]] = {}
         terms: list[str] = []
@@ -174,7 +187,7 @@ class AsyncSearchEngine:
                 )
                 for item_id, row in (await repo.hydrate(kind, ids, filters)).items():
                     rows[(kind.value, item_id)] = row
-        return _hits(
+        hits = _hits(
             mode,
             rankings,
             scores,
@@ -186,6 +199,19 @@ class AsyncSearchEngine:
             terms=len(terms),
             weights=fusion_weights,
         )
+        return SearchResults(hits, mode=mode, retrievers=rankings)
+
+    async def _auto_mode(self, tenant_id: uuid.UUID) -> SearchMode:
+        """``hybrid`` where semantic search can run (an embedder, and pgvector on PostgreSQL), else ``fulltext``."""
+        if self.embedder() is None:
+            return SearchMode.FULLTEXT
+        if self._db.dialect == "postgresql":
+            if self._pg_vectors is None:
+                async with self._db.transaction(tenant_id) as uow:
+                    self._pg_vectors = await uow.vector_column_is_vector()
+            if not self._pg_vectors:
+                return SearchMode.FULLTEXT
+        return SearchMode.HYBRID
 
     async def _semantic(
         self,

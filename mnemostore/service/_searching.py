@@ -8,17 +8,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mnemostore.domain import MemoryTier, Role
 from mnemostore.errors import InvalidInput
-from mnemostore.search import IndexingStatus, ItemKind, SearchFilters, SearchHit, SearchMode, parse_kind, parse_mode
+from mnemostore.search import IndexingStatus, ItemKind, SearchFilters, SearchMode, SearchResults, parse_kind, parse_mode
 from mnemostore.service import _validation as v
 from mnemostore.service._inputs import as_id
 from mnemostore.service._scope import TenantScope
-
-if TYPE_CHECKING:
-    pass
 
 
 class Searching(TenantScope):
@@ -28,7 +25,7 @@ class Searching(TenantScope):
         self,
         query: str,
         *,
-        mode: SearchMode | str = SearchMode.HYBRID,
+        mode: SearchMode | str = SearchMode.AUTO,
         kinds: Iterable[ItemKind | str] = (ItemKind.MESSAGE, ItemKind.MEMORY, ItemKind.KNOWLEDGE),
         user_id: uuid.UUID | str | None = None,
         agent_id: str | None = None,
@@ -43,14 +40,16 @@ class Searching(TenantScope):
         recency_boost: float = 0.0,
         importance_boost: float = 0.0,
         weights: Mapping[str, float] | None = None,
-    ) -> list[SearchHit]:
+    ) -> SearchResults:
         """Search the tenant's messages, memories and knowledge chunks.
 
         Args:
-            mode: ``semantic`` (embedding similarity), ``fulltext`` (words, stemmed; any may match, items
-                matching more of them first) or ``hybrid`` (both, fused by weighted reciprocal rank fusion;
-                full-text hits count only when they contain more than half of the query's words). Full text finds
-                an item as soon as it is committed; semantic search once the indexer has embedded it.
+            mode: ``auto`` (the default: ``hybrid`` where semantic search can run, that is with an embedder and,
+                on PostgreSQL, pgvector; ``fulltext`` elsewhere, so it answers on every install), ``semantic``
+                (embedding similarity), ``fulltext`` (words, stemmed; any may match, items matching more of them
+                first) or ``hybrid`` (both, fused by weighted reciprocal rank fusion; full-text hits count only
+                when they contain more than half of the query's words). Full text finds an item as soon as it is
+                committed; semantic search once the indexer has embedded it.
             kinds: any of ``messages``, ``memories``, ``knowledge``.
             user_id, agent_id, conversation_id, tier, role, since, until, metadata: filters. A filter that a kind
                 cannot satisfy leaves that kind out (role and conversation_id: messages; tier and agent_id:
@@ -65,11 +64,13 @@ class Searching(TenantScope):
                 "fulltext": 1.0}`` by default; a missing retriever keeps its default. Ignored in other modes.
 
         Returns:
-            Up to ``limit`` hits, best first; each carries ``scores`` and ``ranks`` per retriever.
+            Up to ``limit`` hits, best first (a list); each carries ``scores`` and ``ranks`` per retriever, and
+            the results say which ``mode`` and ``retrievers`` ran.
 
         Raises:
-            EmbedderUnavailable: semantic or hybrid mode without an embedder (names the extra to install).
-            VectorSearchUnavailable: semantic or hybrid mode on a PostgreSQL without pgvector.
+            EmbedderNotConfigured: semantic or hybrid mode asked for without an embedder (names the extra).
+            EmbedderUnavailable: semantic or hybrid mode asked for, and the embedder fails.
+            VectorSearchUnavailable: semantic or hybrid mode asked for on a PostgreSQL without pgvector.
         """
         v.check_text(query, "query")
         if not query.strip():
@@ -130,7 +131,7 @@ class Searching(TenantScope):
         kinds: Iterable[ItemKind | str] = (ItemKind.MESSAGE, ItemKind.MEMORY, ItemKind.KNOWLEDGE),
         limit: int = 10,
         **filters: Any,
-    ) -> list[SearchHit]:
+    ) -> SearchResults:
         """``search(query, mode="semantic", ...)``: items by meaning (see ``search`` for the filters)."""
         return self.search(query, mode=SearchMode.SEMANTIC, kinds=kinds, limit=limit, **filters)
 
@@ -143,7 +144,7 @@ class Searching(TenantScope):
         tier: MemoryTier | str | None = None,
         min_score: float | None = None,
         limit: int = 10,
-    ) -> list[SearchHit]:
+    ) -> SearchResults:
         """Memories closest in meaning to ``query`` (semantic search over memories only)."""
         return self.search(
             query,

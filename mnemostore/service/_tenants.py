@@ -9,7 +9,7 @@ import hashlib
 import secrets
 import uuid
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from mnemostore.cache import API_KEY, TENANT
 from mnemostore.domain import ApiKey, Page, Quotas, Tenant, TenantStatus, TenantUsage, new_id
@@ -19,9 +19,6 @@ from mnemostore.service._core import StoreCore
 from mnemostore.service._inputs import as_id, parse_api_key, utc_now
 from mnemostore.service._paging import id_cursor, page_after
 from mnemostore.service._scope import TenantScope
-
-if TYPE_CHECKING:
-    pass
 
 API_KEY_PREFIX: Final = "mns"
 

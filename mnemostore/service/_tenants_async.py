@@ -6,7 +6,7 @@ import hashlib
 import secrets
 import uuid
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from mnemostore.cache import (
     API_KEY,
@@ -33,9 +33,6 @@ from mnemostore.service._core_async import AsyncStoreCore
 from mnemostore.service._inputs import as_id, parse_api_key, utc_now
 from mnemostore.service._paging import id_cursor, page_after
 from mnemostore.service._scope_async import AsyncTenantScope
-
-if TYPE_CHECKING:
-    pass
 
 API_KEY_PREFIX: Final = "mns"
 

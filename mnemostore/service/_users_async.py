@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mnemostore.cache import (
     USER,
@@ -24,9 +24,6 @@ from mnemostore.service import _validation as v
 from mnemostore.service._inputs import UNSET, Unset, as_id, utc_now
 from mnemostore.service._paging import id_cursor
 from mnemostore.service._scope_async import AsyncTenantScope
-
-if TYPE_CHECKING:
-    pass
 
 
 class AsyncUsers(AsyncTenantScope):

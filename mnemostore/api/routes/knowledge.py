@@ -18,7 +18,7 @@ from ..schemas import (
     KnowledgeSearchRequest,
     KnowledgeUpsert,
     Page,
-    SearchHitOut,
+    SearchResultsOut,
 )
 from ._common import Cursor, Limit, no_content, page_from_store
 from .search import SEARCH_RESPONSES, run_search
@@ -54,7 +54,7 @@ async def list_knowledge(
     return page_from_store(await t.list_knowledge(source, limit=limit, cursor=cursor))
 
 
-@router.post("/search", response_model=Items[SearchHitOut], responses=SEARCH_RESPONSES)
+@router.post("/search", response_model=SearchResultsOut, responses=SEARCH_RESPONSES)
 async def search_knowledge(body: KnowledgeSearchRequest, t: ReadTenantDep) -> dict[str, object]:
     """Search the knowledge chunks only (``POST /v1/search`` with ``scope`` knowledge)."""
     return await run_search(t, body, ("knowledge",))

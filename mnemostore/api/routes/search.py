@@ -1,8 +1,10 @@
 """``POST /v1/search``: one endpoint for semantic, full-text and hybrid search over the tenant's items.
 
-The search itself is the store's (``AsyncTenantStore.search``); this module maps the request onto it. Full text
-works everywhere; semantic and hybrid need an embedder (the ``embeddings`` extra, or ``MNEMOSTORE_EMBEDDER``)
-and, on PostgreSQL, pgvector: without them they answer 503 (no embedder) or 501 (no vector support) and say so.
+The search itself is the store's (``AsyncTenantStore.search``); this module maps the request onto it. The default
+mode, ``auto``, answers everywhere: hybrid where semantic search can run, full text elsewhere, and the answer says
+which ran. Semantic and hybrid asked for explicitly need an embedder (the ``embeddings`` extra, or
+``MNEMOSTORE_EMBEDDER``) and, on PostgreSQL, pgvector: without them they answer 400 (no embedder, naming what to
+install) or 501 (no vector support).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from fastapi import APIRouter
 from mnemostore.service.store_async import AsyncTenantStore
 
 from ..deps import ReadTenantDep
-from ..schemas import ErrorBody, Items, KnowledgeSearchRequest, SearchHitOut, SearchRequest
+from ..schemas import ErrorBody, KnowledgeSearchRequest, SearchRequest, SearchResultsOut
 
 __all__ = ["SEARCH_RESPONSES", "router", "run_search"]
 
@@ -28,7 +30,8 @@ SCOPES = {
 }
 
 SEARCH_RESPONSES: dict[int | str, dict[str, Any]] = {
-    501: {"model": ErrorBody, "description": "semantic or hybrid mode on a PostgreSQL without pgvector"},
+    400: {"model": ErrorBody, "description": "semantic or hybrid mode asked for where no embedder is configured"},
+    501: {"model": ErrorBody, "description": "semantic or hybrid mode asked for on a PostgreSQL without pgvector"},
 }
 
 
@@ -43,12 +46,12 @@ async def run_search(t: AsyncTenantStore, body: KnowledgeSearchRequest, kinds: t
         weights=None if body.weights is None else {str(name): w for name, w in body.weights.items()},
         **filters,
     )
-    return {"items": hits}
+    return {"items": hits, "mode": hits.mode.value, "retrievers": list(hits.retrievers)}
 
 
-@router.post("", response_model=Items[SearchHitOut], responses=SEARCH_RESPONSES)
+@router.post("", response_model=SearchResultsOut, responses=SEARCH_RESPONSES)
 async def search(body: SearchRequest, t: ReadTenantDep) -> dict[str, Any]:
-    """Search messages, memories and knowledge (``scope``), best first: ``query``, ``mode`` (semantic, fulltext,
-    hybrid), ``filters``, ``limit``, ``weights`` (hybrid fusion). Each hit carries every retriever's score and rank.
-    Read-only keys may search."""
+    """Search messages, memories and knowledge (``scope``), best first: ``query``, ``mode`` (auto, semantic,
+    fulltext, hybrid), ``filters``, ``limit``, ``weights`` (hybrid fusion). Each hit carries every retriever's score
+    and rank; the answer names the mode and retrievers that ran. Read-only keys may search."""
     return await run_search(t, body, SCOPES[body.scope])

@@ -42,6 +42,7 @@ from mnemostore.api.schemas._memories import (
     SearchFilters,
     SearchHitOut,
     SearchRequest,
+    SearchResultsOut,
 )
 from mnemostore.api.schemas._tenants import (
     ApiKeyCreate,
@@ -97,6 +98,7 @@ __all__ = [
     "SearchFilters",
     "SearchHitOut",
     "SearchRequest",
+    "SearchResultsOut",
     "TenantCreate",
     "TenantOut",
     "TenantUpdate",

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from mnemostore.api.schemas._common import (
     MAX_BATCH,
@@ -148,7 +148,11 @@ class KnowledgeSearchRequest(_In):
     model_config = ConfigDict(json_schema_extra={"examples": [{"query": "hotel budget", "mode": "hybrid", "limit": 5}]})
 
     query: Annotated[str, Field(min_length=1, max_length=10_000), _Clean]
-    mode: Literal["semantic", "fulltext", "hybrid"] = "hybrid"
+    mode: Literal["auto", "semantic", "fulltext", "hybrid"] = Field(
+        default="auto",
+        description="auto (default): hybrid where semantic search can run (an embedder, and pgvector on "
+        "PostgreSQL), fulltext elsewhere; semantic or hybrid asked for explicitly fail when they cannot run",
+    )
     filters: SearchFilters | None = None
     limit: Annotated[int, Field(ge=1, le=100)] = 10
     min_score: float | None = Field(
@@ -200,6 +204,15 @@ class SearchHitOut(_Out):
     importance: float | None = None
     title: str | None = None
     source: str | None = None
+
+
+class SearchResultsOut(BaseModel):
+    """The hits, best first, and how they were found: the ``mode`` that ran (``auto`` resolved) and the
+    ``retrievers`` that ran (``fulltext``, ``semantic``)."""
+
+    items: list[SearchHitOut]
+    mode: Literal["semantic", "fulltext", "hybrid"]
+    retrievers: list[Literal["semantic", "fulltext"]]
 
 
 class MemoryVersionOut(_Out):
