@@ -220,6 +220,14 @@ class Settings(BaseSettings):
         default=300.0, gt=0, description="a claimed job whose worker died is claimed again after this long"
     )
     index_poll_seconds: float = Field(default=1.0, gt=0, description="how often an idle worker looks for jobs")
+    search_embeds_pending: int = Field(
+        default=64,
+        ge=0,
+        le=4096,
+        description="read-your-writes: a semantic or hybrid search first embeds up to this many of the tenant's items "
+        "still waiting for the indexer, so that it finds what was just written; above it, waiting items are found by "
+        "full text and the results say how many wait (pending); 0: never (leave it to the indexer)",
+    )
     index_jobs_retention_hours: float = Field(
         default=24.0,
         ge=0,

@@ -82,10 +82,13 @@ def _seed(t: TenantStore) -> dict[str, Any]:
 def seeded(vstore: MnemoStore) -> tuple[TenantStore, dict[str, Any]]:
     t = _tenant(vstore)
     items = _seed(t)
-    # Nothing is embedded before the indexer runs: semantic search sees nothing yet, full text sees everything.
-    assert t.search("what food should Ada avoid?", mode="semantic", limit=5) == []
+    # No indexer has run: full text sees everything; the first semantic search embeds the tenant's waiting
+    # items itself (7, under search_embeds_pending), so it finds what was just written.
+    assert t.indexing_status().pending == 7
     assert [h.id for h in t.search("ZQX", mode="fulltext")] == [items["rare"].id]
-    status = t.wait_for_indexing(timeout_seconds=120)
+    first = t.search("what food should Ada avoid?", mode="semantic", limit=5)
+    assert first[0].id == items["allergy"].id and first.pending == 0
+    status = t.indexing_status()
     assert (status.pending, status.running, status.failed, status.done) == (0, 0, 0, 7)
     return (t, items)
 
@@ -395,3 +398,35 @@ def test_failing_jobs_retry_with_backoff_then_fail(tmp_path: Any) -> None:
         report = store.health()
         indexing = next(c for c in report.checks if c.name == "indexing")
         assert indexing.status.value == "warn" and "1 failed" in indexing.summary
+
+
+def test_a_search_sees_what_was_just_written_within_its_bound(vector_url: str, minilm: Embedder) -> None:
+    """Read-your-writes without a worker: up to ``search_embeds_pending`` waiting items are embedded by the search
+    itself; above the bound they wait for the indexer, full text finds them, and the results say how many wait."""
+    with MnemoStore(vector_url, embedder=minilm, search_embeds_pending=2) as store:
+        t = _tenant(store)
+        user = t.create_user(display_name="Sam")
+        first = t.store_memory("Sam is vegetarian", user_id=user.id, dedup=False)
+        found = t.search("what can Sam not eat?", mode="semantic", user_id=user.id)
+        assert [h.id for h in found] == [first.id] and found.pending == 0
+        more = [
+            t.store_memory(text, user_id=user.id, dedup=False)
+            for text in ("Sam plays the cello", "Sam lives in Porto", "Sam is allergic to cats")
+        ]
+        over = t.search("which pets should Sam avoid?", mode="semantic", user_id=user.id)
+        assert [h.id for h in over] == [first.id] and over.pending == 3  # 3 > 2: left to the indexer
+        hybrid = t.search("allergic to cats", user_id=user.id)
+        assert hybrid.mode is SearchMode.HYBRID and hybrid.pending == 3
+        cats = next(h for h in hybrid if h.id == more[2].id)
+        assert set(cats.scores) == {"fulltext"}  # found by its words, not yet by its meaning
+        assert t.search("allergic to cats", mode="fulltext", user_id=user.id).pending == 0
+        t.wait_for_indexing(timeout_seconds=120)
+        after = t.search("which pets should Sam avoid?", mode="semantic", user_id=user.id, limit=1)
+        assert [h.id for h in after] == [more[2].id] and after.pending == 0
+    with MnemoStore(vector_url, embedder=minilm, search_embeds_pending=0) as store:
+        t = _tenant(store)
+        waiting = t.store_memory("Kim speaks Finnish", dedup=False)
+        never = t.search("which languages does Kim know?", mode="semantic")
+        assert never == [] and never.pending == 1
+        assert t.indexing_status().pending == 1  # the search left it alone
+        assert [h.id for h in t.search("Kim Finnish")] == [waiting.id]

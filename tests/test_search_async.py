@@ -88,10 +88,13 @@ async def _seed(t: AsyncTenantStore) -> dict[str, Any]:
 async def seeded(vstore: AsyncMnemoStore) -> tuple[AsyncTenantStore, dict[str, Any]]:
     t = await _tenant(vstore)
     items = await _seed(t)
-    # Nothing is embedded before the indexer runs: semantic search sees nothing yet, full text sees everything.
-    assert await t.search("what food should Ada avoid?", mode="semantic", limit=5) == []
+    # No indexer has run: full text sees everything; the first semantic search embeds the tenant's waiting
+    # items itself (7, under search_embeds_pending), so it finds what was just written.
+    assert (await t.indexing_status()).pending == 7
     assert [h.id for h in await t.search("ZQX", mode="fulltext")] == [items["rare"].id]
-    status = await t.wait_for_indexing(timeout_seconds=120)
+    first = await t.search("what food should Ada avoid?", mode="semantic", limit=5)
+    assert first[0].id == items["allergy"].id and first.pending == 0
+    status = await t.indexing_status()
     assert (status.pending, status.running, status.failed, status.done) == (0, 0, 0, 7)
     return t, items
 
@@ -448,3 +451,35 @@ if True:  # ASYNC: a sync test already (the CLI worker in a subprocess): the syn
             rows = conn.execute(sa.text("SELECT count(*), count(DISTINCT item_id), min(model) FROM embeddings")).one()
         engine.dispose()
         assert tuple(rows) == (200, 200, "slow-test")
+
+
+async def test_a_search_sees_what_was_just_written_within_its_bound(vector_url: str, minilm: Embedder) -> None:
+    """Read-your-writes without a worker: up to ``search_embeds_pending`` waiting items are embedded by the search
+    itself; above the bound they wait for the indexer, full text finds them, and the results say how many wait."""
+    async with AsyncMnemoStore(vector_url, embedder=minilm, search_embeds_pending=2) as store:
+        t = await _tenant(store)
+        user = await t.create_user(display_name="Sam")
+        first = await t.store_memory("Sam is vegetarian", user_id=user.id, dedup=False)
+        found = await t.search("what can Sam not eat?", mode="semantic", user_id=user.id)
+        assert [h.id for h in found] == [first.id] and found.pending == 0
+        more = [
+            await t.store_memory(text, user_id=user.id, dedup=False)
+            for text in ("Sam plays the cello", "Sam lives in Porto", "Sam is allergic to cats")
+        ]
+        over = await t.search("which pets should Sam avoid?", mode="semantic", user_id=user.id)
+        assert [h.id for h in over] == [first.id] and over.pending == 3  # 3 > 2: left to the indexer
+        hybrid = await t.search("allergic to cats", user_id=user.id)
+        assert hybrid.mode is SearchMode.HYBRID and hybrid.pending == 3
+        cats = next(h for h in hybrid if h.id == more[2].id)
+        assert set(cats.scores) == {"fulltext"}  # found by its words, not yet by its meaning
+        assert (await t.search("allergic to cats", mode="fulltext", user_id=user.id)).pending == 0
+        await t.wait_for_indexing(timeout_seconds=120)
+        after = await t.search("which pets should Sam avoid?", mode="semantic", user_id=user.id, limit=1)
+        assert [h.id for h in after] == [more[2].id] and after.pending == 0
+    async with AsyncMnemoStore(vector_url, embedder=minilm, search_embeds_pending=0) as store:
+        t = await _tenant(store)
+        waiting = await t.store_memory("Kim speaks Finnish", dedup=False)
+        never = await t.search("which languages does Kim know?", mode="semantic")
+        assert never == [] and never.pending == 1
+        assert (await t.indexing_status()).pending == 1  # the search left it alone
+        assert [h.id for h in await t.search("Kim Finnish")] == [waiting.id]

@@ -71,18 +71,27 @@ class SearchResults(list[SearchHit]):
         mode: the mode that ran (``auto`` resolved to ``hybrid`` or ``fulltext``).
         retrievers: the retrievers that ran, e.g. ``("fulltext", "semantic")``; a hybrid search whose query could
             not be embedded says ``("fulltext",)``.
+        pending: the tenant's items that semantic search could not see yet (still waiting for the indexer: more
+            than the search embeds itself, ``search_embeds_pending``); full text finds them. 0 in full-text mode.
     """
 
     mode: SearchMode
     retrievers: tuple[str, ...]
+    pending: int
 
-    def __init__(self, hits: Iterable[SearchHit] = (), *, mode: SearchMode, retrievers: Iterable[str]) -> None:
+    def __init__(
+        self, hits: Iterable[SearchHit] = (), *, mode: SearchMode, retrievers: Iterable[str], pending: int = 0
+    ) -> None:
         super().__init__(hits)
         self.mode = mode
         self.retrievers = tuple(retrievers)
+        self.pending = pending
 
     def __repr__(self) -> str:
-        return f"SearchResults({list.__repr__(self)}, mode={self.mode.value!r}, retrievers={self.retrievers!r})"
+        return (
+            f"SearchResults({list.__repr__(self)}, mode={self.mode.value!r}, retrievers={self.retrievers!r}, "
+            f"pending={self.pending})"
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

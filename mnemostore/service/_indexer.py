@@ -61,10 +61,11 @@ class Indexer:
     def _repo(self, uow: UnitOfWork) -> IndexRepository:
         return uow.index_jobs
 
-    def run_once(self, *, batch_size: int | None = None) -> int:
-        """Claim and process one batch; returns the number of jobs handled (0: nothing was due)."""
+    def run_once(self, *, batch_size: int | None = None, tenant_id: uuid.UUID | None = None) -> int:
+        """Claim and process one batch (of any tenant's jobs, or of ``tenant_id``'s); returns the number of jobs
+        handled (0: nothing was due)."""
         size = batch_size or self._settings.embedding_batch_size
-        with self._db.transaction(None, write=True) as uow:
+        with self._db.transaction(tenant_id, write=True) as uow:
             jobs = self._repo(uow).claim(
                 self.worker_id, limit=size, now=_now(), lease_seconds=self._settings.index_lease_seconds
             )
@@ -75,14 +76,14 @@ class Indexer:
         failures: list[tuple[ClaimedJob, str]] = []
         embedder = self._embedder()
         if store_vectors:
-            with self._db.transaction(None) as uow:
+            with self._db.transaction(tenant_id) as uow:
                 contents = self._repo(uow).contents(jobs)
             vectors, errors = self._embed_all(embedder, contents)
             failures = [
                 (job, errors[k]) for job in jobs if (k := (job.item_kind, job.tenant_id, job.item_id)) in errors
             ]
         failed = {job.id for job, _ in failures}
-        with self._db.transaction(None, write=True) as uow:
+        with self._db.transaction(tenant_id, write=True) as uow:
             repo = self._repo(uow)
             repo.complete(
                 self.worker_id,

@@ -98,6 +98,22 @@ class StoreRuntime:
         run_here = not self.indexer_running if inline is None else inline
         return self.indexer().drain(tenant_id=tenant_id, timeout_seconds=timeout_seconds, inline=run_here)
 
+    def embed_pending(self, tenant_id: uuid.UUID) -> int:
+        """Read-your-writes for search: embed the tenant's items still waiting for the indexer, when there are at
+        most ``search_embeds_pending`` of them, here and now; returns how many still wait (0: search sees all).
+
+        Writes never wait for the model; the first search after them does, briefly and boundedly. Items above the
+        bound, or claimed by a worker at this moment, are left to the indexer (full text finds them meanwhile).
+        """
+        limit = self.settings.search_embeds_pending
+        with self.transaction(tenant_id, write=False) as uow:
+            waiting = uow.index_jobs.open_jobs()
+        if waiting == 0 or waiting > limit:
+            return waiting
+        self.indexer().run_once(batch_size=limit, tenant_id=tenant_id)
+        with self.transaction(tenant_id, write=False) as uow:
+            return uow.index_jobs.open_jobs()
+
     def close(self) -> None:
         """Stop the indexer, save the in-process vector indexes, close the database pool and the cache."""
         try:

@@ -49,7 +49,8 @@ class Searching(TenantScope):
                 (embedding similarity), ``fulltext`` (words, stemmed; any may match, items matching more of them
                 first) or ``hybrid`` (both, fused by weighted reciprocal rank fusion; full-text hits count only
                 when they contain more than half of the query's words). Full text finds an item as soon as it is
-                committed; semantic search once the indexer has embedded it.
+                committed; semantic search once it is embedded: by the indexer, or by this search itself when the
+                tenant has at most ``search_embeds_pending`` items waiting (read-your-writes without a worker).
             kinds: any of ``messages``, ``memories``, ``knowledge``.
             user_id, agent_id, conversation_id, tier, role, since, until, metadata: filters. A filter that a kind
                 cannot satisfy leaves that kind out (role and conversation_id: messages; tier and agent_id:
@@ -65,7 +66,8 @@ class Searching(TenantScope):
 
         Returns:
             Up to ``limit`` hits, best first (a list); each carries ``scores`` and ``ranks`` per retriever, and
-            the results say which ``mode`` and ``retrievers`` ran.
+            the results say which ``mode`` and ``retrievers`` ran, and how many items semantic search could not
+            see yet (``pending``).
 
         Raises:
             EmbedderNotConfigured: semantic or hybrid mode asked for without an embedder (names the extra).
@@ -85,7 +87,10 @@ class Searching(TenantScope):
         if min_score is not None:
             v.check_number(min_score, "min_score")
         self._runtime.ensure_schema()
-        return self._runtime.search_engine.search(
+        pending = 0
+        if search_mode is not SearchMode.FULLTEXT and self._runtime.search_engine.embedder() is not None:
+            pending = self._runtime.embed_pending(self.tenant_id)
+        results = self._runtime.search_engine.search(
             self.tenant_id,
             query,
             mode=search_mode,
@@ -97,6 +102,9 @@ class Searching(TenantScope):
             importance_boost=float(importance_boost),
             weights=weights,
         )
+        if results.mode is not SearchMode.FULLTEXT:
+            results.pending = pending
+        return results
 
     def _filters(
         self,

@@ -121,11 +121,13 @@ class IndexRepository:
         return (len(jobs), ids[-1] if len(ids) == limit else None)
 
     def claim(self, worker: str, *, limit: int, now: datetime, lease_seconds: float) -> list[ClaimedJob]:
-        """Take up to ``limit`` due jobs (pending, or running past their lease) for ``worker``."""
+        """Take up to ``limit`` due jobs (pending, or running past their lease) for ``worker``: any tenant's in the
+        admin scope, the tenant's own in a tenant scope."""
         c = index_jobs.c
+        scope = [c.tenant_id == self._tenant_id] if self._tenant_id is not None else []
         due = (
             sa.select(c.tenant_id, c.id)
-            .where(c.state.in_(("pending", "running")), c.next_attempt_at <= now)
+            .where(*scope, c.state.in_(("pending", "running")), c.next_attempt_at <= now)
             .order_by(c.next_attempt_at)
             .limit(limit)
         )

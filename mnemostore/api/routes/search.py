@@ -46,7 +46,7 @@ async def run_search(t: AsyncTenantStore, body: KnowledgeSearchRequest, kinds: t
         weights=None if body.weights is None else {str(name): w for name, w in body.weights.items()},
         **filters,
     )
-    return {"items": hits, "mode": hits.mode.value, "retrievers": list(hits.retrievers)}
+    return {"items": hits, "mode": hits.mode.value, "retrievers": list(hits.retrievers), "pending": hits.pending}
 
 
 @router.post("", response_model=SearchResultsOut, responses=SEARCH_RESPONSES)

@@ -213,6 +213,9 @@ class SearchResultsOut(BaseModel):
     items: list[SearchHitOut]
     mode: Literal["semantic", "fulltext", "hybrid"]
     retrievers: list[Literal["semantic", "fulltext"]]
+    pending: int = Field(
+        description="items semantic search could not see yet (waiting for the indexer; full text finds them)"
+    )
 
 
 class MemoryVersionOut(_Out):
