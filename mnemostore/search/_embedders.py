@@ -16,10 +16,12 @@ Vectors come back L2-normalised, so cosine similarity is a dot product on every 
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import os
 import re
 import threading
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any
@@ -53,6 +55,9 @@ def _normalise(vector: Sequence[float]) -> list[float]:
     return [x / norm for x in vector] if norm > 0 else [float(x) for x in vector]
 
 
+_log = logging.getLogger("mnemostore.search")
+
+
 class Embedder(ABC):
     """Texts in, unit vectors out. Subclasses implement ``_embed_batch``; ``embed`` splits into batches."""
 
@@ -75,6 +80,14 @@ class Embedder(ABC):
                     raise EmbeddingDimensionMismatch(self.dimension, len(vector), f" from embedder {self.name!r}")
             out.extend(batch)
         return out
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the first call will answer without loading a model first (always, but for a local model)."""
+        return True
+
+    def load(self) -> None:  # noqa: B027 - a hook: embedders without a model to load need nothing here
+        """Load the model now rather than on the first call (a no-op for embedders without one)."""
 
     @abstractmethod
     def _embed_batch(self, texts: list[str]) -> list[list[float]]: ...
@@ -123,11 +136,23 @@ class SentenceTransformerEmbedder(Embedder):
         self.batch_size = batch_size
         self.dimension = KNOWN_DIMENSIONS.get(model) or self._model().get_sentence_embedding_dimension()
 
+    @property
+    def loaded(self) -> bool:
+        return self.name in _MODELS
+
+    def load(self) -> None:
+        self._model()
+
     def _model(self) -> Any:
         with _MODEL_LOCK:
             loaded = _MODELS.get(self.name)
             if loaded is None:
+                # The first load takes seconds (torch, then the weights): say so, so that a slow first call
+                # is never a silent one.
+                _log.info("embedder: loading the model %s (first use)", self.name)
+                started = time.monotonic()
                 loaded = _MODELS[self.name] = _load_sentence_transformer(self.name)
+                _log.info("embedder: model %s loaded in %.1f s", self.name, time.monotonic() - started)
             return loaded
 
     def _embed_batch(self, texts: list[str]) -> list[list[float]]:

@@ -40,7 +40,8 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz", response_model=ReadyOut, responses={503: {"model": ReadyOut, "description": "not ready"}})
 async def readyz(store: StoreDep) -> JSONResponse:
-    """Readiness: database reachable and schema at head (else 503); Redis state and indexing backlog reported."""
+    """Readiness: database reachable and schema at head (else 503); Redis state, the embedding model (loaded or
+    loading) and the indexing backlog reported."""
     report = await store.health(timeout_seconds=READY_TIMEOUT_SECONDS)
     checks: dict[str, dict[str, Any]] = {}
     ready = True
@@ -54,9 +55,25 @@ async def readyz(store: StoreDep) -> JSONResponse:
             checks[name]["action"] = check.action
         if name in REQUIRED and check.status not in (HealthStatus.OK, HealthStatus.WARN):
             ready = False
+    checks["embedder"] = _embedder_check(store)
     backlog = await _backlog(store) if ready else None
     body = ReadyOut(ready=ready, checks=checks, indexing_backlog=None if backlog is None else backlog.pending)
     return JSONResponse(body.model_dump(mode="json"), status_code=200 if ready else 503)
+
+
+def _embedder_check(store: AsyncMnemoStore) -> dict[str, Any]:
+    """Whether semantic search is ready: the model loads in the background at start-up (it does not gate
+    readiness: full text answers meanwhile, and a semantic query waits for the model)."""
+    embedder = store.embedder
+    if embedder is None:
+        return {"status": "skip", "summary": "no embedder: search runs on full text", "latency_ms": None}
+    if embedder.loaded:
+        return {"status": "ok", "summary": f"{embedder.name} loaded", "latency_ms": None}
+    return {
+        "status": "warn",
+        "summary": f"{embedder.name} is loading: semantic queries wait for it, full text answers now",
+        "latency_ms": None,
+    }
 
 
 async def _backlog(store: AsyncMnemoStore) -> IndexingStatus | None:
