@@ -41,6 +41,7 @@ LAYERS: dict[str, int] = {
     "api": 7,  # HTTP
     "cli": 8,  # command line (``serve`` runs the api)
     PACKAGE: 9,  # the root ``__init__``: the public facade, which no unit imports
+    "__main__": 9,  # ``python -m mnemostore``: runs the CLI
 }
 
 

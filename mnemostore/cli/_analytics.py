@@ -8,16 +8,16 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 from rich.text import Text
 
-from mnemostore.ops.analytics import Analytics, AnalyticsResult, default_snapshot_dir, require
-from mnemostore.ops.analytics_report import format_value, write_report
-
 from ._shared import open_store, out, resolve_tenant, settings_from
+
+if TYPE_CHECKING:  # the CLI imports these where a command runs: --help and --version stay quick
+    from mnemostore.ops.analytics import AnalyticsResult
 
 __all__ = ["analytics"]
 
@@ -62,6 +62,9 @@ def analytics(
     latency percentiles, memory growth per tier: computed by DuckDB from Parquet snapshots of the database,
     which each run extends with only the rows added since the last one.
     """
+    from mnemostore.ops.analytics import Analytics, default_snapshot_dir, require
+    from mnemostore.ops.analytics_report import write_report
+
     for module in ("duckdb", "pyarrow", *(("matplotlib",) if out_dir is not None else ())):
         require(module)
     settings = settings_from(ctx)
@@ -80,6 +83,8 @@ def analytics(
 
 
 def _print(result: AnalyticsResult) -> None:
+    from mnemostore.ops.analytics_report import format_value
+
     read = ", ".join(f"{s.table} +{s.rows_read:,} ({s.mode})" for s in result.snapshot)
     out.print(f"Snapshot: {read}", markup=False, style="dim")
     for snap in result.snapshot:

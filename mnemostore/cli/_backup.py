@@ -11,7 +11,7 @@ import contextlib
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
@@ -20,11 +20,13 @@ from rich.text import Text
 
 from mnemostore.domain import User
 from mnemostore.errors import UserNotFound
-from mnemostore.ops import BackupManifest, BackupResult
-from mnemostore.service.store import TenantStore
 
 from ._format import human_bytes
 from ._shared import err, open_store, out, resolve_tenant, settings_from
+
+if TYPE_CHECKING:  # the CLI imports these where a command runs: --help and --version stay quick
+    from mnemostore.ops import BackupManifest, BackupResult
+    from mnemostore.service.store import TenantStore
 
 __all__ = ["backup", "erase", "export", "restore"]
 

@@ -5,16 +5,16 @@ Migrating is always this deliberate step: a store on an older schema refuses to 
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 from rich.text import Text
 
-from mnemostore.ops import migrate
-from mnemostore.ops.migrate import MigrationStatus
-
 from ._shared import ensure_sqlite_folder, open_store, out, settings_from
+
+if TYPE_CHECKING:  # the CLI imports these where a command runs: --help and --version stay quick
+    from mnemostore.ops.migrate import MigrationStatus
 
 __all__ = ["app", "init"]
 
@@ -114,6 +114,8 @@ def history(ctx: typer.Context) -> None:
     settings = settings_from(ctx)
     with open_store(settings) as store:
         current = store.get_migration_status()
+    from mnemostore.ops import migrate
+
     revisions = migrate.history()
     applied = {r.revision for r in revisions} - {r.revision for r in current.pending}
     table = Table(title=f"Schema history of {settings.redacted_url()}", title_justify="left")

@@ -10,17 +10,20 @@ from __future__ import annotations
 import secrets
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
 from rich.text import Text
 
 from mnemostore.domain import Conversation, KnowledgeChunk, NewMessage, Quotas, Tenant, TenantUsage, User
-from mnemostore.service.store import MnemoStore, TenantStore
 
 from . import _demo_data as data
 from ._format import human_bytes, human_limit
 from ._shared import CliState, ensure_sqlite_folder, open_store, out, settings_from
+
+if TYPE_CHECKING:  # the CLI imports these where a command runs: --help and --version stay quick
+    from mnemostore.service.store import MnemoStore, TenantStore
 
 __all__ = ["demo"]
 

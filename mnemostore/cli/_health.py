@@ -8,24 +8,20 @@ document instead, for monitors and scripts.
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 from rich.text import Text
 
-from mnemostore.ops import HealthReport, HealthStatus
-
 from ._shared import err, open_store, out, settings_from
+
+if TYPE_CHECKING:  # the CLI imports these where a command runs: --help and --version stay quick
+    from mnemostore.ops import HealthReport
 
 __all__ = ["health"]
 
-_STYLES = {
-    HealthStatus.OK: "green",
-    HealthStatus.WARN: "yellow",
-    HealthStatus.FAIL: "red",
-    HealthStatus.SKIP: "dim",
-}
+_STYLES = {"ok": "green", "warn": "yellow", "fail": "red", "skip": "dim"}  # by HealthStatus value
 
 
 def health(
@@ -66,7 +62,7 @@ def _print(report: HealthReport) -> None:
     table.add_column("summary")
     for check in report.checks:
         latency = f"{check.latency_ms:.1f} ms" if check.latency_ms is not None else ""
-        status = Text(check.status.value, style=_STYLES[check.status])
+        status = Text(check.status.value, style=_STYLES[check.status.value])
         table.add_row(check.name, status, latency, Text(check.summary))
     out.print(table)
     for note in report.notes:

@@ -12,15 +12,16 @@ from __future__ import annotations
 
 import signal
 import threading
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from mnemostore.search import IndexingStatus
-from mnemostore.service.store import MnemoStore
-
 from ._shared import err, open_store, out, settings_from
+
+if TYPE_CHECKING:  # the CLI imports these where a command runs: --help and --version stay quick
+    from mnemostore.search import IndexingStatus
+    from mnemostore.service.store import MnemoStore
 
 __all__ = ["reindex", "worker"]
 

@@ -16,15 +16,16 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from sqlalchemy.engine import make_url
 
-from mnemostore.config import Settings
 from mnemostore.errors import SchemaOutOfDate
 
 from ._shared import CliState, ensure_sqlite_folder, fail, open_store, out, settings_from
+
+if TYPE_CHECKING:  # the CLI imports these where a command runs: --help and --version stay quick
+    from mnemostore.config import Settings
 
 __all__ = ["serve"]
 
@@ -32,6 +33,8 @@ __all__ = ["serve"]
 def _new_sqlite_file(settings: Settings) -> bool:
     if not settings.is_sqlite:
         return False
+    from sqlalchemy.engine import make_url
+
     database = make_url(settings.database_url).database
     if not database or database == ":memory:" or database.startswith("file:"):
         return False

@@ -13,18 +13,18 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
-from sqlalchemy.engine import make_url
 from typer.core import TyperGroup
 
-from mnemostore.config import Settings
 from mnemostore.domain import Tenant
 from mnemostore.errors import ConfigurationError, MnemostoreError, TenantNotFound
-from mnemostore.service.store import MnemoStore
+
+if TYPE_CHECKING:  # the CLI imports these where a command runs: --help and --version stay quick
+    from mnemostore.config import Settings
+    from mnemostore.service.store import MnemoStore
 
 __all__ = [
     "CliGroup",
@@ -100,6 +100,10 @@ class CliState:
 
 def settings_from(ctx: typer.Context) -> Settings:
     """Settings from ``--database-url``, else MNEMOSTORE_DATABASE_URL / DATABASE_URL, else ./mnemostore.db."""
+    from pydantic import ValidationError
+
+    from mnemostore.config import Settings
+
     state = ctx.find_object(CliState) or CliState()
     try:
         return Settings(database_url=state.database_url) if state.database_url else Settings()
@@ -111,6 +115,8 @@ def settings_from(ctx: typer.Context) -> Settings:
 @contextmanager
 def open_store(settings: Settings) -> Iterator[MnemoStore]:
     """The sync store for ``settings`` (see ``settings_from``), closed when the block ends."""
+    from mnemostore.service.store import MnemoStore
+
     store = MnemoStore(settings=settings)
     try:
         yield store
@@ -122,6 +128,8 @@ def ensure_sqlite_folder(settings: Settings) -> None:
     """SQLite creates a missing file but not its folder: make the folder, so a fresh path just works."""
     if not settings.is_sqlite:
         return
+    from sqlalchemy.engine import make_url
+
     database = make_url(settings.database_url).database
     if database and database != ":memory:" and not database.startswith("file:"):
         Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
