@@ -12,7 +12,7 @@ import binascii
 import json
 import re
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Final
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -51,14 +51,20 @@ def _split_list(value: Any) -> Any:
     return value
 
 
+URL_FORMS: Final = "sqlite:///path.db (or a file path ending in .db), or postgresql://user@host:5432/db"
+SQLITE_SUFFIXES: Final = (".db", ".sqlite", ".sqlite3")
+
+
 def normalize_database_url(url: str) -> str:
     """Return ``url`` in the form SQLAlchemy's sync engine wants, or raise ConfigurationError."""
     url = url.strip()
     if not url:
-        raise ConfigurationError("MNEMOSTORE_DATABASE_URL is empty: set it to sqlite:///path.db or postgresql://…")
+        raise ConfigurationError(f"the database URL is empty: use {URL_FORMS}")
     scheme, sep, rest = url.partition("://")
     if not sep:
-        # A bare path is the friendliest way to name an SQLite file.
+        # A bare path is the friendliest way to name an SQLite file; anything else is a typo, not a file to create.
+        if not url.lower().endswith(SQLITE_SUFFIXES):
+            raise ConfigurationError(f"the database URL {url!r} is neither a URL nor a .db file path: use {URL_FORMS}")
         return f"sqlite:///{Path(url).expanduser()}"
     scheme = scheme.lower()
     if scheme in {"postgres", "postgresql", "postgresql+psycopg", "postgresql+psycopg2", "postgresql+asyncpg"}:
@@ -66,8 +72,7 @@ def normalize_database_url(url: str) -> str:
     if scheme in {"sqlite", "sqlite+pysqlite", "sqlite+aiosqlite"}:
         return f"sqlite://{rest}"
     raise ConfigurationError(
-        f"MNEMOSTORE_DATABASE_URL has scheme {scheme!r}; mnemostore supports sqlite:///path.db "
-        "and postgresql://user@host/db"
+        f"the database URL has scheme {scheme!r}, which mnemostore does not support: use {URL_FORMS}"
     )
 
 

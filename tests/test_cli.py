@@ -119,11 +119,16 @@ def test_database_url_from_environment_and_default(tmp_path: Path, monkeypatch: 
 def test_init_and_db_commands(empty_database_url: str) -> None:
     url = empty_database_url
 
-    status = run(url, "db", "status")
-    assert status.exit_code == 1, status.output
-    assert "nothing" in status.stdout and HEAD in status.stdout and "mnemostore db upgrade" in status.stdout
-    history = ok(run(url, "db", "history"))
-    assert HEAD in history.stdout and "pending" in history.stdout
+    if url.startswith("sqlite"):  # no file yet: reading commands say so and create none
+        for command in (["db", "status"], ["db", "history"]):
+            assert_error_line(run(url, *command), "there is no database at", "mnemostore init")
+        assert not Path(url.removeprefix("sqlite:///")).exists()
+    else:  # an empty PostgreSQL database: nothing applied yet
+        status = run(url, "db", "status")
+        assert status.exit_code == 1, status.output
+        assert "nothing" in status.stdout and HEAD in status.stdout and "mnemostore db upgrade" in status.stdout
+        history = ok(run(url, "db", "history"))
+        assert HEAD in history.stdout and "pending" in history.stdout
 
     first = ok(run(url, "init"))
     assert HEAD in first.stdout and "upgraded" in first.stdout
@@ -255,3 +260,37 @@ def test_version_and_help_load_neither_the_store_nor_a_driver():
     assert loaded.strip() == "[]"
     version = subprocess.run([sys.executable, "-m", "mnemostore", "--version"], capture_output=True, text=True)
     assert version.returncode == 0 and version.stdout.startswith("mnemostore ")
+
+
+# -- nothing touched by accident ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", [["health"], ["tenant", "list"], ["db", "status"], ["backup", "out"]])
+def test_commands_that_need_a_database_never_create_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MNEMOSTORE_DATABASE_URL", raising=False)
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    result = run(None, *command)
+    assert_error_line(result, "there is no database at mnemostore.db", "the default", "mnemostore init")
+    assert list(tmp_path.iterdir()) == []  # no empty mnemostore.db for `serve` to trip over later
+    named = run(str(tmp_path / "elsewhere.db"), *command)
+    assert_error_line(named, "elsewhere.db", "(--database-url)")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_value_that_is_not_a_database_url_is_refused_naming_its_source(tmp_path: Path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    flag = run("notaurl", "init")
+    assert_error_line(flag, "--database-url: the database URL 'notaurl'", "sqlite:///path.db", "postgresql://")
+    variable = run(None, "health", env={"MNEMOSTORE_DATABASE_URL": "mysql://db/x"})
+    assert_error_line(variable, "MNEMOSTORE_DATABASE_URL: the database URL has scheme 'mysql'")
+    assert list(tmp_path.iterdir()) == []
+    ok(run("data/fine.db", "init"))  # a path ending in .db stays the short way to name a file
+    assert (tmp_path / "data" / "fine.db").is_file()
+
+
+def test_backup_makes_its_dated_target_folder(tmp_path: Path):
+    url = f"sqlite:///{tmp_path / 'b.db'}"
+    ok(run(url, "init"))
+    ok(run(url, "backup", str(tmp_path / "backups" / "2026-11-25")))
+    assert (tmp_path / "backups" / "2026-11-25" / "manifest.json").is_file()

@@ -22,7 +22,7 @@ from mnemostore.domain import User
 from mnemostore.errors import UserNotFound
 
 from ._format import human_bytes
-from ._shared import err, open_store, out, resolve_tenant, settings_from
+from ._shared import ensure_sqlite_folder, err, open_store, out, resolve_tenant, settings_from
 
 if TYPE_CHECKING:  # the CLI imports these where a command runs: --help and --version stay quick
     from mnemostore.ops import BackupManifest, BackupResult
@@ -132,7 +132,8 @@ def restore(
     archive, or a database that already holds the data, leaves the database as it was.
     """
     settings = settings_from(ctx)
-    with open_store(settings) as store, _progress() as progress:
+    ensure_sqlite_folder(settings)
+    with open_store(settings, create=True) as store, _progress() as progress:
         result = store.restore(path, tenant=tenant, verify=verify, progress=_Bar(progress))
     out.print(_tables(result.manifest, result.rows))
     tenants = ", ".join(str(t) for t in result.tenant_ids) or "none"

@@ -36,7 +36,7 @@ def init(ctx: typer.Context) -> None:
     """
     settings = settings_from(ctx)
     ensure_sqlite_folder(settings)
-    with open_store(settings) as store:
+    with open_store(settings, create=True) as store:
         before = store.get_migration_status()
         store.migrate()
         after = store.get_migration_status()
@@ -54,7 +54,7 @@ def upgrade(
 ) -> None:
     """Upgrade the schema to REVISION (default: the newest), applying each pending migration in order."""
     settings = settings_from(ctx)
-    with open_store(settings) as store:
+    with open_store(settings, create=True) as store:
         before = store.get_migration_status()
         store.migrate(revision)
         after = store.get_migration_status()

@@ -181,7 +181,7 @@ def demo(ctx: typer.Context) -> None:
     started = time.perf_counter()
     settings = settings_from(ctx)
     ensure_sqlite_folder(settings)
-    with open_store(settings) as store:
+    with open_store(settings, create=True) as store:
         status = store.get_migration_status()
         if not status.up_to_date:
             store.migrate()

@@ -15,14 +15,13 @@ belong to one process, so several workers without Redis would each see their own
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from mnemostore.errors import SchemaOutOfDate
 
-from ._shared import CliState, ensure_sqlite_folder, fail, open_store, out, settings_from
+from ._shared import CliState, ensure_sqlite_folder, fail, open_store, out, settings_from, sqlite_file
 
 if TYPE_CHECKING:  # the CLI imports these where a command runs: --help and --version stay quick
     from mnemostore.config import Settings
@@ -31,22 +30,15 @@ __all__ = ["serve"]
 
 
 def _new_sqlite_file(settings: Settings) -> bool:
-    if not settings.is_sqlite:
-        return False
-    from sqlalchemy.engine import make_url
-
-    database = make_url(settings.database_url).database
-    if not database or database == ":memory:" or database.startswith("file:"):
-        return False
-    path = Path(database).expanduser()
-    return not path.exists() or path.stat().st_size == 0
+    path = sqlite_file(settings)
+    return path is not None and (not path.exists() or path.stat().st_size == 0)
 
 
 def prepare_database(settings: Settings) -> None:
     """Initialise a new embedded SQLite file; refuse (with the command to run) a database that is not at head."""
     if _new_sqlite_file(settings):
         ensure_sqlite_folder(settings)
-        with open_store(settings) as store:
+        with open_store(settings, create=True) as store:
             store.migrate()
             revision = store.get_migration_status().current
         out.print(

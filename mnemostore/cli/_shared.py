@@ -8,9 +8,11 @@ the whole command tree, so no command needs its own ``try``.
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -37,6 +39,8 @@ __all__ = [
     "out",
     "resolve_tenant",
     "settings_from",
+    "sqlite_file",
+    "url_source",
 ]
 
 # Created once; Rich looks up sys.stdout/sys.stderr at each write, so test runners that swap them still capture.
@@ -98,6 +102,21 @@ class CliState:
     database_url: str | None = None
 
 
+# Where the URL of the command's settings came from (set by settings_from), for the messages of open_store.
+_URL_SOURCE: ContextVar[str] = ContextVar("mnemostore_cli_url_source", default="the database URL")
+
+
+def url_source(ctx: typer.Context) -> str:
+    """Where the database URL comes from, for messages: the flag, a variable, or the default."""
+    state = ctx.find_object(CliState) or CliState()
+    if state.database_url:
+        return "--database-url"
+    for variable in ("MNEMOSTORE_DATABASE_URL", "DATABASE_URL"):
+        if os.environ.get(variable, "").strip():
+            return variable
+    return "the default, ./mnemostore.db"
+
+
 def settings_from(ctx: typer.Context) -> Settings:
     """Settings from ``--database-url``, else MNEMOSTORE_DATABASE_URL / DATABASE_URL, else ./mnemostore.db."""
     from pydantic import ValidationError
@@ -105,18 +124,43 @@ def settings_from(ctx: typer.Context) -> Settings:
     from mnemostore.config import Settings
 
     state = ctx.find_object(CliState) or CliState()
+    _URL_SOURCE.set(url_source(ctx))
     try:
         return Settings(database_url=state.database_url) if state.database_url else Settings()
+    except ConfigurationError as error:  # the database URL: say where it came from
+        raise ConfigurationError(f"{_URL_SOURCE.get()}: {error}") from None
     except ValidationError as error:
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in error.errors())
         raise ConfigurationError(f"invalid setting ({problems}): fix the MNEMOSTORE_* environment variable") from None
 
 
+def sqlite_file(settings: Settings) -> Path | None:
+    """The file of an SQLite database (None for PostgreSQL, in-memory or ``file:`` URIs)."""
+    if not settings.is_sqlite:
+        return None
+    from sqlalchemy.engine import make_url
+
+    database = make_url(settings.database_url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database).expanduser()
+
+
 @contextmanager
-def open_store(settings: Settings) -> Iterator[MnemoStore]:
-    """The sync store for ``settings`` (see ``settings_from``), closed when the block ends."""
+def open_store(settings: Settings, *, create: bool = False) -> Iterator[MnemoStore]:
+    """The sync store for ``settings`` (see ``settings_from``), closed when the block ends.
+
+    Only commands that set up a database pass ``create``: any other command on an SQLite file that does not
+    exist stops with a message, instead of leaving an empty file behind.
+    """
     from mnemostore.service.store import MnemoStore
 
+    path = sqlite_file(settings)
+    if path is not None and not create and not path.exists():
+        raise ConfigurationError(
+            f"there is no database at {path} ({_URL_SOURCE.get()}): run `mnemostore init` to create it, or point "
+            "--database-url (or MNEMOSTORE_DATABASE_URL) at an existing one"
+        )
     store = MnemoStore(settings=settings)
     try:
         yield store
@@ -126,13 +170,9 @@ def open_store(settings: Settings) -> Iterator[MnemoStore]:
 
 def ensure_sqlite_folder(settings: Settings) -> None:
     """SQLite creates a missing file but not its folder: make the folder, so a fresh path just works."""
-    if not settings.is_sqlite:
-        return
-    from sqlalchemy.engine import make_url
-
-    database = make_url(settings.database_url).database
-    if database and database != ":memory:" and not database.startswith("file:"):
-        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    path = sqlite_file(settings)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
 
 
 def resolve_tenant(store: MnemoStore, ref: str) -> Tenant:

@@ -545,10 +545,11 @@ class ArchiveWriter:
         self.kind, self.path = archive_kind(Path(path).expanduser(), compress=compress)
         if self.path.exists() and not (self.path.is_dir() and not any(self.path.iterdir())):
             raise BackupError(f"{self.path} already exists: choose a new path, or remove it first")
-        if not self.path.parent.is_dir():
-            raise BackupError(f"folder {self.path.parent} does not exist: create it first")
+        if self.path.parent.exists() and not self.path.parent.is_dir():
+            raise BackupError(f"{self.path.parent} is a file, not a folder: choose another path for the archive")
         self._staging = self.path.parent / f".{self.path.name}.partial-{uuid.uuid4().hex[:8]}"
         try:
+            # A dated target (backups/2026-11-25) needs its folders: they are made, as `mkdir -p` would.
             (self._staging / TABLES_DIR).mkdir(parents=True)
         except OSError as error:
             raise BackupError(f"cannot write in {self.path.parent}: {error}") from error

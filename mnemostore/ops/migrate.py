@@ -19,7 +19,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import exc
 
 from mnemostore.config import Settings
-from mnemostore.errors import BackendUnavailable, MigrationError
+from mnemostore.errors import MigrationError
+from mnemostore.store import database_unreachable
 
 __all__ = [
     "MigrationStatus",
@@ -94,10 +95,7 @@ def _current(settings: Settings) -> str | None:
         with engine.connect() as conn:
             return MigrationContext.configure(conn).get_current_revision()
     except exc.OperationalError as error:
-        raise BackendUnavailable(
-            f"cannot reach the database at {settings.redacted_url()} (MNEMOSTORE_DATABASE_URL): "
-            f"{str(error.orig).strip().splitlines()[0]}. Check that the server runs and the URL is right."
-        ) from error
+        raise database_unreachable(settings, str(error.orig).strip().splitlines()[0]) from error
     finally:
         engine.dispose()
 

@@ -10,6 +10,7 @@ from mnemostore.store._crypto import SEALED_COLUMNS, FieldCodec, KeyRotationRepo
 from mnemostore.store._cursors import decode_cursor, encode_cursor
 from mnemostore.store._database import Database
 from mnemostore.store._database_async import AsyncDatabase
+from mnemostore.store._failures import database_unreachable
 from mnemostore.store._instrument import QueryObserver, observe_queries
 from mnemostore.store._mapping import to_message
 from mnemostore.store._repositories import UnitOfWork
@@ -32,6 +33,7 @@ __all__ = [
     "QueryObserver",
     "SearchRepository",
     "UnitOfWork",
+    "database_unreachable",
     "decode_cursor",
     "encode_cursor",
     "envelope_key_id",

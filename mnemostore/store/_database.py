@@ -35,6 +35,7 @@ from mnemostore.errors import (
     SchemaOutOfDate,
 )
 from mnemostore.store._crypto import FieldCodec
+from mnemostore.store._failures import database_unreachable
 from mnemostore.store._repositories import UnitOfWork
 
 __all__ = ["Database"]
@@ -235,8 +236,5 @@ def _translate(error: exc.DBAPIError, settings: Settings) -> MnemostoreError:
     if _is_missing_table(error):
         return SchemaError(f"the database lacks a table mnemostore needs ({message}): run `mnemostore db upgrade`")
     if isinstance(error, exc.OperationalError | exc.InterfaceError) or error.connection_invalidated:
-        return BackendUnavailable(
-            f"cannot use the database at {settings.redacted_url()} (MNEMOSTORE_DATABASE_URL): {message}. "
-            "Check that the server is running and the URL is right; nothing was written."
-        )
+        return database_unreachable(settings, message)
     return BackendUnavailable(f"database error at {settings.redacted_url()}: {message}")
