@@ -7,20 +7,24 @@ both backends). One test runs the installed ``mnemostore`` script in a subproces
 from __future__ import annotations
 
 import shutil
+import socket
 import subprocess
 import sys
 import uuid
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 import typer
+from sqlalchemy.engine import make_url
 from typer.testing import CliRunner, Result
 
 from mnemostore import MnemoStore
 from mnemostore.cli._shared import missing_extra_message
 from mnemostore.cli.main import app
 from mnemostore.ops import migrate
+from tests.fix_db import PostgresServer
 
 HEAD = migrate.head_revision()
 
@@ -294,3 +298,34 @@ def test_backup_makes_its_dated_target_folder(tmp_path: Path):
     ok(run(url, "init"))
     ok(run(url, "backup", str(tmp_path / "backups" / "2026-11-25")))
     assert (tmp_path / "backups" / "2026-11-25" / "manifest.json").is_file()
+
+
+def test_init_creates_a_missing_postgresql_database_or_says_how(pg_server: PostgresServer):
+    base = make_url(pg_server.dsn.replace("postgresql://", "postgresql+psycopg://", 1))
+    name = f"mnemostore_test_{uuid.uuid4().hex[:12]}"
+    url = base.set(database=name).render_as_string(hide_password=False)
+    role = f"mnemostore_nocreate_{uuid.uuid4().hex[:8]}"
+    try:
+        created = ok(run(url, "init"))
+        assert "Created" in created.stdout and HEAD in created.stdout
+        assert "already up to date" in ok(run(url, "init")).stdout
+        with psycopg.connect(pg_server.dsn, autocommit=True) as conn:
+            conn.execute(f'CREATE ROLE "{role}" LOGIN NOCREATEDB')
+        refused = run(base.set(database=f"{name}_x", username=role).render_as_string(hide_password=False), "init")
+        assert_error_line(refused, "does not exist and could not be created", f"createdb -h {base.host} -p")
+        assert f"-U {role} {name}_x`" in refused.stderr
+    finally:
+        pg_server.drop_database(url)
+        with psycopg.connect(pg_server.dsn, autocommit=True) as conn:
+            conn.execute(f'DROP ROLE IF EXISTS "{role}"')
+
+
+def test_serve_on_a_taken_port_says_so_and_names_the_option(tmp_path: Path):
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run(url, "serve", "--port", str(port))
+    assert_error_line(result, f"port {port} on 127.0.0.1 is taken", "--port")
+    assert not (tmp_path / "s.db").exists()  # refused before anything was set up

@@ -34,8 +34,12 @@ def init(ctx: typer.Context) -> None:
 
     Safe to run again: an up-to-date database is left as it is.
     """
+    from mnemostore.ops import migrate
+
     settings = settings_from(ctx)
     ensure_sqlite_folder(settings)
+    if migrate.create_database(settings):
+        out.print(f"Created   {settings.redacted_url()}", markup=False)
     with open_store(settings, create=True) as store:
         before = store.get_migration_status()
         store.migrate()

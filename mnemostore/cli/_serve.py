@@ -14,7 +14,9 @@ belong to one process, so several workers without Redis would each see their own
 
 from __future__ import annotations
 
+import errno
 import os
+import socket
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -32,6 +34,24 @@ __all__ = ["serve"]
 def _new_sqlite_file(settings: Settings) -> bool:
     path = sqlite_file(settings)
     return path is not None and (not path.exists() or path.stat().st_size == 0)
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """Refuse, in one line naming --port, a port another process holds (uvicorn would log it and exit 3)."""
+    if port == 0:
+        return
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: TIME_WAIT is no conflict
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                fail(
+                    f"port {port} on {host} is taken by another program (another `mnemostore serve`?): stop it, "
+                    "or choose a free port with --port (or MNEMOSTORE_SERVER_PORT)"
+                )
+            fail(f"cannot listen on {host}:{port} ({error.strerror}): check --host and --port")
 
 
 def prepare_database(settings: Settings) -> None:
@@ -102,6 +122,7 @@ def serve(
             f"--workers {workers} needs Redis: set MNEMOSTORE_REDIS_URL. Without it each worker keeps its own cache, "
             "rate limits and event bus, so they would disagree; run one worker, or several behind Redis"
         )
+    _check_port_free(host, port)
     prepare_database(settings)
     state = ctx.find_object(CliState) or CliState()
     if state.database_url:

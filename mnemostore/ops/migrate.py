@@ -26,6 +26,7 @@ __all__ = [
     "MigrationStatus",
     "Revision",
     "alembic_config",
+    "create_database",
     "downgrade",
     "get_migration_status",
     "head_revision",
@@ -127,6 +128,48 @@ def _run(settings: Settings, action: str, revision: str) -> None:
         if type(error).__module__.startswith("alembic"):
             raise MigrationError(f"{action} to {revision!r} failed: {error}") from error
         raise
+
+
+def create_database(settings: Settings) -> bool:
+    """PostgreSQL: create the URL's database when the server has none of that name; returns whether it did.
+
+    SQLite creates its file by itself, so this is a no-op there. The database is created from the server's
+    ``postgres`` database with the URL's credentials; a role that may not create databases gets the exact
+    ``createdb`` command to run instead.
+    """
+    if not settings.is_postgres:
+        return False
+    url = sa.make_url(settings.database_url)
+    name = url.database or ""
+    probe = _engine(settings)
+    try:
+        with probe.connect():
+            return False
+    except exc.OperationalError as error:
+        if f'database "{name}" does not exist' not in str(error.orig):
+            raise database_unreachable(settings, str(error.orig).strip().splitlines()[0]) from error
+    finally:
+        probe.dispose()
+    admin = sa.create_engine(
+        url.set(database="postgres"),
+        isolation_level="AUTOCOMMIT",
+        connect_args={"connect_timeout": settings.connect_timeout},
+        poolclass=sa.NullPool,
+    )
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f"CREATE DATABASE {conn.dialect.identifier_preparer.quote(name)}"))
+    except exc.DBAPIError as error:
+        options = (("-h", url.host), ("-p", url.port), ("-U", url.username))
+        command = " ".join(["createdb", *(f"{flag} {value}" for flag, value in options if value), name])
+        reason = str(error.orig).strip().splitlines()[0]
+        raise MigrationError(
+            f"the database {name!r} does not exist and could not be created ({reason}): create it with "
+            f"`{command}`, then run `mnemostore init` again"
+        ) from error
+    finally:
+        admin.dispose()
+    return True
 
 
 def upgrade(settings: Settings, revision: str = "head") -> None:
