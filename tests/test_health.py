@@ -170,3 +170,17 @@ def test_health_command_fails_with_one_line_per_failure(empty_database_url: str)
     result = CliRunner().invoke(app, ["--database-url", empty_database_url, "health", "--json"])
     assert result.exit_code == 1
     assert json.loads(result.stdout)["healthy"] is False
+
+
+async def test_items_waiting_for_an_embedder_that_is_not_there_are_a_warning(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'waiting.db'}"
+    async with AsyncMnemoStore(url) as store:  # the suite's hashing embedder: writes queue index jobs
+        await store.migrate()
+        tenant = await store.create_tenant("waiting")
+        await store.tenant(tenant.id).store_memory("Sam is vegetarian", dedup=False)
+        assert statuses(await store.health())["indexing"] == "ok"  # an embedder is there to do them
+    async with AsyncMnemoStore(settings=Settings(database_url=url, embedder="none")) as store:
+        report = await store.health()
+    check = report.check("indexing")
+    assert check.status is HealthStatus.WARN and "1 pending" in check.summary and "has none" in check.summary
+    assert "pip install 'mnemostore[embeddings]'" in (check.action or "") and "reindex" in (check.action or "")

@@ -271,6 +271,15 @@ class HealthChecker:
             "failures": status.failures,
         }
         summary = f"{status.pending} pending, {status.running} running, {status.failed} failed"
+        if status.pending and self._no_embedder():
+            return HealthCheck(
+                name="indexing",
+                status=HealthStatus.WARN,
+                summary=summary + ": waiting for an embedder, and this store has none",
+                action=f"{status.pending} items wait to be embedded and nothing can embed them: {EXTRA_HINT}, then "
+                "run `mnemostore reindex` (or let a worker run); until then they are found by full-text search only",
+                details=details,
+            )
         if status.failed:
             first = status.failures[0] if status.failures else {}
             return HealthCheck(
@@ -292,6 +301,15 @@ class HealthChecker:
                 details=details,
             )
         return HealthCheck(name="indexing", status=HealthStatus.OK, summary=summary, details=details)
+
+    def _no_embedder(self) -> bool:
+        """Whether this store has no embedder at all (not installed, or none configured)."""
+        if self.embedder is None:
+            return False  # not told: assume a worker elsewhere embeds
+        try:
+            return self.embedder() is None
+        except MnemostoreError:
+            return False  # a broken embedder is the embedder check's to report
 
     def _disk(self) -> HealthCheck:
         if self.db.dialect != "sqlite":
