@@ -34,7 +34,7 @@ from mnemostore.store._search_statements import fulltext_statement as _fulltext
 from mnemostore.store._search_statements import hydrate_statement as _hydrate
 from mnemostore.store._search_statements import pg_vector_statement as _pg_vector
 from mnemostore.store._search_statements import vectors_since_statement as _vectors_since
-from mnemostore.store.tables import embeddings, index_jobs
+from mnemostore.store.tables import OPEN_JOBS, embeddings, index_jobs
 
 __all__ = ["IndexRepository", "SearchRepository"]
 
@@ -326,7 +326,7 @@ class IndexRepository:
     def open_jobs(self) -> int:
         c = index_jobs.c
         scope = [c.tenant_id == self._tenant_id] if self._tenant_id is not None else []
-        query = sa.select(sa.func.count()).where(*scope, c.state.in_(("pending", "running")))
+        query = sa.select(sa.func.count()).select_from(index_jobs).where(*scope, sa.text(OPEN_JOBS))
         return int(self._conn.execute(query).scalar_one())
 
     def retry_failed(self, now: datetime) -> int:

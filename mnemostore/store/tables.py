@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect
 
-__all__ = ["TENANT_TABLES", "UtcDateTime", "metadata"]
+__all__ = ["OPEN_JOBS", "TENANT_TABLES", "UtcDateTime", "metadata"]
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -368,6 +368,10 @@ class Vector(sa.types.UserDefinedType[list[float]]):
 # The search outbox: every write of a searchable item inserts its job in the same transaction; the indexer
 # claims pending jobs (state running, claimed_until a lease), embeds them and marks them done, or retries them
 # with backoff (next_attempt_at) until index_max_attempts, then marks them failed with last_error.
+# The jobs still to do, written as a literal so that a query using the same words can use the partial index
+# (neither planner proves that a parameterised ``state IN (?, ?)`` implies it).
+OPEN_JOBS = "state IN ('pending', 'running')"
+
 index_jobs = sa.Table(
     "index_jobs",
     metadata,
@@ -386,6 +390,13 @@ index_jobs = sa.Table(
     sa.PrimaryKeyConstraint("tenant_id", "id"),
     # The worker's queue: claimable jobs across tenants, oldest due first.
     sa.Index("ix_index_jobs_queue", "state", "next_attempt_at"),
+    # A tenant's open jobs, which every semantic search counts first (read-your-writes; migration 0004).
+    sa.Index(
+        "ix_index_jobs_open",
+        "tenant_id",
+        postgresql_where=sa.text(OPEN_JOBS),
+        sqlite_where=sa.text(OPEN_JOBS),
+    ),
     sa.Index(None, "tenant_id", "item_kind", "item_id"),
 )
 
