@@ -263,6 +263,18 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(
         default=10_000_000, ge=1024, description="largest request body the HTTP service reads (larger: 413)"
     )
+    indexer_autostart: bool = Field(
+        default=True,
+        description="a store with an embedder starts its indexer in this process on the first write that leaves "
+        "items to embed, so a single-process program needs no worker (off: run `mnemostore worker`, or call "
+        "store.start_indexer()); the CLI's short commands and the HTTP service decide for themselves",
+    )
+    search_wait_indexer_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        description="read-your-writes: how long a semantic or hybrid search waits for this process's own indexer "
+        "to finish embedding the tenant's few waiting items it has claimed (the first batch loads the model)",
+    )
     server_indexer: bool = Field(
         default=True,
         description="the HTTP service embeds new items in the background of each worker when an embedder is "

@@ -6,6 +6,9 @@ import os
 # every test would cost seconds, and its similarities would change what unrelated tests store (near-duplicate
 # merging). Search tests pass the real model explicitly (tests/fix_search.py).
 os.environ.setdefault("MNEMOSTORE_EMBEDDER", "hashing")
+# Nor does a store start its indexer by itself on the first write (a single program's default): tests that count
+# pending jobs, or drain them, decide when jobs are processed. tests/test_indexer_autostart.py turns it on.
+os.environ.setdefault("MNEMOSTORE_INDEXER_AUTOSTART", "false")
 
 # The suite's PostgreSQL connection budget: every store keeps one connection and opens at most three more under
 # load, so that two copies of the suite fit side by side on one server (max_connections 100). The stores of the

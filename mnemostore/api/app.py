@@ -91,7 +91,9 @@ def create_app(target: Settings | AsyncMnemoStore | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        store = given if given is not None else AsyncMnemoStore(settings=settings)
+        # The service starts its indexer itself, or leaves the work to `mnemostore worker` (server_indexer).
+        own = settings.model_copy(update={"indexer_autostart": False})
+        store = given if given is not None else AsyncMnemoStore(settings=own)
         app.state.store = store
         store.observe_queries(metrics.observe_query)
         try:

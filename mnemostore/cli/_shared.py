@@ -161,7 +161,8 @@ def open_store(settings: Settings, *, create: bool = False) -> Iterator[MnemoSto
             f"there is no database at {path} ({_URL_SOURCE.get()}): run `mnemostore init` to create it, or point "
             "--database-url (or MNEMOSTORE_DATABASE_URL) at an existing one"
         )
-    store = MnemoStore(settings=settings)
+    # A command ends in seconds: an indexer started by its writes would hold its exit until the model loaded.
+    store = MnemoStore(settings=settings.model_copy(update={"indexer_autostart": False}))
     try:
         yield store
     finally:

@@ -23,8 +23,8 @@ __all__ = [
     "HistoryPage",
     "InteractionEvent",
     "KnowledgeChunk",
-    "Memory",
     "MemoryKind",
+    "MemoryRecord",
     "MemoryTier",
     "MemoryVersion",
     "Message",
@@ -236,7 +236,7 @@ class ConversationStats:
 
 
 @dataclass(slots=True, kw_only=True)
-class Memory:
+class MemoryRecord:
     id: uuid.UUID
     tenant_id: uuid.UUID
     user_id: uuid.UUID | None

@@ -46,8 +46,8 @@ class StoreCore:
             self.settings = Settings(**{**settings.model_dump(), **updates}) if updates else settings
         # The one place the cache is built: everything cached goes through self.cache.
         cache = cache if cache is not None else Cache.from_settings(self.settings)
-        # What this store's tenant views share with it. The indexer runs only when started (start_indexer,
-        # `mnemostore worker`).
+        # What this store's tenant views share with it. The indexer runs when started (start_indexer,
+        # `mnemostore worker`) or, with indexer_autostart, once a write has queued items to embed.
         self._runtime = StoreRuntime(self.settings, cache, embedder)
         self._db = self._runtime.db
         self.cache = self._runtime.cache
@@ -82,6 +82,11 @@ class StoreCore:
             EmbedderUnavailable: no embedder is configured or installed.
         """
         self._runtime.start_indexer()
+
+    @property
+    def indexer_running(self) -> bool:
+        """Whether this store runs the indexer in the background of this process (started, or autostarted)."""
+        return self._runtime.indexer_running
 
     def stop_indexer(self) -> None:
         """Stop the in-process indexer after its current batch (a no-op when it is not running)."""

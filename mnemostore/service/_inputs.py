@@ -51,6 +51,18 @@ def as_id(value: uuid.UUID | str | None, field: str) -> uuid.UUID:
         raise InvalidInput(f"{field} {value!r} is not a UUID: pass the id the store returned") from None
 
 
+def tenant_ref(value: uuid.UUID | str) -> uuid.UUID | str:
+    """A tenant given by id (a UUID or its text) or by name: the UUID, or the name to look up."""
+    if isinstance(value, uuid.UUID):
+        return value
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidInput(f"tenant {value!r} is neither a tenant id nor a tenant name")
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return value
+
+
 def message_rows(
     tenant_id: uuid.UUID,
     conversation_id: uuid.UUID,

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from mnemostore.cache import EventType
-from mnemostore.domain import ConversationStatus, Memory, MemoryKind, MemoryTier, MemoryVersion, Page, new_id
+from mnemostore.domain import ConversationStatus, MemoryKind, MemoryRecord, MemoryTier, MemoryVersion, Page, new_id
 from mnemostore.errors import ConversationNotFound, InvalidInput, MemoryNotFound, SummarizationError, UserNotFound
 from mnemostore.memory import (
     DuplicateMatch,
@@ -50,7 +50,7 @@ class Memories(Conversations):
         expires_at: datetime | None = None,
         metadata: Mapping[str, Any] | None = None,
         dedup: bool | None = None,
-    ) -> Memory:
+    ) -> MemoryRecord:
         """Store a memory, or merge it into the existing memory of the same user that says the same thing.
 
         Near-duplicates (rule in ``mnemostore.memory._dedup``): among the newest unexpired memories of the same
@@ -95,7 +95,7 @@ class Memories(Conversations):
             "created_at": now,
             "updated_at": now,
         }
-        memory: Memory | None = None
+        memory: MemoryRecord | None = None
         if (self._settings.memory_dedup if dedup is None else dedup) and values["kind"] != MemoryKind.SUMMARY.value:
             memory = self._merge_duplicate(values)
         if memory is None:
@@ -123,7 +123,7 @@ class Memories(Conversations):
     def _embed(self, embedder: Embedder, texts: list[str]) -> list[list[float]]:
         return embedder.embed(texts)
 
-    def _merge_duplicate(self, values: dict[str, Any]) -> Memory | None:
+    def _merge_duplicate(self, values: dict[str, Any]) -> MemoryRecord | None:
         """Merge ``values`` into the near-duplicate it has, if any (see ``store_memory``); None: no duplicate."""
         now = values["created_at"]
         with self._tx() as uow:
@@ -174,7 +174,9 @@ class Memories(Conversations):
             return None
         return self._merge_into(candidates, match, values)
 
-    def _merge_into(self, candidates: list[Memory], match: DuplicateMatch, values: dict[str, Any]) -> Memory | None:
+    def _merge_into(
+        self, candidates: list[MemoryRecord], match: DuplicateMatch, values: dict[str, Any]
+    ) -> MemoryRecord | None:
         """Merge ``values`` into the matched candidate, keeping its previous state as a version."""
         now = values["created_at"]
         old = candidates[match.index]
@@ -206,7 +208,7 @@ class Memories(Conversations):
                 self._enqueue(uow, ItemKind.MEMORY, [old.id], now)
             return uow.memories.update(old.id, update)
 
-    def _keep_version(self, uow: UnitOfWork, memory: Memory, now: datetime) -> None:
+    def _keep_version(self, uow: UnitOfWork, memory: MemoryRecord, now: datetime) -> None:
         uow.memories.add_version(
             {
                 "id": new_id(),
@@ -218,12 +220,12 @@ class Memories(Conversations):
             }
         )
 
-    def get_memory(self, memory_id: uuid.UUID | str) -> Memory | None:
+    def get_memory(self, memory_id: uuid.UUID | str) -> MemoryRecord | None:
         """The memory, or None when the tenant has no memory with this id."""
         with self._tx() as uow:
             return uow.memories.get(as_id(memory_id, "memory_id"))
 
-    def get_memory_or_raise(self, memory_id: uuid.UUID | str) -> Memory:
+    def get_memory_or_raise(self, memory_id: uuid.UUID | str) -> MemoryRecord:
         """The memory.
 
         Raises:
@@ -244,7 +246,7 @@ class Memories(Conversations):
         include_expired: bool = False,
         limit: int = 20,
         cursor: str | None = None,
-    ) -> Page[Memory]:
+    ) -> Page[MemoryRecord]:
         """Memories by importance (most important first), optionally for one user, agent, tier or kind.
 
         Args:
@@ -256,7 +258,7 @@ class Memories(Conversations):
         tier_value = v.check_enum(MemoryTier, tier).value if tier is not None else None
         kind_value = v.check_enum(MemoryKind, kind).value if kind is not None else None
         agent = v.check_name(agent_id, "agent_id", max_len=200)
-        after = decode_list_cursor(Memory, cursor) if cursor is not None else None
+        after = decode_list_cursor(MemoryRecord, cursor) if cursor is not None else None
         with self._tx() as uow:
             found = uow.memories.query(
                 user_id=uid,
@@ -279,7 +281,7 @@ class Memories(Conversations):
         importance: float | Unset = UNSET,
         expires_at: datetime | Unset | None = UNSET,
         metadata: Mapping[str, Any] | Unset = UNSET,
-    ) -> Memory:
+    ) -> MemoryRecord:
         """Change the given fields of a memory (pass ``expires_at=None`` to make it permanent).
 
         When the content, importance or metadata change, the previous state is kept as a version
@@ -357,7 +359,7 @@ class Memories(Conversations):
         importance: float = 0.5,
         expires_at: datetime | None = None,
         metadata: Mapping[str, Any] | None = None,
-    ) -> Memory:
+    ) -> MemoryRecord:
         """Store a compressed memory segment: a summary (kind ``summary``) of the messages it names.
 
         Args:
@@ -392,7 +394,7 @@ class Memories(Conversations):
         tier: MemoryTier | str = MemoryTier.LONG_TERM,
         importance: float = 0.5,
         agent_id: str | None = None,
-    ) -> Memory | None:
+    ) -> MemoryRecord | None:
         """Summarise the older messages of a conversation into a memory segment of its user.
 
         The newest ``keep_recent`` messages are left alone; of the older ones, those no earlier segment of this
@@ -543,7 +545,7 @@ class Memories(Conversations):
         return result
 
 
-def _covered_messages(segments: Iterable[Memory], conversation_id: uuid.UUID) -> set[str]:
+def _covered_messages(segments: Iterable[MemoryRecord], conversation_id: uuid.UUID) -> set[str]:
     """Ids of the messages of ``conversation_id`` that the given segments already summarise."""
     key = str(conversation_id)
     return {mid for s in segments if s.metadata.get("conversation_id") == key for mid in s.source_message_ids}

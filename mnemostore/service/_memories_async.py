@@ -13,8 +13,8 @@ from typing import Any
 from mnemostore.cache import EventType
 from mnemostore.domain import (
     ConversationStatus,
-    Memory,
     MemoryKind,
+    MemoryRecord,
     MemoryTier,
     MemoryVersion,
     Page,
@@ -62,7 +62,7 @@ class AsyncMemories(AsyncConversations):
         expires_at: datetime | None = None,
         metadata: Mapping[str, Any] | None = None,
         dedup: bool | None = None,
-    ) -> Memory:
+    ) -> MemoryRecord:
         """Store a memory, or merge it into the existing memory of the same user that says the same thing.
 
         Near-duplicates (rule in ``mnemostore.memory._dedup``): among the newest unexpired memories of the same
@@ -107,7 +107,7 @@ class AsyncMemories(AsyncConversations):
             "created_at": now,
             "updated_at": now,
         }
-        memory: Memory | None = None
+        memory: MemoryRecord | None = None
         if (self._settings.memory_dedup if dedup is None else dedup) and values["kind"] != MemoryKind.SUMMARY.value:
             memory = await self._merge_duplicate(values)
         if memory is None:
@@ -138,7 +138,7 @@ class AsyncMemories(AsyncConversations):
         else:
             return embedder.embed(texts)
 
-    async def _merge_duplicate(self, values: dict[str, Any]) -> Memory | None:
+    async def _merge_duplicate(self, values: dict[str, Any]) -> MemoryRecord | None:
         """Merge ``values`` into the near-duplicate it has, if any (see ``store_memory``); None: no duplicate."""
         now = values["created_at"]
         async with self._tx() as uow:
@@ -190,8 +190,8 @@ class AsyncMemories(AsyncConversations):
         return await self._merge_into(candidates, match, values)
 
     async def _merge_into(
-        self, candidates: list[Memory], match: DuplicateMatch, values: dict[str, Any]
-    ) -> Memory | None:
+        self, candidates: list[MemoryRecord], match: DuplicateMatch, values: dict[str, Any]
+    ) -> MemoryRecord | None:
         """Merge ``values`` into the matched candidate, keeping its previous state as a version."""
         now = values["created_at"]
         old = candidates[match.index]
@@ -223,7 +223,7 @@ class AsyncMemories(AsyncConversations):
                 await self._enqueue(uow, ItemKind.MEMORY, [old.id], now)
             return await uow.memories.update(old.id, update)
 
-    async def _keep_version(self, uow: AsyncUnitOfWork, memory: Memory, now: datetime) -> None:
+    async def _keep_version(self, uow: AsyncUnitOfWork, memory: MemoryRecord, now: datetime) -> None:
         await uow.memories.add_version(
             {
                 "id": new_id(),
@@ -235,12 +235,12 @@ class AsyncMemories(AsyncConversations):
             }
         )
 
-    async def get_memory(self, memory_id: uuid.UUID | str) -> Memory | None:
+    async def get_memory(self, memory_id: uuid.UUID | str) -> MemoryRecord | None:
         """The memory, or None when the tenant has no memory with this id."""
         async with self._tx() as uow:
             return await uow.memories.get(as_id(memory_id, "memory_id"))
 
-    async def get_memory_or_raise(self, memory_id: uuid.UUID | str) -> Memory:
+    async def get_memory_or_raise(self, memory_id: uuid.UUID | str) -> MemoryRecord:
         """The memory.
 
         Raises:
@@ -261,7 +261,7 @@ class AsyncMemories(AsyncConversations):
         include_expired: bool = False,
         limit: int = 20,
         cursor: str | None = None,
-    ) -> Page[Memory]:
+    ) -> Page[MemoryRecord]:
         """Memories by importance (most important first), optionally for one user, agent, tier or kind.
 
         Args:
@@ -273,7 +273,7 @@ class AsyncMemories(AsyncConversations):
         tier_value = v.check_enum(MemoryTier, tier).value if tier is not None else None
         kind_value = v.check_enum(MemoryKind, kind).value if kind is not None else None
         agent = v.check_name(agent_id, "agent_id", max_len=200)
-        after = decode_list_cursor(Memory, cursor) if cursor is not None else None
+        after = decode_list_cursor(MemoryRecord, cursor) if cursor is not None else None
         async with self._tx() as uow:
             found = await uow.memories.query(
                 user_id=uid,
@@ -296,7 +296,7 @@ class AsyncMemories(AsyncConversations):
         importance: float | Unset = UNSET,
         expires_at: datetime | Unset | None = UNSET,
         metadata: Mapping[str, Any] | Unset = UNSET,
-    ) -> Memory:
+    ) -> MemoryRecord:
         """Change the given fields of a memory (pass ``expires_at=None`` to make it permanent).
 
         When the content, importance or metadata change, the previous state is kept as a version
@@ -374,7 +374,7 @@ class AsyncMemories(AsyncConversations):
         importance: float = 0.5,
         expires_at: datetime | None = None,
         metadata: Mapping[str, Any] | None = None,
-    ) -> Memory:
+    ) -> MemoryRecord:
         """Store a compressed memory segment: a summary (kind ``summary``) of the messages it names.
 
         Args:
@@ -409,7 +409,7 @@ class AsyncMemories(AsyncConversations):
         tier: MemoryTier | str = MemoryTier.LONG_TERM,
         importance: float = 0.5,
         agent_id: str | None = None,
-    ) -> Memory | None:
+    ) -> MemoryRecord | None:
         """Summarise the older messages of a conversation into a memory segment of its user.
 
         The newest ``keep_recent`` messages are left alone; of the older ones, those no earlier segment of this
@@ -564,7 +564,7 @@ class AsyncMemories(AsyncConversations):
         return result
 
 
-def _covered_messages(segments: Iterable[Memory], conversation_id: uuid.UUID) -> set[str]:
+def _covered_messages(segments: Iterable[MemoryRecord], conversation_id: uuid.UUID) -> set[str]:
     """Ids of the messages of ``conversation_id`` that the given segments already summarise."""
     key = str(conversation_id)
     return {mid for s in segments if s.metadata.get("conversation_id") == key for mid in s.source_message_ids}

@@ -36,7 +36,7 @@ class Operations(TenantAdmin):
         Call it after restoring a backup or editing the database behind the store's back. Returns the number
         of keys deleted.
         """
-        return self.cache.flush(as_id(tenant_id, "tenant_id") if tenant_id is not None else None)
+        return self.cache.flush(self._tenant_key(tenant_id) if tenant_id is not None else None)
 
     def set_global_feature_flag(self, flag: str, value: Any) -> None:
         """Override a global feature flag at run time, for every process sharing the cache (None: remove).
@@ -131,7 +131,7 @@ class Operations(TenantAdmin):
             raise InvalidInput(f"batch_size must be an integer from 1 to 10000, got {batch_size!r}")
         started = v.check_time(now, "now") or utc_now()
         report = MaintenanceReport(dry_run=dry_run, started_at=started)
-        tid = as_id(tenant_id, "tenant_id") if tenant_id is not None else None
+        tid = self._tenant_key(tenant_id) if tenant_id is not None else None
         if tid is not None:
             report.tenants.append(self.tenant(tid).run_maintenance(dry_run=dry_run, now=started, batch_size=batch_size))
         else:
@@ -196,7 +196,7 @@ class Operations(TenantAdmin):
         Raises:
             BackupError: ``path`` exists or cannot be written. TenantNotFound: no such tenant.
         """
-        scope = Scope("tenant", as_id(tenant_id, "tenant_id")) if tenant_id is not None else Scope()
+        scope = Scope("tenant", self._tenant_key(tenant_id)) if tenant_id is not None else Scope()
         self.check_schema()
         return backups.backup(self._db, path, scope=scope, compress=compress, progress=progress)
 

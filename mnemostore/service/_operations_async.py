@@ -40,7 +40,7 @@ class AsyncOperations(AsyncTenantAdmin):
         Call it after restoring a backup or editing the database behind the store's back. Returns the number
         of keys deleted.
         """
-        return await self.cache.flush(as_id(tenant_id, "tenant_id") if tenant_id is not None else None)
+        return await self.cache.flush(await self._tenant_key(tenant_id) if tenant_id is not None else None)
 
     async def set_global_feature_flag(self, flag: str, value: Any) -> None:
         """Override a global feature flag at run time, for every process sharing the cache (None: remove).
@@ -135,7 +135,7 @@ class AsyncOperations(AsyncTenantAdmin):
             raise InvalidInput(f"batch_size must be an integer from 1 to 10000, got {batch_size!r}")
         started = v.check_time(now, "now") or utc_now()
         report = MaintenanceReport(dry_run=dry_run, started_at=started)
-        tid = as_id(tenant_id, "tenant_id") if tenant_id is not None else None
+        tid = await self._tenant_key(tenant_id) if tenant_id is not None else None
         if tid is not None:
             report.tenants.append(
                 await self.tenant(tid).run_maintenance(dry_run=dry_run, now=started, batch_size=batch_size)
@@ -202,7 +202,7 @@ class AsyncOperations(AsyncTenantAdmin):
         Raises:
             BackupError: ``path`` exists or cannot be written. TenantNotFound: no such tenant.
         """
-        scope = Scope("tenant", as_id(tenant_id, "tenant_id")) if tenant_id is not None else Scope()
+        scope = Scope("tenant", await self._tenant_key(tenant_id)) if tenant_id is not None else Scope()
         await self.check_schema()
         return await backups.backup(self._db, path, scope=scope, compress=compress, progress=progress)
 

@@ -13,7 +13,7 @@ from mnemostore.domain import (
     Checkpoint,
     Conversation,
     InteractionEvent,
-    Memory,
+    MemoryRecord,
     Page,
     ToolExecution,
 )
@@ -31,7 +31,7 @@ __all__ = [
     "page_after",
 ]
 
-ListItem = TypeVar("ListItem", ApiKey, Memory, ToolExecution, Checkpoint, InteractionEvent, AgentMetric)
+ListItem = TypeVar("ListItem", ApiKey, MemoryRecord, ToolExecution, Checkpoint, InteractionEvent, AgentMetric)
 
 
 def id_cursor(cursor: str) -> uuid.UUID:
@@ -66,7 +66,7 @@ def decode_conversation_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
 
 
 _LIST_KEYS: Final[dict[type[Any], tuple[str, type[Any]]]] = {
-    Memory: ("m", float),
+    MemoryRecord: ("m", float),
     ToolExecution: ("t", datetime),
     Checkpoint: ("k", int),
     InteractionEvent: ("e", datetime),
@@ -74,7 +74,7 @@ _LIST_KEYS: Final[dict[type[Any], tuple[str, type[Any]]]] = {
 }
 
 
-def list_cursor(item: ApiKey | Memory | ToolExecution | Checkpoint | InteractionEvent | AgentMetric) -> str:
+def list_cursor(item: ApiKey | MemoryRecord | ToolExecution | Checkpoint | InteractionEvent | AgentMetric) -> str:
     """The cursor that continues a listing after ``item`` (pass it as ``cursor=`` to the same listing).
 
     API keys page by id; the newest-first listings (tool executions, checkpoints, interaction events, metrics)
@@ -85,7 +85,7 @@ def list_cursor(item: ApiKey | Memory | ToolExecution | Checkpoint | Interaction
         return str(item.id)
     kind, _ = _LIST_KEYS[type(item)]
     key: Any
-    if isinstance(item, Memory):
+    if isinstance(item, MemoryRecord):
         key = item.importance
     elif isinstance(item, Checkpoint):
         key = item.iteration

@@ -19,6 +19,7 @@ from typing import Any
 
 from mnemostore.cache import Cache
 from mnemostore.config import Settings
+from mnemostore.errors import IndexingTimeout
 from mnemostore.ops import migrate as migrations
 from mnemostore.search import Embedder, IndexingStatus
 from mnemostore.service._indexer import Indexer
@@ -41,6 +42,9 @@ class StoreRuntime:
         self._indexer: Indexer | None = None
         self._indexer_stop: Any = None
         self._indexer_task: Any = None
+        # Set when a write queued items to embed: the store then starts its indexer after the commit
+        # (indexer_autostart); cleared once it runs, or once it is known that it cannot.
+        self.autostart_due = False
 
     def check_schema(self) -> None:
         """Raise SchemaOutOfDate unless the database is at the newest revision this code knows."""
@@ -58,6 +62,18 @@ class StoreRuntime:
         self.ensure_schema()
         with self.db.transaction(tenant_id, write=write) as uow:
             yield uow
+        if self.autostart_due:
+            self._autostart_indexer()
+
+    def queued_for_indexing(self) -> None:
+        """A write queued items to embed: start the indexer after its commit (``indexer_autostart``)."""
+        if self._indexer_task is None and self.settings.indexer_autostart:
+            self.autostart_due = True
+
+    def _autostart_indexer(self) -> None:
+        self.autostart_due = False
+        if self._indexer_task is None and self.search_engine.embedder() is not None:
+            self.start_indexer()
 
     def indexer(self) -> Indexer:
         """The indexer of this store (built on first use; it embeds with the search engine's embedder)."""
@@ -112,7 +128,18 @@ class StoreRuntime:
             return waiting
         self.indexer().run_once(batch_size=limit, tenant_id=tenant_id)
         with self.transaction(tenant_id, write=False) as uow:
-            return uow.index_jobs.open_jobs()
+            waiting = uow.index_jobs.open_jobs()
+        if waiting and self.indexer_running and (self.settings.search_wait_indexer_seconds > 0):
+            # Claimed by this process's own indexer, most likely in its first batch, loading the model: it is
+            # about to finish them, so wait for it (bounded) rather than answer without them.
+            try:
+                status = self.indexer().drain(
+                    tenant_id=tenant_id, timeout_seconds=self.settings.search_wait_indexer_seconds, inline=False
+                )
+            except IndexingTimeout:
+                return waiting
+            return status.pending + status.running
+        return waiting
 
     def close(self) -> None:
         """Stop the indexer, save the in-process vector indexes, close the database pool and the cache."""

@@ -5,13 +5,16 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import uuid
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from mnemostore.domain import Tenant
-from mnemostore.errors import ConversationNotFound, QuotaExceeded, TenantNotFound
+from mnemostore.errors import ConversationNotFound, InvalidInput, QuotaExceeded, TenantNotFound
 from mnemostore.search import ItemKind
 from mnemostore.service import _validation as v
 from mnemostore.service._runtime import StoreRuntime
@@ -20,16 +23,71 @@ from mnemostore.store import UnitOfWork
 if TYPE_CHECKING:
     from mnemostore.service.store import MnemoStore
 
+Method = TypeVar("Method", bound=Callable[..., Any])
+
+
+def _binding(method: Method) -> Method:
+    """``method``, preceded by the tenant lookup of a view opened by name (a no-op once the id is known)."""
+
+    @functools.wraps(method)
+    def bound(self: TenantScope, *args: Any, **kwargs: Any) -> Any:
+        if self._tenant_id is None:
+            self._bind()
+        return method(self, *args, **kwargs)
+
+    return cast("Method", bound)
+
 
 class TenantScope:
     """The tenant binding shared by the capability mixins of ``TenantStore``."""
 
-    def __init__(self, store: MnemoStore, runtime: StoreRuntime, tenant_id: uuid.UUID) -> None:
+    def __init__(self, store: MnemoStore, runtime: StoreRuntime, tenant: uuid.UUID | str) -> None:
         self.store = store
-        self.tenant_id = tenant_id
+        self._tenant_id = tenant if isinstance(tenant, uuid.UUID) else None
+        self._tenant_name = tenant if isinstance(tenant, str) else None
         self._runtime = runtime
         self._settings = runtime.settings
         self._cache = runtime.cache
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Every public method of a view opened by tenant name first looks the name up (once per view)."""
+        super().__init_subclass__(**kwargs)
+        for name, member in list(vars(cls).items()):
+            if name.startswith("_"):
+                continue
+            if inspect.isfunction(member):
+                setattr(cls, name, _binding(member))
+
+    @property
+    def tenant_id(self) -> uuid.UUID:
+        """The tenant's id. A view opened by name (``store.tenant("acme")``) knows it after its first call.
+
+        Raises:
+            InvalidInput: the view was opened by name and has made no call yet (``t.resolve()`` binds it).
+        """
+        if self._tenant_id is None:
+            raise InvalidInput(
+                f"the view of tenant {self._tenant_name!r} was opened by name and has not looked it up yet: "
+                "call any of its methods first (await t.resolve() returns the tenant)"
+            )
+        return self._tenant_id
+
+    def resolve(self) -> Tenant:
+        """The tenant this view works on (a view opened by name looks the name up here, once).
+
+        Raises:
+            TenantNotFound: no tenant has this id or name.
+        """
+        if self._tenant_id is None:
+            self._bind()
+        return self._tenant_or_raise()
+
+    def _bind(self) -> None:
+        assert self._tenant_name is not None
+        tenant = self.store.get_tenant_by_name(self._tenant_name)
+        if tenant is None:
+            raise TenantNotFound(repr(self._tenant_name), ": no tenant has this name (see mnemostore tenant list)")
+        self._tenant_id = tenant.id
 
     def _tx(self, *, write: bool = False) -> AbstractContextManager[UnitOfWork]:
         return self._runtime.transaction(self.tenant_id, write=write)
@@ -60,6 +118,7 @@ class TenantScope:
         """The outbox: index jobs of written items, in the transaction that writes them."""
         if item_ids and self._settings.embedder != "none":
             uow.index_jobs.enqueue(kind, item_ids, now)
+            self._runtime.queued_for_indexing()
 
     def _check_conversation(self, uow: UnitOfWork, conversation_id: uuid.UUID | None) -> None:
         if conversation_id is not None and uow.conversations.get(conversation_id) is None:

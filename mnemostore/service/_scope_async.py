@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import uuid
+from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from mnemostore.domain import (
     Tenant,
 )
 from mnemostore.errors import (
     ConversationNotFound,
+    InvalidInput,
     QuotaExceeded,
     TenantNotFound,
 )
@@ -23,16 +27,74 @@ from mnemostore.store import AsyncUnitOfWork
 if TYPE_CHECKING:
     from mnemostore.service.store_async import AsyncMnemoStore
 
+Method = TypeVar("Method", bound=Callable[..., Any])
+
+
+def _binding(method: Method) -> Method:
+    """``method``, preceded by the tenant lookup of a view opened by name (a no-op once the id is known)."""
+
+    @functools.wraps(method)
+    async def bound(self: AsyncTenantScope, *args: Any, **kwargs: Any) -> Any:
+        if self._tenant_id is None:
+            await self._bind()
+        return await method(self, *args, **kwargs)
+
+    return cast("Method", bound)
+
 
 class AsyncTenantScope:
     """The tenant binding shared by the capability mixins of ``AsyncTenantStore``."""
 
-    def __init__(self, store: AsyncMnemoStore, runtime: AsyncStoreRuntime, tenant_id: uuid.UUID) -> None:
+    def __init__(self, store: AsyncMnemoStore, runtime: AsyncStoreRuntime, tenant: uuid.UUID | str) -> None:
         self.store = store
-        self.tenant_id = tenant_id
+        self._tenant_id = tenant if isinstance(tenant, uuid.UUID) else None
+        self._tenant_name = tenant if isinstance(tenant, str) else None
         self._runtime = runtime
         self._settings = runtime.settings
         self._cache = runtime.cache
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Every public method of a view opened by tenant name first looks the name up (once per view)."""
+        super().__init_subclass__(**kwargs)
+        for name, member in list(vars(cls).items()):
+            if name.startswith("_"):
+                continue
+            if True:  # ASYNC
+                if inspect.iscoroutinefunction(member):
+                    setattr(cls, name, _binding(member))
+            elif inspect.isfunction(member):
+                setattr(cls, name, _binding(member))
+
+    @property
+    def tenant_id(self) -> uuid.UUID:
+        """The tenant's id. A view opened by name (``store.tenant("acme")``) knows it after its first call.
+
+        Raises:
+            InvalidInput: the view was opened by name and has made no call yet (``await t.resolve()`` binds it).
+        """
+        if self._tenant_id is None:
+            raise InvalidInput(
+                f"the view of tenant {self._tenant_name!r} was opened by name and has not looked it up yet: "
+                "call any of its methods first (await t.resolve() returns the tenant)"
+            )
+        return self._tenant_id
+
+    async def resolve(self) -> Tenant:
+        """The tenant this view works on (a view opened by name looks the name up here, once).
+
+        Raises:
+            TenantNotFound: no tenant has this id or name.
+        """
+        if self._tenant_id is None:
+            await self._bind()
+        return await self._tenant_or_raise()
+
+    async def _bind(self) -> None:
+        assert self._tenant_name is not None
+        tenant = await self.store.get_tenant_by_name(self._tenant_name)
+        if tenant is None:
+            raise TenantNotFound(repr(self._tenant_name), ": no tenant has this name (see mnemostore tenant list)")
+        self._tenant_id = tenant.id
 
     def _tx(self, *, write: bool = False) -> AbstractAsyncContextManager[AsyncUnitOfWork]:
         return self._runtime.transaction(self.tenant_id, write=write)
@@ -63,6 +125,7 @@ class AsyncTenantScope:
         """The outbox: index jobs of written items, in the transaction that writes them."""
         if item_ids and self._settings.embedder != "none":
             await uow.index_jobs.enqueue(kind, item_ids, now)
+            self._runtime.queued_for_indexing()
 
     async def _check_conversation(self, uow: AsyncUnitOfWork, conversation_id: uuid.UUID | None) -> None:
         if conversation_id is not None and await uow.conversations.get(conversation_id) is None:

@@ -16,7 +16,7 @@ from mnemostore.domain import ApiKey, Page, Quotas, Tenant, TenantStatus, Tenant
 from mnemostore.errors import ApiKeyNotFound, ConflictError, InvalidInput, TenantAlreadyExists, TenantNotFound
 from mnemostore.service import _validation as v
 from mnemostore.service._core import StoreCore
-from mnemostore.service._inputs import as_id, parse_api_key, utc_now
+from mnemostore.service._inputs import as_id, parse_api_key, tenant_ref, utc_now
 from mnemostore.service._paging import id_cursor, page_after
 from mnemostore.service._scope import TenantScope
 
@@ -35,6 +35,8 @@ class TenantAdmin(StoreCore):
             TenantAlreadyExists: the name is taken.
         """
         v.check_name(name, "tenant name", max_len=200, required=True)
+        if isinstance(tenant_ref(name), uuid.UUID):
+            raise InvalidInput(f"tenant name {name!r} is a UUID: a name must not look like an id (ids are given)")
         v.check_name(plan, "plan", max_len=50, required=True)
         settings = v.check_json(config, "config", max_bytes=self.settings.max_metadata_bytes, allow_none=True)
         quotas = v.check_quotas(quotas or Quotas())
@@ -57,9 +59,26 @@ class TenantAdmin(StoreCore):
         except ConflictError as error:
             raise TenantAlreadyExists(f"a tenant named {name!r} already exists: choose another name") from error
 
+    def _tenant_key(self, tenant: uuid.UUID | str) -> uuid.UUID:
+        """The id of a tenant given by id or by name.
+
+        Raises:
+            TenantNotFound: no tenant has this name.
+        """
+        ref = tenant_ref(tenant)
+        if isinstance(ref, uuid.UUID):
+            return ref
+        found = self.get_tenant_by_name(ref)
+        if found is None:
+            raise TenantNotFound(repr(ref), ": no tenant has this name (see mnemostore tenant list)")
+        return found.id
+
     def get_tenant(self, tenant_id: uuid.UUID | str) -> Tenant | None:
-        """The tenant with its config, plan and quotas (read through the cache), or None."""
-        tid = as_id(tenant_id, "tenant_id")
+        """The tenant with its config, plan and quotas (read through the cache), or None; by id or by name."""
+        ref = tenant_ref(tenant_id)
+        if not isinstance(ref, uuid.UUID):
+            return self.get_tenant_by_name(ref)
+        tid = ref
 
         def load() -> Tenant | None:
             with self._transaction(None, write=False) as uow:
@@ -104,7 +123,7 @@ class TenantAdmin(StoreCore):
         status: TenantStatus | str | None = None,
     ) -> Tenant:
         """Change a tenant's config (replaced whole), plan, quotas or status; arguments left None stay as they are."""
-        tid = as_id(tenant_id, "tenant_id")
+        tid = self._tenant_key(tenant_id)
         values: dict[str, Any] = {"updated_at": utc_now()}
         if config is not None:
             values["config"] = v.check_json(config, "config", max_bytes=self.settings.max_metadata_bytes)
@@ -129,7 +148,7 @@ class TenantAdmin(StoreCore):
 
     def delete_tenant(self, tenant_id: uuid.UUID | str) -> None:
         """Delete a tenant and, by cascade, everything it owns."""
-        tid = as_id(tenant_id, "tenant_id")
+        tid = self._tenant_key(tenant_id)
         with self._transaction(None, write=True) as uow:
             if not uow.tenants.delete(tid):
                 raise TenantNotFound(tid)
@@ -138,7 +157,7 @@ class TenantAdmin(StoreCore):
 
     def get_tenant_usage(self, tenant_id: uuid.UUID | str) -> TenantUsage:
         """Users, conversations, messages, tokens and stored bytes of a tenant (kept current by every write)."""
-        tid = as_id(tenant_id, "tenant_id")
+        tid = self._tenant_key(tenant_id)
         with self._transaction(tid, write=False) as uow:
             usage = uow.tenants.usage(tid)
         if usage is None:
@@ -147,7 +166,7 @@ class TenantAdmin(StoreCore):
 
     def recount_tenant_usage(self, tenant_id: uuid.UUID | str) -> TenantUsage:
         """Recompute a tenant's usage counters from its rows (after bulk imports or restores)."""
-        tid = as_id(tenant_id, "tenant_id")
+        tid = self._tenant_key(tenant_id)
         with self._transaction(tid, write=True) as uow:
             if uow.tenants.usage(tid) is None:
                 raise TenantNotFound(tid)

@@ -30,7 +30,7 @@ from mnemostore.errors import (
 )
 from mnemostore.service import _validation as v
 from mnemostore.service._core_async import AsyncStoreCore
-from mnemostore.service._inputs import as_id, parse_api_key, utc_now
+from mnemostore.service._inputs import as_id, parse_api_key, tenant_ref, utc_now
 from mnemostore.service._paging import id_cursor, page_after
 from mnemostore.service._scope_async import AsyncTenantScope
 
@@ -54,6 +54,8 @@ class AsyncTenantAdmin(AsyncStoreCore):
             TenantAlreadyExists: the name is taken.
         """
         v.check_name(name, "tenant name", max_len=200, required=True)
+        if isinstance(tenant_ref(name), uuid.UUID):
+            raise InvalidInput(f"tenant name {name!r} is a UUID: a name must not look like an id (ids are given)")
         v.check_name(plan, "plan", max_len=50, required=True)
         settings = v.check_json(config, "config", max_bytes=self.settings.max_metadata_bytes, allow_none=True)
         quotas = v.check_quotas(quotas or Quotas())
@@ -76,9 +78,26 @@ class AsyncTenantAdmin(AsyncStoreCore):
         except ConflictError as error:
             raise TenantAlreadyExists(f"a tenant named {name!r} already exists: choose another name") from error
 
+    async def _tenant_key(self, tenant: uuid.UUID | str) -> uuid.UUID:
+        """The id of a tenant given by id or by name.
+
+        Raises:
+            TenantNotFound: no tenant has this name.
+        """
+        ref = tenant_ref(tenant)
+        if isinstance(ref, uuid.UUID):
+            return ref
+        found = await self.get_tenant_by_name(ref)
+        if found is None:
+            raise TenantNotFound(repr(ref), ": no tenant has this name (see mnemostore tenant list)")
+        return found.id
+
     async def get_tenant(self, tenant_id: uuid.UUID | str) -> Tenant | None:
-        """The tenant with its config, plan and quotas (read through the cache), or None."""
-        tid = as_id(tenant_id, "tenant_id")
+        """The tenant with its config, plan and quotas (read through the cache), or None; by id or by name."""
+        ref = tenant_ref(tenant_id)
+        if not isinstance(ref, uuid.UUID):
+            return await self.get_tenant_by_name(ref)
+        tid = ref
 
         async def load() -> Tenant | None:
             async with self._transaction(None, write=False) as uow:
@@ -123,7 +142,7 @@ class AsyncTenantAdmin(AsyncStoreCore):
         status: TenantStatus | str | None = None,
     ) -> Tenant:
         """Change a tenant's config (replaced whole), plan, quotas or status; arguments left None stay as they are."""
-        tid = as_id(tenant_id, "tenant_id")
+        tid = await self._tenant_key(tenant_id)
         values: dict[str, Any] = {"updated_at": utc_now()}
         if config is not None:
             values["config"] = v.check_json(config, "config", max_bytes=self.settings.max_metadata_bytes)
@@ -150,7 +169,7 @@ class AsyncTenantAdmin(AsyncStoreCore):
 
     async def delete_tenant(self, tenant_id: uuid.UUID | str) -> None:
         """Delete a tenant and, by cascade, everything it owns."""
-        tid = as_id(tenant_id, "tenant_id")
+        tid = await self._tenant_key(tenant_id)
         async with self._transaction(None, write=True) as uow:
             if not await uow.tenants.delete(tid):
                 raise TenantNotFound(tid)
@@ -159,7 +178,7 @@ class AsyncTenantAdmin(AsyncStoreCore):
 
     async def get_tenant_usage(self, tenant_id: uuid.UUID | str) -> TenantUsage:
         """Users, conversations, messages, tokens and stored bytes of a tenant (kept current by every write)."""
-        tid = as_id(tenant_id, "tenant_id")
+        tid = await self._tenant_key(tenant_id)
         async with self._transaction(tid, write=False) as uow:
             usage = await uow.tenants.usage(tid)
         if usage is None:
@@ -168,7 +187,7 @@ class AsyncTenantAdmin(AsyncStoreCore):
 
     async def recount_tenant_usage(self, tenant_id: uuid.UUID | str) -> TenantUsage:
         """Recompute a tenant's usage counters from its rows (after bulk imports or restores)."""
-        tid = as_id(tenant_id, "tenant_id")
+        tid = await self._tenant_key(tenant_id)
         async with self._transaction(tid, write=True) as uow:
             if await uow.tenants.usage(tid) is None:
                 raise TenantNotFound(tid)

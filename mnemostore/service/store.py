@@ -29,7 +29,7 @@ import uuid
 from mnemostore.service._agent import AgentRecords
 from mnemostore.service._channels import Channels
 from mnemostore.service._conversations import Conversations
-from mnemostore.service._inputs import as_id
+from mnemostore.service._inputs import tenant_ref
 from mnemostore.service._knowledge import Knowledge
 from mnemostore.service._memories import Memories
 from mnemostore.service._operations import Operations, TenantOperations
@@ -54,9 +54,12 @@ class MnemoStore(Operations):
             in-process); for tests and for sharing one cache between stores.
     """
 
-    def tenant(self, tenant_id: uuid.UUID | str) -> TenantStore:
-        """The operations of one tenant; every statement they run is confined to it."""
-        return TenantStore(self, self._runtime, as_id(tenant_id, "tenant_id"))
+    def tenant(self, tenant: uuid.UUID | str) -> TenantStore:
+        """The operations of one tenant, given by id or by name; every statement they run is confined to it.
+
+        No I/O here: a name is looked up by the view's first call (``TenantNotFound`` then, if there is none).
+        """
+        return TenantStore(self, self._runtime, tenant_ref(tenant))
 
 
 class TenantStore(

@@ -28,7 +28,7 @@ import uuid
 from mnemostore.service._agent_async import AsyncAgentRecords
 from mnemostore.service._channels_async import AsyncChannels
 from mnemostore.service._conversations_async import AsyncConversations
-from mnemostore.service._inputs import as_id
+from mnemostore.service._inputs import tenant_ref
 from mnemostore.service._knowledge_async import AsyncKnowledge
 from mnemostore.service._memories_async import AsyncMemories
 from mnemostore.service._operations_async import AsyncOperations, AsyncTenantOperations
@@ -53,9 +53,12 @@ class AsyncMnemoStore(AsyncOperations):
             in-process); for tests and for sharing one cache between stores.
     """
 
-    def tenant(self, tenant_id: uuid.UUID | str) -> AsyncTenantStore:
-        """The operations of one tenant; every statement they run is confined to it."""
-        return AsyncTenantStore(self, self._runtime, as_id(tenant_id, "tenant_id"))
+    def tenant(self, tenant: uuid.UUID | str) -> AsyncTenantStore:
+        """The operations of one tenant, given by id or by name; every statement they run is confined to it.
+
+        No I/O here: a name is looked up by the view's first call (``TenantNotFound`` then, if there is none).
+        """
+        return AsyncTenantStore(self, self._runtime, tenant_ref(tenant))
 
 
 class AsyncTenantStore(

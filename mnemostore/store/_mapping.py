@@ -16,8 +16,8 @@ from mnemostore.domain import (
     ConversationStatus,
     InteractionEvent,
     KnowledgeChunk,
-    Memory,
     MemoryKind,
+    MemoryRecord,
     MemoryTier,
     Message,
     Quotas,
@@ -191,8 +191,8 @@ def message_from_columns(tenant_id: Any, conversation_id: Any, row: Row, metadat
     )
 
 
-def to_memory(row: Row) -> Memory:
-    return Memory(
+def to_memory(row: Row) -> MemoryRecord:
+    return MemoryRecord(
         id=row.id,
         tenant_id=row.tenant_id,
         user_id=row.user_id,

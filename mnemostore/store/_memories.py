@@ -12,7 +12,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
-from mnemostore.domain import KnowledgeChunk, Memory, MemoryVersion
+from mnemostore.domain import KnowledgeChunk, MemoryRecord, MemoryVersion
 from mnemostore.store import _mapping as m
 from mnemostore.store._repository import InsertedRow, Repository, Values
 from mnemostore.store.tables import embeddings, knowledge_chunks, memories, memory_versions
@@ -66,12 +66,12 @@ class KnowledgeRepository(Repository):
 
 
 class MemoryRepository(Repository):
-    def insert(self, values: Values) -> Memory:
+    def insert(self, values: Values) -> MemoryRecord:
         values = {"tenant_id": self.tenant_id, **values}
         self._conn.execute(sa.insert(memories).values(values))
         return m.to_memory(InsertedRow(values))
 
-    def get(self, memory_id: uuid.UUID) -> Memory | None:
+    def get(self, memory_id: uuid.UUID) -> MemoryRecord | None:
         c = memories.c
         row = self._conn.execute(sa.select(memories).where(c.tenant_id == self.tenant_id, c.id == memory_id)).first()
         return m.to_memory(row) if row else None
@@ -86,7 +86,7 @@ class MemoryRepository(Repository):
         not_expired_at: datetime | None,
         limit: int,
         after: tuple[float, uuid.UUID] | None = None,
-    ) -> list[Memory]:
+    ) -> list[MemoryRecord]:
         """Memories by importance (most important first) with every filter ``retrieve_memories`` offers.
 
         ``not_expired_at``: leave out memories whose ``expires_at`` is at or before it (None: keep them all).
@@ -109,7 +109,7 @@ class MemoryRepository(Repository):
 
     def dedup_candidates(
         self, *, user_id: uuid.UUID | None, agent_id: str | None, kind: str, now: datetime, limit: int
-    ) -> list[Memory]:
+    ) -> list[MemoryRecord]:
         """The newest unexpired memories of exactly this user and agent (None matches None) and kind."""
         c = memories.c
         query = (
@@ -126,7 +126,7 @@ class MemoryRepository(Repository):
         )
         return [m.to_memory(row) for row in self._conn.execute(query)]
 
-    def segments_for_user(self, user_id: uuid.UUID) -> list[Memory]:
+    def segments_for_user(self, user_id: uuid.UUID) -> list[MemoryRecord]:
         """The user's consolidated segments (kind summary, compression level 1 or more), oldest first."""
         c = memories.c
         query = (
@@ -136,7 +136,7 @@ class MemoryRepository(Repository):
         )
         return [m.to_memory(row) for row in self._conn.execute(query)]
 
-    def update(self, memory_id: uuid.UUID, values: Values) -> Memory | None:
+    def update(self, memory_id: uuid.UUID, values: Values) -> MemoryRecord | None:
         c = memories.c
         statement = (
             sa.update(memories)
@@ -219,7 +219,7 @@ class MemoryRepository(Repository):
 
     def list(
         self, *, user_id: uuid.UUID | None, tier: str | None, limit: int, after: tuple[float, uuid.UUID] | None = None
-    ) -> list[Memory]:
+    ) -> list[MemoryRecord]:
         c = memories.c
         query = (
             sa.select(memories)

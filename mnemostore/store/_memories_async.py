@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from mnemostore.domain import (
     KnowledgeChunk,
-    Memory,
+    MemoryRecord,
     MemoryVersion,
 )
 from mnemostore.store import _mapping as m
@@ -74,12 +74,12 @@ class AsyncKnowledgeRepository(AsyncRepository):
 
 
 class AsyncMemoryRepository(AsyncRepository):
-    async def insert(self, values: Values) -> Memory:
+    async def insert(self, values: Values) -> MemoryRecord:
         values = {"tenant_id": self.tenant_id, **values}
         await self._conn.execute(sa.insert(memories).values(values))
         return m.to_memory(InsertedRow(values))
 
-    async def get(self, memory_id: uuid.UUID) -> Memory | None:
+    async def get(self, memory_id: uuid.UUID) -> MemoryRecord | None:
         c = memories.c
         row = (
             await self._conn.execute(sa.select(memories).where(c.tenant_id == self.tenant_id, c.id == memory_id))
@@ -96,7 +96,7 @@ class AsyncMemoryRepository(AsyncRepository):
         not_expired_at: datetime | None,
         limit: int,
         after: tuple[float, uuid.UUID] | None = None,
-    ) -> list[Memory]:
+    ) -> list[MemoryRecord]:
         """Memories by importance (most important first) with every filter ``retrieve_memories`` offers.
 
         ``not_expired_at``: leave out memories whose ``expires_at`` is at or before it (None: keep them all).
@@ -119,7 +119,7 @@ class AsyncMemoryRepository(AsyncRepository):
 
     async def dedup_candidates(
         self, *, user_id: uuid.UUID | None, agent_id: str | None, kind: str, now: datetime, limit: int
-    ) -> list[Memory]:
+    ) -> list[MemoryRecord]:
         """The newest unexpired memories of exactly this user and agent (None matches None) and kind."""
         c = memories.c
         query = (
@@ -136,7 +136,7 @@ class AsyncMemoryRepository(AsyncRepository):
         )
         return [m.to_memory(row) for row in await self._conn.execute(query)]
 
-    async def segments_for_user(self, user_id: uuid.UUID) -> list[Memory]:
+    async def segments_for_user(self, user_id: uuid.UUID) -> list[MemoryRecord]:
         """The user's consolidated segments (kind summary, compression level 1 or more), oldest first."""
         c = memories.c
         query = (
@@ -146,7 +146,7 @@ class AsyncMemoryRepository(AsyncRepository):
         )
         return [m.to_memory(row) for row in await self._conn.execute(query)]
 
-    async def update(self, memory_id: uuid.UUID, values: Values) -> Memory | None:
+    async def update(self, memory_id: uuid.UUID, values: Values) -> MemoryRecord | None:
         c = memories.c
         statement = (
             sa.update(memories)
@@ -233,7 +233,7 @@ class AsyncMemoryRepository(AsyncRepository):
         tier: str | None,
         limit: int,
         after: tuple[float, uuid.UUID] | None = None,
-    ) -> list[Memory]:
+    ) -> list[MemoryRecord]:
         c = memories.c
         query = (
             sa.select(memories)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
-from mnemostore.domain import Memory, MemoryTier
+from mnemostore.domain import MemoryRecord, MemoryTier
 from mnemostore.errors import MemoryNotFound
 
 from ..deps import TenantDep
@@ -20,7 +20,7 @@ router = APIRouter(prefix="/v1/memories", tags=["memories"])
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=MemoryOut)
-async def store_memory(body: MemoryCreate, t: TenantDep) -> Memory:
+async def store_memory(body: MemoryCreate, t: TenantDep) -> MemoryRecord:
     """Store a memory (and publish ``memory.stored``)."""
     return await t.store_memory(**body.model_dump())
 
@@ -38,7 +38,7 @@ async def list_memories(
 
 
 @router.get("/{memory_id}", response_model=MemoryOut)
-async def get_memory(memory_id: uuid.UUID, t: TenantDep) -> Memory:
+async def get_memory(memory_id: uuid.UUID, t: TenantDep) -> MemoryRecord:
     memory = await t.get_memory(memory_id)
     if memory is None:
         raise MemoryNotFound(memory_id)
