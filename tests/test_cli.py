@@ -98,6 +98,8 @@ def test_invalid_environment_setting_is_one_error_line(tmp_path: Path) -> None:
 
 def test_missing_extra_hint_names_the_extra() -> None:
     assert "mnemostore[redis]" in (missing_extra_message(ModuleNotFoundError("no redis", name="redis")) or "")
+    offline_docs = ModuleNotFoundError("no fastapi_offline", name="fastapi_offline")
+    assert "mnemostore[server]" in (missing_extra_message(offline_docs) or "")
     assert missing_extra_message(ModuleNotFoundError("no foo", name="foo")) is None
 
 

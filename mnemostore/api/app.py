@@ -6,7 +6,8 @@ every request; handlers await it and hold no SQL. The layers, from the outside i
 1. ``RequestMiddleware``: request id, body size limit (413), metrics, JSON access log, last-resort 500;
 2. the exception handlers of ``errors.py``: the one table from error classes to statuses;
 3. the dependencies of ``deps.py``: bearer-key authentication, read-only keys, suspended tenants, rate limits;
-4. the routers of ``routes/``, one per capability, which call the store.
+4. the routers of ``routes/``, one per capability, which call the store; beside them the documentation pages
+   (``/docs``, ``/redoc``) with their assets served by the app itself (``_docs.py``), so they work offline.
 
 The app does not migrate: at start it checks the schema and logs what to do when it is behind; until then
 ``/readyz`` and every /v1 request answer 503. (``mnemostore serve`` initialises an *empty* embedded SQLite
@@ -29,6 +30,7 @@ from mnemostore.errors import MnemostoreError
 from mnemostore.search import Embedder
 from mnemostore.service.store_async import AsyncMnemoStore
 
+from ._docs import install_docs
 from ._middleware import RequestMiddleware
 from .deps import admin_digest
 from .errors import install_error_handlers
@@ -122,7 +124,8 @@ def create_app(target: Settings | AsyncMnemoStore | None = None) -> FastAPI:
         description=DESCRIPTION,
         openapi_tags=TAGS,
         lifespan=lifespan,
-        docs_url="/docs",
+        # FastAPI's pages load their scripts from a CDN: install_docs serves the same pages with local assets.
+        docs_url=None,
         redoc_url=None,
     )
     metrics = ApiMetrics(cache_probe=lambda: _cache_health(app))
@@ -131,6 +134,7 @@ def create_app(target: Settings | AsyncMnemoStore | None = None) -> FastAPI:
     admin = settings.admin_api_key
     app.state.admin_digest = admin_digest(admin.get_secret_value() if admin is not None else None)
     install_error_handlers(app)
+    install_docs(app, docs_url="/docs", redoc_url="/redoc")
     app.include_router(ops_router)
     app.include_router(api_router)
     app.add_middleware(RequestMiddleware, max_body=settings.max_request_bytes, metrics=metrics)

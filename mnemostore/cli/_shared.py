@@ -62,6 +62,7 @@ _EXTRAS = {
     "starlette": ("the HTTP service", "server"),
     "uvicorn": ("the HTTP service", "server"),
     "prometheus_client": ("the HTTP service", "server"),
+    "fastapi_offline": ("the HTTP service", "server"),
 }
 
 
