@@ -1,5 +1,7 @@
 """mnemostore: the persistence layer for AI assistants and agents.
 
+``Memory`` (and ``AsyncMemory``) is an assistant's long-term memory in three lines, keyed by your own user ids:
+``m = Memory(); m.add("I'm vegetarian", user_id="alice"); m.search("what can alice eat?", user_id="alice")``.
 ``AsyncMnemoStore`` is the async API and ``MnemoStore`` its sync twin, with the same method names. Both reach
 one tenant's data through ``store.tenant(tenant_id)``. Every exception derives from ``MnemostoreError``.
 """
@@ -89,6 +91,7 @@ if TYPE_CHECKING:
         UserNotFound,
         VectorSearchUnavailable,
     )
+    from mnemostore.facade import AsyncMemory, Memory
     from mnemostore.memory import (
         ExtractiveSummarizer,
         LLMSummarizer,
@@ -122,6 +125,7 @@ _HOME: dict[str, str] = {
     "ArchiveVersionUnsupported": "mnemostore.errors",
     "AsyncCache": "mnemostore.cache",
     "AsyncEventSubscription": "mnemostore.cache",
+    "AsyncMemory": "mnemostore.facade",
     "AsyncMnemoStore": "mnemostore.service.store_async",
     "AsyncTenantStore": "mnemostore.service.store_async",
     "BackendUnavailable": "mnemostore.errors",
@@ -166,6 +170,7 @@ _HOME: dict[str, str] = {
     "KnowledgeChunkNotFound": "mnemostore.errors",
     "LLMSummarizer": "mnemostore.memory",
     "MaintenanceReport": "mnemostore.memory",
+    "Memory": "mnemostore.facade",
     "MemoryRecord": "mnemostore.domain",
     "MemoryKind": "mnemostore.domain",
     "MemoryNotFound": "mnemostore.errors",
@@ -235,6 +240,7 @@ __all__ = [
     "ArchiveVersionUnsupported",
     "AsyncCache",
     "AsyncEventSubscription",
+    "AsyncMemory",
     "AsyncMnemoStore",
     "AsyncTenantStore",
     "BackendUnavailable",
@@ -279,6 +285,7 @@ __all__ = [
     "KnowledgeChunkNotFound",
     "LLMSummarizer",
     "MaintenanceReport",
+    "Memory",
     "MemoryKind",
     "MemoryNotFound",
     "MemoryRecord",

@@ -38,10 +38,11 @@ LAYERS: dict[str, int] = {
     "ops": 5,  # migrations, backup, health, analytics
     "migrations": 5,  # Alembic environment and revisions
     "service": 6,  # AsyncMnemoStore / MnemoStore: the use cases
-    "api": 7,  # HTTP
-    "cli": 8,  # command line (``serve`` runs the api)
-    PACKAGE: 9,  # the root ``__init__``: the public facade, which no unit imports
-    "__main__": 9,  # ``python -m mnemostore``: runs the CLI
+    "facade": 7,  # Memory / AsyncMemory: the three-line memory API over a tenant store
+    "api": 8,  # HTTP
+    "cli": 9,  # command line (``serve`` runs the api)
+    PACKAGE: 10,  # the root ``__init__``: the public facade, which no unit imports
+    "__main__": 10,  # ``python -m mnemostore``: runs the CLI
 }
 
 
@@ -320,10 +321,10 @@ def test_own_private_modules_and_the_leaves_are_fine(sources: dict[str, str]) ->
 
 def test_importing_the_root_package_is_reported(sources: dict[str, str]) -> None:
     found = _with(sources, "mnemostore/ops/_evil.py", "from mnemostore import __version__\n")
-    assert [v.rule for v in found] == [
-        "layering: ops (layer 5) may not import mnemostore, above it",
-        "package cycle: mnemostore -> ops -> mnemostore",
-    ]
+    layering, cycle = (v.rule for v in found)
+    assert layering == "layering: ops (layer 5) may not import mnemostore, above it"
+    # The root imports every unit, so the cycle found may pass through others (e.g. facade -> service -> ops).
+    assert cycle.startswith("package cycle: ") and "ops -> mnemostore" in cycle
 
 
 def test_a_module_cycle_inside_a_unit_is_reported(sources: dict[str, str]) -> None:

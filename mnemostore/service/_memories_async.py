@@ -362,6 +362,21 @@ class AsyncMemories(AsyncConversations):
             if not await uow.memories.delete(mid):
                 raise MemoryNotFound(mid)
 
+    async def delete_memories(self, *, user_id: uuid.UUID | str | None = None, agent_id: str | None = None) -> int:
+        """Delete every memory of a user, of an agent, or of that user with that agent, with their versions and
+        vectors, in one transaction; returns how many memories were deleted.
+
+        Raises:
+            InvalidInput: neither ``user_id`` nor ``agent_id`` is given (this never deletes a whole tenant's
+                memories by accident: delete the tenant, or its memories one by one, for that).
+        """
+        uid = as_id(user_id, "user_id") if user_id is not None else None
+        agent = v.check_name(agent_id, "agent_id", max_len=200)
+        if uid is None and agent is None:
+            raise InvalidInput("delete_memories needs user_id or agent_id (or both): whose memories to delete")
+        async with self._tx(write=True) as uow:
+            return await uow.memories.delete_owned(user_id=uid, agent_id=agent)
+
     async def add_memory_segment(
         self,
         content: str,

@@ -235,6 +235,16 @@ class MemoryRepository(Repository):
             query = query.where(sa.tuple_(c.importance, c.id) < sa.tuple_(*after))
         return [m.to_memory(row) for row in self._conn.execute(query)]
 
+    def delete_owned(self, *, user_id: uuid.UUID | None, agent_id: str | None) -> int:
+        """Delete the memories of a user and/or an agent (at least one is given); returns how many."""
+        c = memories.c
+        statement = sa.delete(memories).where(c.tenant_id == self.tenant_id)
+        if user_id is not None:
+            statement = statement.where(c.user_id == user_id)
+        if agent_id is not None:
+            statement = statement.where(c.agent_id == agent_id)
+        return int(self._conn.execute(statement).rowcount)
+
     def delete(self, memory_id: uuid.UUID) -> bool:
         c = memories.c
         result = self._conn.execute(sa.delete(memories).where(c.tenant_id == self.tenant_id, c.id == memory_id))

@@ -249,6 +249,16 @@ class AsyncMemoryRepository(AsyncRepository):
             query = query.where(sa.tuple_(c.importance, c.id) < sa.tuple_(*after))
         return [m.to_memory(row) for row in await self._conn.execute(query)]
 
+    async def delete_owned(self, *, user_id: uuid.UUID | None, agent_id: str | None) -> int:
+        """Delete the memories of a user and/or an agent (at least one is given); returns how many."""
+        c = memories.c
+        statement = sa.delete(memories).where(c.tenant_id == self.tenant_id)
+        if user_id is not None:
+            statement = statement.where(c.user_id == user_id)
+        if agent_id is not None:
+            statement = statement.where(c.agent_id == agent_id)
+        return int((await self._conn.execute(statement)).rowcount)
+
     async def delete(self, memory_id: uuid.UUID) -> bool:
         c = memories.c
         result = await self._conn.execute(sa.delete(memories).where(c.tenant_id == self.tenant_id, c.id == memory_id))
