@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from ..errors import ERROR_RESPONSES
-from . import agent, api_keys, conversations, events, knowledge, memories, messages, ops, search, tenants, users
+from . import agent, api_keys, conversations, events, knowledge, memories, memory, messages, ops, search, tenants, users
 
 __all__ = ["api_router", "ops_router"]
 
@@ -19,6 +19,7 @@ for _router in (
     users.router,
     events.router,
     memories.router,
+    memory.router,
     knowledge.router,
     agent.tool_executions,
     agent.checkpoints,

@@ -44,6 +44,7 @@ from mnemostore.api.schemas._memories import (
     SearchRequest,
     SearchResultsOut,
 )
+from mnemostore.api.schemas._memory_api import MemoryAdd, MemoryDeleted, MemoryEdit, MemorySearch
 from mnemostore.api.schemas._tenants import (
     ApiKeyCreate,
     ApiKeyCreated,
@@ -85,8 +86,12 @@ __all__ = [
     "KnowledgeChunkOut",
     "KnowledgeSearchRequest",
     "KnowledgeUpsert",
+    "MemoryAdd",
     "MemoryCreate",
+    "MemoryDeleted",
+    "MemoryEdit",
     "MemoryOut",
+    "MemorySearch",
     "MemoryVersionOut",
     "MessageBatch",
     "MessageCreate",

@@ -1,0 +1,82 @@
+"""Bodies of ``/v1/memory``: the three-line memory API over HTTP, keyed by the caller's own user ids."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from mnemostore.api.schemas._common import MAX_BATCH, JsonObject, Name200, Text, _Clean, _In
+from mnemostore.api.schemas._conversations import MessageCreate
+
+# The caller's own id of a user: any non-empty text (mapped to a mnemostore user by external id).
+UserRef = Annotated[str, Field(min_length=1, max_length=200, description="your own id of the user"), _Clean]
+
+
+class MemoryAdd(_In):
+    """Remember a fact (``content``) or a chat (``messages``, stored as a conversation; what the user said also
+    becomes memories). The user is created on first use."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"content": "I'm vegetarian", "user_id": "alice"},
+                {
+                    "messages": [
+                        {"role": "user", "content": "I just moved to Berlin"},
+                        {"role": "assistant", "content": "Welcome!"},
+                    ],
+                    "user_id": "alice",
+                },
+            ]
+        }
+    )
+
+    user_id: UserRef
+    content: Text | None = None
+    messages: Annotated[list[MessageCreate], Field(min_length=1, max_length=MAX_BATCH)] | None = None
+    agent_id: Name200 | None = None
+    metadata: JsonObject | None = None
+    importance: Annotated[float, Field(ge=0.0, le=1.0)] = 0.5
+    conversation_id: uuid.UUID | None = Field(default=None, description="messages: append to this conversation")
+    roles: Annotated[list[Literal["user", "assistant", "system", "tool"]], Field(max_length=4)] = Field(
+        default=["user"], description="messages: which roles become memories"
+    )
+
+    @model_validator(mode="after")
+    def _one_of(self) -> MemoryAdd:
+        if (self.content is None) == (self.messages is None):
+            raise ValueError("give either content (a fact) or messages (a chat), not both and not neither")
+        return self
+
+
+class MemorySearch(_In):
+    """The user's memories that best answer ``query``, best first."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"query": "what can alice eat?", "user_id": "alice", "limit": 5}]}
+    )
+
+    query: Annotated[str, Field(min_length=1, max_length=10_000), _Clean]
+    user_id: UserRef
+    agent_id: Name200 | None = None
+    limit: Annotated[int, Field(ge=1, le=100)] = 10
+    min_score: float | None = None
+    mode: Literal["auto", "semantic", "fulltext", "hybrid"] = "auto"
+
+
+class MemoryEdit(_In):
+    """A memory's new text (and metadata, when given); the previous state is kept as a version."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"content": "I'm vegan since 2026"}]})
+
+    content: Text
+    metadata: JsonObject | None = None
+
+
+class MemoryDeleted(BaseModel):
+    deleted: int = Field(description="how many memories were deleted")
+
+
+__all__ = ["MemoryAdd", "MemoryDeleted", "MemoryEdit", "MemorySearch"]
