@@ -31,6 +31,7 @@ BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/v1/conversations/{conversation_id}/messages"): {"role": "user", "content": "from B"},
     ("POST", "/v1/conversations/{conversation_id}/messages/batch"): {"messages": [{"role": "user", "content": "B"}]},
     ("POST", "/v1/conversations/{conversation_id}/checkpoints"): {"iteration": 9, "state": {"b": 1}},
+    ("PATCH", "/v1/memory/{memory_id}"): {"content": "B"},
 }
 
 # Routes without path ids whose body or query names other objects: (body or None, query or None, status).
@@ -51,6 +52,12 @@ REFERENCES: dict[tuple[str, str], tuple[Any, dict[str, str] | None, int]] = {
     ("GET", "/v1/interaction-events"): (None, {"conversation_id": "{conversation_id}"}, 200),
     ("GET", "/v1/agent-metrics"): (None, {"conversation_id": "{conversation_id}"}, 200),
     ("GET", "/v1/knowledge"): (None, {"source": "{source}"}, 200),
+    # A's own user id (external) means, in B, a user of B's: none yet, then one B creates (last, so the rest
+    # find nothing of B's either).
+    ("GET", "/v1/memory"): (None, {"user_id": "{external_user}"}, 200),
+    ("POST", "/v1/memory/search"): ({"query": "{marker}", "user_id": "{external_user}", "mode": "fulltext"}, None, 200),
+    ("DELETE", "/v1/memory"): (None, {"user_id": "{external_user}"}, 200),
+    ("POST", "/v1/memory/add"): ({"content": "B", "user_id": "{external_user}"}, None, 201),
 }
 
 # Routes that name no other object: B's answer must simply hold nothing of A's.
@@ -93,7 +100,8 @@ class World:
 
     def secrets(self) -> list[str]:
         """Strings of A's that must never reach B."""
-        return [self.marker, self.a.key, *self.ids.values()]
+        # Not the caller's own user id: B can name the same string, for a user of its own.
+        return [self.marker, self.a.key, *(v for k, v in self.ids.items() if k != "external_user")]
 
 
 @pytest.fixture(scope="module")
@@ -106,6 +114,8 @@ def world(api: TestClient) -> Iterator[World]:
     cid = conversation["id"]
     message = a.ok("POST", f"/v1/conversations/{cid}/messages", 201, json={"role": "user", "content": marker})
     memory = a.ok("POST", "/v1/memories", 201, json={"content": marker, "user_id": user["id"]})
+    external_user = f"user-{uuid.uuid4().hex[:8]}"
+    a.ok("POST", "/v1/memory/add", 201, json={"content": marker, "user_id": external_user})
     chunk = a.ok("POST", "/v1/knowledge", json={"source": marker, "external_id": f"{marker}-1", "content": marker})
     a.ok("POST", "/v1/tool-executions", 201, json={"tool": marker, "conversation_id": cid, "result": marker})
     checkpoint = a.ok(
@@ -129,6 +139,7 @@ def world(api: TestClient) -> Iterator[World]:
         "key_id": key["key"]["id"],
         "source": marker,
         "external_id": f"{marker}-1",
+        "external_user": external_user,
     }
     export = a.ok("GET", f"/v1/conversations/{cid}/export")
     yield World(a=a, b=b, ids=ids, marker=marker, export=export)
@@ -188,10 +199,14 @@ def test_ids_in_bodies_and_filters_find_nothing(world: World):
         where = f"{method} {path}"
         assert answer.status_code == status, (where, answer.text)
         if status == 200:
-            assert answer.json()["items"] == [], where
+            assert answer.json().get("items", []) == [], where
+            assert answer.json().get("deleted", 0) == 0, where
         # A 404 may quote the id B sent ("user … not found"), never anything else of A's.
         sent = f"{sent_body} {sent_query}"
         assert [s for s in world.secrets() if s in answer.text and s not in sent] == [], where
+    # B's delete of "its" user of that id left A's memories as they were.
+    kept = world.a.ok("GET", "/v1/memory", params={"user_id": world.ids["external_user"]})["items"]
+    assert [m["content"] for m in kept] == [world.marker]
 
 
 def test_answers_to_b_hold_nothing_of_a(world: World):
