@@ -39,6 +39,7 @@ LAYERS: dict[str, int] = {
     "migrations": 5,  # Alembic environment and revisions
     "service": 6,  # AsyncMnemoStore / MnemoStore: the use cases
     "facade": 7,  # Memory / AsyncMemory: the three-line memory API over a tenant store
+    "integrations": 7,  # adapters of agent frameworks (LangGraph) over a tenant store
     "api": 8,  # HTTP
     "cli": 9,  # command line (``serve`` runs the api)
     PACKAGE: 10,  # the root ``__init__``: the public facade, which no unit imports

@@ -338,6 +338,62 @@ agent_metrics = sa.Table(
 )
 
 
+# Graph state of agent frameworks (LangGraph's checkpointer: mnemostore.integrations.langgraph). A thread's
+# checkpoints, one per (namespace, id); ids sort by time, so the newest is the greatest. The checkpoint itself and
+# every value are the framework's serialized bytes with its type tag: the store never decodes them. What the store
+# must see is plain: the channel versions a checkpoint references (to load its values and to free the values no
+# checkpoint references any more), its metadata (JSON, for filters) and the run that wrote it.
+graph_checkpoints = sa.Table(
+    "graph_checkpoints",
+    metadata,
+    _tenant_id(),
+    sa.Column("thread_id", sa.String(255), nullable=False),
+    sa.Column("checkpoint_ns", sa.String(1000), nullable=False),
+    sa.Column("checkpoint_id", sa.String(100), nullable=False),
+    sa.Column("parent_checkpoint_id", sa.String(100)),
+    sa.Column("type", sa.String(50), nullable=False),
+    sa.Column("checkpoint", sa.LargeBinary(), nullable=False),
+    sa.Column("channel_versions", _json(), nullable=False),
+    sa.Column("metadata", _json(), nullable=False),
+    sa.Column("run_id", sa.String(255)),
+    _created_at(),
+    # The latest checkpoint of a thread's namespace, a listing newest first, a thread's deletion: all prefixes.
+    sa.PrimaryKeyConstraint("tenant_id", "thread_id", "checkpoint_ns", "checkpoint_id"),
+    sa.Index(None, "tenant_id", "run_id"),
+)
+
+# Channel values, each (channel, version) of a thread's namespace stored once, however many checkpoints share it.
+graph_checkpoint_blobs = sa.Table(
+    "graph_checkpoint_blobs",
+    metadata,
+    _tenant_id(),
+    sa.Column("thread_id", sa.String(255), nullable=False),
+    sa.Column("checkpoint_ns", sa.String(1000), nullable=False),
+    sa.Column("channel", sa.String(255), nullable=False),
+    sa.Column("version", sa.String(100), nullable=False),
+    sa.Column("type", sa.String(50), nullable=False),
+    sa.Column("blob", sa.LargeBinary()),
+    sa.PrimaryKeyConstraint("tenant_id", "thread_id", "checkpoint_ns", "channel", "version"),
+)
+
+# The pending writes of a checkpoint's tasks; (task_id, idx) is their idempotency key.
+graph_checkpoint_writes = sa.Table(
+    "graph_checkpoint_writes",
+    metadata,
+    _tenant_id(),
+    sa.Column("thread_id", sa.String(255), nullable=False),
+    sa.Column("checkpoint_ns", sa.String(1000), nullable=False),
+    sa.Column("checkpoint_id", sa.String(100), nullable=False),
+    sa.Column("task_id", sa.String(255), nullable=False),
+    sa.Column("idx", sa.Integer(), nullable=False),
+    sa.Column("channel", sa.String(255), nullable=False),
+    sa.Column("type", sa.String(50), nullable=False),
+    sa.Column("blob", sa.LargeBinary(), nullable=False),
+    sa.Column("task_path", sa.String(1000), nullable=False),
+    sa.PrimaryKeyConstraint("tenant_id", "thread_id", "checkpoint_ns", "checkpoint_id", "task_id", "idx"),
+)
+
+
 class Vector(sa.types.UserDefinedType[list[float]]):
     """pgvector's ``vector`` (dimension left open: each model's HNSW index casts to its own size).
 
