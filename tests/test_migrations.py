@@ -34,7 +34,7 @@ from mnemostore.ops import migrate
 from mnemostore.store.tables import metadata
 
 HEAD = "0006"
-REVISIONS = ["0001", "0002", "0003", "0004", "0006"]
+REVISIONS = ["0001", "0002", "0003", "0004", "0005", "0006"]
 MODEL_TABLES = set(metadata.tables)
 
 

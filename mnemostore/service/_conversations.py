@@ -50,18 +50,25 @@ class Conversations(TenantScope):
         channel: str | None = None,
         model_override: str | None = None,
         metadata: Mapping[str, Any] | None = None,
+        external_id: str | None = None,
     ) -> Conversation:
         """Start a conversation of one of the tenant's users, counted against the tenant's usage.
+
+        Args:
+            external_id: your own key of the conversation (a session or thread id), unique in the tenant:
+                ``get_conversation_by_external_id`` finds it.
 
         Raises:
             UserNotFound: no such user in this tenant.
             QuotaExceeded: the tenant's plan allows no more conversations.
+            ConflictError: another conversation of the tenant has this ``external_id``.
         """
         uid = as_id(user_id, "user_id")
         now = utc_now()
         values = {
             "id": new_id(),
             "user_id": uid,
+            "external_id": v.check_name(external_id, "external_id", max_len=200, required=external_id is not None),
             "title": v.check_name(title, "title", max_len=500),
             "status": ConversationStatus.ACTIVE.value,
             "channel": v.check_name(channel, "channel", max_len=50),
@@ -84,6 +91,32 @@ class Conversations(TenantScope):
         """The conversation, or None when the tenant has no conversation with this id."""
         with self._tx() as uow:
             return uow.conversations.get(as_id(conversation_id, "conversation_id"))
+
+    def get_conversation_by_external_id(self, external_id: str) -> Conversation | None:
+        """The conversation created with this ``external_id`` (your own key of it), or None."""
+        v.check_text(external_id, "external_id")
+        with self._tx() as uow:
+            return uow.conversations.get_by_external_id(external_id)
+
+    def get_or_create_conversation_by_external_id(
+        self, external_id: str, *, user_id: uuid.UUID | str, **fields: Any
+    ) -> Conversation:
+        """The conversation with this ``external_id``, created for ``user_id`` (with ``fields``, as
+        ``create_conversation`` takes them) when there is none; safe under concurrent calls (one is created, the
+        others get it).
+
+        Raises:
+            UserNotFound: it must be created, and ``user_id`` is no user of this tenant.
+        """
+        for _attempt in range(3):
+            found = self.get_conversation_by_external_id(external_id)
+            if found is not None:
+                return found
+            try:
+                return self.create_conversation(user_id, external_id=external_id, **fields)
+            except ConflictError:
+                continue
+        raise ConflictError(f"could not create a conversation with external id {external_id!r} after 3 attempts: retry")
 
     def get_conversation_or_raise(self, conversation_id: uuid.UUID | str) -> Conversation:
         """The conversation.

@@ -173,6 +173,8 @@ conversations = sa.Table(
     _tenant_id(),
     _id(),
     *_parent("users", "user_id", nullable=False),
+    # The caller's own key of the conversation (a session or thread id; migration 0005), unique per tenant.
+    sa.Column("external_id", sa.String(200)),
     sa.Column("title", sa.String(500)),
     sa.Column("status", sa.String(20), nullable=False),
     sa.Column("channel", sa.String(50)),
@@ -189,6 +191,7 @@ conversations = sa.Table(
     sa.PrimaryKeyConstraint("tenant_id", "id"),
     # A user's conversations, newest activity first, optionally by status.
     sa.Index(None, "tenant_id", "user_id", "status", "last_activity_at", "id"),
+    sa.Index("uq_conversations_tenant_id_external_id", "tenant_id", "external_id", unique=True),
     # The tenant's active conversations (partial on PostgreSQL and SQLite alike).
     sa.Index(
         "ix_conversations_active",
