@@ -288,7 +288,9 @@ class AsyncGraphRepository(AsyncRepository):
 
     async def copy_thread(self, source: str, target: str) -> int:
         """Copy every row of thread ``source`` to thread ``target`` (same ids); returns how many checkpoints."""
-        copied = 0
+        c = graph_checkpoints.c
+        count = sa.select(sa.func.count()).where(c.tenant_id == self.tenant_id, c.thread_id == source)
+        copied = int((await self._conn.execute(count)).scalar_one())
         for table in (graph_checkpoints, graph_checkpoint_blobs, graph_checkpoint_writes):
             columns = [column.name for column in table.columns]
             select = sa.select(
@@ -297,7 +299,5 @@ class AsyncGraphRepository(AsyncRepository):
                     for name in columns
                 )
             ).where(table.c.tenant_id == self.tenant_id, table.c.thread_id == source)
-            result = await self._conn.execute(sa.insert(table).from_select(columns, select))
-            if table is graph_checkpoints:
-                copied = int(result.rowcount)
+            await self._conn.execute(sa.insert(table).from_select(columns, select))
         return copied
