@@ -9,6 +9,7 @@ Row counts are read from the tables directly, as an operator would.
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -224,3 +225,20 @@ def test_sync_twin(tenant: TenantStore) -> None:
     assert found is not None and [v.blob for v in found.channel_values] == [b"v"]
     assert tenant.prune_graph_threads(["t"]) == 0
     assert tenant.delete_graph_thread("t") == 1
+
+
+async def test_a_tenant_backup_restores_its_graph_state(
+    astore: AsyncMnemoStore, atenant: AsyncTenantStore, tmp_path: Path
+) -> None:
+    await put(atenant, "t", "c1", {"a": "1"}, {"a": b"\x00\xffbinary"})
+    await atenant.put_graph_writes(
+        "t", "c1", [GraphWrite(task_id="k", idx=-3, channel="__interrupt__", type="b", blob=b"i")]
+    )
+    tenant = await atenant.resolve()
+    await astore.backup(tmp_path / "archive", tenant_id=tenant.id)
+    await astore.delete_tenant(tenant.id)
+    assert await atenant.get_graph_checkpoint("t") is None
+    await astore.restore(tmp_path / "archive", tenant=tenant.id, verify=True)
+    found = await atenant.get_graph_checkpoint("t")
+    assert found is not None and [v.blob for v in found.channel_values] == [b"\x00\xffbinary"]
+    assert [(w.idx, w.channel, w.blob) for w in found.pending_writes] == [(-3, "__interrupt__", b"i")]
