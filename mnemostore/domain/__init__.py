@@ -1,6 +1,6 @@
 """Plain domain objects shared by every backend (no I/O here)."""
 
-from mnemostore.domain._graphs import GraphChannelValue, GraphCheckpoint, GraphWrite
+from mnemostore.domain._graphs import GraphChannelValue, GraphCheckpoint, GraphItem, GraphWrite
 from mnemostore.domain._ids import new_id
 from mnemostore.domain._models import (
     AgentMetric,
@@ -40,6 +40,7 @@ __all__ = [
     "ConversationStatus",
     "GraphChannelValue",
     "GraphCheckpoint",
+    "GraphItem",
     "GraphWrite",
     "HistoryPage",
     "InteractionEvent",

@@ -1,4 +1,4 @@
-"""Graph state of agent frameworks (LangGraph's checkpoints): what the store keeps of it, as plain values.
+"""Graph state of agent frameworks (LangGraph's checkpoints and store items), as plain values.
 
 The framework serializes; the store keeps bytes and type tags as they are given and hands them back unchanged.
 """
@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-__all__ = ["GraphChannelValue", "GraphCheckpoint", "GraphWrite"]
+__all__ = ["GraphChannelValue", "GraphCheckpoint", "GraphItem", "GraphWrite"]
 
 
 @dataclass(slots=True, kw_only=True, frozen=True)
@@ -52,3 +52,20 @@ class GraphCheckpoint:
     created_at: datetime
     channel_values: list[GraphChannelValue] = field(default_factory=list)
     pending_writes: list[GraphWrite] = field(default_factory=list)
+
+
+@dataclass(slots=True, kw_only=True)
+class GraphItem:
+    """A long-term item: a JSON object under a namespace and key, with its time to live (``expires_at`` None:
+    never expires). ``score`` is set on search results that ranked by a query."""
+
+    tenant_id: uuid.UUID
+    id: uuid.UUID
+    namespace: tuple[str, ...]
+    key: str
+    value: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+    expires_at: datetime | None = None
+    ttl_minutes: float | None = None
+    score: float | None = None

@@ -30,6 +30,8 @@ class ItemKind(enum.StrEnum):
     MESSAGE = "messages"
     MEMORY = "memories"
     KNOWLEDGE = "knowledge"
+    # Long-term items of agent frameworks (LangGraph's store): searched by their own API (search_graph_items).
+    GRAPH_ITEM = "graph_items"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -18,6 +18,7 @@ from mnemostore.store._accounts import ApiKeyRepository, TenantRepository, UserR
 from mnemostore.store._agent import AgentRepository, MaintenanceRepository, ResealBatch
 from mnemostore.store._conversations import ConversationRepository, MessageRepository
 from mnemostore.store._crypto import FieldCodec
+from mnemostore.store._graph_items import GraphItemRepository
 from mnemostore.store._graphs import GraphRepository
 from mnemostore.store._memories import KnowledgeRepository, MemoryRepository
 from mnemostore.store._search import IndexRepository, SearchRepository, ensure_pg_vectors, vector_column_is_vector
@@ -54,6 +55,11 @@ class UnitOfWork:
     def graphs(self) -> GraphRepository:
         """Graph state (checkpoints, channel values, pending writes) of this unit of work's tenant."""
         return GraphRepository(self.connection, self.tenant_id, dialect=self.dialect, codec=self.codec)
+
+    @property
+    def graph_items(self) -> GraphItemRepository:
+        """Graph items (namespaced JSON documents with a time to live) of this unit of work's tenant."""
+        return GraphItemRepository(self.connection, self.tenant_id, dialect=self.dialect, codec=self.codec)
 
     @property
     def index_jobs(self) -> IndexRepository:

@@ -397,6 +397,29 @@ graph_checkpoint_writes = sa.Table(
 )
 
 
+# Long-term items of agent frameworks (LangGraph's BaseStore): JSON documents under a namespace (labels joined by
+# "."), one per (namespace, key). ``content`` is the text the search index embeds and full-text search reads ("" for
+# an item not indexed); ``expires_at`` is the end of its time to live, pushed back on reads by ``ttl_minutes``.
+graph_items = sa.Table(
+    "graph_items",
+    metadata,
+    _tenant_id(),
+    _id(),
+    sa.Column("namespace", sa.String(1000), nullable=False),
+    sa.Column("key", sa.String(500), nullable=False),
+    sa.Column("value", _json(), nullable=False),
+    sa.Column("content", sa.Text(), nullable=False),
+    _created_at(),
+    _created_at("updated_at"),
+    sa.Column("expires_at", UtcDateTime()),
+    sa.Column("ttl_minutes", sa.Float()),
+    sa.PrimaryKeyConstraint("tenant_id", "id"),
+    # Get and put by key; a namespace prefix is a range of this index.
+    sa.UniqueConstraint("tenant_id", "namespace", "key"),
+    sa.Index(None, "tenant_id", "expires_at"),
+)
+
+
 class Vector(sa.types.UserDefinedType[list[float]]):
     """pgvector's ``vector`` (dimension left open: each model's HNSW index casts to its own size).
 
