@@ -108,6 +108,7 @@ async def _populate(t: AsyncTenantStore) -> tuple[uuid.UUID, uuid.UUID]:
     await t.put_graph_writes(
         "thread-1", "c1", [GraphWrite(task_id="task", idx=0, channel="messages", type="json", blob=b"[]")]
     )
+    await t.put_graph_item(("memories", "ada"), "tea", {"likes": "tea"}, content="likes tea")
     return user.id, conv.id
 
 
