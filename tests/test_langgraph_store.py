@@ -41,7 +41,7 @@ async def test_put_get_update_delete(atenant: AsyncTenantStore) -> None:
     assert await store.aget(("users", "bob"), "prefs") is None
     await store.adelete(("users", "alice"), "prefs")
     assert await store.aget(("users", "alice"), "prefs") is None
-    with pytest.raises(InvalidInput, match="contains a '.'"):
+    with pytest.raises(InvalidInput, match=r"contains a '\.'"):
         await atenant.put_graph_item(("a.b",), "k", {})
 
 
@@ -100,7 +100,7 @@ async def test_query_ranks_through_the_search_index(atenant: AsyncTenantStore, b
     if backend == "sqlite":  # the system PostgreSQL has no pgvector; the embedded index runs on SQLite
         semantic = await atenant.search("green tea", kinds=[ItemKind.GRAPH_ITEM], mode="semantic")
         assert semantic.mode.value == "semantic"
-        assert "green tea" in list(semantic)[0].content
+        assert "green tea" in next(iter(semantic)).content
     await store.adelete(("memories", "alice"), "m1")
     assert "m1" not in {hit.key for hit in await store.asearch(("memories",), query="green tea")}
 

@@ -53,7 +53,8 @@ class AsyncSearching(AsyncTenantScope):
                 when they contain more than half of the query's words). Full text finds an item as soon as it is
                 committed; semantic search once it is embedded: by the indexer, or by this search itself when the
                 tenant has at most ``search_embeds_pending`` items waiting (read-your-writes without a worker).
-            kinds: any of ``messages``, ``memories``, ``knowledge``.
+            kinds: any of ``messages``, ``memories``, ``knowledge`` (and ``graph_items``, the items of
+                ``put_graph_item``, which ``search_graph_items`` searches by namespace).
             user_id, agent_id, conversation_id, tier, role, since, until, metadata: filters. A filter that a kind
                 cannot satisfy leaves that kind out (role and conversation_id: messages; tier and agent_id:
                 memories; user_id: messages of the user's conversations and the user's memories).

@@ -156,7 +156,11 @@ class AsyncMnemostoreSaver(_Saver):
         await self._io.copy_thread(source_thread_id, target_thread_id)
 
     async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
-        """Keep each namespace's latest checkpoint (``keep_latest``) or none (``delete``); frees what is gone."""
+        """Keep each namespace's latest checkpoint (``keep_latest``) or none (``delete``); frees what is gone.
+
+        ``keep_latest`` drops every ancestor of the latest checkpoint: do not use it on threads of a graph with
+        LangGraph's (beta) ``DeltaChannel``, whose values are rebuilt from their ancestors' writes.
+        """
         self._seen()
         await self._io.prune(thread_ids, strategy=strategy)
 
@@ -294,7 +298,11 @@ class MnemostoreSaver(_Saver):
         self._io.copy_thread(source_thread_id, target_thread_id)
 
     def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
-        """Keep each namespace's latest checkpoint (``keep_latest``) or none (``delete``); frees what is gone."""
+        """Keep each namespace's latest checkpoint (``keep_latest``) or none (``delete``); frees what is gone.
+
+        ``keep_latest`` drops every ancestor of the latest checkpoint: do not use it on threads of a graph with
+        LangGraph's (beta) ``DeltaChannel``, whose values are rebuilt from their ancestors' writes.
+        """
         self._io.prune(thread_ids, strategy=strategy)
 
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
