@@ -101,6 +101,9 @@ async def test_query_ranks_through_the_search_index(atenant: AsyncTenantStore, b
         semantic = await atenant.search("green tea", kinds=[ItemKind.GRAPH_ITEM], mode="semantic")
         assert semantic.mode.value == "semantic"
         assert "green tea" in next(iter(semantic)).content
+    await store.aput(("memories", "bob"), "m3", {"text": "Bob drinks green tea too", "n": 3}, index=False)
+    assert "m3" not in {hit.key for hit in await store.asearch(("memories",), query="green tea")}
+    assert "m3" in {item.key for item in await store.asearch(("memories",))}  # listed, not searched by query
     await store.adelete(("memories", "alice"), "m1")
     assert "m1" not in {hit.key for hit in await store.asearch(("memories",), query="green tea")}
 

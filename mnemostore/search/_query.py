@@ -58,6 +58,8 @@ class SearchFilters:
     # alive at (not expired). ``metadata`` then matches their value.
     namespace: str | None = None
     alive_at: datetime | None = None
+    # False for a plain listing of graph items, which also returns those without indexed text.
+    searching: bool = True
 
     def applies_to(self, kind: ItemKind) -> bool:
         if kind is not ItemKind.MESSAGE and (self.role is not None or self.conversation_id is not None):

@@ -109,7 +109,7 @@ class AsyncGraphItemRepository(AsyncRepository):
     ) -> list[GraphItem]:
         """Items in or under ``namespace`` whose value has each key of ``equals`` with that value, latest update
         first."""
-        filters = SearchFilters(namespace=namespace, alive_at=alive_at, metadata=dict(equals))
+        filters = SearchFilters(namespace=namespace, alive_at=alive_at, metadata=dict(equals), searching=False)
         c = graph_items.c
         query = (
             sa.select(graph_items)

@@ -90,6 +90,8 @@ def filter_conditions(
         if filters.tier is not None:
             conditions.append(c.tier == filters.tier)
     if kind is ItemKind.GRAPH_ITEM:
+        if filters.searching:
+            conditions.append(c.content != "")  # put without index: found by namespace and filters, not by query
         if filters.namespace is not None:
             conditions.append(namespace_condition(c.namespace, filters.namespace))
         if filters.alive_at is not None:
