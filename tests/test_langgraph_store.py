@@ -14,8 +14,9 @@ import pytest
 from langgraph.graph import END, START, StateGraph
 from langgraph.store.base import BaseStore
 
-from mnemostore import AsyncTenantStore, InvalidInput, ItemKind, TenantStore
+from mnemostore import AsyncMnemoStore, AsyncTenantStore, InvalidInput, ItemKind, TenantStore
 from mnemostore.integrations.langgraph import AsyncMnemostoreSaver, AsyncMnemostoreStore, MnemostoreStore
+from mnemostore.search import Embedder
 
 
 class Clock:
@@ -174,3 +175,17 @@ def test_sync_store(tenant: TenantStore) -> None:
     assert store.list_namespaces() == [("docs",)]
     store.delete(("docs",), "d1")
     assert store.get(("docs",), "d1") is None
+
+
+async def test_semantic_search_with_the_real_model(vector_url: str, minilm: Embedder) -> None:
+    """By meaning, with no word in common, on SQLite's embedded index and on PostgreSQL with pgvector."""
+    async with AsyncMnemoStore(vector_url, embedder=minilm) as mnemo:
+        tenant = mnemo.tenant((await mnemo.create_tenant(f"lg-{uuid.uuid4().hex[:8]}")).id)
+        store = AsyncMnemostoreStore(tenant, index={"fields": ["text"]})
+        await store.aput(("memories", "ada"), "pet", {"text": "Ada has a cat named Turing"})
+        await store.aput(("memories", "ada"), "drink", {"text": "Ada prefers sencha in the morning"})
+        await store.aput(("memories", "ada"), "work", {"text": "Ada writes compilers for a living"})
+        hits = await store.asearch(("memories", "ada"), query="which beverage does she like?")
+        assert [hit.key for hit in hits][:1] == ["drink"]
+        semantic = await tenant.search("kitten", kinds=[ItemKind.GRAPH_ITEM], mode="semantic")
+        assert semantic.mode.value == "semantic" and next(iter(semantic)).content == "Ada has a cat named Turing"
