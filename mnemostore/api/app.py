@@ -17,7 +17,9 @@ file first, and says so.)
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, Final
@@ -156,8 +158,34 @@ def _version() -> str:
 
 
 async def _load_model(embedder: Embedder) -> None:
-    """Load the embedding model off the event loop (it logs before and after, with the time it took)."""
+    """Load the embedding model off the event loop (it logs before and after, with the time it took).
+
+    On a daemon thread, not the loop's executor: the executor's threads are joined when the interpreter exits, so
+    a service stopped while the model loads would wait for the load to finish before exiting.
+    """
+    loop = asyncio.get_running_loop()
+    loaded: asyncio.Future[None] = loop.create_future()
+
+    def report(error: BaseException | None) -> None:
+        if loaded.done():
+            return
+        if error is None:
+            loaded.set_result(None)
+        else:
+            loaded.set_exception(error)
+
+    def load() -> None:
+        try:
+            embedder.load()
+        except BaseException as error:  # handed to the awaiting task, which decides
+            outcome: BaseException | None = error
+        else:
+            outcome = None
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nobody is waiting
+            loop.call_soon_threadsafe(report, outcome)
+
+    threading.Thread(target=load, name="mnemostore-model-load", daemon=True).start()
     try:
-        await asyncio.to_thread(embedder.load)
+        await loaded
     except MnemostoreError as error:  # searches will say the same; the service keeps answering full text
         log.error("the embedding model did not load: %s", error)
