@@ -7,7 +7,8 @@ every request; handlers await it and hold no SQL. The layers, from the outside i
 2. the exception handlers of ``errors.py``: the one table from error classes to statuses;
 3. the dependencies of ``deps.py``: bearer-key authentication, read-only keys, suspended tenants, rate limits;
 4. the routers of ``routes/``, one per capability, which call the store; beside them the documentation pages
-   (``/docs``, ``/redoc``) with their assets served by the app itself (``_docs.py``), so they work offline.
+   (``/docs``, ``/redoc``) with their assets served by the app itself (``_docs.py``), so they work offline, and
+   the MCP endpoint ``/mcp`` (``_mcp.py``: the same tools as ``mnemostore mcp``, on the same API keys).
 
 The app does not migrate: at start it checks the schema and logs what to do when it is behind; until then
 ``/readyz`` and every /v1 request answer 503. (``mnemostore serve`` initialises an *empty* embedded SQLite
@@ -25,6 +26,7 @@ from contextlib import asynccontextmanager
 from typing import Any, Final
 
 from fastapi import FastAPI
+from starlette.routing import Route
 
 from mnemostore._version import __version__
 from mnemostore.config import Settings
@@ -33,6 +35,7 @@ from mnemostore.search import Embedder
 from mnemostore.service.store_async import AsyncMnemoStore
 
 from ._docs import install_docs
+from ._mcp import MCP_METHODS, MCP_PATH, McpEndpoint
 from ._middleware import RequestMiddleware
 from .deps import admin_digest
 from .errors import install_error_handlers
@@ -115,7 +118,8 @@ def create_app(target: Settings | AsyncMnemoStore | None = None) -> FastAPI:
             log.error("the store is not ready, requests answer 503 until it is: %s", error)
         log.info("serving %s", settings.redacted_url())
         try:
-            yield
+            async with mcp.running():
+                yield
         finally:
             if given is None:
                 await store.close()
@@ -139,6 +143,8 @@ def create_app(target: Settings | AsyncMnemoStore | None = None) -> FastAPI:
     install_docs(app, docs_url="/docs", redoc_url="/redoc")
     app.include_router(ops_router)
     app.include_router(api_router)
+    mcp = McpEndpoint()
+    app.router.routes.append(Route(MCP_PATH, mcp, methods=MCP_METHODS, include_in_schema=False))
     app.add_middleware(RequestMiddleware, max_body=settings.max_request_bytes, metrics=metrics)
     return app
 

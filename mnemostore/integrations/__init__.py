@@ -1,0 +1,6 @@
+"""Integrations of mnemostore with the protocols and frameworks agents use, one subpackage each.
+
+Each one is a thin layer over the service and the facade (no storage of its own) and needs its own extra, imported
+only where it is used: ``mnemostore.integrations.mcp`` (``pip install 'mnemostore[mcp]'``) serves the memory,
+conversation and knowledge tools over the Model Context Protocol.
+"""
