@@ -1,5 +1,7 @@
-"""Adapters of agent frameworks over mnemostore's public API (each one a subpackage, imported only when used).
+"""Integrations of mnemostore with the protocols and frameworks agents use, one subpackage each.
 
-``mnemostore.integrations.langgraph``: LangGraph's checkpointer (``MnemostoreSaver``, ``AsyncMnemostoreSaver``).
-An adapter keeps nothing of its own: it turns the framework's calls into tenant store calls.
+Each one is a thin layer over the service and the facade (no storage of its own) and needs its own extra, imported
+only where it is used: ``mnemostore.integrations.mcp`` (``pip install 'mnemostore[mcp]'``) serves the memory,
+conversation and knowledge tools over the Model Context Protocol; ``mnemostore.integrations.langgraph``
+(``pip install 'mnemostore[langgraph]'``) is LangGraph's checkpointer and store on a tenant's graph state and items.
 """
