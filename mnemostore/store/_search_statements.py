@@ -86,6 +86,8 @@ def filter_conditions(
             conditions.append(c.agent_id == filters.agent_id)
         if filters.tier is not None:
             conditions.append(c.tier == filters.tier)
+    if kind is ItemKind.KNOWLEDGE and filters.source is not None:
+        conditions.append(c.source == filters.source)
     if filters.since is not None:
         conditions.append(c.created_at >= filters.since)
     if filters.until is not None:
