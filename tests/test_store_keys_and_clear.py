@@ -5,12 +5,13 @@ conversation's messages, and an embedder's own query embedding.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Iterator
 
 import pytest
 
-from mnemostore import ConversationNotFound, InvalidInput, MnemoStore, TenantStore
+from mnemostore import AsyncTenantStore, ConflictError, ConversationNotFound, InvalidInput, MnemoStore, TenantStore
 from mnemostore.search import HashingEmbedder
 
 
@@ -169,3 +170,22 @@ def test_search_embeds_the_query_with_embed_query(vector_url: str) -> None:
         assert embedder.queries == ["query:elephant"]
         assert [h.external_id for h in hits] == ["2"]
         assert hits[0].score == pytest.approx(1.0)
+
+
+# -- a conversation created by external id while it is appended to -----------------------------------------------
+
+
+async def test_creating_a_taken_external_id_while_the_conversation_is_appended_to(atenant: AsyncTenantStore) -> None:
+    """The insert that finds the external id taken waits for the appender's update of that row; it must not hold
+    the tenant's usage row meanwhile, which the appender charges next (PostgreSQL reported a deadlock)."""
+    user = await atenant.create_user()
+    conversation = await atenant.create_conversation(user.id, external_id="busy")
+    for round_ in range(5):
+        outcomes = await asyncio.gather(
+            *(atenant.add_message(conversation.id, role="user", content=f"{round_}-{i}") for i in range(2)),
+            *(atenant.create_conversation(user.id, external_id="busy") for _ in range(2)),
+            return_exceptions=True,
+        )
+        assert all(not isinstance(o, Exception) for o in outcomes[:2]), outcomes
+        assert all(isinstance(o, ConflictError) for o in outcomes[2:]), outcomes
+    assert await atenant.count_messages(conversation.id) == 10

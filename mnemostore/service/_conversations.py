@@ -84,8 +84,12 @@ class Conversations(TenantScope):
         with self._tx(write=True) as uow:
             if uow.users.get(uid) is None:
                 raise UserNotFound(uid)
+            # Insert, then charge: an insert whose external id is taken waits for a writer of that conversation
+            # (an append: conversation row, then the tenant's usage row), so it must not hold the usage row
+            # meanwhile, or PostgreSQL finds a deadlock; it then fails with ConflictError, and nothing is charged.
+            conversation = uow.conversations.insert(values)
             self._charge(uow, conversations=1)
-            return uow.conversations.insert(values)
+            return conversation
 
     def get_conversation(self, conversation_id: uuid.UUID | str) -> Conversation | None:
         """The conversation, or None when the tenant has no conversation with this id."""

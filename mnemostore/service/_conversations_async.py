@@ -87,8 +87,12 @@ class AsyncConversations(AsyncTenantScope):
         async with self._tx(write=True) as uow:
             if await uow.users.get(uid) is None:
                 raise UserNotFound(uid)
+            # Insert, then charge: an insert whose external id is taken waits for a writer of that conversation
+            # (an append: conversation row, then the tenant's usage row), so it must not hold the usage row
+            # meanwhile, or PostgreSQL finds a deadlock; it then fails with ConflictError, and nothing is charged.
+            conversation = await uow.conversations.insert(values)
             await self._charge(uow, conversations=1)
-            return await uow.conversations.insert(values)
+            return conversation
 
     async def get_conversation(self, conversation_id: uuid.UUID | str) -> Conversation | None:
         """The conversation, or None when the tenant has no conversation with this id."""
