@@ -11,7 +11,15 @@ from collections.abc import Iterator
 
 import pytest
 
-from mnemostore import AsyncTenantStore, ConflictError, ConversationNotFound, InvalidInput, MnemoStore, TenantStore
+from mnemostore import (
+    AsyncTenantStore,
+    ConfigurationError,
+    ConflictError,
+    ConversationNotFound,
+    InvalidInput,
+    MnemoStore,
+    TenantStore,
+)
 from mnemostore.search import HashingEmbedder
 
 
@@ -189,3 +197,8 @@ async def test_creating_a_taken_external_id_while_the_conversation_is_appended_t
         assert all(not isinstance(o, Exception) for o in outcomes[:2]), outcomes
         assert all(isinstance(o, ConflictError) for o in outcomes[2:]), outcomes
     assert await atenant.count_messages(conversation.id) == 10
+
+
+def test_the_embedder_argument_takes_an_embedder_object(database_url: str) -> None:
+    with pytest.raises(ConfigurationError, match="Embedder object"):
+        MnemoStore(database_url, embedder="none")  # type: ignore[arg-type]  # a setting's value, not an embedder
