@@ -40,6 +40,7 @@ LAYERS: dict[str, int] = {
     "service": 6,  # AsyncMnemoStore / MnemoStore: the use cases
     "facade": 7,  # Memory / AsyncMemory: the three-line memory API over a tenant store
     "api": 8,  # HTTP
+    "integrations": 8,  # agent frameworks (LangChain, …) over the service and the facade, each behind its extra
     "cli": 9,  # command line (``serve`` runs the api)
     PACKAGE: 10,  # the root ``__init__``: the public facade, which no unit imports
     "__main__": 10,  # ``python -m mnemostore``: runs the CLI
