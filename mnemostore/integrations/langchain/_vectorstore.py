@@ -19,7 +19,7 @@ from mnemostore.integrations.langchain._embeddings import LangChainEmbedder, Mne
 from mnemostore.integrations.langchain._setup import DEFAULT_TENANT, open_tenant
 from mnemostore.search import SearchMode
 from mnemostore.service.store import MnemoStore, TenantStore
-from mnemostore.service.store_async import AsyncTenantStore
+from mnemostore.service.store_async import AsyncMnemoStore, AsyncTenantStore
 
 __all__ = ["DEFAULT_SOURCE", "MnemostoreRetriever", "MnemostoreVectorStore"]
 
@@ -69,10 +69,10 @@ class MnemostoreVectorStore(VectorStore):
             self._async = AsyncChunks(
                 tenant, source, wait_for_indexing=wait_for_indexing, timeout_seconds=timeout_seconds
             )
-            self._embedder = tenant.store.embedder
+            self._store: AsyncMnemoStore | MnemoStore = tenant.store
         elif isinstance(tenant, TenantStore):
             self._sync = Chunks(tenant, source, wait_for_indexing=wait_for_indexing, timeout_seconds=timeout_seconds)
-            self._embedder = tenant.store.embedder
+            self._store = tenant.store
         else:
             raise InvalidInput(
                 f"a vector store is built on a tenant view (store.tenant(...)), got {type(tenant).__name__}"
@@ -152,9 +152,10 @@ class MnemostoreVectorStore(VectorStore):
     def embeddings(self) -> Embeddings | None:
         """The store's embedder as a LangChain object (the one it was given, for a ``LangChainEmbedder``); None
         when the store has none (full-text search only)."""
-        if isinstance(self._embedder, LangChainEmbedder):
-            return self._embedder.embeddings
-        return MnemostoreEmbeddings(self._embedder) if self._embedder is not None else None
+        embedder = self._store.embedder
+        if isinstance(embedder, LangChainEmbedder):
+            return embedder.embeddings
+        return MnemostoreEmbeddings(embedder) if embedder is not None else None
 
     # -- writes ------------------------------------------------------------------------------------------------
 
