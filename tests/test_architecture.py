@@ -39,7 +39,7 @@ LAYERS: dict[str, int] = {
     "migrations": 5,  # Alembic environment and revisions
     "service": 6,  # AsyncMnemoStore / MnemoStore: the use cases
     "facade": 7,  # Memory / AsyncMemory: the three-line memory API over a tenant store
-    "integrations": 8,  # protocols for agents (MCP) over the service and the facade; the api mounts them
+    "integrations": 8,  # MCP, LangGraph, LangChain over the service and the facade; the api mounts MCP
     "api": 9,  # HTTP
     "cli": 10,  # command line (``serve`` runs the api, ``mcp`` the MCP server over stdio)
     PACKAGE: 11,  # the root ``__init__``: the public facade, which no unit imports

@@ -87,8 +87,12 @@ class AsyncConversations(AsyncTenantScope):
         async with self._tx(write=True) as uow:
             if await uow.users.get(uid) is None:
                 raise UserNotFound(uid)
+            # Insert, then charge: an insert whose external id is taken waits for a writer of that conversation
+            # (an append: conversation row, then the tenant's usage row), so it must not hold the usage row
+            # meanwhile, or PostgreSQL finds a deadlock; it then fails with ConflictError, and nothing is charged.
+            conversation = await uow.conversations.insert(values)
             await self._charge(uow, conversations=1)
-            return await uow.conversations.insert(values)
+            return conversation
 
     async def get_conversation(self, conversation_id: uuid.UUID | str) -> Conversation | None:
         """The conversation, or None when the tenant has no conversation with this id."""
@@ -413,6 +417,37 @@ class AsyncConversations(AsyncTenantScope):
             )
             await self._charge(uow, messages=-1, tokens=-gone.total_tokens, storage_bytes=-size)
         await self._cache.context.invalidate(self.tenant_id, [gone.conversation_id])
+
+    async def delete_messages(self, conversation_id: uuid.UUID | str) -> int:
+        """Delete every message of a conversation in one transaction (a chat's "clear"); returns how many.
+
+        The conversation stays, with its id, title, metadata and agent records (tool executions, checkpoints,
+        events); its counters go to zero and its sequence numbers are not reused.
+
+        Raises:
+            ConversationNotFound: the tenant has no conversation with this id.
+        """
+        cid = as_id(conversation_id, "conversation_id")
+        async with self._tx(write=True) as uow:
+            if not await uow.conversations.lock(cid):
+                raise ConversationNotFound(cid)
+            conversation = await uow.conversations.get(cid)
+            assert conversation is not None  # locked above, in this transaction
+            deleted = await uow.messages.delete_all(cid)
+            await uow.conversations.release(
+                cid,
+                messages=conversation.message_count,
+                tokens=conversation.total_tokens,
+                content_bytes=conversation.content_bytes,
+            )
+            await self._charge(
+                uow,
+                messages=-conversation.message_count,
+                tokens=-conversation.total_tokens,
+                storage_bytes=-conversation.content_bytes,
+            )
+        await self._cache.context.invalidate(self.tenant_id, [cid])
+        return deleted
 
     async def export_conversation(self, conversation_id: uuid.UUID | str) -> dict[str, Any]:
         """The conversation and all its messages as one JSON-ready dict (see ``import_conversation``)."""

@@ -281,6 +281,12 @@ class AsyncMessageRepository(AsyncRepository):
         query = sa.select(sa.func.count()).where(c.tenant_id == self.tenant_id, c.conversation_id == conversation_id)
         return int((await self._conn.execute(query)).scalar_one())
 
+    async def delete_all(self, conversation_id: uuid.UUID) -> int:
+        """Delete every message of the conversation; returns how many."""
+        c = messages.c
+        statement = sa.delete(messages).where(c.tenant_id == self.tenant_id, c.conversation_id == conversation_id)
+        return int((await self._conn.execute(statement)).rowcount)
+
     async def delete(self, message_id: uuid.UUID) -> Message | None:
         statement = (
             sa.delete(messages)

@@ -96,6 +96,8 @@ def filter_conditions(
             conditions.append(namespace_condition(c.namespace, filters.namespace))
         if filters.alive_at is not None:
             conditions.append(sa.or_(c.expires_at.is_(None), c.expires_at > filters.alive_at))
+    if kind is ItemKind.KNOWLEDGE and filters.source is not None:
+        conditions.append(c.source == filters.source)
     if filters.since is not None:
         conditions.append(c.created_at >= filters.since)
     if filters.until is not None:
