@@ -29,7 +29,8 @@ class AsyncClient(AsyncTenantsApi, AsyncUsersApi, AsyncConversationsApi, AsyncMe
     ``SearchResults``…) and raises what it raises (``ConversationNotFound`` for a 404 on a conversation,
     ``RateLimited`` with its ``retry_after``, ``InvalidInput`` with the ``fields`` the service named…), with the
     HTTP ``status``, ``code`` and ``request_id`` set on the exception. A ``get_*`` raises the ``NotFoundError``
-    where the store's returns None. ``list_*`` return one page (pass ``next_cursor`` back as ``cursor``);
+    where the store's returns None (``get_latest_checkpoint`` and ``memory.get`` answer None, as the library's
+    do). ``list_*`` return one page (pass ``next_cursor`` back as ``cursor``);
     ``iter_*`` walk every page. ``events`` streams a conversation's events; ``client.memory`` is the three-line
     memory API (``add``, ``search``…, keyed by your own user ids).
 
@@ -54,7 +55,7 @@ class AsyncClient(AsyncTenantsApi, AsyncUsersApi, AsyncConversationsApi, AsyncMe
             ``max_backoff``; a ``Retry-After`` longer than that is waited instead, unless longer than
             ``max_retry_after``: then the error is raised at once.
         headers: more headers for every request.
-        transport: an ``httpx`` transport (a proxy, a test's ``httpx.ASGITransport(app)``).
+        transport: the ``httpx`` transport to send with (a proxy's, a test's).
         sleep: how to wait between attempts, given seconds (default ``asyncio.sleep``).
     """
 
