@@ -40,10 +40,11 @@ LAYERS: dict[str, int] = {
     "migrations": 5,  # Alembic environment and revisions
     "service": 6,  # AsyncMnemoStore / MnemoStore: the use cases
     "facade": 7,  # Memory / AsyncMemory: the three-line memory API over a tenant store
-    "api": 8,  # HTTP
-    "cli": 9,  # command line (``serve`` runs the api)
-    PACKAGE: 10,  # the root ``__init__``: the public facade, which no unit imports
-    "__main__": 10,  # ``python -m mnemostore``: runs the CLI
+    "integrations": 8,  # MCP, LangGraph, LangChain over the service and the facade; the api mounts MCP
+    "api": 9,  # HTTP
+    "cli": 10,  # command line (``serve`` runs the api, ``mcp`` the MCP server over stdio)
+    PACKAGE: 11,  # the root ``__init__``: the public facade, which no unit imports
+    "__main__": 11,  # ``python -m mnemostore``: runs the CLI
 }
 
 

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 
-from mnemostore import AsyncMnemoStore, AsyncTenantStore
+from mnemostore import AsyncMnemoStore, AsyncTenantStore, GraphChannelValue, GraphWrite
 from mnemostore.store.tables import TENANT_TABLES
 
 pytestmark = pytest.mark.postgres_only
@@ -97,6 +97,18 @@ async def _populate(t: AsyncTenantStore) -> tuple[uuid.UUID, uuid.UUID]:
     checkpoint = await t.create_checkpoint(conv.id, iteration=1, state={"step": 1})
     await t.record_interaction_event("approval", conversation_id=conv.id, checkpoint_id=checkpoint.id)
     await t.record_metric("latency_ms", 12.5, conversation_id=conv.id)
+    await t.put_graph_checkpoint(
+        "thread-1",
+        "c1",
+        checkpoint=b"{}",
+        checkpoint_type="json",
+        channel_versions={"messages": "1"},
+        channel_values=[GraphChannelValue(channel="messages", version="1", type="json", blob=b"[]")],
+    )
+    await t.put_graph_writes(
+        "thread-1", "c1", [GraphWrite(task_id="task", idx=0, channel="messages", type="json", blob=b"[]")]
+    )
+    await t.put_graph_item(("memories", "ada"), "tea", {"likes": "tea"}, content="likes tea")
     return user.id, conv.id
 
 

@@ -33,8 +33,8 @@ from mnemostore.migrations._filters import include_object, is_search_object
 from mnemostore.ops import migrate
 from mnemostore.store.tables import metadata
 
-HEAD = "0004"
-REVISIONS = ["0001", "0002", "0003", "0004"]
+HEAD = "0006"
+REVISIONS = ["0001", "0002", "0003", "0004", "0005", "0006"]
 MODEL_TABLES = set(metadata.tables)
 
 

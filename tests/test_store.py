@@ -1905,3 +1905,23 @@ def test_timestamps_are_utc_on_every_path(store, tenant):
     )
     assert stored_memory.expires_at == datetime(2030, 1, 1, 12, tzinfo=UTC)
     assert t.get_message(message.id).created_at == message.created_at
+
+
+def test_conversations_by_external_id(tenant: TenantStore) -> None:
+    t = tenant
+    user = t.create_user(display_name="Ada")
+    made = t.create_conversation(user.id, title="Lisbon", external_id="session-42")
+    assert made.external_id == "session-42"
+    assert t.get_conversation_by_external_id("session-42") == made
+    assert t.get_conversation_by_external_id("session-43") is None
+    with pytest.raises(ConflictError):
+        t.create_conversation(user.id, external_id="session-42")
+    same = t.get_or_create_conversation_by_external_id("session-42", user_id=user.id)
+    assert same.id == made.id
+    other = t.get_or_create_conversation_by_external_id("thread-7", user_id=user.id, title="New")
+    assert other.id != made.id and other.title == "New" and (other.external_id == "thread-7")
+    with pytest.raises(UserNotFound):
+        t.get_or_create_conversation_by_external_id("thread-8", user_id=uuid.uuid4())
+    # Another tenant's key is another conversation.
+    other_tenant = t.store.tenant(t.store.create_tenant(f"ext-{uuid.uuid4().hex[:8]}").id)
+    assert other_tenant.get_conversation_by_external_id("session-42") is None

@@ -1922,3 +1922,23 @@ async def test_timestamps_are_utc_on_every_path(astore, atenant):
     )
     assert stored_memory.expires_at == datetime(2030, 1, 1, 12, tzinfo=UTC)
     assert (await t.get_message(message.id)).created_at == message.created_at
+
+
+async def test_conversations_by_external_id(atenant: AsyncTenantStore) -> None:
+    t = atenant
+    user = await t.create_user(display_name="Ada")
+    made = await t.create_conversation(user.id, title="Lisbon", external_id="session-42")
+    assert made.external_id == "session-42"
+    assert await t.get_conversation_by_external_id("session-42") == made
+    assert await t.get_conversation_by_external_id("session-43") is None
+    with pytest.raises(ConflictError):
+        await t.create_conversation(user.id, external_id="session-42")
+    same = await t.get_or_create_conversation_by_external_id("session-42", user_id=user.id)
+    assert same.id == made.id
+    other = await t.get_or_create_conversation_by_external_id("thread-7", user_id=user.id, title="New")
+    assert other.id != made.id and other.title == "New" and other.external_id == "thread-7"
+    with pytest.raises(UserNotFound):
+        await t.get_or_create_conversation_by_external_id("thread-8", user_id=uuid.uuid4())
+    # Another tenant's key is another conversation.
+    other_tenant = t.store.tenant((await t.store.create_tenant(f"ext-{uuid.uuid4().hex[:8]}")).id)
+    assert await other_tenant.get_conversation_by_external_id("session-42") is None

@@ -7,7 +7,8 @@ every request; handlers await it and hold no SQL. The layers, from the outside i
 2. the exception handlers of ``errors.py``: the one table from error classes to statuses;
 3. the dependencies of ``deps.py``: bearer-key authentication, read-only keys, suspended tenants, rate limits;
 4. the routers of ``routes/``, one per capability, which call the store; beside them the documentation pages
-   (``/docs``, ``/redoc``) with their assets served by the app itself (``_docs.py``), so they work offline.
+   (``/docs``, ``/redoc``) with their assets served by the app itself (``_docs.py``), so they work offline, and
+   the MCP endpoint ``/mcp`` (``_mcp.py``: the same tools as ``mnemostore mcp``, on the same API keys).
 
 The app does not migrate: at start it checks the schema and logs what to do when it is behind; until then
 ``/readyz`` and every /v1 request answer 503. (``mnemostore serve`` initialises an *empty* embedded SQLite
@@ -17,12 +18,15 @@ file first, and says so.)
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, Final
 
 from fastapi import FastAPI
+from starlette.routing import Route
 
 from mnemostore._version import __version__
 from mnemostore.config import Settings
@@ -31,6 +35,7 @@ from mnemostore.search import Embedder
 from mnemostore.service.store_async import AsyncMnemoStore
 
 from ._docs import install_docs
+from ._mcp import MCP_METHODS, MCP_PATH, McpEndpoint
 from ._middleware import RequestMiddleware
 from .deps import admin_digest
 from .errors import install_error_handlers
@@ -113,7 +118,8 @@ def create_app(target: Settings | AsyncMnemoStore | None = None) -> FastAPI:
             log.error("the store is not ready, requests answer 503 until it is: %s", error)
         log.info("serving %s", settings.redacted_url())
         try:
-            yield
+            async with mcp.running():
+                yield
         finally:
             if given is None:
                 await store.close()
@@ -137,6 +143,8 @@ def create_app(target: Settings | AsyncMnemoStore | None = None) -> FastAPI:
     install_docs(app, docs_url="/docs", redoc_url="/redoc")
     app.include_router(ops_router)
     app.include_router(api_router)
+    mcp = McpEndpoint()
+    app.router.routes.append(Route(MCP_PATH, mcp, methods=MCP_METHODS, include_in_schema=False))
     app.add_middleware(RequestMiddleware, max_body=settings.max_request_bytes, metrics=metrics)
     return app
 
@@ -156,8 +164,34 @@ def _version() -> str:
 
 
 async def _load_model(embedder: Embedder) -> None:
-    """Load the embedding model off the event loop (it logs before and after, with the time it took)."""
+    """Load the embedding model off the event loop (it logs before and after, with the time it took).
+
+    On a daemon thread, not the loop's executor: the executor's threads are joined when the interpreter exits, so
+    a service stopped while the model loads would wait for the load to finish before exiting.
+    """
+    loop = asyncio.get_running_loop()
+    loaded: asyncio.Future[None] = loop.create_future()
+
+    def report(error: BaseException | None) -> None:
+        if loaded.done():
+            return
+        if error is None:
+            loaded.set_result(None)
+        else:
+            loaded.set_exception(error)
+
+    def load() -> None:
+        try:
+            embedder.load()
+        except BaseException as error:  # handed to the awaiting task, which decides
+            outcome: BaseException | None = error
+        else:
+            outcome = None
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nobody is waiting
+            loop.call_soon_threadsafe(report, outcome)
+
+    threading.Thread(target=load, name="mnemostore-model-load", daemon=True).start()
     try:
-        await asyncio.to_thread(embedder.load)
+        await loaded
     except MnemostoreError as error:  # searches will say the same; the service keeps answering full text
         log.error("the embedding model did not load: %s", error)

@@ -35,6 +35,7 @@ __all__ = [
     "StoreDep",
     "TenantDep",
     "admin_digest",
+    "authenticate_tenant_key",
 ]
 
 SAFE_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -148,3 +149,19 @@ TenantDep = Annotated[AsyncTenantStore, Depends(get_tenant)]
 
 ReadTenantDep = Annotated[AsyncTenantStore, Depends(get_read_tenant)]
 """The caller's tenant, for POST endpoints that only read (search): read-only keys are welcome."""
+
+
+async def authenticate_tenant_key(request: Request, response: Response) -> tuple[AsyncTenantStore, ApiKey]:
+    """The tenant of the request's bearer key, and the key, for an endpoint outside FastAPI's dependencies (the
+    MCP endpoint): the checks of ``ReadTenantDep`` (a tenant key, tenant not suspended, rate limits charged, their
+    headers set on ``response``). Whether the key may write is the caller's to check (``key.read_only``).
+
+    Raises:
+        ApiError: 401 or 403, as for the REST endpoints.
+        RateLimited: a rate limit is used up.
+    """
+    store = await get_store(request)
+    caller = await get_caller(request, store, await _bearer(request))
+    tenant = await _tenant(request, response, caller, store, writes=False)
+    assert caller.key is not None  # _tenant refuses the admin key
+    return tenant, caller.key

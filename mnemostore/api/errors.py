@@ -77,6 +77,7 @@ __all__ = [
     "ERROR_TABLE",
     "ApiError",
     "ErrorRule",
+    "answer_error",
     "error_response",
     "install_error_handlers",
     "rule_for",
@@ -196,6 +197,13 @@ def _store_error(request: Request, error: Exception) -> JSONResponse:
 def _api_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, ApiError)
     return error_response(request_id_of(request.scope), error.status, error.code, error.message, headers=error.headers)
+
+
+def answer_error(request: Request, error: ApiError | MnemostoreError) -> JSONResponse:
+    """The answer the exception handlers give ``error``, for an endpoint that catches it itself (``/mcp``)."""
+    if isinstance(error, ApiError):
+        return _api_error(request, error)
+    return _store_error(request, error)
 
 
 _HTTP_CODES: Final = {

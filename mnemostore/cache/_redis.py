@@ -9,6 +9,7 @@ EVALSHA, loaded on first use). Only ``build_cache`` imports this module, when a 
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import time
 from collections.abc import Sequence
@@ -25,6 +26,7 @@ from mnemostore.cache._backend import Backend, ContextRead, Subscription
 __all__ = ["BACKEND_ERRORS", "RedisBackend", "RedisSubscription"]
 
 BACKEND_ERRORS: tuple[type[BaseException], ...] = (RedisError, OSError, TimeoutError)
+SUBSCRIBE_TIMEOUT_SECONDS = 5.0  # how long a new subscription waits for the server to confirm it
 
 
 class RedisSubscription(Subscription):
@@ -38,17 +40,36 @@ class RedisSubscription(Subscription):
         self._client: Any = client  # redis-py's pubsub API is partly untyped
         self._channels = list(channels)
         self._pubsub: Any = None
+        self._early: collections.deque[Any] = collections.deque()  # messages read while confirming
 
     def _connect(self) -> Any:
         if self._pubsub is None:
-            pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+            pubsub = self._client.pubsub()
             try:
                 pubsub.subscribe(*self._channels)
+                self._confirm(pubsub)
             except BaseException:
                 pubsub.close()
                 raise
             self._pubsub = pubsub
         return self._pubsub
+
+    def _confirm(self, pubsub: Any) -> None:
+        """Wait for the server to confirm every channel: SUBSCRIBE is only written to the socket, and a PUBLISH on
+        another connection may otherwise be handled before it (and never reach us)."""
+        waiting = len(self._channels)
+        deadline = time.monotonic() + SUBSCRIBE_TIMEOUT_SECONDS
+        while waiting:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"Redis did not confirm the subscription within {SUBSCRIBE_TIMEOUT_SECONDS:g} s")
+            message = pubsub.get_message(timeout=left)
+            if message is None:
+                continue
+            if message.get("type") == "subscribe":
+                waiting -= 1
+            elif message.get("type") == "message":
+                self._early.append(message)
 
     def start(self) -> None:
         """Subscribe now, so that events published from here on are received (retried by ``get`` on failure)."""
@@ -60,7 +81,10 @@ class RedisSubscription(Subscription):
     def get(self, timeout: float | None = None) -> tuple[str, bytes] | None:
         try:
             pubsub = self._connect()
-            message = pubsub.get_message(ignore_subscribe_messages=True, timeout=timeout)
+            if self._early:
+                message = self._early.popleft()
+            else:
+                message = pubsub.get_message(ignore_subscribe_messages=True, timeout=timeout)
         except BACKEND_ERRORS:
             self._reset()
             if timeout:

@@ -7,7 +7,9 @@ EVALSHA, loaded on first use). Only ``build_cache`` imports this module, when a 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -22,6 +24,7 @@ from mnemostore.cache._backend_async import AsyncBackend, AsyncSubscription, Con
 __all__ = ["BACKEND_ERRORS", "AsyncRedisBackend", "AsyncRedisSubscription"]
 
 BACKEND_ERRORS: tuple[type[BaseException], ...] = (RedisError, OSError, TimeoutError)
+SUBSCRIBE_TIMEOUT_SECONDS = 5.0  # how long a new subscription waits for the server to confirm it
 
 
 class AsyncRedisSubscription(AsyncSubscription):
@@ -35,17 +38,36 @@ class AsyncRedisSubscription(AsyncSubscription):
         self._client: Any = client  # redis-py's pubsub API is partly untyped
         self._channels = list(channels)
         self._pubsub: Any = None
+        self._early: collections.deque[Any] = collections.deque()  # messages read while confirming
 
     async def _connect(self) -> Any:
         if self._pubsub is None:
-            pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+            pubsub = self._client.pubsub()
             try:
                 await pubsub.subscribe(*self._channels)
+                await self._confirm(pubsub)
             except BaseException:
                 await pubsub.aclose()
                 raise
             self._pubsub = pubsub
         return self._pubsub
+
+    async def _confirm(self, pubsub: Any) -> None:
+        """Wait for the server to confirm every channel: SUBSCRIBE is only written to the socket, and a PUBLISH on
+        another connection may otherwise be handled before it (and never reach us)."""
+        waiting = len(self._channels)
+        deadline = time.monotonic() + SUBSCRIBE_TIMEOUT_SECONDS
+        while waiting:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"Redis did not confirm the subscription within {SUBSCRIBE_TIMEOUT_SECONDS:g} s")
+            message = await pubsub.get_message(timeout=left)
+            if message is None:
+                continue
+            if message.get("type") == "subscribe":
+                waiting -= 1
+            elif message.get("type") == "message":
+                self._early.append(message)
 
     async def start(self) -> None:
         """Subscribe now, so that events published from here on are received (retried by ``get`` on failure)."""
@@ -57,7 +79,10 @@ class AsyncRedisSubscription(AsyncSubscription):
     async def get(self, timeout: float | None = None) -> tuple[str, bytes] | None:
         try:
             pubsub = await self._connect()
-            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=timeout)
+            if self._early:
+                message = self._early.popleft()
+            else:
+                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=timeout)
         except BACKEND_ERRORS:
             await self._reset()
             if timeout:

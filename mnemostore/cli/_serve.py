@@ -20,6 +20,7 @@ import socket
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.console import Console
 
 from mnemostore.errors import SchemaOutOfDate
 
@@ -28,7 +29,7 @@ from ._shared import CliState, ensure_sqlite_folder, fail, open_store, out, sett
 if TYPE_CHECKING:  # the CLI imports these where a command runs: --help and --version stay quick
     from mnemostore.config import Settings
 
-__all__ = ["serve"]
+__all__ = ["prepare_database", "serve"]
 
 
 def _new_sqlite_file(settings: Settings) -> bool:
@@ -54,14 +55,17 @@ def _check_port_free(host: str, port: int) -> None:
             fail(f"cannot listen on {host}:{port} ({error.strerror}): check --host and --port")
 
 
-def prepare_database(settings: Settings) -> None:
-    """Initialise a new embedded SQLite file; refuse (with the command to run) a database that is not at head."""
+def prepare_database(settings: Settings, *, console: Console = out) -> None:
+    """Initialise a new embedded SQLite file; refuse (with the command to run) a database that is not at head.
+
+    ``console`` says what was done (stdout by default; ``mnemostore mcp`` passes stderr: its stdout is the protocol).
+    """
     if _new_sqlite_file(settings):
         ensure_sqlite_folder(settings)
         with open_store(settings, create=True) as store:
             store.migrate()
             revision = store.get_migration_status().current
-        out.print(
+        console.print(
             f"Initialised the new database {settings.redacted_url()} to schema {revision} (as `mnemostore init`)",
             markup=False,
         )

@@ -63,6 +63,8 @@ _EXTRAS = {
     "uvicorn": ("the HTTP service", "server"),
     "prometheus_client": ("the HTTP service", "server"),
     "fastapi_offline": ("the HTTP service", "server"),
+    "mcp": ("the MCP server", "mcp"),
+    "mcp_types": ("the MCP server", "mcp"),
 }
 
 

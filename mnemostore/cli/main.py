@@ -12,7 +12,7 @@ import typer
 
 from mnemostore._version import __version__
 
-from . import _analytics, _backup, _db, _demo, _health, _keys, _maintenance, _search, _serve, _tenant
+from . import _analytics, _backup, _db, _demo, _health, _keys, _maintenance, _mcp, _search, _serve, _tenant
 from ._shared import CliGroup, CliState
 
 __all__ = ["app", "main"]
@@ -60,6 +60,7 @@ app.add_typer(_db.app)
 app.add_typer(_tenant.app)
 app.command("demo")(_demo.demo)
 app.command("serve")(_serve.serve)
+app.command("mcp")(_mcp.mcp_command)
 app.command("health")(_health.health)
 app.command("analytics")(_analytics.analytics)
 app.command("rotate-keys")(_keys.rotate_keys)

@@ -1,5 +1,6 @@
 """Plain domain objects shared by every backend (no I/O here)."""
 
+from mnemostore.domain._graphs import GraphChannelValue, GraphCheckpoint, GraphItem, GraphWrite
 from mnemostore.domain._ids import new_id
 from mnemostore.domain._models import (
     AgentMetric,
@@ -37,6 +38,10 @@ __all__ = [
     "Conversation",
     "ConversationStats",
     "ConversationStatus",
+    "GraphChannelValue",
+    "GraphCheckpoint",
+    "GraphItem",
+    "GraphWrite",
     "HistoryPage",
     "InteractionEvent",
     "KnowledgeChunk",

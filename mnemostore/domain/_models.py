@@ -169,6 +169,7 @@ class Conversation:
     total_tokens: int
     content_bytes: int
     last_seq: int
+    external_id: str | None = None
 
 
 @dataclass(slots=True, kw_only=True)

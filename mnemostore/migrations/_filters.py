@@ -1,9 +1,10 @@
 """Schema objects the search layer keeps outside the SQLAlchemy models, and the filter that hides them from
 autogenerate (``env.py`` and the migration tests use it).
 
-They are dialect-specific and made by migration 0003: SQLite's FTS5 tables (``<table>_fts`` and their shadow
-tables), PostgreSQL's generated ``search_tsv`` columns with their GIN indexes, pgvector's HNSW indexes, and the
-``embeddings.vector`` column, whose type is ``vector`` only where pgvector is installed.
+They are dialect-specific and made by migrations 0003 (and 0006, for ``graph_items``): SQLite's FTS5 tables
+(``<table>_fts`` and their shadow tables), PostgreSQL's generated ``search_tsv`` columns with their GIN indexes,
+pgvector's HNSW indexes, and the ``embeddings.vector`` column, whose type is ``vector`` only where pgvector is
+installed.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any
 
 __all__ = ["FTS_TABLES", "include_object", "is_search_object"]
 
-FTS_TABLES = ("messages", "memories", "knowledge_chunks")
+FTS_TABLES = ("messages", "memories", "knowledge_chunks", "graph_items")
 
 
 def is_search_object(name: str | None, type_: str, table_name: str | None = None) -> bool:

@@ -81,6 +81,15 @@ class Embedder(ABC):
             out.extend(batch)
         return out
 
+    def embed_query(self, text: str) -> list[float]:
+        """The unit vector a search looks for ``text`` with. The same as ``embed([text])[0]`` unless the model
+        embeds queries differently from documents (an adapter of such a model overrides it).
+
+        Raises:
+            EmbedderUnavailable, EmbeddingDimensionMismatch: as ``embed``.
+        """
+        return self.embed([text])[0]
+
     @property
     def loaded(self) -> bool:
         """Whether the first call will answer without loading a model first (always, but for a local model)."""

@@ -1,9 +1,9 @@
 """What a search asks for, before any SQL: the query's terms and the filters. Pure, no I/O.
 
 Filters narrow: a filter that a kind of item cannot satisfy leaves that kind out (``role`` and
-``conversation_id`` concern messages only; ``tier`` and ``agent_id`` memories only; ``user_id`` messages, through
-their conversation's owner, and memories). The SQL conditions of the filters are built by the store
-(``mnemostore.store.filter_conditions``).
+``conversation_id`` concern messages only; ``tier`` and ``agent_id`` memories only; ``source`` knowledge only;
+``user_id`` messages, through their conversation's owner, and memories). The SQL conditions of the filters are
+built by the store (``mnemostore.store.filter_conditions``).
 """
 
 from __future__ import annotations
@@ -54,13 +54,24 @@ class SearchFilters:
     since: datetime | None = None
     until: datetime | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    # Graph items only: the namespace (labels joined by ".") they are in or under, and the time they must be
+    # alive at (not expired). ``metadata`` then matches their value.
+    namespace: str | None = None
+    alive_at: datetime | None = None
+    # False for a plain listing of graph items, which also returns those without indexed text.
+    searching: bool = True
+    source: str | None = None
 
     def applies_to(self, kind: ItemKind) -> bool:
         if kind is not ItemKind.MESSAGE and (self.role is not None or self.conversation_id is not None):
             return False
+        if kind is not ItemKind.KNOWLEDGE and self.source is not None:
+            return False
         if kind is not ItemKind.MEMORY and (self.tier is not None or self.agent_id is not None):
             return False
-        return not (kind is ItemKind.KNOWLEDGE and self.user_id is not None)
+        if kind is not ItemKind.GRAPH_ITEM and (self.namespace is not None or self.alive_at is not None):
+            return False
+        return not (kind in (ItemKind.KNOWLEDGE, ItemKind.GRAPH_ITEM) and self.user_id is not None)
 
     @property
     def narrows(self) -> bool:
@@ -74,5 +85,15 @@ class SearchFilters:
 
     @property
     def _beyond_user(self) -> bool:
-        others = (self.agent_id, self.conversation_id, self.tier, self.role, self.since, self.until)
+        others = (
+            self.agent_id,
+            self.conversation_id,
+            self.tier,
+            self.role,
+            self.since,
+            self.until,
+            self.namespace,
+            self.alive_at,
+            self.source,
+        )
         return any(value is not None for value in others) or bool(self.metadata)

@@ -30,6 +30,8 @@ class ItemKind(enum.StrEnum):
     MESSAGE = "messages"
     MEMORY = "memories"
     KNOWLEDGE = "knowledge"
+    # Long-term items of agent frameworks (LangGraph's store): searched by their own API (search_graph_items).
+    GRAPH_ITEM = "graph_items"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -43,7 +45,8 @@ class SearchHit:
             not find the item is absent.
         ranks: the 1-based rank each retriever gave the item.
         conversation_id, role: messages only. user_id: messages (the conversation's owner) and memories.
-        agent_id, tier, importance: memories only. title, source: knowledge only.
+        agent_id, tier, importance: memories only. title, source, external_id: knowledge only (``external_id``:
+            the chunk's key in its source, as given to ``upsert_knowledge``).
     """
 
     kind: ItemKind
@@ -62,6 +65,7 @@ class SearchHit:
     importance: float | None = None
     title: str | None = None
     source: str | None = None
+    external_id: str | None = None
 
 
 class SearchResults(list[SearchHit]):

@@ -50,18 +50,25 @@ class Conversations(TenantScope):
         channel: str | None = None,
         model_override: str | None = None,
         metadata: Mapping[str, Any] | None = None,
+        external_id: str | None = None,
     ) -> Conversation:
         """Start a conversation of one of the tenant's users, counted against the tenant's usage.
+
+        Args:
+            external_id: your own key of the conversation (a session or thread id), unique in the tenant:
+                ``get_conversation_by_external_id`` finds it.
 
         Raises:
             UserNotFound: no such user in this tenant.
             QuotaExceeded: the tenant's plan allows no more conversations.
+            ConflictError: another conversation of the tenant has this ``external_id``.
         """
         uid = as_id(user_id, "user_id")
         now = utc_now()
         values = {
             "id": new_id(),
             "user_id": uid,
+            "external_id": v.check_name(external_id, "external_id", max_len=200, required=external_id is not None),
             "title": v.check_name(title, "title", max_len=500),
             "status": ConversationStatus.ACTIVE.value,
             "channel": v.check_name(channel, "channel", max_len=50),
@@ -77,13 +84,43 @@ class Conversations(TenantScope):
         with self._tx(write=True) as uow:
             if uow.users.get(uid) is None:
                 raise UserNotFound(uid)
+            # Insert, then charge: an insert whose external id is taken waits for a writer of that conversation
+            # (an append: conversation row, then the tenant's usage row), so it must not hold the usage row
+            # meanwhile, or PostgreSQL finds a deadlock; it then fails with ConflictError, and nothing is charged.
+            conversation = uow.conversations.insert(values)
             self._charge(uow, conversations=1)
-            return uow.conversations.insert(values)
+            return conversation
 
     def get_conversation(self, conversation_id: uuid.UUID | str) -> Conversation | None:
         """The conversation, or None when the tenant has no conversation with this id."""
         with self._tx() as uow:
             return uow.conversations.get(as_id(conversation_id, "conversation_id"))
+
+    def get_conversation_by_external_id(self, external_id: str) -> Conversation | None:
+        """The conversation created with this ``external_id`` (your own key of it), or None."""
+        v.check_text(external_id, "external_id")
+        with self._tx() as uow:
+            return uow.conversations.get_by_external_id(external_id)
+
+    def get_or_create_conversation_by_external_id(
+        self, external_id: str, *, user_id: uuid.UUID | str, **fields: Any
+    ) -> Conversation:
+        """The conversation with this ``external_id``, created for ``user_id`` (with ``fields``, as
+        ``create_conversation`` takes them) when there is none; safe under concurrent calls (one is created, the
+        others get it).
+
+        Raises:
+            UserNotFound: it must be created, and ``user_id`` is no user of this tenant.
+        """
+        for _attempt in range(3):
+            found = self.get_conversation_by_external_id(external_id)
+            if found is not None:
+                return found
+            try:
+                return self.create_conversation(user_id, external_id=external_id, **fields)
+            except ConflictError:
+                continue
+        raise ConflictError(f"could not create a conversation with external id {external_id!r} after 3 attempts: retry")
 
     def get_conversation_or_raise(self, conversation_id: uuid.UUID | str) -> Conversation:
         """The conversation.
@@ -368,6 +405,37 @@ class Conversations(TenantScope):
             uow.conversations.release(gone.conversation_id, messages=1, tokens=gone.total_tokens, content_bytes=size)
             self._charge(uow, messages=-1, tokens=-gone.total_tokens, storage_bytes=-size)
         self._cache.context.invalidate(self.tenant_id, [gone.conversation_id])
+
+    def delete_messages(self, conversation_id: uuid.UUID | str) -> int:
+        """Delete every message of a conversation in one transaction (a chat's "clear"); returns how many.
+
+        The conversation stays, with its id, title, metadata and agent records (tool executions, checkpoints,
+        events); its counters go to zero and its sequence numbers are not reused.
+
+        Raises:
+            ConversationNotFound: the tenant has no conversation with this id.
+        """
+        cid = as_id(conversation_id, "conversation_id")
+        with self._tx(write=True) as uow:
+            if not uow.conversations.lock(cid):
+                raise ConversationNotFound(cid)
+            conversation = uow.conversations.get(cid)
+            assert conversation is not None  # locked above, in this transaction
+            deleted = uow.messages.delete_all(cid)
+            uow.conversations.release(
+                cid,
+                messages=conversation.message_count,
+                tokens=conversation.total_tokens,
+                content_bytes=conversation.content_bytes,
+            )
+            self._charge(
+                uow,
+                messages=-conversation.message_count,
+                tokens=-conversation.total_tokens,
+                storage_bytes=-conversation.content_bytes,
+            )
+        self._cache.context.invalidate(self.tenant_id, [cid])
+        return deleted
 
     def export_conversation(self, conversation_id: uuid.UUID | str) -> dict[str, Any]:
         """The conversation and all its messages as one JSON-ready dict (see ``import_conversation``)."""

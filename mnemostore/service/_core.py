@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 from mnemostore.cache import Cache
 from mnemostore.config import Settings
-from mnemostore.errors import InvalidInput, MnemostoreError, VectorSearchUnavailable
+from mnemostore.errors import ConfigurationError, InvalidInput, MnemostoreError, VectorSearchUnavailable
 from mnemostore.ops import migrate as migrations
 from mnemostore.search import Embedder, IndexingStatus, ItemKind
 from mnemostore.service._inputs import utc_now
@@ -36,6 +36,11 @@ class StoreCore:
         embedder: Embedder | None = None,
         **overrides: Any,
     ) -> None:
+        if embedder is not None and (not isinstance(embedder, Embedder)):
+            raise ConfigurationError(
+                f"embedder= takes an Embedder object (e.g. SentenceTransformerEmbedder()), got {embedder!r}: to "
+                "choose one by name, set MNEMOSTORE_EMBEDDER or pass settings=Settings(embedder=...)"
+            )
         updates = dict(overrides)
         if database_url is not None:
             updates["database_url"] = database_url

@@ -13,6 +13,7 @@ from mnemostore.cache import (
 )
 from mnemostore.config import Settings
 from mnemostore.errors import (
+    ConfigurationError,
     InvalidInput,
     MnemostoreError,
     VectorSearchUnavailable,
@@ -39,6 +40,11 @@ class AsyncStoreCore:
         embedder: Embedder | None = None,
         **overrides: Any,
     ) -> None:
+        if embedder is not None and not isinstance(embedder, Embedder):
+            raise ConfigurationError(
+                f"embedder= takes an Embedder object (e.g. SentenceTransformerEmbedder()), got {embedder!r}: to "
+                "choose one by name, set MNEMOSTORE_EMBEDDER or pass settings=Settings(embedder=...)"
+            )
         updates = dict(overrides)
         if database_url is not None:
             updates["database_url"] = database_url

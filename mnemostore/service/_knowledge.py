@@ -6,11 +6,11 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from mnemostore.domain import KnowledgeChunk, Page, new_id
-from mnemostore.errors import KnowledgeChunkNotFound
+from mnemostore.errors import InvalidInput, KnowledgeChunkNotFound
 from mnemostore.search import ItemKind
 from mnemostore.service import _validation as v
 from mnemostore.service._inputs import as_id, knowledge_rows, utc_now
@@ -85,6 +85,17 @@ class Knowledge(TenantScope):
         with self._tx() as uow:
             return uow.knowledge.get(as_id(chunk_id, "chunk_id"))
 
+    def get_knowledge_chunks(self, source: str, external_ids: Sequence[str]) -> list[KnowledgeChunk]:
+        """The source's chunks with these external ids (your keys, as given to ``upsert_knowledge``), in the order
+        asked; an id with no chunk is left out."""
+        v.check_text(source, "source")
+        keys = _external_ids(external_ids)
+        found: dict[str, KnowledgeChunk] = {}
+        with self._tx() as uow:
+            for start in range(0, len(keys), _KEYS_PER_STATEMENT):
+                found.update(uow.knowledge.get_by_keys(source, keys[start : start + _KEYS_PER_STATEMENT]))
+        return [found[key] for key in keys if key in found]
+
     def list_knowledge(self, source: str, *, limit: int = 100, cursor: str | None = None) -> Page[KnowledgeChunk]:
         """Chunks of one source, ordered by external id."""
         v.check_limit(limit)
@@ -109,6 +120,35 @@ class Knowledge(TenantScope):
             if gone is None:
                 raise KnowledgeChunkNotFound(cid)
             self._charge(uow, storage_bytes=-len(gone.content.encode()))
+
+    def delete_knowledge_chunks(self, source: str, external_ids: Sequence[str]) -> int:
+        """Delete the source's chunks with these external ids (and their index entries) in one transaction, and
+        release their bytes from the tenant's usage; an id with no chunk is skipped. Returns how many were deleted."""
+        v.check_text(source, "source")
+        keys = _external_ids(external_ids)
+        if not keys:
+            return 0
+        with self._tx(write=True) as uow:
+            gone: list[KnowledgeChunk] = []
+            for start in range(0, len(keys), _KEYS_PER_STATEMENT):
+                gone += uow.knowledge.delete_by_keys(source, keys[start : start + _KEYS_PER_STATEMENT])
+            size = sum(len(chunk.content.encode()) for chunk in gone)
+            if size:
+                self._charge(uow, storage_bytes=-size)
+        return len(gone)
+
+
+# External ids per IN (...) list: far below SQLite's limit on bound parameters.
+_KEYS_PER_STATEMENT = 500
+
+
+def _external_ids(external_ids: Sequence[str]) -> list[str]:
+    """The distinct external ids, in order; a lone string is refused (it would be read as its characters)."""
+    if isinstance(external_ids, str) or not isinstance(external_ids, Sequence):
+        raise InvalidInput(f"external_ids must be a list of strings, got {type(external_ids).__name__}")
+    for index, key in enumerate(external_ids):
+        v.check_text(key, f"external_ids[{index}]")
+    return list(dict.fromkeys(external_ids))
 
 
 def _chunk_fields(values: Mapping[str, Any]) -> dict[str, Any]:

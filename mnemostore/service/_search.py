@@ -103,7 +103,7 @@ class SearchEngine:
 
     def embed_query(self, text: str) -> list[float]:
         embedder = self.require_embedder()
-        return embedder.embed([text])[0]
+        return embedder.embed_query(text)
 
     # -- search ------------------------------------------------------------------------------------------------
 
@@ -399,6 +399,7 @@ def _hits(
                 importance=weight,
                 title=row.get("title"),
                 source=row.get("source"),
+                external_id=row.get("external_id") if kind is ItemKind.KNOWLEDGE else None,
             )
         )
     # Equal fused scores are common (the two lists swap two items): meaning breaks the tie, then the id.

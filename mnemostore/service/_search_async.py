@@ -102,9 +102,9 @@ class AsyncSearchEngine:
     async def embed_query(self, text: str) -> list[float]:
         embedder = self.require_embedder()
         if True:  # ASYNC
-            return (await asyncio.to_thread(embedder.embed, [text]))[0]
+            return await asyncio.to_thread(embedder.embed_query, text)
         else:
-            return embedder.embed([text])[0]
+            return embedder.embed_query(text)
 
     # -- search ------------------------------------------------------------------------------------------------
 
@@ -400,6 +400,7 @@ def _hits(
                 importance=weight,
                 title=row.get("title"),
                 source=row.get("source"),
+                external_id=row.get("external_id") if kind is ItemKind.KNOWLEDGE else None,
             )
         )
     # Equal fused scores are common (the two lists swap two items): meaning breaks the tie, then the id.

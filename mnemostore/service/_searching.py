@@ -35,6 +35,7 @@ class Searching(TenantScope):
         since: datetime | None = None,
         until: datetime | None = None,
         metadata: Mapping[str, Any] | None = None,
+        source: str | None = None,
         min_score: float | None = None,
         limit: int = 10,
         recency_boost: float = 0.0,
@@ -51,11 +52,12 @@ class Searching(TenantScope):
                 when they contain more than half of the query's words). Full text finds an item as soon as it is
                 committed; semantic search once it is embedded: by the indexer, or by this search itself when the
                 tenant has at most ``search_embeds_pending`` items waiting (read-your-writes without a worker).
-            kinds: any of ``messages``, ``memories``, ``knowledge``.
-            user_id, agent_id, conversation_id, tier, role, since, until, metadata: filters. A filter that a kind
-                cannot satisfy leaves that kind out (role and conversation_id: messages; tier and agent_id:
-                memories; user_id: messages of the user's conversations and the user's memories).
-                ``metadata`` matches top-level keys to equal scalar values.
+            kinds: any of ``messages``, ``memories``, ``knowledge`` (and ``graph_items``, the items of
+                ``put_graph_item``, which ``search_graph_items`` searches by namespace).
+            user_id, agent_id, conversation_id, tier, role, since, until, metadata, source: filters. A filter that a
+                kind cannot satisfy leaves that kind out (role and conversation_id: messages; tier and agent_id:
+                memories; source: knowledge chunks of that source; user_id: messages of the user's conversations and
+                the user's memories). ``metadata`` matches top-level keys to equal scalar values.
             min_score: drop hits whose score before boosts is lower: the cosine similarity in semantic mode, the
                 text score in fulltext mode (the share of the query's words matched, plus the text rank over the
                 number of words: 0 to 1), the fused score (at most ``sum(weights) / 61``) in hybrid mode.
@@ -80,7 +82,7 @@ class Searching(TenantScope):
         v.check_limit(limit)
         search_mode = parse_mode(mode)
         kind_list = list(dict.fromkeys(parse_kind(kind) for kind in kinds))
-        filters = self._filters(user_id, agent_id, conversation_id, tier, role, since, until, metadata)
+        filters = self._filters(user_id, agent_id, conversation_id, tier, role, since, until, metadata, source)
         for value, name in ((recency_boost, "recency_boost"), (importance_boost, "importance_boost")):
             if v.check_number(value, name) < 0:
                 raise InvalidInput(f"{name} must be 0 or more, got {value!r}")
@@ -116,6 +118,7 @@ class Searching(TenantScope):
         since: datetime | None,
         until: datetime | None,
         metadata: Mapping[str, Any] | None,
+        source: str | None = None,
     ) -> SearchFilters:
         wanted = self._json(metadata, "metadata")
         for key, value in wanted.items():
@@ -130,6 +133,7 @@ class Searching(TenantScope):
             since=v.check_time(since, "since"),
             until=v.check_time(until, "until"),
             metadata=wanted,
+            source=v.check_name(source, "source", max_len=500),
         )
 
     def semantic_search(

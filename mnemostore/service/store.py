@@ -5,7 +5,8 @@
 
 Both classes are composed of one mixin per capability (``_tenants``, ``_users``,
 ``_conversations``, ``_knowledge``, ``_memories``, ``_searching``, ``_agent``,
-``_channels``, ``_operations``); this module only puts them together.
+``_graphs``, ``_graph_items``, ``_channels``, ``_operations``); this module only puts them
+together.
 
 Every tenant operation goes through ``store.tenant(tenant_id)``: the returned view binds each transaction to that
 tenant, so a caller cannot forget the scope. Each public method is one transaction: it validates its input first,
@@ -29,6 +30,8 @@ import uuid
 from mnemostore.service._agent import AgentRecords
 from mnemostore.service._channels import Channels
 from mnemostore.service._conversations import Conversations
+from mnemostore.service._graph_items import GraphItems
+from mnemostore.service._graphs import GraphState
 from mnemostore.service._inputs import tenant_ref
 from mnemostore.service._knowledge import Knowledge
 from mnemostore.service._memories import Memories
@@ -63,7 +66,17 @@ class MnemoStore(Operations):
 
 
 class TenantStore(
-    ApiKeys, Memories, Channels, Users, Conversations, Knowledge, Searching, AgentRecords, TenantOperations
+    ApiKeys,
+    Memories,
+    Channels,
+    Users,
+    Conversations,
+    Knowledge,
+    Searching,
+    AgentRecords,
+    GraphState,
+    GraphItems,
+    TenantOperations,
 ):
     """Everything one tenant owns. Get one from ``MnemoStore.tenant(tenant_id)``.
 

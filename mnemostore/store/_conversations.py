@@ -21,7 +21,7 @@ from mnemostore.store.tables import checkpoints, conversations, messages, tool_e
 
 class ConversationRepository(Repository):
     def insert(self, values: Values) -> Conversation:
-        values = {"tenant_id": self.tenant_id, **values}
+        values = {"tenant_id": self.tenant_id, "external_id": None, **values}
         self._conn.execute(sa.insert(conversations).values(values))
         return m.to_conversation(InsertedRow(values))
 
@@ -32,6 +32,12 @@ class ConversationRepository(Repository):
     def get(self, conversation_id: uuid.UUID) -> Conversation | None:
         c = conversations.c
         query = sa.select(conversations).where(c.tenant_id == self.tenant_id, c.id == conversation_id)
+        row = self._conn.execute(query).first()
+        return m.to_conversation(row) if row else None
+
+    def get_by_external_id(self, external_id: str) -> Conversation | None:
+        c = conversations.c
+        query = sa.select(conversations).where(c.tenant_id == self.tenant_id, c.external_id == external_id)
         row = self._conn.execute(query).first()
         return m.to_conversation(row) if row else None
 
@@ -256,6 +262,12 @@ class MessageRepository(Repository):
         c = messages.c
         query = sa.select(sa.func.count()).where(c.tenant_id == self.tenant_id, c.conversation_id == conversation_id)
         return int(self._conn.execute(query).scalar_one())
+
+    def delete_all(self, conversation_id: uuid.UUID) -> int:
+        """Delete every message of the conversation; returns how many."""
+        c = messages.c
+        statement = sa.delete(messages).where(c.tenant_id == self.tenant_id, c.conversation_id == conversation_id)
+        return int(self._conn.execute(statement).rowcount)
 
     def delete(self, message_id: uuid.UUID) -> Message | None:
         statement = (

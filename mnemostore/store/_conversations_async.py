@@ -29,7 +29,7 @@ from mnemostore.store.tables import (
 
 class AsyncConversationRepository(AsyncRepository):
     async def insert(self, values: Values) -> Conversation:
-        values = {"tenant_id": self.tenant_id, **values}
+        values = {"tenant_id": self.tenant_id, "external_id": None, **values}
         await self._conn.execute(sa.insert(conversations).values(values))
         return m.to_conversation(InsertedRow(values))
 
@@ -40,6 +40,12 @@ class AsyncConversationRepository(AsyncRepository):
     async def get(self, conversation_id: uuid.UUID) -> Conversation | None:
         c = conversations.c
         query = sa.select(conversations).where(c.tenant_id == self.tenant_id, c.id == conversation_id)
+        row = (await self._conn.execute(query)).first()
+        return m.to_conversation(row) if row else None
+
+    async def get_by_external_id(self, external_id: str) -> Conversation | None:
+        c = conversations.c
+        query = sa.select(conversations).where(c.tenant_id == self.tenant_id, c.external_id == external_id)
         row = (await self._conn.execute(query)).first()
         return m.to_conversation(row) if row else None
 
@@ -274,6 +280,12 @@ class AsyncMessageRepository(AsyncRepository):
         c = messages.c
         query = sa.select(sa.func.count()).where(c.tenant_id == self.tenant_id, c.conversation_id == conversation_id)
         return int((await self._conn.execute(query)).scalar_one())
+
+    async def delete_all(self, conversation_id: uuid.UUID) -> int:
+        """Delete every message of the conversation; returns how many."""
+        c = messages.c
+        statement = sa.delete(messages).where(c.tenant_id == self.tenant_id, c.conversation_id == conversation_id)
+        return int((await self._conn.execute(statement)).rowcount)
 
     async def delete(self, message_id: uuid.UUID) -> Message | None:
         statement = (

@@ -146,6 +146,7 @@ def to_conversation(row: Row) -> Conversation:
         total_tokens=row.total_tokens,
         content_bytes=row.content_bytes,
         last_seq=row.last_seq,
+        external_id=row.external_id,
     )
 
 

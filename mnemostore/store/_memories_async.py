@@ -72,6 +72,18 @@ class AsyncKnowledgeRepository(AsyncRepository):
         row = (await self._conn.execute(statement)).first()
         return m.to_knowledge_chunk(row) if row else None
 
+    async def delete_by_keys(self, source: str, external_ids: Sequence[str]) -> list[KnowledgeChunk]:
+        """Delete the source's chunks with these external ids; returns the deleted chunks (missing ids: none)."""
+        if not external_ids:
+            return []
+        c = knowledge_chunks.c
+        statement = (
+            sa.delete(knowledge_chunks)
+            .where(c.tenant_id == self.tenant_id, c.source == source, c.external_id.in_(list(external_ids)))
+            .returning(knowledge_chunks)
+        )
+        return [m.to_knowledge_chunk(row) for row in await self._conn.execute(statement)]
+
 
 class AsyncMemoryRepository(AsyncRepository):
     async def insert(self, values: Values) -> MemoryRecord:

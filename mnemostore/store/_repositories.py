@@ -18,6 +18,8 @@ from mnemostore.store._accounts import ApiKeyRepository, TenantRepository, UserR
 from mnemostore.store._agent import AgentRepository, MaintenanceRepository, ResealBatch
 from mnemostore.store._conversations import ConversationRepository, MessageRepository
 from mnemostore.store._crypto import FieldCodec
+from mnemostore.store._graph_items import GraphItemRepository
+from mnemostore.store._graphs import GraphRepository
 from mnemostore.store._memories import KnowledgeRepository, MemoryRepository
 from mnemostore.store._search import IndexRepository, SearchRepository, ensure_pg_vectors, vector_column_is_vector
 
@@ -47,7 +49,17 @@ class UnitOfWork:
         self.agent = AgentRepository(conn, tenant_id, codec=codec)
         self.maintenance = MaintenanceRepository(conn, tenant_id, codec=codec)
 
-    # The search repositories are built on first use: most transactions need neither.
+    # The search and graph repositories are built on first use: most transactions need none of them.
+
+    @property
+    def graphs(self) -> GraphRepository:
+        """Graph state (checkpoints, channel values, pending writes) of this unit of work's tenant."""
+        return GraphRepository(self.connection, self.tenant_id, dialect=self.dialect, codec=self.codec)
+
+    @property
+    def graph_items(self) -> GraphItemRepository:
+        """Graph items (namespaced JSON documents with a time to live) of this unit of work's tenant."""
+        return GraphItemRepository(self.connection, self.tenant_id, dialect=self.dialect, codec=self.codec)
 
     @property
     def index_jobs(self) -> IndexRepository:

@@ -15,6 +15,8 @@ from mnemostore.store._accounts_async import AsyncApiKeyRepository, AsyncTenantR
 from mnemostore.store._agent_async import AsyncAgentRepository, AsyncMaintenanceRepository, ResealBatch
 from mnemostore.store._conversations_async import AsyncConversationRepository, AsyncMessageRepository
 from mnemostore.store._crypto import FieldCodec
+from mnemostore.store._graph_items_async import AsyncGraphItemRepository
+from mnemostore.store._graphs_async import AsyncGraphRepository
 from mnemostore.store._memories_async import AsyncKnowledgeRepository, AsyncMemoryRepository
 from mnemostore.store._search_async import (
     AsyncIndexRepository,
@@ -49,7 +51,17 @@ class AsyncUnitOfWork:
         self.agent = AsyncAgentRepository(conn, tenant_id, codec=codec)
         self.maintenance = AsyncMaintenanceRepository(conn, tenant_id, codec=codec)
 
-    # The search repositories are built on first use: most transactions need neither.
+    # The search and graph repositories are built on first use: most transactions need none of them.
+
+    @property
+    def graphs(self) -> AsyncGraphRepository:
+        """Graph state (checkpoints, channel values, pending writes) of this unit of work's tenant."""
+        return AsyncGraphRepository(self.connection, self.tenant_id, dialect=self.dialect, codec=self.codec)
+
+    @property
+    def graph_items(self) -> AsyncGraphItemRepository:
+        """Graph items (namespaced JSON documents with a time to live) of this unit of work's tenant."""
+        return AsyncGraphItemRepository(self.connection, self.tenant_id, dialect=self.dialect, codec=self.codec)
 
     @property
     def index_jobs(self) -> AsyncIndexRepository:

@@ -77,6 +77,8 @@ class AsyncIndexRepository:
 
         table = TABLES[kind]
         query = sa.select(table.c.tenant_id, table.c.id).order_by(table.c.id).limit(limit)
+        if kind is ItemKind.GRAPH_ITEM:
+            query = query.where(table.c.content != "")  # an item put without index is not searched by query
         if after is not None:
             query = query.where(table.c.id > after)
         rows = (await self._conn.execute(query)).all()

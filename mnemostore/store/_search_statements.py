@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 from mnemostore.search import ItemKind, SearchFilters
-from mnemostore.store.tables import conversations, embeddings, knowledge_chunks, memories, messages
+from mnemostore.store.tables import conversations, embeddings, graph_items, knowledge_chunks, memories, messages
 
 __all__ = [
     "JOB_KIND",
@@ -27,6 +27,7 @@ __all__ = [
     "filter_conditions",
     "fulltext_statement",
     "hydrate_statement",
+    "namespace_condition",
     "pg_search_settings",
     "pg_vector_statement",
     "vectors_since_statement",
@@ -36,6 +37,7 @@ TABLES: dict[ItemKind, sa.Table] = {
     ItemKind.MESSAGE: messages,
     ItemKind.MEMORY: memories,
     ItemKind.KNOWLEDGE: knowledge_chunks,
+    ItemKind.GRAPH_ITEM: graph_items,
 }
 
 
@@ -55,6 +57,7 @@ JOB_KIND: dict[ItemKind, str] = {
     ItemKind.MESSAGE: "message",
     ItemKind.MEMORY: "memory",
     ItemKind.KNOWLEDGE: "knowledge",
+    ItemKind.GRAPH_ITEM: "graph_item",
 }
 
 
@@ -86,6 +89,15 @@ def filter_conditions(
             conditions.append(c.agent_id == filters.agent_id)
         if filters.tier is not None:
             conditions.append(c.tier == filters.tier)
+    if kind is ItemKind.GRAPH_ITEM:
+        if filters.searching:
+            conditions.append(c.content != "")  # put without index: found by namespace and filters, not by query
+        if filters.namespace is not None:
+            conditions.append(namespace_condition(c.namespace, filters.namespace))
+        if filters.alive_at is not None:
+            conditions.append(sa.or_(c.expires_at.is_(None), c.expires_at > filters.alive_at))
+    if kind is ItemKind.KNOWLEDGE and filters.source is not None:
+        conditions.append(c.source == filters.source)
     if filters.since is not None:
         conditions.append(c.created_at >= filters.since)
     if filters.until is not None:
@@ -108,8 +120,14 @@ class _Unindexed:
         return sa.literal_column(f"+{self._table.name}.{column.name}", column.type)
 
 
+def namespace_condition(column: Any, namespace: str) -> sa.ColumnElement[bool]:
+    """``column`` is ``namespace`` or a namespace under it (labels are joined by ".", which no label holds)."""
+    pattern = namespace.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + ".%"
+    return sa.or_(column == namespace, column.like(pattern, escape="\\"))
+
+
 def _metadata_equals(table: sa.Table, key: str, value: Any, dialect: str) -> sa.ColumnElement[bool]:
-    column = table.c.metadata
+    column = table.c.value if table is graph_items else table.c.metadata
     if dialect == "postgresql":
         wanted = sa.cast(sa.literal(json.dumps({key: value}), sa.String()), postgresql.JSONB())
         return column.op("@>")(wanted)

@@ -173,6 +173,8 @@ conversations = sa.Table(
     _tenant_id(),
     _id(),
     *_parent("users", "user_id", nullable=False),
+    # The caller's own key of the conversation (a session or thread id; migration 0005), unique per tenant.
+    sa.Column("external_id", sa.String(200)),
     sa.Column("title", sa.String(500)),
     sa.Column("status", sa.String(20), nullable=False),
     sa.Column("channel", sa.String(50)),
@@ -189,6 +191,7 @@ conversations = sa.Table(
     sa.PrimaryKeyConstraint("tenant_id", "id"),
     # A user's conversations, newest activity first, optionally by status.
     sa.Index(None, "tenant_id", "user_id", "status", "last_activity_at", "id"),
+    sa.Index("uq_conversations_tenant_id_external_id", "tenant_id", "external_id", unique=True),
     # The tenant's active conversations (partial on PostgreSQL and SQLite alike).
     sa.Index(
         "ix_conversations_active",
@@ -335,6 +338,85 @@ agent_metrics = sa.Table(
     sa.PrimaryKeyConstraint("tenant_id", "id"),
     sa.Index(None, "tenant_id", "metric_type", "recorded_at"),
     sa.Index(None, "tenant_id", "conversation_id", "recorded_at"),
+)
+
+
+# Graph state of agent frameworks (LangGraph's checkpointer: mnemostore.integrations.langgraph). A thread's
+# checkpoints, one per (namespace, id); ids sort by time, so the newest is the greatest. The checkpoint itself and
+# every value are the framework's serialized bytes with its type tag: the store never decodes them. What the store
+# must see is plain: the channel versions a checkpoint references (to load its values and to free the values no
+# checkpoint references any more), its metadata (JSON, for filters) and the run that wrote it.
+graph_checkpoints = sa.Table(
+    "graph_checkpoints",
+    metadata,
+    _tenant_id(),
+    sa.Column("thread_id", sa.String(255), nullable=False),
+    sa.Column("checkpoint_ns", sa.String(1000), nullable=False),
+    sa.Column("checkpoint_id", sa.String(100), nullable=False),
+    sa.Column("parent_checkpoint_id", sa.String(100)),
+    sa.Column("type", sa.String(50), nullable=False),
+    sa.Column("checkpoint", sa.LargeBinary(), nullable=False),
+    sa.Column("channel_versions", _json(), nullable=False),
+    sa.Column("metadata", _json(), nullable=False),
+    sa.Column("run_id", sa.String(255)),
+    _created_at(),
+    # The latest checkpoint of a thread's namespace, a listing newest first, a thread's deletion: all prefixes.
+    sa.PrimaryKeyConstraint("tenant_id", "thread_id", "checkpoint_ns", "checkpoint_id"),
+    sa.Index(None, "tenant_id", "run_id"),
+)
+
+# Channel values, each (channel, version) of a thread's namespace stored once, however many checkpoints share it.
+graph_checkpoint_blobs = sa.Table(
+    "graph_checkpoint_blobs",
+    metadata,
+    _tenant_id(),
+    sa.Column("thread_id", sa.String(255), nullable=False),
+    sa.Column("checkpoint_ns", sa.String(1000), nullable=False),
+    sa.Column("channel", sa.String(255), nullable=False),
+    sa.Column("version", sa.String(100), nullable=False),
+    sa.Column("type", sa.String(50), nullable=False),
+    sa.Column("blob", sa.LargeBinary()),
+    sa.PrimaryKeyConstraint("tenant_id", "thread_id", "checkpoint_ns", "channel", "version"),
+)
+
+# The pending writes of a checkpoint's tasks; (task_id, idx) is their idempotency key.
+graph_checkpoint_writes = sa.Table(
+    "graph_checkpoint_writes",
+    metadata,
+    _tenant_id(),
+    sa.Column("thread_id", sa.String(255), nullable=False),
+    sa.Column("checkpoint_ns", sa.String(1000), nullable=False),
+    sa.Column("checkpoint_id", sa.String(100), nullable=False),
+    sa.Column("task_id", sa.String(255), nullable=False),
+    sa.Column("idx", sa.Integer(), nullable=False),
+    sa.Column("channel", sa.String(255), nullable=False),
+    sa.Column("type", sa.String(50), nullable=False),
+    sa.Column("blob", sa.LargeBinary(), nullable=False),
+    sa.Column("task_path", sa.String(1000), nullable=False),
+    sa.PrimaryKeyConstraint("tenant_id", "thread_id", "checkpoint_ns", "checkpoint_id", "task_id", "idx"),
+)
+
+
+# Long-term items of agent frameworks (LangGraph's BaseStore): JSON documents under a namespace (labels joined by
+# "."), one per (namespace, key). ``content`` is the text the search index embeds and full-text search reads ("" for
+# an item not indexed); ``expires_at`` is the end of its time to live, pushed back on reads by ``ttl_minutes``.
+graph_items = sa.Table(
+    "graph_items",
+    metadata,
+    _tenant_id(),
+    _id(),
+    sa.Column("namespace", sa.String(1000), nullable=False),
+    sa.Column("key", sa.String(500), nullable=False),
+    sa.Column("value", _json(), nullable=False),
+    sa.Column("content", sa.Text(), nullable=False),
+    _created_at(),
+    _created_at("updated_at"),
+    sa.Column("expires_at", UtcDateTime()),
+    sa.Column("ttl_minutes", sa.Float()),
+    sa.PrimaryKeyConstraint("tenant_id", "id"),
+    # Get and put by key; a namespace prefix is a range of this index.
+    sa.UniqueConstraint("tenant_id", "namespace", "key"),
+    sa.Index(None, "tenant_id", "expires_at"),
 )
 
 

@@ -34,6 +34,7 @@ async def create_conversation(body: ConversationCreate, t: TenantDep) -> Convers
         channel=body.channel,
         model_override=body.model_override,
         metadata=body.metadata,
+        external_id=body.external_id,
     )
 
 

@@ -38,6 +38,9 @@ class ConversationCreate(_In):
     channel: Name50 | None = None
     model_override: Name200 | None = None
     metadata: JsonObject | None = None
+    external_id: Name200 | None = Field(
+        default=None, description="your own key of the conversation (a session or thread id), unique in the tenant"
+    )
 
 
 class ConversationUpdate(_In):
@@ -66,6 +69,7 @@ class ConversationOut(_Out):
     total_tokens: int
     content_bytes: int
     last_seq: int
+    external_id: str | None = None
 
 
 class ConversationStatsOut(_Out):
