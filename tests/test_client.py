@@ -411,6 +411,8 @@ def test_memories_knowledge_and_search(client: Client, keys: Keys, store: MnemoS
     assert [h.id for h in knowledge] == [chunk.id]
     with pytest.raises(InvalidInput, match="one kind or all three"):
         client.search("x", kinds=["messages", "memories"])
+    with pytest.raises(InvalidInput, match="one kind or all three"):
+        client.search("x", kinds=["graph_items"])
 
     client.delete_memory(memory.id)
     with pytest.raises(MemoryNotFound):

@@ -421,6 +421,8 @@ async def test_memories_knowledge_and_search(client: AsyncClient, keys: Keys, as
     assert [h.id for h in knowledge] == [chunk.id]
     with pytest.raises(InvalidInput, match="one kind or all three"):
         await client.search("x", kinds=["messages", "memories"])
+    with pytest.raises(InvalidInput, match="one kind or all three"):
+        await client.search("x", kinds=["graph_items"])
 
     await client.delete_memory(memory.id)
     with pytest.raises(MemoryNotFound):

@@ -20,7 +20,8 @@ from mnemostore.search import ItemKind, SearchMode, SearchResults
 
 __all__ = ["MemoriesApi"]
 
-ALL_KINDS: Final = frozenset(ItemKind)
+# The kinds ``POST /v1/search`` searches (graph items have their own search, not served over HTTP).
+ALL_KINDS: Final = frozenset({ItemKind.MESSAGE, ItemKind.MEMORY, ItemKind.KNOWLEDGE})
 
 
 def search_body(
@@ -46,9 +47,12 @@ def search_scope(kinds: Iterable[ItemKind | str]) -> str:
         raise InvalidInput(f"search kinds {given!r}: each one of messages, memories, knowledge") from None
     if chosen == ALL_KINDS:
         return "all"
-    if len(chosen) == 1:
+    if len(chosen) == 1 and chosen <= ALL_KINDS:
         return next(iter(chosen)).value
-    raise InvalidInput("the service searches one kind or all three: pass kinds=[one of them], or all three")
+    raise InvalidInput(
+        "the service searches messages, memories or knowledge, one kind or all three: pass kinds=[one of them], "
+        "or all three"
+    )
 
 
 class MemoriesApi(Connection):
