@@ -36,15 +36,26 @@ happened and what to do about it.
     │   ├── ArchiveVersionUnsupported the archive's format or schema revision is not this code's
     │   └── RestoreConflict           the target already holds that data (also a ConflictError)
     ├── RateLimited                   too many requests in a window: retry after ``retry_after`` seconds
-    └── SummarizationError            a summariser (a user-supplied LLM callable) failed or returned no text
+    ├── SummarizationError            a summariser (a user-supplied LLM callable) failed or returned no text
+    ├── AuthenticationError           the HTTP service knows no such API key (missing, unknown or revoked)
+    └── PermissionDenied              the key may not do this: a tenant key on /v1/tenants, or the reverse
+        ├── ReadOnlyKey               a read-only key asked to write
+        └── TenantSuspended           the key's tenant is suspended
+
+Errors that come from the HTTP service (``mnemostore.Client``) are these same classes, with ``status`` (the HTTP
+status), ``code`` (the body's stable code) and ``request_id`` (quote it to the operator) set; elsewhere they are
+None. ``InvalidInput.fields`` names each invalid field of a request the service refused.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 __all__ = [
     "ApiKeyNotFound",
     "ArchiveCorrupted",
     "ArchiveVersionUnsupported",
+    "AuthenticationError",
     "BackendUnavailable",
     "BackupError",
     "CheckpointNotFound",
@@ -68,8 +79,10 @@ __all__ = [
     "MigrationError",
     "MnemostoreError",
     "NotFoundError",
+    "PermissionDenied",
     "QuotaExceeded",
     "RateLimited",
+    "ReadOnlyKey",
     "RestoreConflict",
     "SchemaError",
     "SchemaOutOfDate",
@@ -77,6 +90,7 @@ __all__ = [
     "SummarizationError",
     "TenantAlreadyExists",
     "TenantNotFound",
+    "TenantSuspended",
     "UserNotFound",
     "VectorSearchUnavailable",
 ]
@@ -86,6 +100,12 @@ class MnemostoreError(Exception):
     """Root of every error mnemostore raises on purpose."""
 
     __module__ = "mnemostore"
+    status: int | None = None
+    """The HTTP status of the service's answer, when ``mnemostore.Client`` raised the error."""
+    code: str | None = None
+    """The stable ``code`` of the service's error body (``not_found``, ``rate_limited``…), likewise."""
+    request_id: str | None = None
+    """The id of the HTTP request, likewise: the service's log lines carry it too."""
 
 
 class ConfigurationError(MnemostoreError):
@@ -134,6 +154,8 @@ class InvalidInput(MnemostoreError):
     """The caller passed a value the store refuses; nothing was written."""
 
     __module__ = "mnemostore"
+    fields: list[dict[str, Any]] | None = None
+    """From the HTTP service: each invalid field of the request (``loc``, ``field``, ``message``, ``type``)."""
 
 
 class ContentTooLarge(InvalidInput):
@@ -319,5 +341,29 @@ class EmbeddingDimensionMismatch(SearchError):
 
 class IndexingTimeout(SearchError):
     """``wait_for_indexing`` gave up while jobs were still pending."""
+
+    __module__ = "mnemostore"
+
+
+class AuthenticationError(MnemostoreError):
+    """The HTTP service knows no such API key: it is missing, unknown or revoked (HTTP 401)."""
+
+    __module__ = "mnemostore"
+
+
+class PermissionDenied(MnemostoreError):
+    """The API key may not do this (HTTP 403): a tenant's key on the admin endpoints, or the admin key elsewhere."""
+
+    __module__ = "mnemostore"
+
+
+class ReadOnlyKey(PermissionDenied):
+    """A read-only API key asked to write: use a key created without ``read_only``."""
+
+    __module__ = "mnemostore"
+
+
+class TenantSuspended(PermissionDenied):
+    """The API key's tenant is suspended: its administrator can set it active again."""
 
     __module__ = "mnemostore"

@@ -35,6 +35,7 @@ LAYERS: dict[str, int] = {
     "cache": 3,  # Redis / in-process cache, events
     "memory": 3,  # dedup, retention, summarisers: no I/O
     "store": 4,  # tables, repositories, unit of work, search statements
+    "client": 4,  # Client / AsyncClient: the HTTP service's API over httpx; domain, errors, search types only
     "ops": 5,  # migrations, backup, health, analytics
     "migrations": 5,  # Alembic environment and revisions
     "service": 6,  # AsyncMnemoStore / MnemoStore: the use cases

@@ -159,6 +159,32 @@ def test_sync_name(name: str, expected: str) -> None:
     assert tool.sync_name(name) == expected
 
 
+def test_httpx_async_api_becomes_its_sync_api() -> None:
+    output = sync("""
+        import httpx
+
+
+        class Cut(httpx.AsyncByteStream):
+            async def __aiter__(self):
+                yield b""
+
+
+        class Proxy(httpx.AsyncBaseTransport):
+            async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+                async with httpx.AsyncClient() as client:
+                    response = await client.send(request, stream=True)
+                    await response.aread()
+                    lines = [line async for line in response.aiter_lines()]
+                    await response.aclose()
+                return httpx.Response(200, stream=Cut())
+    """)
+    assert "class Cut(httpx.SyncByteStream):\n    def __iter__(self):" in output
+    assert "class Proxy(httpx.BaseTransport):\n    def handle_request(self, request: httpx.Request)" in output
+    assert "with httpx.Client() as client:" in output
+    assert "response.read()" in output and "response.close()" in output
+    assert "[line for line in response.iter_lines()]" in output
+
+
 def test_module_paths_lose_async_suffix() -> None:
     output = sync("""
         import importlib

@@ -104,6 +104,36 @@ def test_sync_and_async_stores_have_the_same_public_methods() -> None:
 
 
 STORE_CLASSES = [mnemostore.AsyncMnemoStore, mnemostore.AsyncTenantStore, mnemostore.MnemoStore, mnemostore.TenantStore]
+CLIENT_CLASSES = [
+    mnemostore.AsyncClient,
+    mnemostore.Client,
+    mnemostore.AsyncMemoryClient,
+    mnemostore.MemoryClient,
+    mnemostore.AsyncEventStream,
+    mnemostore.EventStream,
+]
+
+
+def test_sync_and_async_clients_have_the_same_public_methods() -> None:
+    assert _public_methods(mnemostore.Client) == _public_methods(mnemostore.AsyncClient)
+    assert _public_methods(mnemostore.MemoryClient) == _public_methods(mnemostore.AsyncMemoryClient)
+    # ``client.memory`` is ``Memory`` over HTTP (the client opens and closes the connection, and there is no store).
+    assert _public_methods(mnemostore.MemoryClient) >= _public_methods(mnemostore.Memory) - {
+        "close",
+        "for_tenant",
+        "store",
+        "tenant",
+    }
+    # The client has the store's names where it does the same thing.
+    shared = _public_methods(mnemostore.Client) & _public_methods(mnemostore.TenantStore)
+    assert {
+        "create_user",
+        "add_message",
+        "add_messages",
+        "get_conversation_history",
+        "search",
+        "store_memory",
+    } <= shared
 
 
 # Names the store modules import only for type checking resolve among the public names (not in ``vars(mnemostore)``,
@@ -124,8 +154,10 @@ def _signature_types(cls: type) -> dict[type, str]:
         elif inspect.isclass(annotation) and annotation.__module__.split(".")[0] == "mnemostore":
             found.setdefault(annotation, where)
 
-    # A tenant view is made by ``store.tenant(tenant_id)``, never by its constructor: that one is not public.
-    constructor = set() if cls.__name__.endswith("TenantStore") else {"__init__"}
+    # A tenant view is made by ``store.tenant(tenant_id)``, never by its constructor: that one is not public. Nor
+    # are those of ``client.memory`` and ``client.events(conversation_id)``.
+    made_by_others = cls.__name__.endswith(("TenantStore", "MemoryClient", "EventStream"))
+    constructor = set() if made_by_others else {"__init__"}
     for name in sorted(_public_methods(cls) | constructor):
         member = inspect.getattr_static(cls, name)
         function = member.fget if isinstance(member, property) else getattr(cls, name)
@@ -140,7 +172,7 @@ def _signature_types(cls: type) -> dict[type, str]:
 PRIVATE_SENTINELS = {"Unset"}
 
 
-@pytest.mark.parametrize("cls", STORE_CLASSES, ids=lambda c: c.__name__)
+@pytest.mark.parametrize("cls", STORE_CLASSES + CLIENT_CLASSES, ids=lambda c: c.__name__)
 def test_every_type_a_public_method_takes_or_returns_is_exported(cls: type) -> None:
     missing = {
         f"{tp.__module__}.{tp.__name__} ({where})"
@@ -158,7 +190,7 @@ def test_the_public_face_is_classes_only() -> None:
     assert "UNSET" not in mnemostore.__all__ and "list_cursor" not in mnemostore.__all__
 
 
-@pytest.mark.parametrize("cls", STORE_CLASSES, ids=lambda c: c.__name__)
+@pytest.mark.parametrize("cls", STORE_CLASSES + CLIENT_CLASSES[:4], ids=lambda c: c.__name__)
 def test_every_listing_returns_a_page(cls: type) -> None:
     """A method that takes a ``cursor`` returns a page that carries the next one."""
     listings = {}
@@ -166,7 +198,9 @@ def test_every_listing_returns_a_page(cls: type) -> None:
         function = getattr(cls, name)
         if callable(function) and "cursor" in inspect.signature(function).parameters:
             listings[name] = typing.get_origin(typing.get_type_hints(function)["return"])
-    assert len(listings) >= (10 if cls.__name__.endswith("TenantStore") else 1)
+    assert len(listings) >= (
+        10 if cls.__name__.endswith(("TenantStore", "AsyncClient")) or cls.__name__ == "Client" else 1
+    )
     assert {name: origin for name, origin in listings.items() if origin is not mnemostore.Page} == {}
 
 
@@ -229,7 +263,7 @@ def test_errors_can_be_raised_and_caught_at_the_root() -> None:
     assert str(samples[1]) == "conversation abc not found"
 
 
-@pytest.mark.parametrize("cls", STORE_CLASSES, ids=lambda c: c.__name__)
+@pytest.mark.parametrize("cls", STORE_CLASSES + CLIENT_CLASSES, ids=lambda c: c.__name__)
 def test_every_public_method_says_what_it_guarantees(cls: type) -> None:
     undocumented = []
     for name in sorted(_public_methods(cls)):

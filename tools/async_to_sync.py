@@ -84,6 +84,13 @@ RENAMES = {
     "aiter": "iter",
     "anext": "next",
     "StopAsyncIteration": "StopIteration",
+    # httpx: the async client's methods and transport API and their sync names (AsyncClient -> Client is the
+    # generic rule; the sync byte stream is SyncByteStream, not the ByteStream both twins can use).
+    "aiter_lines": "iter_lines",
+    "aiter_bytes": "iter_bytes",
+    "aread": "read",
+    "handle_async_request": "handle_request",
+    "AsyncByteStream": "SyncByteStream",
     # Test fixtures: the async tests use astore/atenant, their sync twins store/tenant.
     "astore": "store",
     "atenant": "tenant",

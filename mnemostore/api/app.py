@@ -56,8 +56,8 @@ ids answer 404, as if they did not exist); a read-only key may only read. The ad
 
 **Lists** are pages: pass `next_cursor` back as `cursor`. Message history pages with `before`/`after`.
 
-**Errors** share one body: `code`, `message`, `request_id` (and `fields` for 422). Rate limits answer 429 with
-`Retry-After`.
+**Errors** share one body: `code`, `message`, `request_id` (and `fields` for 422; `error`, the mnemostore
+exception class, for the store's errors). Rate limits answer 429 with `Retry-After`.
 
 **Search** (`POST /v1/search`): full text everywhere; semantic and hybrid with an embedder (and pgvector on
 PostgreSQL), else 503 or 501 saying what is missing.

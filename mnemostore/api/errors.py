@@ -9,6 +9,9 @@ MRO, so a new subclass gets its parent's status without an edit here (``RestoreC
 error                      status  notes
 =========================  ======  ==========================================================================
 RateLimited                429     ``Retry-After`` (whole seconds, at least 1)
+AuthenticationError        401     (the HTTP layer answers a missing or unknown key itself: ``deps.py``)
+ReadOnlyKey                403     ``read_only_key``; TenantSuspended: ``tenant_suspended``; other
+                                   PermissionDenied: ``forbidden`` (``deps.py`` answers these itself too)
 QuotaExceeded              403     a plan limit, not a rate: retrying will not help until data is deleted or
                                    the quota raised, so not 429
 NotFoundError              404     another tenant's object too, with the same message as a missing one
@@ -26,6 +29,10 @@ MnemostoreError (others)   500     ConfigurationError, MigrationError, BackupErr
                                    server-side problems
 any other exception        500     ``internal_error`` with the request id, never a stack trace or detail
 =========================  ======  ==========================================================================
+
+A store error whose message is sent also names its class in ``error`` (``ConversationNotFound``,
+``DuplicateIdentity``, ``InvalidCursor``…), so that a client maps the answer back to the very class the library
+raises (``mnemostore.Client``); ``(status, code)`` alone names the row of the table.
 
 Errors raised by the HTTP layer itself use the same body: 401 (``WWW-Authenticate: Bearer``), 403 for a
 read-only key writing or a tenant key on the admin endpoints, 404/405 for unknown routes, 413 for a body over
@@ -46,6 +53,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mnemostore.errors import (
+    AuthenticationError,
     BackendUnavailable,
     ConflictError,
     EmbedderNotConfigured,
@@ -53,9 +61,12 @@ from mnemostore.errors import (
     InvalidInput,
     MnemostoreError,
     NotFoundError,
+    PermissionDenied,
     QuotaExceeded,
     RateLimited,
+    ReadOnlyKey,
     SchemaOutOfDate,
+    TenantSuspended,
     VectorSearchUnavailable,
 )
 
@@ -87,6 +98,10 @@ class ErrorRule:
 
 ERROR_TABLE: Final[dict[type[BaseException], ErrorRule]] = {
     RateLimited: ErrorRule(429, "rate_limited", retry_after=True),
+    AuthenticationError: ErrorRule(401, "unauthorized"),
+    ReadOnlyKey: ErrorRule(403, "read_only_key"),
+    TenantSuspended: ErrorRule(403, "tenant_suspended"),
+    PermissionDenied: ErrorRule(403, "forbidden"),
     QuotaExceeded: ErrorRule(403, "quota_exceeded"),
     NotFoundError: ErrorRule(404, "not_found"),
     ConflictError: ErrorRule(409, "conflict"),
@@ -142,8 +157,11 @@ def error_response(
     *,
     headers: dict[str, str] | None = None,
     fields: list[dict[str, Any]] | None = None,
+    error: str | None = None,
 ) -> JSONResponse:
     body: dict[str, Any] = {"code": code, "message": message, "request_id": request_id}
+    if error is not None:
+        body["error"] = error
     if fields is not None:
         body["fields"] = fields
     return JSONResponse(body, status_code=status, headers=headers)
@@ -160,8 +178,10 @@ def _store_error(request: Request, error: Exception) -> JSONResponse:
         metrics = getattr(request.app.state, "metrics", None)
         if metrics is not None:
             metrics.rate_limited.labels(scope=error.scope).inc()
+    name: str | None = None
     if rule.expose:
         message = str(error)
+        name = type(error).__name__
     else:
         message = rule.message
         # The real message may name hosts or paths: it goes to the log, with the request id, not to the client.
@@ -171,7 +191,7 @@ def _store_error(request: Request, error: Exception) -> JSONResponse:
             error,
             extra={"request_id": request_id, "status": rule.status},
         )
-    return error_response(request_id, rule.status, rule.code, message, headers=headers)
+    return error_response(request_id, rule.status, rule.code, message, headers=headers, error=name)
 
 
 def _api_error(request: Request, error: Exception) -> JSONResponse:

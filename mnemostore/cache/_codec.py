@@ -139,6 +139,7 @@ def message_json(m: Message) -> dict[str, Any]:
     """A message as a JSON-ready dict (events)."""
     return {
         "id": str(m.id),
+        "tenant_id": str(m.tenant_id),
         "conversation_id": str(m.conversation_id),
         "seq": m.seq,
         "role": m.role.value,

@@ -115,6 +115,7 @@ class ErrorBody(BaseModel):
                     "code": "not_found",
                     "message": "conversation 0193a1c4-5d2e-7c3b-9f10-2b4c6d8e0f12 not found",
                     "request_id": "3f2b9c1d7e8a4b5c9d0e1f2a3b4c5d6e",
+                    "error": "ConversationNotFound",
                 }
             ]
         }
@@ -127,6 +128,11 @@ class ErrorBody(BaseModel):
     )
     message: str
     request_id: str
+    error: str | None = Field(
+        default=None,
+        description="with an error of the store: the mnemostore exception class, e.g. ConversationNotFound "
+        "(its message is the message above)",
+    )
     fields: list[FieldError] | None = Field(default=None, description="with validation_error: the invalid fields")
 
 

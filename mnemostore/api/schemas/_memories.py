@@ -222,6 +222,7 @@ class MemoryVersionOut(_Out):
     """An earlier state of a memory, replaced at ``created_at`` by an update or a near-duplicate."""
 
     id: uuid.UUID
+    tenant_id: uuid.UUID
     memory_id: uuid.UUID
     content: str
     importance: float

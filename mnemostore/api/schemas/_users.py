@@ -86,6 +86,7 @@ class IdentityCreate(_In):
 
 
 class IdentityOut(_Out):
+    tenant_id: uuid.UUID
     user_id: uuid.UUID
     channel: str
     channel_user_id: str
