@@ -21,11 +21,11 @@ from langgraph.checkpoint.base import BaseCheckpointSaver, ChannelVersions, Chec
 from langgraph.checkpoint.base import CheckpointTuple as CheckpointTuple
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
-from mnemostore.errors import ConfigurationError
 from mnemostore.integrations.langgraph._checkpointer import Checkpointer
 from mnemostore.integrations.langgraph._checkpointer import open_tenant as open_tenant_sync
 from mnemostore.integrations.langgraph._checkpointer_async import AsyncCheckpointer, open_tenant
 from mnemostore.integrations.langgraph._convert import next_version
+from mnemostore.integrations.langgraph._loop import run_on_loop
 from mnemostore.service.store import TenantStore
 from mnemostore.service.store_async import AsyncTenantStore
 
@@ -88,21 +88,14 @@ class AsyncMnemostoreSaver(_Saver):
 
     def _sync(self, call: Callable[[], Awaitable[T]]) -> T:
         """Run ``call`` on the saver's event loop from another thread, and wait for its result."""
-        loop = self._loop
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if loop is None or not loop.is_running() or running is loop:
-            raise ConfigurationError(
+        return run_on_loop(
+            self._loop,
+            call,
+            refusal=(
                 "AsyncMnemostoreSaver's sync methods run only from another thread while its event loop runs: "
                 "use the async API (await graph.ainvoke(...), graph.aget_state(...)), or MnemostoreSaver"
-            )
-
-        async def run() -> T:
-            return await call()
-
-        return asyncio.run_coroutine_threadsafe(run(), loop).result()
+            ),
+        )
 
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         """The checkpoint ``config`` names (without ``checkpoint_id``: its namespace's latest), or None."""

@@ -18,9 +18,9 @@ from typing import Any, TypeVar
 
 from langgraph.store.base import BaseStore, IndexConfig, Op, Result, TTLConfig
 
-from mnemostore.errors import ConfigurationError
 from mnemostore.integrations.langgraph._checkpointer import open_tenant as open_tenant_sync
 from mnemostore.integrations.langgraph._checkpointer_async import open_tenant
+from mnemostore.integrations.langgraph._loop import run_on_loop
 from mnemostore.integrations.langgraph._store import ItemStore
 from mnemostore.integrations.langgraph._store_async import AsyncItemStore
 from mnemostore.service.store import TenantStore
@@ -105,21 +105,14 @@ class AsyncMnemostoreStore(BaseStore):
         return await self._io.sweep()
 
     def _sync(self, call: Callable[[], Awaitable[T]]) -> T:
-        loop = self._loop
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if loop is None or not loop.is_running() or running is loop:
-            raise ConfigurationError(
+        return run_on_loop(
+            self._loop,
+            call,
+            refusal=(
                 "AsyncMnemostoreStore's sync methods run only from another thread while its event loop runs: "
                 "use the async API (await store.aget(...), graph.ainvoke(...)), or MnemostoreStore"
-            )
-
-        async def run() -> T:
-            return await call()
-
-        return asyncio.run_coroutine_threadsafe(run(), loop).result()
+            ),
+        )
 
 
 class MnemostoreStore(BaseStore):
