@@ -90,7 +90,14 @@ class Settings(BaseSettings):
     max_overflow: int = Field(default=20, ge=0, description="extra PostgreSQL connections under load")
     pool_timeout: float = Field(default=30.0, gt=0, description="seconds to wait for a pooled connection")
     pool_recycle: int = Field(default=1800, description="seconds after which a connection is replaced")
-    pool_pre_ping: bool = Field(default=True, description="test connections before use")
+    pool_pre_ping: bool = Field(
+        default=False,
+        description=(
+            "ping each connection before use (a round trip per transaction); off by default: connections the "
+            "server closed are dropped without one, and a transaction whose first statement finds its connection "
+            "dead is retried once on a new one"
+        ),
+    )
     connect_timeout: int = Field(default=10, ge=1, description="seconds to wait for the server to answer")
     sqlite_busy_timeout_ms: int = Field(default=30_000, ge=0, description="how long SQLite waits for a lock")
     pg_app_role: str = Field(

@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
@@ -31,7 +31,7 @@ async def other(database_url: str, redis_url: str, key_prefix: str) -> AsyncIter
 
 
 class DbSpy:
-    """Counts the database transactions a store opens."""
+    """Counts the database transactions a store opens (PostgreSQL's one-call history and append included)."""
 
     def __init__(self, store: AsyncMnemoStore, monkeypatch: pytest.MonkeyPatch) -> None:
         self.count = 0
@@ -42,6 +42,17 @@ class DbSpy:
             return original(*args, **kwargs)
 
         monkeypatch.setattr(store._db, "transaction", counting)
+        hot_path = store._db.hot_path
+        if hot_path is not None:
+            for name in ("append", "history"):
+                monkeypatch.setattr(hot_path, name, self._counted(getattr(hot_path, name)))
+
+    def _counted(self, call: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        async def counting(*args: Any, **kwargs: Any) -> Any:
+            self.count += 1
+            return await call(*args, **kwargs)
+
+        return counting
 
 
 async def conversation(t: AsyncTenantStore, n: int) -> uuid.UUID:

@@ -33,8 +33,8 @@ from mnemostore.migrations._filters import include_object, is_search_object
 from mnemostore.ops import migrate
 from mnemostore.store.tables import metadata
 
-HEAD = "0006"
-REVISIONS = ["0001", "0002", "0003", "0004", "0005", "0006"]
+HEAD = "0007"
+REVISIONS = ["0001", "0002", "0003", "0004", "0005", "0006", "0007"]
 MODEL_TABLES = set(metadata.tables)
 
 
@@ -147,6 +147,32 @@ def test_active_conversations_index_is_partial(settings: Settings, engine: sa.En
         definition = sql.scalar_one()
     assert "WHERE" in definition.upper()
     assert "active" in definition
+
+
+def test_hot_path_routines_come_and_go_with_0007(settings: Settings, engine: sa.Engine) -> None:
+    """PostgreSQL: the append and history functions exist at 0007, callable by the application role only."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite runs the hot path's statements from Python")
+
+    def routines() -> dict[str, tuple[bool, bool]]:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                sa.text(
+                    "SELECT proname, has_function_privilege(:role, oid, 'EXECUTE'), "
+                    "has_function_privilege('public', oid, 'EXECUTE') FROM pg_proc "
+                    "WHERE proname IN ('mnemostore_append_messages', 'mnemostore_history')"
+                ),
+                {"role": settings.pg_app_role},
+            ).all()
+        return {row[0]: (row[1], row[2]) for row in rows}
+
+    migrate.upgrade(settings, "0007")
+    assert routines() == {
+        "mnemostore_append_messages": (True, False),
+        "mnemostore_history": (True, False),
+    }
+    migrate.downgrade(settings, "0006")
+    assert routines() == {}
 
 
 # -- nothing migrates implicitly ----------------------------------------------------------------------------------

@@ -34,7 +34,7 @@ from mnemostore.service._paging import (
     history_cursor,
 )
 from mnemostore.service._scope import TenantScope
-from mnemostore.store import to_message
+from mnemostore.store import HotPath, UsageRefused, to_message
 
 
 class Conversations(TenantScope):
@@ -278,6 +278,57 @@ class Conversations(TenantScope):
         if len(set(keys)) != len(keys):
             raise InvalidInput("two messages in one call share an idempotency_key: give each its own")
         sizes = {row["id"]: row.pop("_bytes") for row in prepared}
+        hot_path = self._runtime.hot_path()
+        if hot_path is not None:
+            try:
+                existing, fresh = self._append_in_one_call(hot_path, cid, prepared, sizes)
+            except UsageRefused:
+                # Which quota, or no tenant at all: the transactional append finds out and says so.
+                existing, fresh = self._append_in_transaction(cid, prepared, keys, sizes)
+        else:
+            existing, fresh = self._append_in_transaction(cid, prepared, keys, sizes)
+        # Committed: write the new messages through to the recent-context window (and publish them).
+        added = [to_message(row) for row in fresh]
+        self._cache.messages_added(self.tenant_id, cid, added)
+        by_id = {m.id: m for m in added}
+        return [
+            existing[row["idempotency_key"]] if row["idempotency_key"] in existing else by_id[row["id"]]
+            for row in prepared
+        ]
+
+    def _append_in_one_call(
+        self, hot_path: HotPath, cid: uuid.UUID, prepared: list[dict[str, Any]], sizes: dict[uuid.UUID, int]
+    ) -> tuple[dict[str, Message], list[dict[str, Any]]]:
+        """PostgreSQL: the append's statements run server-side in one round trip (migration 0007)."""
+        now = utc_now()
+        indexing = self._settings.embedder != "none"
+        outcome = hot_path.append(
+            self.tenant_id,
+            cid,
+            prepared,
+            sizes=[sizes[row["id"]] for row in prepared],
+            now=now,
+            job_ids=[new_id() for _ in prepared] if indexing else None,
+        )
+        fresh = [row for row in prepared if row["idempotency_key"] not in outcome.existing]
+        if fresh:
+            assert outcome.last_seq is not None
+            for seq, row in enumerate(fresh, start=outcome.last_seq - len(fresh) + 1):
+                row["seq"] = seq
+                row["created_at"] = now
+            if indexing:
+                self._runtime.queued_for_indexing()
+                self._runtime.after_commit()
+        existing: dict[str, Message] = {}
+        if outcome.existing:
+            with self._tx() as uow:
+                existing = uow.messages.find_by_idempotency_keys(cid, sorted(outcome.existing))
+        return (existing, fresh)
+
+    def _append_in_transaction(
+        self, cid: uuid.UUID, prepared: list[dict[str, Any]], keys: list[str], sizes: dict[uuid.UUID, int]
+    ) -> tuple[dict[str, Message], list[dict[str, Any]]]:
+        """The append's statements one by one, in one write transaction (SQLite; PostgreSQL's quota errors)."""
         existing: dict[str, Message] = {}
         with self._tx(write=True) as uow:
             fresh = prepared
@@ -301,14 +352,7 @@ class Conversations(TenantScope):
                 self._charge(uow, messages=len(fresh), tokens=tokens, storage_bytes=size)
                 uow.messages.insert_many(fresh)
                 self._enqueue(uow, ItemKind.MESSAGE, [row["id"] for row in fresh], now)
-        # Committed: write the new messages through to the recent-context window (and publish them).
-        added = [to_message(row) for row in fresh]
-        self._cache.messages_added(self.tenant_id, cid, added)
-        by_id = {m.id: m for m in added}
-        return [
-            existing[row["idempotency_key"]] if row["idempotency_key"] in existing else by_id[row["id"]]
-            for row in prepared
-        ]
+        return (existing, fresh)
 
     def get_conversation_history(
         self, conversation_id: uuid.UUID | str, *, limit: int = 50, before: str | None = None, after: str | None = None
@@ -347,22 +391,13 @@ class Conversations(TenantScope):
                 if page is not None:
                     return page
         fetch = max(limit, context.size) + 1 if seen is not None else limit + 1
-        with self._tx() as uow:
-            # A refill reads last_seq before the messages: every message up to it is then in the rows.
-            conversation = uow.conversations.get(cid) if seen is not None else None
-            rows = uow.messages.page(cid, limit=fetch, before=before_seq, after=after_seq)
-            if seen is not None and conversation is None:
-                raise ConversationNotFound(cid)
-            if not rows and seen is None and (uow.conversations.get(cid) is None):
-                raise ConversationNotFound(cid)
-        if seen is not None and conversation is not None:
-            refill = window_from_rows(
-                rows, last_seq=conversation.last_seq, fetched_all=len(rows) < fetch, size=context.size
-            )
+        last_seq, rows = self._history_rows(
+            cid, limit=fetch, before=before_seq, after=after_seq, with_last_seq=seen is not None
+        )
+        if seen is not None and last_seq is not None:
+            refill = window_from_rows(rows, last_seq=last_seq, fetched_all=len(rows) < fetch, size=context.size)
             if refill is not None:
-                context.refill(
-                    self.tenant_id, cid, seen=seen, last=conversation.last_seq, floor=refill[1], messages=refill[0]
-                )
+                context.refill(self.tenant_id, cid, seen=seen, last=last_seq, floor=refill[1], messages=refill[0])
             rows = rows[-(limit + 1) :]
         older: str | None
         newer: str | None
@@ -375,6 +410,23 @@ class Conversations(TenantScope):
         older = history_cursor(items[0].seq) if more_older else None
         newer = None if before_seq is None else history_cursor(items[-1].seq if items else before_seq - 1)
         return HistoryPage(messages=items, before=older, after=newer)
+
+    def _history_rows(
+        self, cid: uuid.UUID, *, limit: int, before: int | None, after: int | None, with_last_seq: bool
+    ) -> tuple[int | None, list[Message]]:
+        """(the conversation's last_seq when asked for, read before the messages so that every message up to it
+        is in the rows; the page's rows) or ConversationNotFound."""
+        hot_path = self._runtime.hot_path()
+        if hot_path is not None:
+            return hot_path.history(self.tenant_id, cid, limit=limit, before=before, after=after)
+        with self._tx() as uow:
+            conversation = uow.conversations.get(cid) if with_last_seq else None
+            rows = uow.messages.page(cid, limit=limit, before=before, after=after)
+            if with_last_seq and conversation is None:
+                raise ConversationNotFound(cid)
+            if not rows and (not with_last_seq) and (uow.conversations.get(cid) is None):
+                raise ConversationNotFound(cid)
+        return (conversation.last_seq if conversation is not None else None, rows)
 
     def count_messages(self, conversation_id: uuid.UUID | str) -> int:
         """How many messages the conversation holds now (a kept counter: no scan).

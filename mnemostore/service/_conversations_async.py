@@ -37,7 +37,7 @@ from mnemostore.service._paging import (
     history_cursor,
 )
 from mnemostore.service._scope_async import AsyncTenantScope
-from mnemostore.store import to_message
+from mnemostore.store import AsyncHotPath, UsageRefused, to_message
 
 
 class AsyncConversations(AsyncTenantScope):
@@ -281,6 +281,57 @@ class AsyncConversations(AsyncTenantScope):
         if len(set(keys)) != len(keys):
             raise InvalidInput("two messages in one call share an idempotency_key: give each its own")
         sizes = {row["id"]: row.pop("_bytes") for row in prepared}
+        hot_path = await self._runtime.hot_path()
+        if hot_path is not None:
+            try:
+                existing, fresh = await self._append_in_one_call(hot_path, cid, prepared, sizes)
+            except UsageRefused:
+                # Which quota, or no tenant at all: the transactional append finds out and says so.
+                existing, fresh = await self._append_in_transaction(cid, prepared, keys, sizes)
+        else:
+            existing, fresh = await self._append_in_transaction(cid, prepared, keys, sizes)
+        # Committed: write the new messages through to the recent-context window (and publish them).
+        added = [to_message(row) for row in fresh]
+        await self._cache.messages_added(self.tenant_id, cid, added)
+        by_id = {m.id: m for m in added}
+        return [
+            existing[row["idempotency_key"]] if row["idempotency_key"] in existing else by_id[row["id"]]
+            for row in prepared
+        ]
+
+    async def _append_in_one_call(
+        self, hot_path: AsyncHotPath, cid: uuid.UUID, prepared: list[dict[str, Any]], sizes: dict[uuid.UUID, int]
+    ) -> tuple[dict[str, Message], list[dict[str, Any]]]:
+        """PostgreSQL: the append's statements run server-side in one round trip (migration 0007)."""
+        now = utc_now()
+        indexing = self._settings.embedder != "none"
+        outcome = await hot_path.append(
+            self.tenant_id,
+            cid,
+            prepared,
+            sizes=[sizes[row["id"]] for row in prepared],
+            now=now,
+            job_ids=[new_id() for _ in prepared] if indexing else None,
+        )
+        fresh = [row for row in prepared if row["idempotency_key"] not in outcome.existing]
+        if fresh:
+            assert outcome.last_seq is not None
+            for seq, row in enumerate(fresh, start=outcome.last_seq - len(fresh) + 1):
+                row["seq"] = seq
+                row["created_at"] = now
+            if indexing:
+                self._runtime.queued_for_indexing()
+                await self._runtime.after_commit()
+        existing: dict[str, Message] = {}
+        if outcome.existing:
+            async with self._tx() as uow:
+                existing = await uow.messages.find_by_idempotency_keys(cid, sorted(outcome.existing))
+        return existing, fresh
+
+    async def _append_in_transaction(
+        self, cid: uuid.UUID, prepared: list[dict[str, Any]], keys: list[str], sizes: dict[uuid.UUID, int]
+    ) -> tuple[dict[str, Message], list[dict[str, Any]]]:
+        """The append's statements one by one, in one write transaction (SQLite; PostgreSQL's quota errors)."""
         existing: dict[str, Message] = {}
         async with self._tx(write=True) as uow:
             fresh = prepared
@@ -306,14 +357,7 @@ class AsyncConversations(AsyncTenantScope):
                 await self._charge(uow, messages=len(fresh), tokens=tokens, storage_bytes=size)
                 await uow.messages.insert_many(fresh)
                 await self._enqueue(uow, ItemKind.MESSAGE, [row["id"] for row in fresh], now)
-        # Committed: write the new messages through to the recent-context window (and publish them).
-        added = [to_message(row) for row in fresh]
-        await self._cache.messages_added(self.tenant_id, cid, added)
-        by_id = {m.id: m for m in added}
-        return [
-            existing[row["idempotency_key"]] if row["idempotency_key"] in existing else by_id[row["id"]]
-            for row in prepared
-        ]
+        return existing, fresh
 
     async def get_conversation_history(
         self,
@@ -357,22 +401,13 @@ class AsyncConversations(AsyncTenantScope):
                 if page is not None:
                     return page
         fetch = max(limit, context.size) + 1 if seen is not None else limit + 1
-        async with self._tx() as uow:
-            # A refill reads last_seq before the messages: every message up to it is then in the rows.
-            conversation = await uow.conversations.get(cid) if seen is not None else None
-            rows = await uow.messages.page(cid, limit=fetch, before=before_seq, after=after_seq)
-            if seen is not None and conversation is None:
-                raise ConversationNotFound(cid)
-            if not rows and seen is None and await uow.conversations.get(cid) is None:
-                raise ConversationNotFound(cid)
-        if seen is not None and conversation is not None:
-            refill = window_from_rows(
-                rows, last_seq=conversation.last_seq, fetched_all=len(rows) < fetch, size=context.size
-            )
+        last_seq, rows = await self._history_rows(
+            cid, limit=fetch, before=before_seq, after=after_seq, with_last_seq=seen is not None
+        )
+        if seen is not None and last_seq is not None:
+            refill = window_from_rows(rows, last_seq=last_seq, fetched_all=len(rows) < fetch, size=context.size)
             if refill is not None:
-                await context.refill(
-                    self.tenant_id, cid, seen=seen, last=conversation.last_seq, floor=refill[1], messages=refill[0]
-                )
+                await context.refill(self.tenant_id, cid, seen=seen, last=last_seq, floor=refill[1], messages=refill[0])
             rows = rows[-(limit + 1) :]
         older: str | None
         newer: str | None
@@ -385,6 +420,23 @@ class AsyncConversations(AsyncTenantScope):
         older = history_cursor(items[0].seq) if more_older else None
         newer = None if before_seq is None else history_cursor(items[-1].seq if items else before_seq - 1)
         return HistoryPage(messages=items, before=older, after=newer)
+
+    async def _history_rows(
+        self, cid: uuid.UUID, *, limit: int, before: int | None, after: int | None, with_last_seq: bool
+    ) -> tuple[int | None, list[Message]]:
+        """(the conversation's last_seq when asked for, read before the messages so that every message up to it
+        is in the rows; the page's rows) or ConversationNotFound."""
+        hot_path = await self._runtime.hot_path()
+        if hot_path is not None:
+            return await hot_path.history(self.tenant_id, cid, limit=limit, before=before, after=after)
+        async with self._tx() as uow:
+            conversation = await uow.conversations.get(cid) if with_last_seq else None
+            rows = await uow.messages.page(cid, limit=limit, before=before, after=after)
+            if with_last_seq and conversation is None:
+                raise ConversationNotFound(cid)
+            if not rows and not with_last_seq and await uow.conversations.get(cid) is None:
+                raise ConversationNotFound(cid)
+        return (conversation.last_seq if conversation is not None else None), rows
 
     async def count_messages(self, conversation_id: uuid.UUID | str) -> int:
         """How many messages the conversation holds now (a kept counter: no scan).

@@ -24,7 +24,7 @@ from mnemostore.ops import migrate as migrations
 from mnemostore.search import Embedder, IndexingStatus
 from mnemostore.service._indexer import Indexer
 from mnemostore.service._search import SearchEngine
-from mnemostore.store import Database, UnitOfWork
+from mnemostore.store import Database, HotPath, UnitOfWork
 
 __all__ = ["StoreRuntime"]
 
@@ -62,6 +62,16 @@ class StoreRuntime:
         self.ensure_schema()
         with self.db.transaction(tenant_id, write=write) as uow:
             yield uow
+        self.after_commit()
+
+    def hot_path(self) -> HotPath | None:
+        """PostgreSQL's one-round-trip append and history (None on SQLite), on a schema known to be current."""
+        if self.db.hot_path is not None:
+            self.ensure_schema()
+        return self.db.hot_path
+
+    def after_commit(self) -> None:
+        """What follows a committed write: the indexer starts if the write queued items for it."""
         if self.autostart_due:
             self._autostart_indexer()
 

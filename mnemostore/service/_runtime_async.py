@@ -22,7 +22,7 @@ from mnemostore.ops import migrate as migrations
 from mnemostore.search import Embedder, IndexingStatus
 from mnemostore.service._indexer_async import AsyncIndexer
 from mnemostore.service._search_async import AsyncSearchEngine
-from mnemostore.store import AsyncDatabase, AsyncUnitOfWork
+from mnemostore.store import AsyncDatabase, AsyncHotPath, AsyncUnitOfWork
 
 __all__ = ["AsyncStoreRuntime"]
 
@@ -60,6 +60,16 @@ class AsyncStoreRuntime:
         await self.ensure_schema()
         async with self.db.transaction(tenant_id, write=write) as uow:
             yield uow
+        await self.after_commit()
+
+    async def hot_path(self) -> AsyncHotPath | None:
+        """PostgreSQL's one-round-trip append and history (None on SQLite), on a schema known to be current."""
+        if self.db.hot_path is not None:
+            await self.ensure_schema()
+        return self.db.hot_path
+
+    async def after_commit(self) -> None:
+        """What follows a committed write: the indexer starts if the write queued items for it."""
         if self.autostart_due:
             await self._autostart_indexer()
 

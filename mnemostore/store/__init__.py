@@ -13,26 +13,33 @@ from mnemostore.store._database_async import AsyncDatabase
 from mnemostore.store._failures import database_unreachable
 from mnemostore.store._instrument import QueryObserver, observe_queries
 from mnemostore.store._mapping import to_message
+from mnemostore.store._outcomes import AppendOutcome, UsageRefused
 from mnemostore.store._repositories import UnitOfWork
 from mnemostore.store._repositories_async import AsyncUnitOfWork
+from mnemostore.store._routines import HotPath
+from mnemostore.store._routines_async import AsyncHotPath
 from mnemostore.store._search import IndexRepository, SearchRepository
 from mnemostore.store._search_async import AsyncIndexRepository, AsyncSearchRepository
 from mnemostore.store._search_statements import ClaimedJob, filter_conditions, pg_search_settings
 
 __all__ = [
     "SEALED_COLUMNS",
+    "AppendOutcome",
     "AsyncDatabase",
+    "AsyncHotPath",
     "AsyncIndexRepository",
     "AsyncSearchRepository",
     "AsyncUnitOfWork",
     "ClaimedJob",
     "Database",
     "FieldCodec",
+    "HotPath",
     "IndexRepository",
     "KeyRotationReport",
     "QueryObserver",
     "SearchRepository",
     "UnitOfWork",
+    "UsageRefused",
     "database_unreachable",
     "decode_cursor",
     "encode_cursor",

@@ -14,6 +14,7 @@ This module is also the one boundary where driver errors become ``mnemostore.err
 
 from __future__ import annotations
 
+import select
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -35,6 +36,7 @@ from mnemostore.errors import (
 from mnemostore.store._crypto import FieldCodec
 from mnemostore.store._failures import database_unreachable
 from mnemostore.store._repositories_async import AsyncUnitOfWork
+from mnemostore.store._routines_async import AsyncHotPath
 
 __all__ = ["AsyncDatabase"]
 
@@ -50,6 +52,8 @@ class AsyncDatabase:
         self.engine: AsyncEngine = _create_engine(settings)
         # Parses the encryption keys once: a malformed key fails here, before any I/O.
         self.codec = FieldCodec.from_settings(settings)
+        # PostgreSQL's one-round-trip append and history (migration 0007); SQLite has no round trips to save.
+        self.hot_path = AsyncHotPath(self.engine, settings, self.codec) if settings.is_postgres else None
 
     async def close(self) -> None:
         await self.engine.dispose()
@@ -115,14 +119,46 @@ class AsyncDatabase:
         settings for this transaction only (e.g. ``hnsw.ef_search``), set in the same round trip as the tenant.
         """
         try:
-            async with self.engine.connect() as conn:
-                await conn.execution_options(**{_WRITE: write})
-                async with conn.begin():
-                    if self.dialect == "postgresql":
-                        await _bind_tenant(conn, tenant_id, local_settings)
-                    yield AsyncUnitOfWork(conn, tenant_id, dialect=self.dialect, codec=self.codec)
+            conn = await self._begin(tenant_id, write=write, local_settings=local_settings)
+            try:
+                yield AsyncUnitOfWork(conn, tenant_id, dialect=self.dialect, codec=self.codec)
+            except BaseException:
+                await conn.rollback()
+                raise
+            else:
+                await conn.commit()
+            finally:
+                await conn.close()
         except exc.DBAPIError as error:
             raise _translate(error, self.settings) from error
+
+    async def _begin(
+        self, tenant_id: uuid.UUID | None, *, write: bool, local_settings: Mapping[str, str] | None
+    ) -> AsyncConnection:
+        """A pooled connection in a new transaction, bound to the tenant.
+
+        Connections are not pinged before use (a round trip on every transaction); the pool drops the ones the
+        server closed while they sat idle (``_install_postgres_hooks``). One that died unnoticed fails on the
+        transaction's first statement, before anything was written: that failure is retried once on a fresh
+        connection, so a database restart costs no request.
+        """
+        for attempt in (1, 2):
+            conn = await self.engine.connect()
+            try:
+                await conn.execution_options(**{_WRITE: write})
+                await conn.begin()
+                if self.dialect == "postgresql":
+                    await _bind_tenant(conn, tenant_id, local_settings)
+            except exc.DBAPIError as error:
+                await conn.close()
+                if attempt == 2 or not error.connection_invalidated:
+                    raise
+                continue
+            except BaseException:
+                await conn.close()
+                raise
+            return conn
+        raise AssertionError("unreachable")  # pragma: no cover
 
     @asynccontextmanager
     async def snapshot(self, tenant_id: uuid.UUID | None) -> AsyncIterator[AsyncConnection]:
@@ -212,6 +248,14 @@ def _install_sqlite_hooks(engine: Any, busy_timeout_ms: int) -> None:
 def _install_postgres_hooks(engine: Any, app_role: str) -> None:
     sync_engine = _sync_engine(engine)
 
+    @event.listens_for(sync_engine, "checkout")
+    def _on_checkout(_dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        # An idle connection has nothing to read: if its socket is readable, the server has closed it (a
+        # restart, an idle timeout, pg_terminate_backend) and sent why. Dropping it here costs a poll(), not
+        # the round trip of a ping; the pool then hands out another.
+        if not _idle_connection_usable(record.driver_connection):
+            raise exc.DisconnectionError("the server closed this pooled connection")
+
     @event.listens_for(sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         cursor = dbapi_connection.cursor()
@@ -226,6 +270,15 @@ def _install_postgres_hooks(engine: Any, app_role: str) -> None:
             cursor.execute(f'SET ROLE "{app_role}"')
         cursor.close()
         dbapi_connection.commit()
+
+
+def _idle_connection_usable(driver_connection: Any) -> bool:
+    """False when a pooled psycopg connection is closed, broken, or has data waiting while it is idle."""
+    if driver_connection.closed or driver_connection.broken:
+        return False
+    poller = select.poll()
+    poller.register(driver_connection.pgconn.socket, select.POLLIN)
+    return not poller.poll(0)
 
 
 def _is_missing_table(error: exc.DBAPIError) -> bool:
