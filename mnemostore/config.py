@@ -121,7 +121,12 @@ class Settings(BaseSettings):
     cache_key_prefix: str = Field(
         default="mns", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$", description="Redis key namespace"
     )
-    recent_context_size: int = Field(default=20, ge=0, le=1000, description="messages per conversation kept hot")
+    recent_context_size: int = Field(
+        default=50,
+        ge=0,
+        le=1000,
+        description="messages per conversation kept hot (the default history page is 50: it is served from them)",
+    )
     recent_context_ttl_seconds: int = Field(
         default=900, ge=1, description="life of a cached history window after its last write or refill"
     )

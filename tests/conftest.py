@@ -9,6 +9,9 @@ os.environ.setdefault("MNEMOSTORE_EMBEDDER", "hashing")
 # Nor does a store start its indexer by itself on the first write (a single program's default): tests that count
 # pending jobs, or drain them, decide when jobs are processed. tests/test_indexer_autostart.py turns it on.
 os.environ.setdefault("MNEMOSTORE_INDEXER_AUTOSTART", "false")
+# The cache tests' numbers (messages appended, pages read past the window's floor) are written around a window of
+# 20 messages; the default is 50, the default history page (tests/test_cache_store.py checks that they agree).
+os.environ.setdefault("MNEMOSTORE_RECENT_CONTEXT_SIZE", "20")
 
 # The suite's PostgreSQL connection budget: every store keeps one connection and opens at most three more under
 # load, so that two copies of the suite fit side by side on one server (max_connections 100). The stores of the

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import inspect
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
@@ -19,6 +20,7 @@ from mnemostore import (
     InvalidInput,
     NewMessage,
     RateLimited,
+    Settings,
     UserNotFound,
 )
 
@@ -82,6 +84,24 @@ async def test_a_history_read_that_fits_never_touches_the_database(
     assert [m.seq for m in below.messages] == list(range(4, 16)) and spy.count == 1
     stats = rstore.cache_health()["caches"]["recent_context"]
     assert stats["hits"] >= 5
+
+
+async def test_the_default_history_page_fits_the_default_window(
+    database_url: str, redis_url: str, key_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the settings' defaults, the default history read (no limit given) is served from the cache."""
+    default_size = Settings.model_fields["recent_context_size"].default
+    default_limit = inspect.signature(AsyncTenantStore.get_conversation_history).parameters["limit"].default
+    assert default_size >= default_limit == 50
+    async with AsyncMnemoStore(
+        database_url, redis_url=redis_url, cache_key_prefix=key_prefix, recent_context_size=default_size
+    ) as store:
+        t = store.tenant((await store.create_tenant(f"tenant-{uuid.uuid4().hex[:12]}")).id)
+        cid = await conversation(t, default_limit + 10)
+        spy = DbSpy(store, monkeypatch)
+        page = await t.get_conversation_history(cid)
+        assert [m.seq for m in page.messages] == list(range(11, 61)) and page.before is not None
+        assert spy.count == 0
 
 
 async def test_a_miss_refills_and_the_next_read_hits(

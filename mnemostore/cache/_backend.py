@@ -142,6 +142,10 @@ class Backend(ABC):
     @abstractmethod
     def subscribe(self, channels: Sequence[str]) -> Subscription: ...
 
+    def may_have_subscribers(self, channel: str) -> bool:
+        """False only when no one can be listening on ``channel`` (so an event need not even be encoded)."""
+        return True
+
 
 # -- in-process -------------------------------------------------------------------------------------------------
 
@@ -279,3 +283,6 @@ class LocalBackend(Backend):
 
     def subscribe(self, channels: Sequence[str]) -> Subscription:
         return LocalSubscription(self.state, channels)
+
+    def may_have_subscribers(self, channel: str) -> bool:
+        return self.state.has_subscribers(channel)

@@ -142,6 +142,10 @@ class AsyncBackend(ABC):
     @abstractmethod
     async def subscribe(self, channels: Sequence[str]) -> AsyncSubscription: ...
 
+    def may_have_subscribers(self, channel: str) -> bool:
+        """False only when no one can be listening on ``channel`` (so an event need not even be encoded)."""
+        return True
+
 
 # -- in-process -------------------------------------------------------------------------------------------------
 
@@ -290,3 +294,6 @@ class AsyncLocalBackend(AsyncBackend):
 
     async def subscribe(self, channels: Sequence[str]) -> AsyncSubscription:
         return AsyncLocalSubscription(self.state, channels)
+
+    def may_have_subscribers(self, channel: str) -> bool:
+        return self.state.has_subscribers(channel)

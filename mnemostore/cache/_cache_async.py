@@ -667,15 +667,21 @@ class AsyncCache:
         """Write committed messages through and publish ``message.added``, in one round trip."""
         if not messages:
             return
-        event = self.events.encode(
-            tenant_id,
-            EventType.MESSAGE_ADDED,
-            {"conversation_id": str(conversation_id), "messages": [_codec.message_json(m) for m in messages]},
+        event = (
+            self.events.encode(
+                tenant_id,
+                EventType.MESSAGE_ADDED,
+                {"conversation_id": str(conversation_id), "messages": [_codec.message_json(m) for m in messages]},
+            )
+            if self.client.backend.may_have_subscribers(self.client.keys.events(tenant_id))
+            else None
         )
-        if await self.context.append(tenant_id, conversation_id, messages, event=event):
-            self.events.published += 1
-        else:
-            self.events.dropped += 1
+        written = await self.context.append(tenant_id, conversation_id, messages, event=event)
+        if event is not None:
+            if written:
+                self.events.published += 1
+            else:
+                self.events.dropped += 1
 
     async def flush(self, tenant_id: uuid.UUID | None = None, *, everything: bool = False) -> int:
         """Delete cached data: of one tenant, or of every tenant; ``everything`` also sessions, limits, presence.

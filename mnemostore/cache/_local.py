@@ -338,6 +338,9 @@ class LocalState:
             receiver.deliver(channel, payload)
         return len(receivers)
 
+    def has_subscribers(self, channel: str) -> bool:
+        return bool(self._subscribers.get(channel))
+
     def subscribe(self, channels: Sequence[str], receiver: LocalSubscriber) -> None:
         with self._lock:
             for channel in channels:

@@ -34,7 +34,7 @@ from mnemostore.service._paging import (
     history_cursor,
 )
 from mnemostore.service._scope import TenantScope
-from mnemostore.store import HotPath, UsageRefused, to_message
+from mnemostore.store import UsageRefused, to_message
 
 
 class Conversations(TenantScope):
@@ -278,14 +278,10 @@ class Conversations(TenantScope):
         if len(set(keys)) != len(keys):
             raise InvalidInput("two messages in one call share an idempotency_key: give each its own")
         sizes = {row["id"]: row.pop("_bytes") for row in prepared}
-        hot_path = self._runtime.hot_path()
-        if hot_path is not None:
-            try:
-                existing, fresh = self._append_in_one_call(hot_path, cid, prepared, sizes)
-            except UsageRefused:
-                # Which quota, or no tenant at all: the transactional append finds out and says so.
-                existing, fresh = self._append_in_transaction(cid, prepared, keys, sizes)
-        else:
+        try:
+            existing, fresh = self._append_in_one_call(cid, prepared, sizes)
+        except UsageRefused:
+            # Which quota, or no tenant at all: the append statement by statement finds out and says so.
             existing, fresh = self._append_in_transaction(cid, prepared, keys, sizes)
         # Committed: write the new messages through to the recent-context window (and publish them).
         added = [to_message(row) for row in fresh]
@@ -297,9 +293,10 @@ class Conversations(TenantScope):
         ]
 
     def _append_in_one_call(
-        self, hot_path: HotPath, cid: uuid.UUID, prepared: list[dict[str, Any]], sizes: dict[uuid.UUID, int]
+        self, cid: uuid.UUID, prepared: list[dict[str, Any]], sizes: dict[uuid.UUID, int]
     ) -> tuple[dict[str, Message], list[dict[str, Any]]]:
-        """PostgreSQL: the append's statements run server-side in one round trip (migration 0007)."""
+        """The append in one call on the driver (on PostgreSQL one round trip: migration 0007's routine)."""
+        hot_path = self._runtime.hot_path()
         now = utc_now()
         indexing = self._settings.embedder != "none"
         outcome = hot_path.append(
@@ -328,7 +325,8 @@ class Conversations(TenantScope):
     def _append_in_transaction(
         self, cid: uuid.UUID, prepared: list[dict[str, Any]], keys: list[str], sizes: dict[uuid.UUID, int]
     ) -> tuple[dict[str, Message], list[dict[str, Any]]]:
-        """The append's statements one by one, in one write transaction (SQLite; PostgreSQL's quota errors)."""
+        """The append's statements one by one, in one write transaction: what a refused charge needs to say which
+        quota refused it (or that the tenant is gone)."""
         existing: dict[str, Message] = {}
         with self._tx(write=True) as uow:
             fresh = prepared
@@ -391,10 +389,8 @@ class Conversations(TenantScope):
                 if page is not None:
                     return page
         fetch = max(limit, context.size) + 1 if seen is not None else limit + 1
-        last_seq, rows = self._history_rows(
-            cid, limit=fetch, before=before_seq, after=after_seq, with_last_seq=seen is not None
-        )
-        if seen is not None and last_seq is not None:
+        last_seq, rows = self._history_rows(cid, limit=fetch, before=before_seq, after=after_seq)
+        if seen is not None:
             refill = window_from_rows(rows, last_seq=last_seq, fetched_all=len(rows) < fetch, size=context.size)
             if refill is not None:
                 context.refill(self.tenant_id, cid, seen=seen, last=last_seq, floor=refill[1], messages=refill[0])
@@ -412,21 +408,12 @@ class Conversations(TenantScope):
         return HistoryPage(messages=items, before=older, after=newer)
 
     def _history_rows(
-        self, cid: uuid.UUID, *, limit: int, before: int | None, after: int | None, with_last_seq: bool
-    ) -> tuple[int | None, list[Message]]:
-        """(the conversation's last_seq when asked for, read before the messages so that every message up to it
-        is in the rows; the page's rows) or ConversationNotFound."""
+        self, cid: uuid.UUID, *, limit: int, before: int | None, after: int | None
+    ) -> tuple[int, list[Message]]:
+        """(the conversation's last_seq, read before the messages so that every message up to it is in the rows;
+        the page's rows) or ConversationNotFound."""
         hot_path = self._runtime.hot_path()
-        if hot_path is not None:
-            return hot_path.history(self.tenant_id, cid, limit=limit, before=before, after=after)
-        with self._tx() as uow:
-            conversation = uow.conversations.get(cid) if with_last_seq else None
-            rows = uow.messages.page(cid, limit=limit, before=before, after=after)
-            if with_last_seq and conversation is None:
-                raise ConversationNotFound(cid)
-            if not rows and (not with_last_seq) and (uow.conversations.get(cid) is None):
-                raise ConversationNotFound(cid)
-        return (conversation.last_seq if conversation is not None else None, rows)
+        return hot_path.history(self.tenant_id, cid, limit=limit, before=before, after=after)
 
     def count_messages(self, conversation_id: uuid.UUID | str) -> int:
         """How many messages the conversation holds now (a kept counter: no scan).

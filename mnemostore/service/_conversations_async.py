@@ -37,7 +37,7 @@ from mnemostore.service._paging import (
     history_cursor,
 )
 from mnemostore.service._scope_async import AsyncTenantScope
-from mnemostore.store import AsyncHotPath, UsageRefused, to_message
+from mnemostore.store import UsageRefused, to_message
 
 
 class AsyncConversations(AsyncTenantScope):
@@ -281,14 +281,10 @@ class AsyncConversations(AsyncTenantScope):
         if len(set(keys)) != len(keys):
             raise InvalidInput("two messages in one call share an idempotency_key: give each its own")
         sizes = {row["id"]: row.pop("_bytes") for row in prepared}
-        hot_path = await self._runtime.hot_path()
-        if hot_path is not None:
-            try:
-                existing, fresh = await self._append_in_one_call(hot_path, cid, prepared, sizes)
-            except UsageRefused:
-                # Which quota, or no tenant at all: the transactional append finds out and says so.
-                existing, fresh = await self._append_in_transaction(cid, prepared, keys, sizes)
-        else:
+        try:
+            existing, fresh = await self._append_in_one_call(cid, prepared, sizes)
+        except UsageRefused:
+            # Which quota, or no tenant at all: the append statement by statement finds out and says so.
             existing, fresh = await self._append_in_transaction(cid, prepared, keys, sizes)
         # Committed: write the new messages through to the recent-context window (and publish them).
         added = [to_message(row) for row in fresh]
@@ -300,9 +296,10 @@ class AsyncConversations(AsyncTenantScope):
         ]
 
     async def _append_in_one_call(
-        self, hot_path: AsyncHotPath, cid: uuid.UUID, prepared: list[dict[str, Any]], sizes: dict[uuid.UUID, int]
+        self, cid: uuid.UUID, prepared: list[dict[str, Any]], sizes: dict[uuid.UUID, int]
     ) -> tuple[dict[str, Message], list[dict[str, Any]]]:
-        """PostgreSQL: the append's statements run server-side in one round trip (migration 0007)."""
+        """The append in one call on the driver (on PostgreSQL one round trip: migration 0007's routine)."""
+        hot_path = await self._runtime.hot_path()
         now = utc_now()
         indexing = self._settings.embedder != "none"
         outcome = await hot_path.append(
@@ -331,7 +328,8 @@ class AsyncConversations(AsyncTenantScope):
     async def _append_in_transaction(
         self, cid: uuid.UUID, prepared: list[dict[str, Any]], keys: list[str], sizes: dict[uuid.UUID, int]
     ) -> tuple[dict[str, Message], list[dict[str, Any]]]:
-        """The append's statements one by one, in one write transaction (SQLite; PostgreSQL's quota errors)."""
+        """The append's statements one by one, in one write transaction: what a refused charge needs to say which
+        quota refused it (or that the tenant is gone)."""
         existing: dict[str, Message] = {}
         async with self._tx(write=True) as uow:
             fresh = prepared
@@ -401,10 +399,8 @@ class AsyncConversations(AsyncTenantScope):
                 if page is not None:
                     return page
         fetch = max(limit, context.size) + 1 if seen is not None else limit + 1
-        last_seq, rows = await self._history_rows(
-            cid, limit=fetch, before=before_seq, after=after_seq, with_last_seq=seen is not None
-        )
-        if seen is not None and last_seq is not None:
+        last_seq, rows = await self._history_rows(cid, limit=fetch, before=before_seq, after=after_seq)
+        if seen is not None:
             refill = window_from_rows(rows, last_seq=last_seq, fetched_all=len(rows) < fetch, size=context.size)
             if refill is not None:
                 await context.refill(self.tenant_id, cid, seen=seen, last=last_seq, floor=refill[1], messages=refill[0])
@@ -422,21 +418,12 @@ class AsyncConversations(AsyncTenantScope):
         return HistoryPage(messages=items, before=older, after=newer)
 
     async def _history_rows(
-        self, cid: uuid.UUID, *, limit: int, before: int | None, after: int | None, with_last_seq: bool
-    ) -> tuple[int | None, list[Message]]:
-        """(the conversation's last_seq when asked for, read before the messages so that every message up to it
-        is in the rows; the page's rows) or ConversationNotFound."""
+        self, cid: uuid.UUID, *, limit: int, before: int | None, after: int | None
+    ) -> tuple[int, list[Message]]:
+        """(the conversation's last_seq, read before the messages so that every message up to it is in the rows;
+        the page's rows) or ConversationNotFound."""
         hot_path = await self._runtime.hot_path()
-        if hot_path is not None:
-            return await hot_path.history(self.tenant_id, cid, limit=limit, before=before, after=after)
-        async with self._tx() as uow:
-            conversation = await uow.conversations.get(cid) if with_last_seq else None
-            rows = await uow.messages.page(cid, limit=limit, before=before, after=after)
-            if with_last_seq and conversation is None:
-                raise ConversationNotFound(cid)
-            if not rows and not with_last_seq and await uow.conversations.get(cid) is None:
-                raise ConversationNotFound(cid)
-        return (conversation.last_seq if conversation is not None else None), rows
+        return await hot_path.history(self.tenant_id, cid, limit=limit, before=before, after=after)
 
     async def count_messages(self, conversation_id: uuid.UUID | str) -> int:
         """How many messages the conversation holds now (a kept counter: no scan).

@@ -64,10 +64,9 @@ class StoreRuntime:
             yield uow
         self.after_commit()
 
-    def hot_path(self) -> HotPath | None:
-        """PostgreSQL's one-round-trip append and history (None on SQLite), on a schema known to be current."""
-        if self.db.hot_path is not None:
-            self.ensure_schema()
+    def hot_path(self) -> HotPath:
+        """The append and the history page in one call on the driver each, on a schema known to be current."""
+        self.ensure_schema()
         return self.db.hot_path
 
     def after_commit(self) -> None:

@@ -62,10 +62,9 @@ class AsyncStoreRuntime:
             yield uow
         await self.after_commit()
 
-    async def hot_path(self) -> AsyncHotPath | None:
-        """PostgreSQL's one-round-trip append and history (None on SQLite), on a schema known to be current."""
-        if self.db.hot_path is not None:
-            await self.ensure_schema()
+    async def hot_path(self) -> AsyncHotPath:
+        """The append and the history page in one call on the driver each, on a schema known to be current."""
+        await self.ensure_schema()
         return self.db.hot_path
 
     async def after_commit(self) -> None:

@@ -228,27 +228,6 @@ class MessageRepository(Repository):
         )
         return {row.idempotency_key: self._message(row) for row in self._conn.execute(query)}
 
-    def page(
-        self, conversation_id: uuid.UUID, *, limit: int, before: int | None = None, after: int | None = None
-    ) -> list[Message]:
-        """Up to ``limit`` messages next to a sequence number, in conversation order.
-
-        With ``after``, the oldest ones newer than it; otherwise the newest ones older than ``before`` (or the
-        newest of all). Both walk the unique (tenant, conversation, seq) index.
-        """
-        params: dict[str, Any] = {"b_tenant": self.tenant_id, "b_conversation": conversation_id, "b_limit": limit}
-        direction = "after" if after is not None else "newest" if before is None else "before"
-        if direction != "newest":
-            params["b_seq"] = after if after is not None else before
-        rows: list[Any] = list(self._conn.execute(st.history_statement(direction), params).all())
-        if direction != "after":
-            rows.reverse()
-        tenant_id, codec = (self.tenant_id, self._codec)
-        return [
-            m.message_from_columns(tenant_id, conversation_id, row, codec.open_metadata(tenant_id, row[7]))
-            for row in rows
-        ]
-
     def all(self, conversation_id: uuid.UUID) -> list[Message]:
         c = messages.c
         query = (

@@ -38,7 +38,7 @@ from mnemostore.errors import (
 from mnemostore.store._crypto import FieldCodec
 from mnemostore.store._failures import database_unreachable
 from mnemostore.store._repositories import UnitOfWork
-from mnemostore.store._routines import HotPath
+from mnemostore.store._routines import HotPath, SqliteHotPath
 
 __all__ = ["Database"]
 
@@ -54,8 +54,8 @@ class Database:
         self.engine: Engine = _create_engine(settings)
         # Parses the encryption keys once: a malformed key fails here, before any I/O.
         self.codec = FieldCodec.from_settings(settings)
-        # PostgreSQL's one-round-trip append and history (migration 0007); SQLite has no round trips to save.
-        self.hot_path = HotPath(self.engine, settings, self.codec) if settings.is_postgres else None
+        # The append and the history page in one call on the driver each (PostgreSQL: migration 0007's routines).
+        self.hot_path: HotPath = _hot_path_for(self.engine, settings, self.codec)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -193,6 +193,15 @@ def _bind_tenant(
         calls.append(f"set_config(:name_{number}, :value_{number}, true)")
         values |= {f"name_{number}": name, f"value_{number}": value}
     conn.execute(sa.text("SELECT " + ", ".join(calls)), values)
+
+
+def _hot_path_for(engine: Engine, settings: Settings, codec: FieldCodec) -> HotPath:
+    """The backend's kind of hot path (PostgreSQL's needs psycopg, which SQLite installs do not have)."""
+    if settings.is_postgres:
+        from mnemostore.store._pg_routines import PostgresHotPath
+
+        return PostgresHotPath(engine, settings, codec)
+    return SqliteHotPath(engine, settings, codec)
 
 
 def _create_engine(settings: Settings) -> Engine:

@@ -36,7 +36,7 @@ from mnemostore.errors import (
 from mnemostore.store._crypto import FieldCodec
 from mnemostore.store._failures import database_unreachable
 from mnemostore.store._repositories_async import AsyncUnitOfWork
-from mnemostore.store._routines_async import AsyncHotPath
+from mnemostore.store._routines_async import AsyncHotPath, AsyncSqliteHotPath
 
 __all__ = ["AsyncDatabase"]
 
@@ -52,8 +52,8 @@ class AsyncDatabase:
         self.engine: AsyncEngine = _create_engine(settings)
         # Parses the encryption keys once: a malformed key fails here, before any I/O.
         self.codec = FieldCodec.from_settings(settings)
-        # PostgreSQL's one-round-trip append and history (migration 0007); SQLite has no round trips to save.
-        self.hot_path = AsyncHotPath(self.engine, settings, self.codec) if settings.is_postgres else None
+        # The append and the history page in one call on the driver each (PostgreSQL: migration 0007's routines).
+        self.hot_path: AsyncHotPath = _hot_path_for(self.engine, settings, self.codec)
 
     async def close(self) -> None:
         await self.engine.dispose()
@@ -197,6 +197,15 @@ async def _bind_tenant(
         calls.append(f"set_config(:name_{number}, :value_{number}, true)")
         values |= {f"name_{number}": name, f"value_{number}": value}
     await conn.execute(sa.text("SELECT " + ", ".join(calls)), values)
+
+
+def _hot_path_for(engine: AsyncEngine, settings: Settings, codec: FieldCodec) -> AsyncHotPath:
+    """The backend's kind of hot path (PostgreSQL's needs psycopg, which SQLite installs do not have)."""
+    if settings.is_postgres:
+        from mnemostore.store._pg_routines_async import AsyncPostgresHotPath
+
+        return AsyncPostgresHotPath(engine, settings, codec)
+    return AsyncSqliteHotPath(engine, settings, codec)
 
 
 def _create_engine(settings: Settings) -> AsyncEngine:

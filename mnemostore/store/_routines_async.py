@@ -1,60 +1,45 @@
-"""The chat-history hot path on PostgreSQL: an append and a history page in one round trip each (async; the sync
-twin ``_routines.py`` is generated from this file).
+"""The chat-history hot path: an append and a history page, each one call on the driver (async; the sync twin
+``_routines.py`` is generated from this file).
 
-Both call the PL/pgSQL functions of migration 0007 on a pooled connection in autocommit: one statement is one
-atomic transaction, bound to the tenant inside the function, so nothing else is sent (no BEGIN, no tenant
-binding, no COMMIT). They bypass SQLAlchemy's execution layer, which costs more per call than the statement
-itself: statement timing is reported to the engine's query observers here, and driver errors become
-``mnemostore.errors`` exceptions here, as ``AsyncDatabase`` does for every other statement.
+PostgreSQL: both call the PL/pgSQL functions of migration 0007 on a pooled connection in autocommit: one statement
+is one atomic transaction, bound to the tenant inside the function, so nothing else is sent (no BEGIN, no tenant
+binding, no COMMIT). SQLite: both run as one unit of work on the ``sqlite3`` connection (``_sqlite_units``), in one
+hop to aiosqlite's thread under this twin.
+
+Both bypass SQLAlchemy's execution layer, which costs more per call than the statements themselves: statement
+timing is reported to the engine's query observers here, and driver errors become ``mnemostore.errors``
+exceptions here, as ``AsyncDatabase`` does for every other statement.
 """
 
 from __future__ import annotations
 
-import json
+import functools
+import sqlite3
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
-from datetime import UTC, datetime
-from typing import Any, Final
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any, TypeVar
 
-import psycopg
-from psycopg.types.json import Jsonb
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from mnemostore.config import Settings
 from mnemostore.domain import Message
-from mnemostore.errors import BackendUnavailable, ConflictError, ConversationNotFound, InvalidInput
+from mnemostore.errors import BackendUnavailable, ConflictError
 from mnemostore.store import _mapping as m
 from mnemostore.store._crypto import FieldCodec
 from mnemostore.store._failures import database_unreachable
 from mnemostore.store._instrument import report_query
-from mnemostore.store._outcomes import AppendOutcome, UsageRefused
+from mnemostore.store._outcomes import AppendOutcome
+from mnemostore.store._sqlite_units import SqliteStatements, append_unit, history_unit, statements_for
 
-__all__ = ["AsyncHotPath"]
+__all__ = ["AsyncHotPath", "AsyncSqliteHotPath"]
 
-_APPEND: Final = "SELECT last_seq, existing FROM mnemostore_append_messages(%s, %s, %s, %s, %s)"
-_HISTORY: Final = "SELECT * FROM mnemostore_history(%s, %s, %s, %s, %s)"
-_NO_CONVERSATION: Final = "MN404"
-_USAGE_REFUSED: Final = "MN429"
-_ROW_FIELDS: Final = (
-    "id",
-    "role",
-    "content",
-    "model",
-    "prompt_tokens",
-    "completion_tokens",
-    "metadata",
-    "idempotency_key",
-)
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+T = TypeVar("T")
 
 
 class AsyncHotPath:
-    """The two hot-path routines over an engine's pool (PostgreSQL only)."""
+    """The two hot-path operations over an engine's pool; ``hot_path_for`` picks the backend's kind."""
 
     def __init__(self, engine: AsyncEngine, settings: Settings, codec: FieldCodec) -> None:
         self._engine = engine
@@ -71,30 +56,14 @@ class AsyncHotPath:
         now: datetime,
         job_ids: Sequence[uuid.UUID] | None,
     ) -> AppendOutcome:
-        """Append ``rows`` (from ``message_rows``) in one transaction: keys already held are skipped, the fresh
-        messages take the next sequence numbers, the counters and usage move, the outbox gets ``job_ids``.
+        """Append ``rows`` (from ``message_rows``) in one transaction: keys the conversation already holds are
+        skipped, the fresh messages take the next sequence numbers in order, the conversation's counters and the
+        tenant's usage move, and the outbox gets ``job_ids`` (one per row; None: nothing to index).
 
         Raises:
             ConversationNotFound; UsageRefused (nothing was written).
         """
-        codec = self._codec
-        payload = []
-        for index, row in enumerate(rows):
-            item = {name: row[name] for name in _ROW_FIELDS}
-            if codec.encrypts:
-                item["metadata"] = codec.seal("messages", tenant_id, {"metadata": row["metadata"]})["metadata"]
-            item["id"] = str(row["id"])
-            item["bytes"] = sizes[index]
-            if job_ids is not None:
-                item["job_id"] = str(job_ids[index])
-            payload.append(item)
-        params = (tenant_id, conversation_id, now, Jsonb(payload, dumps=_dumps), job_ids is not None)
-        async with self._call("insert", conversation_id) as conn:
-            cursor = await conn.execute(_APPEND, params)
-            result = await cursor.fetchone()
-        assert result is not None
-        last_seq, existing = result
-        return AppendOutcome(last_seq=last_seq, existing=frozenset(existing or ()))
+        raise NotImplementedError
 
     async def history(
         self,
@@ -107,74 +76,103 @@ class AsyncHotPath:
     ) -> tuple[int, list[Message]]:
         """(the conversation's last_seq, read first; up to ``limit`` messages next to a sequence number, in
         conversation order): with ``after``, the oldest ones newer than it; otherwise the newest ones older than
-        ``before`` (or the newest of all).
+        ``before`` (or the newest of all). Every message up to that last_seq is in the page's range.
 
         Raises:
             ConversationNotFound.
         """
-        direction = "after" if after is not None else "before"
-        seq = after if after is not None else before
-        async with self._call("select", conversation_id) as conn:
-            cursor = await conn.execute(_HISTORY, (tenant_id, conversation_id, limit, direction, seq))
-            rows = await cursor.fetchall()
-        last_seq = int(rows[0][0])
-        if rows[0][1] is None:
-            return last_seq, []
+        raise NotImplementedError
+
+    def _sealed(self, tenant_id: uuid.UUID, metadata: Any) -> Any:
+        if not self._codec.encrypts:
+            return metadata
+        return self._codec.seal("messages", tenant_id, {"metadata": metadata})["metadata"]
+
+    def _message(self, tenant_id: uuid.UUID, conversation_id: uuid.UUID, row: Sequence[Any]) -> Message:
+        """A message from a row of ``_statements.HISTORY_COLUMNS`` (decoded), its metadata opened."""
+        return m.message_from_columns(tenant_id, conversation_id, row, self._codec.open_metadata(tenant_id, row[7]))
+
+
+class AsyncSqliteHotPath(AsyncHotPath):
+    """The same two operations as units of work on the ``sqlite3`` connection (``_sqlite_units``)."""
+
+    async def append(
+        self,
+        tenant_id: uuid.UUID,
+        conversation_id: uuid.UUID,
+        rows: Sequence[dict[str, Any]],
+        *,
+        sizes: Sequence[int],
+        now: datetime,
+        job_ids: Sequence[uuid.UUID] | None,
+    ) -> AppendOutcome:
+        if self._codec.encrypts:
+            rows = [{**row, "metadata": self._sealed(tenant_id, row["metadata"])} for row in rows]
+        unit = functools.partial(
+            append_unit,
+            statements=self._statements(),
+            tenant_id=tenant_id,
+            conversation_id=conversation_id,
+            rows=rows,
+            sizes=sizes,
+            now=now,
+            job_ids=job_ids,
+        )
+        return await self._run("insert", unit)
+
+    async def history(
+        self,
+        tenant_id: uuid.UUID,
+        conversation_id: uuid.UUID,
+        *,
+        limit: int,
+        before: int | None = None,
+        after: int | None = None,
+    ) -> tuple[int, list[Message]]:
+        direction = "after" if after is not None else "newest" if before is None else "before"
+        unit = functools.partial(
+            history_unit,
+            statements=self._statements(),
+            tenant_id=tenant_id,
+            conversation_id=conversation_id,
+            limit=limit,
+            direction=direction,
+            seq=after if after is not None else before,
+        )
+        last_seq, rows = await self._run("select", unit)
         if direction != "after":
             rows.reverse()
-        open_metadata = self._codec.open_metadata
-        messages = [
-            m.message_from_columns(
-                tenant_id,
-                conversation_id,
-                (row[1], row[2], row[3], row[4], row[5], row[6], row[7], None, _utc(row[9]), row[10]),
-                open_metadata(tenant_id, row[8]),
-            )
-            for row in rows
-        ]
-        return last_seq, messages
+        return last_seq, [self._message(tenant_id, conversation_id, row) for row in rows]
 
-    @asynccontextmanager
-    async def _call(self, kind: str, conversation_id: uuid.UUID) -> AsyncIterator[Any]:
-        """A pooled connection in autocommit for one statement; its time goes to the query observers."""
+    def _statements(self) -> SqliteStatements:
+        return statements_for(self._engine.dialect)
+
+    async def _run(self, kind: str, unit: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``unit`` on a pooled connection's ``sqlite3`` connection; its time goes to the query observers."""
         try:
             async with self._engine.connect() as pooled:
                 if True:  # ASYNC
                     fairy = await pooled.get_raw_connection()
                 else:
                     fairy = pooled.connection
-                conn = fairy.driver_connection
-                assert conn is not None
-                await conn.set_autocommit(True)
+                driver: Any = fairy.driver_connection
                 started = time.perf_counter()
-                try:
-                    yield conn
-                except psycopg.OperationalError:
-                    # The connection is gone; SQLAlchemy did not see the error, so drop it from the pool here.
-                    await pooled.invalidate()
-                    raise
-                finally:
-                    if not conn.closed:
-                        await conn.set_autocommit(False)
+                result: T
+                if True:  # ASYNC
+                    # One hop to aiosqlite's thread for the whole unit, not one per statement.
+                    result = await driver._execute(lambda: unit(driver._conn))
+                else:
+                    result = unit(driver)
                 report_query(self._engine, kind, time.perf_counter() - started)
-        except psycopg.Error as error:
-            raise _translate(error, conversation_id, self._settings) from error
+                return result
+        except sqlite3.Error as error:
+            raise _translate_sqlite(error, self._settings) from error
 
 
-def _utc(value: datetime) -> datetime:
-    return value if value.tzinfo is UTC else value.astimezone(UTC)
-
-
-def _translate(error: psycopg.Error, conversation_id: uuid.UUID, settings: Settings) -> Exception:
+def _translate_sqlite(error: sqlite3.Error, settings: Settings) -> Exception:
     message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    if error.sqlstate == _NO_CONVERSATION:
-        return ConversationNotFound(conversation_id)
-    if error.sqlstate == _USAGE_REFUSED:
-        return UsageRefused(message)
-    if isinstance(error, psycopg.IntegrityError):
+    if isinstance(error, sqlite3.IntegrityError):
         return ConflictError(f"the write conflicts with existing data ({message}); nothing was written")
-    if isinstance(error, psycopg.DataError):
-        return InvalidInput(f"the database refused a value ({message}); nothing was written")
-    if isinstance(error, psycopg.OperationalError | psycopg.InterfaceError):
+    if isinstance(error, sqlite3.OperationalError):
         return database_unreachable(settings, message)
     return BackendUnavailable(f"database error at {settings.redacted_url()}: {message}")
