@@ -54,12 +54,21 @@ async def seqs(cache: AsyncCache, tenant: uuid.UUID, conv: uuid.UUID) -> list[in
     return None if window.messages is None else [m.seq for m in window.messages]
 
 
+async def start_window(cache: AsyncCache, tenant: uuid.UUID, conv: uuid.UUID) -> None:
+    """What a reader's miss on a conversation without messages does: read, find nothing, refill empty."""
+    miss = await cache.context.read(tenant, conv)
+    assert miss.version is not None
+    assert await cache.context.refill(tenant, conv, seen=miss.version, last=0, floor=0, messages=[])
+
+
 # -- recent context ---------------------------------------------------------------------------------------------
 
 
-async def test_first_append_creates_the_window_and_appends_extend_and_trim_it(acache: AsyncCache) -> None:
+async def test_a_refilled_window_is_extended_and_trimmed_by_appends(acache: AsyncCache) -> None:
     t, c = ids()
     assert (await acache.context.read(t, c)).messages is None
+    await start_window(acache, t, c)
+    assert await seqs(acache, t, c) == []
     first = msgs(t, c, 1, 3)
     await acache.messages_added(t, c, first)
     window = await acache.context.read(t, c)
@@ -75,6 +84,7 @@ async def test_first_append_creates_the_window_and_appends_extend_and_trim_it(ac
 
 async def test_an_append_that_does_not_continue_the_window_drops_it(acache: AsyncCache) -> None:
     t, c = ids()
+    await start_window(acache, t, c)
     await acache.messages_added(t, c, msgs(t, c, 1, 2))
     await acache.messages_added(t, c, msgs(t, c, 4, 4))  # seq 3's write-through was reordered or lost
     assert await seqs(acache, t, c) is None
@@ -82,9 +92,22 @@ async def test_an_append_that_does_not_continue_the_window_drops_it(acache: Asyn
     assert await seqs(acache, t, c) is None
 
 
-async def test_an_append_after_seq_1_never_creates_a_window(acache: AsyncCache) -> None:
+async def test_an_append_never_starts_a_window(acache: AsyncCache) -> None:
     t, c = ids()
     await acache.messages_added(t, c, msgs(t, c, 2, 3))
+    assert await seqs(acache, t, c) is None
+    t, c = ids()
+    await acache.messages_added(t, c, msgs(t, c, 1, 3))  # not even the conversation's first messages
+    assert await seqs(acache, t, c) is None
+
+
+async def test_a_late_first_append_after_a_flush_cannot_start_a_stale_window(acache: AsyncCache) -> None:
+    # Seqs 2 and 3 are written through, the tenant's cache is flushed (the high-water mark with it), then seq 1's
+    # write-through arrives late: a window [1] would hide two acknowledged messages.
+    t, c = ids()
+    await acache.messages_added(t, c, msgs(t, c, 2, 3))
+    await acache.flush(t)
+    await acache.messages_added(t, c, msgs(t, c, 1, 1))
     assert await seqs(acache, t, c) is None
 
 
@@ -123,6 +146,7 @@ async def test_reset_forgets_the_high_water_mark_of_a_replaced_conversation(acac
 
 async def test_a_list_lost_apart_from_its_meta_reads_as_a_miss(acache: AsyncCache, cache_kind: str) -> None:
     t, c = ids()
+    await start_window(acache, t, c)
     await acache.messages_added(t, c, msgs(t, c, 1, 3))
     _meta, lst = acache.keys.context(t, c)
     if cache_kind == "redis":
@@ -138,7 +162,9 @@ async def test_a_list_lost_apart_from_its_meta_reads_as_a_miss(acache: AsyncCach
 async def test_windows_are_per_tenant(acache: AsyncCache) -> None:
     t1, c = ids()
     t2 = uuid.uuid4()
+    await start_window(acache, t1, c)
     await acache.messages_added(t1, c, msgs(t1, c, 1, 2))
+    assert await seqs(acache, t1, c) == [1, 2]
     assert await seqs(acache, t2, c) is None
 
 
@@ -339,6 +365,7 @@ async def test_flushing_a_tenant_never_touches_another(acache: AsyncCache) -> No
     t1, c = ids()
     t2 = uuid.uuid4()
     for t in (t1, t2):
+        await start_window(acache, t, c)
         await acache.messages_added(t, c, msgs(t, c, 1, 2))
         await acache.presence.touch(t, "web", "u")
     await acache.flush(t1)
@@ -355,6 +382,8 @@ async def test_flushing_a_tenant_never_touches_another(acache: AsyncCache) -> No
 
 def test_sync_cache_window_and_events(cache: Cache) -> None:
     t, c = ids()
+    miss = cache.context.read(t, c)
+    assert cache.context.refill(t, c, seen=miss.version or "", last=0, floor=0, messages=[])
     with cache.events.subscribe(t) as events:
         cache.messages_added(t, c, msgs(t, c, 1, 3))
         event = events.get(timeout=EVENT_WAIT)

@@ -69,7 +69,7 @@ async def test_a_history_read_that_fits_never_touches_the_database(
     rstore: AsyncMnemoStore, rtenant: AsyncTenantStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     cid = await conversation(rtenant, 25)  # more than the 20 kept: the window's floor is a real message
-    cold = await rtenant.get_conversation_history(cid, limit=10)  # written through on append: already warm
+    cold = await rtenant.get_conversation_history(cid, limit=10)  # the first read fills the window
     spy = DbSpy(rstore, monkeypatch)
     for limit in (1, 10, 19, 20):
         page = await rtenant.get_conversation_history(cid, limit=limit)
@@ -98,9 +98,11 @@ async def test_the_default_history_page_fits_the_default_window(
     ) as store:
         t = store.tenant((await store.create_tenant(f"tenant-{uuid.uuid4().hex[:12]}")).id)
         cid = await conversation(t, default_limit + 10)
+        await t.get_conversation_history(cid)  # the first read fills the window (an append never starts one)
+        await t.add_message(cid, role="assistant", content="written through")
         spy = DbSpy(store, monkeypatch)
         page = await t.get_conversation_history(cid)
-        assert [m.seq for m in page.messages] == list(range(11, 61)) and page.before is not None
+        assert [m.seq for m in page.messages] == list(range(12, 62)) and page.before is not None
         assert spy.count == 0
 
 
@@ -298,6 +300,8 @@ def test_the_sync_store_reads_through_the_same_cache(rtenant_sync: Any) -> None:
     user = rtenant_sync.create_user()
     conv = rtenant_sync.create_conversation(user.id)
     rtenant_sync.add_messages(conv.id, [NewMessage(role="user", content=str(i)) for i in range(3)])
+    rtenant_sync.get_conversation_history(conv.id, limit=2)  # fills the window
+    hits = rtenant_sync.store.cache_health()["caches"]["recent_context"]["hits"]
     page = rtenant_sync.get_conversation_history(conv.id, limit=2)
     assert [m.content for m in page.messages] == ["1", "2"] and page.before is not None
-    assert rtenant_sync.store.cache_health()["caches"]["recent_context"]["hits"] >= 1
+    assert rtenant_sync.store.cache_health()["caches"]["recent_context"]["hits"] == hits + 1

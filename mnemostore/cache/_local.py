@@ -211,13 +211,10 @@ class LocalState:
                 and meta.get("last") == first - 1
                 and len(items) == meta.get("n")
             )
-            create = (meta is None or "hw" not in meta) and first == 1
-            status = extend or create
-            if status:
-                new_meta = {"v": token, **(meta or {})}
-                if create:
-                    new_meta["floor"] = 0
-                items = [*items, *entries] if extend else list(entries)
+            if extend:
+                assert meta is not None
+                new_meta = {"v": token, **meta}
+                items = [*items, *entries]
                 if len(items) > size:
                     new_meta["floor"] = _seq_of(items[len(items) - size - 1])
                     items = items[-size:]
@@ -230,7 +227,7 @@ class LocalState:
             self._put(meta_key, new_meta, ttl_ms)
         if channel:
             self.publish(channel, payload)
-        return status
+        return extend
 
     def ctx_refill(
         self,

@@ -11,12 +11,15 @@ Recent-context window: a list of encoded messages (oldest first) plus a meta has
 * ``n``: the length of the list, checked on every read, so a list evicted or expired apart from its meta (Redis
   evicts keys one by one under ``maxmemory``) reads as a miss, never as a shorter history.
 
-Appends run ``APPEND`` after their database commit: it extends the list only when the batch continues it
-(``first == last + 1``), otherwise it drops the list, because a concurrent appender's write-through was reordered
-or lost; it always raises ``hw``. A reader that misses takes ``v`` from its read (``READ`` mints one when the meta
-has none), reads the database (the conversation's ``last_seq`` first, then the messages) and calls ``REFILL``,
-which only writes when ``v`` is unchanged (no invalidation, and no loss of the meta to a flush, an eviction, an
-expiry or a restart, since the read) and the snapshot is not older than ``hw`` (no append the snapshot missed).
+Appends run ``APPEND`` after their database commit: it extends the list only when the batch continues it (``first
+== last + 1``), otherwise it drops the list, because a concurrent appender's write-through was reordered or lost;
+it always raises ``hw``. An append never starts a window, not even with a conversation's first message: its
+write-through may arrive after later appends' were written and their ``hw`` lost with a flushed, evicted or expired
+meta, and nothing would then say the list is behind. Only a refill starts a window. A reader that misses takes
+``v`` from its read (``READ`` mints one when the meta has none), reads the database (the conversation's
+``last_seq`` first, then the messages) and calls ``REFILL``, which only writes when ``v`` is unchanged (no
+invalidation, and no loss of the meta to a flush, an eviction, an expiry or a restart, since the read) and the
+snapshot is not older than ``hw`` (no append the snapshot missed).
 Together: a list marked valid never lacks a message whose write-through or invalidation reached Redis.
 """
 
@@ -67,16 +70,9 @@ local hw = tonumber(m[3]) or 0
 if last > hw then hw = last end
 local status = 0
 local extend = m[1] == '1' and tonumber(m[2]) == first - 1 and redis.call('LLEN', KEYS[2]) == tonumber(m[5])
--- The first messages of a conversation nobody has reported a seq of (no hw: not even a reset) start a window.
-local create = (not m[3]) and first == 1
-if extend or create then
-  if create then redis.call('DEL', KEYS[2]) end
+if extend then
   local len = redis.call('RPUSH', KEYS[2], unpack(ARGV, 8))
   local fields = {'ok', '1', 'last', last, 'hw', hw}
-  if create then
-    table.insert(fields, 'v'); table.insert(fields, m[4] or ARGV[5])
-    table.insert(fields, 'floor'); table.insert(fields, 0)
-  end
   if len > size then
     local cut = redis.call('LINDEX', KEYS[2], len - size - 1)
     redis.call('LTRIM', KEYS[2], len - size, -1)
