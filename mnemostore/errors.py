@@ -23,7 +23,8 @@ happened and what to do about it.
     │   ├── MemoryNotFound  KnowledgeChunkNotFound  CheckpointNotFound  ApiKeyNotFound
     ├── ConflictError                 a unique rule would be broken
     │   ├── TenantAlreadyExists
-    │   └── DuplicateIdentity
+    │   ├── DuplicateIdentity
+    │   └── IdempotencyConflict       an idempotency key sent again with a different message
     ├── QuotaExceeded                 a tenant's plan limit would be passed
     ├── SearchError                   a search or indexing request cannot be served as asked
     │   ├── EmbedderUnavailable       no embedder: the extra is not installed, or the embedding service fails
@@ -68,6 +69,7 @@ __all__ = [
     "EmbedderUnavailable",
     "EmbeddingDimensionMismatch",
     "EncryptionKeyError",
+    "IdempotencyConflict",
     "IndexingTimeout",
     "InvalidCursor",
     "InvalidInput",
@@ -237,6 +239,21 @@ class TenantAlreadyExists(ConflictError):
 
 class DuplicateIdentity(ConflictError):
     __module__ = "mnemostore"
+
+
+class IdempotencyConflict(ConflictError):
+    """An idempotency key already used for a different message; nothing was written."""
+
+    __module__ = "mnemostore"
+
+    def __init__(self, key: str, seq: int, fields: list[str]) -> None:
+        self.key = key
+        self.seq = seq
+        self.fields = fields
+        super().__init__(
+            f"idempotency key {key!r} was used for message {seq}, whose {', '.join(fields)} differ from this "
+            f"request's: a retry must send the same message; use a new key for a new message"
+        )
 
 
 class QuotaExceeded(MnemostoreError):

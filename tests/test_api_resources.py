@@ -152,9 +152,16 @@ def test_messages_append_batch_idempotency_and_history(api_tenant: ApiTenant):
     t = api_tenant
     _, conversation = make_conversation(t)
     url = f"/v1/conversations/{conversation['id']}/messages"
-    first = t.ok("POST", url, 201, json={"role": "user", "content": "one"}, headers={"Idempotency-Key": "e-1"})
-    retried = t.ok("POST", url, 201, json={"role": "user", "content": "one"}, headers={"Idempotency-Key": "e-1"})
-    assert retried["id"] == first["id"] and retried["seq"] == 1
+    answer = t.call("POST", url, json={"role": "user", "content": "one"}, headers={"Idempotency-Key": "e-1"})
+    assert answer.status_code == 201 and "idempotent-replayed" not in answer.headers
+    first = answer.json()
+    replay = t.call("POST", url, json={"role": "user", "content": "one"}, headers={"Idempotency-Key": "e-1"})
+    assert replay.status_code == 201 and replay.headers["idempotent-replayed"] == "true"
+    assert replay.json() == first and first["seq"] == 1
+    reused = t.call("POST", url, json={"role": "user", "content": "two"}, headers={"Idempotency-Key": "e-1"})
+    body = reused.json()
+    assert (reused.status_code, body["code"], body["error"]) == (409, "conflict", "IdempotencyConflict")
+    assert "content" in body["message"]
     mismatch = t.call(
         "POST", url, json={"role": "user", "content": "x", "idempotency_key": "a"}, headers={"Idempotency-Key": "b"}
     )
@@ -162,7 +169,14 @@ def test_messages_append_batch_idempotency_and_history(api_tenant: ApiTenant):
 
     batch = {"messages": [{"role": "assistant", "content": f"m{i}", "prompt_tokens": i} for i in range(2, 8)]}
     added = t.ok("POST", f"{url}/batch", 201, json=batch, headers={"Idempotency-Key": "b-1"})["items"]
-    again = t.ok("POST", f"{url}/batch", 201, json=batch, headers={"Idempotency-Key": "b-1"})["items"]
+    replayed = t.call("POST", f"{url}/batch", json=batch, headers={"Idempotency-Key": "b-1"})
+    assert replayed.status_code == 201 and replayed.headers["idempotent-replayed"] == "true"
+    again = replayed.json()["items"]
+    grown = {"messages": [*batch["messages"], {"role": "user", "content": "one more"}]}
+    refused = t.call(
+        "POST", f"{url}/batch", json={"messages": grown["messages"][1:]}, headers={"Idempotency-Key": "b-1"}
+    )
+    assert refused.status_code == 409  # message 0 of this batch is not the message b-1#0 was used for
     assert [m["seq"] for m in added] == list(range(2, 8)) and [m["id"] for m in again] == [m["id"] for m in added]
     assert added[0]["idempotency_key"] == "b-1#0"
 

@@ -121,6 +121,27 @@ async def test_a_miss_refills_and_the_next_read_hits(
     assert [m.seq for m in full.messages] == list(range(1, 31)) and full.before is None and spy.count == 2
 
 
+async def test_a_replay_repairs_the_window_its_first_attempt_never_wrote_through(
+    rstore: AsyncMnemoStore, rtenant: AsyncTenantStore
+) -> None:
+    """The first attempt committed and died before its write-through (here: a writer without the cache); the
+    client's retry with the same key finds the stored message, and from then on reads include it."""
+    cid = await conversation(rtenant, 3)
+    await rtenant.get_conversation_history(cid, limit=20)  # the window holds 1..3
+    died = AsyncMnemoStore(rstore.settings.database_url, cache_enabled=False)
+    try:
+        await died.tenant(rtenant.tenant_id).add_message(cid, role="user", content="four", idempotency_key="k4")
+    finally:
+        await died.close()
+    behind = await rtenant.get_conversation_history(cid, limit=20)
+    assert [m.seq for m in behind.messages] == [1, 2, 3]  # what such a crash leaves: the window is behind
+    replay = await rtenant.append_messages(cid, [NewMessage(role="user", content="four", idempotency_key="k4")])
+    assert replay.all_replayed and replay.messages[0].seq == 4
+    page = await rtenant.get_conversation_history(cid, limit=20)
+    assert [m.seq for m in page.messages] == [1, 2, 3, 4]
+    assert [m.seq for m in (await rtenant.get_conversation_history(cid, limit=20)).messages] == [1, 2, 3, 4]
+
+
 async def test_cached_pages_equal_database_pages(rstore: AsyncMnemoStore, rtenant: AsyncTenantStore) -> None:
     cid = await conversation(rtenant, 23)
     uncached = AsyncMnemoStore(rstore.settings.database_url, cache_enabled=False).tenant(rtenant.tenant_id)

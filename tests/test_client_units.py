@@ -74,6 +74,11 @@ def test_attributes_are_read_back_from_the_answer():
         and missing.key == str(key)
         and str(missing) == f"message {key} not found"
     )
+    reused = _answer(
+        409, "conflict", "IdempotencyConflict", str(errors.IdempotencyConflict("k#0", 4, ["role", "metadata"]))
+    )
+    assert isinstance(reused, errors.IdempotencyConflict)
+    assert (reused.key, reused.seq, reused.fields) == ("k#0", 4, ["role", "metadata"])
     fields = [{"loc": ["body", "x"], "field": "body.x", "message": "bad", "type": "missing"}]
     invalid = error_from_answer(
         422, {}, {"code": "validation_error", "message": "m", "request_id": "r", "fields": fields}

@@ -35,13 +35,13 @@ def test_a_batch_mixing_a_retried_key_and_new_messages_writes_only_the_new(
     again = tenant.add_messages(
         cid,
         [
-            NewMessage(role="user", content="hello, retried", idempotency_key="k1"),
+            NewMessage(role="user", content="hello", idempotency_key="k1", metadata={"n": 1}),
             NewMessage(role="assistant", content="hi", prompt_tokens=3, completion_tokens=4, idempotency_key="k2"),
             NewMessage(role="user", content="no key"),
         ],
     )
 
-    assert again[0] == first  # the stored original, not the retry's text
+    assert again[0] == first  # the stored original, not a copy
     assert [(m.seq, m.content, m.idempotency_key) for m in again[1:]] == [(2, "hi", "k2"), (3, "no key", None)]
     assert [m.content for m in tenant.get_conversation_history(cid).messages] == ["hello", "hi", "no key"]
     conversation = tenant.get_conversation(cid)

@@ -26,6 +26,7 @@ from mnemostore import (
     ConversationStatus,
     DuplicateIdentity,
     HistoryPage,
+    IdempotencyConflict,
     InvalidCursor,
     InvalidInput,
     InvalidMetadata,
@@ -876,23 +877,25 @@ def test_idempotency_key_replays_return_the_original(store, tenant):
     t = tenant
     conv = _conversation(t)
     original = t.add_message(conv.id, role="user", content="héllo", prompt_tokens=3, idempotency_key="k1")
-    replay = t.add_message(conv.id, role="user", content="different", prompt_tokens=99, idempotency_key="k1")
-    assert replay == original
-    assert (replay.id, replay.seq, replay.content, replay.idempotency_key) == (original.id, 1, "héllo", "k1")
+    replay = t.append_messages(
+        conv.id, [NewMessage(role="user", content="héllo", prompt_tokens=3, idempotency_key="k1")]
+    )
+    assert replay.messages == [original] and replay.replayed == [True] and replay.all_replayed
+    assert (original.seq, original.content, original.idempotency_key) == (1, "héllo", "k1")
     current = t.get_conversation_or_raise(conv.id)
     assert (current.message_count, current.last_seq, current.total_tokens, current.content_bytes) == (1, 1, 3, 6)
     assert store.get_tenant_usage(t.tenant_id) == _usage(t, 1, 1, 1, 3, 6)
 
-    mixed = t.add_messages(
+    mixed = t.append_messages(
         conv.id,
         [
-            NewMessage(role="user", content="again", idempotency_key="k1"),
+            NewMessage(role="user", content="héllo", prompt_tokens=3, idempotency_key="k1"),
             NewMessage(role="assistant", content="new", completion_tokens=2, idempotency_key="k2"),
             NewMessage(role="user", content="plain"),
         ],
     )
-    assert mixed[0] == original
-    assert [(m.seq, m.content) for m in mixed[1:]] == [(2, "new"), (3, "plain")]
+    assert mixed.messages[0] == original and mixed.replayed == [True, False, False] and (not mixed.all_replayed)
+    assert [(m.seq, m.content) for m in mixed.messages[1:]] == [(2, "new"), (3, "plain")]
     assert [m.seq for m in _all_history(t, conv.id)] == [1, 2, 3]
     current = t.get_conversation_or_raise(conv.id)
     assert (current.message_count, current.last_seq, current.total_tokens, current.content_bytes) == (3, 3, 5, 14)
@@ -905,6 +908,41 @@ def test_idempotency_key_replays_return_the_original(store, tenant):
     elsewhere = t.add_message(other.id, role="user", content="héllo", idempotency_key="k1")
     assert elsewhere.id != original.id
     assert elsewhere.seq == 1
+
+
+def test_an_idempotency_key_reused_for_another_message_is_refused_and_nothing_is_written(store, tenant):
+    t = tenant
+    conv = _conversation(t)
+    original = t.add_message(
+        conv.id, role="user", content="héllo", prompt_tokens=3, metadata={"n": [1, 2]}, idempotency_key="k1"
+    )
+    for changed, fields in [
+        ({"content": "different"}, ["content"]),
+        ({"prompt_tokens": 99, "role": "assistant"}, ["role", "prompt_tokens"]),
+        ({"metadata": {"n": [2, 1]}}, ["metadata"]),
+        ({"model": "gpt"}, ["model"]),
+    ]:
+        sent = {"role": "user", "content": "héllo", "prompt_tokens": 3, "metadata": {"n": [1, 2]}, **changed}
+        with pytest.raises(IdempotencyConflict) as refused:
+            t.add_message(conv.id, idempotency_key="k1", **sent)
+        assert (refused.value.key, refused.value.seq, refused.value.fields) == ("k1", 1, fields)
+        assert "use a new key for a new message" in str(refused.value)
+    # One reused key in a batch refuses the whole batch: the fresh message is not written either.
+    with pytest.raises(IdempotencyConflict):
+        t.add_messages(
+            conv.id,
+            [
+                NewMessage(role="user", content="fresh", idempotency_key="k2"),
+                NewMessage(role="user", content="other", idempotency_key="k1"),
+            ],
+        )
+    assert [m.id for m in _all_history(t, conv.id)] == [original.id]
+    assert store.get_tenant_usage(t.tenant_id) == _usage(t, 1, 1, 1, 3, 6)
+    # A tuple and a list are the same JSON: the same message.
+    again = t.add_message(
+        conv.id, role="user", content="héllo", prompt_tokens=3, metadata={"n": (1, 2)}, idempotency_key="k1"
+    )
+    assert again == original
 
 
 def test_duplicate_idempotency_keys_in_one_batch_are_refused(tenant):

@@ -11,6 +11,7 @@ and the attributes a class has in the library (``RateLimited.retry_after``, ``Qu
 
 from __future__ import annotations
 
+import ast
 import math
 import re
 from collections.abc import Mapping
@@ -24,6 +25,7 @@ from mnemostore.errors import (
     ContentTooLarge,
     EmbedderNotConfigured,
     EmbedderUnavailable,
+    IdempotencyConflict,
     InvalidInput,
     MnemostoreError,
     NotFoundError,
@@ -60,6 +62,10 @@ CLASSES: Final[dict[tuple[int, str], type[MnemostoreError]]] = {
 """(status, code) of an error answer -> the class the service's table maps to it."""
 
 _RATE = re.compile(r"rate limit of (?P<scope>.+?) reached \((?P<limit>\d+) per (?P<window>[0-9.e+-]+) s\)")
+_IDEMPOTENCY = re.compile(
+    r"idempotency key (?P<key>'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\") was used for message (?P<seq>\d+), "
+    r"whose (?P<fields>[a-z_, ]+?) differ"
+)
 _QUOTA = re.compile(r"tenant (?P<tenant>\S+) has reached its (?P<quota>\S+) quota \((?P<limit>\d+)\)")
 
 
@@ -123,6 +129,11 @@ def _restore_attributes(error: MnemostoreError, message: str, headers: Mapping[s
         kind = f"{error.kind} "
         end = message.find(" not found")
         error.key = message[len(kind) : end] if message.startswith(kind) and end > 0 else None
+    elif isinstance(error, IdempotencyConflict):
+        match = _IDEMPOTENCY.search(message)
+        error.key = str(ast.literal_eval(match["key"])) if match else "unknown"
+        error.seq = int(match["seq"]) if match else 0
+        error.fields = match["fields"].split(", ") if match else []
     elif isinstance(error, SchemaOutOfDate):
         error.current = None
         error.head = "unknown"

@@ -5,6 +5,7 @@ from mnemostore.domain._ids import new_id
 from mnemostore.domain._models import (
     AgentMetric,
     ApiKey,
+    AppendResult,
     ChannelConfig,
     Checkpoint,
     Conversation,
@@ -33,6 +34,7 @@ from mnemostore.domain._models import (
 __all__ = [
     "AgentMetric",
     "ApiKey",
+    "AppendResult",
     "ChannelConfig",
     "Checkpoint",
     "Conversation",

@@ -14,6 +14,7 @@ from typing import Any, Generic, TypeVar
 
 __all__ = [
     "AgentMetric",
+    "AppendResult",
     "ApiKey",
     "ChannelConfig",
     "Checkpoint",
@@ -203,6 +204,20 @@ class Message:
     @property
     def total_tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass(slots=True, kw_only=True)
+class AppendResult:
+    """The messages of an append, in the order given, and which of them are replays: stored by an earlier call
+    with the same idempotency key (and the same body), returned as stored and not written again."""
+
+    messages: list[Message]
+    replayed: list[bool]
+
+    @property
+    def all_replayed(self) -> bool:
+        """True when nothing was written: every message came back from an earlier call."""
+        return bool(self.replayed) and all(self.replayed)
 
 
 @dataclass(slots=True, kw_only=True)

@@ -11,6 +11,7 @@ from typing import Any
 
 from mnemostore.cache import EventType
 from mnemostore.domain import (
+    AppendResult,
     Conversation,
     ConversationStats,
     ConversationStatus,
@@ -21,12 +22,19 @@ from mnemostore.domain import (
     Role,
     new_id,
 )
-from mnemostore.errors import ConflictError, ConversationNotFound, InvalidInput, MessageNotFound, UserNotFound
+from mnemostore.errors import (
+    ConflictError,
+    ConversationNotFound,
+    IdempotencyConflict,
+    InvalidInput,
+    MessageNotFound,
+    UserNotFound,
+)
 from mnemostore.search import ItemKind
 from mnemostore.service import _validation as v
 from mnemostore.service._export import to_export
 from mnemostore.service._history import page_from_window, window_from_rows
-from mnemostore.service._inputs import UNSET, Unset, as_id, message_rows, utc_now
+from mnemostore.service._inputs import UNSET, Unset, as_id, message_differences, message_rows, utc_now
 from mnemostore.service._paging import (
     conversation_cursor,
     decode_conversation_cursor,
@@ -262,7 +270,26 @@ class Conversations(TenantScope):
     ) -> list[Message]:
         """Append several messages in order, in one transaction (all or none).
 
-        Messages whose idempotency key was already used come back as the stored originals.
+        Messages whose idempotency key was already used, for the same message, come back as the stored originals
+        (``append_messages`` also says which).
+
+        Raises:
+            ConversationNotFound, InvalidInput (and subclasses), QuotaExceeded; IdempotencyConflict: a key was
+            used for a different message (nothing of the call is written).
+        """
+        return self.append_messages(conversation_id, new_messages).messages
+
+    def append_messages(
+        self, conversation_id: uuid.UUID | str, new_messages: Sequence[NewMessage | Mapping[str, Any]]
+    ) -> AppendResult:
+        """``add_messages``, saying which messages are replays.
+
+        A message whose idempotency key the conversation already holds is a replay when it is the same message
+        (role, content, model, token counts, metadata): it comes back as stored and is not written again. The same
+        key with a different message is a client error (``IdempotencyConflict``), found before anything of the
+        call is committed. A replay also drops the conversation's cached recent-context window: the first attempt
+        may have committed and died before writing the message through, and the retry is the one sign of that, so
+        the next history read comes from the database and includes it.
         """
         cid = as_id(conversation_id, "conversation_id")
         prepared = message_rows(
@@ -273,28 +300,65 @@ class Conversations(TenantScope):
             max_metadata_bytes=self._settings.max_metadata_bytes,
         )
         if not prepared:
-            return []
+            return AppendResult(messages=[], replayed=[])
         keys = [row["idempotency_key"] for row in prepared if row["idempotency_key"] is not None]
         if len(set(keys)) != len(keys):
             raise InvalidInput("two messages in one call share an idempotency_key: give each its own")
         sizes = {row["id"]: row.pop("_bytes") for row in prepared}
-        try:
-            existing, fresh = self._append_in_one_call(cid, prepared, sizes)
-        except UsageRefused:
-            # Which quota, or no tenant at all: the append statement by statement finds out and says so.
-            existing, fresh = self._append_in_transaction(cid, prepared, keys, sizes)
+        existing: dict[str, Message] = {}
+        fresh = prepared
+        # Each pass either writes every remaining message or finds more of their keys already used (a concurrent
+        # retry may have written one since): at most one pass per key, and one more to write.
+        for _ in range(len(keys) + 1):
+            held = self._append_rows(cid, fresh, sizes)
+            if not held:
+                break
+            existing.update(self._replayed(cid, prepared, held))
+            fresh = [row for row in prepared if row["idempotency_key"] not in existing]
+            if not fresh:
+                break
+        else:
+            raise ConflictError(
+                "the idempotency keys of this append kept being used and deleted by concurrent calls: retry it"
+            )
         # Committed: write the new messages through to the recent-context window (and publish them).
         added = [to_message(row) for row in fresh]
         self._cache.messages_added(self.tenant_id, cid, added)
+        if existing:
+            self._cache.context.invalidate(self.tenant_id, [cid])
         by_id = {m.id: m for m in added}
-        return [
-            existing[row["idempotency_key"]] if row["idempotency_key"] in existing else by_id[row["id"]]
-            for row in prepared
-        ]
+        return AppendResult(
+            messages=[
+                existing[row["idempotency_key"]] if row["idempotency_key"] in existing else by_id[row["id"]]
+                for row in prepared
+            ],
+            replayed=[row["idempotency_key"] in existing for row in prepared],
+        )
+
+    def _replayed(self, cid: uuid.UUID, prepared: list[dict[str, Any]], held: frozenset[str]) -> dict[str, Message]:
+        """The stored messages of the ``held`` keys, each checked to be the message the request sends again."""
+        with self._tx() as uow:
+            stored = uow.messages.find_by_idempotency_keys(cid, sorted(held))
+        for row in prepared:
+            original = stored.get(row["idempotency_key"])
+            if original is not None:
+                differences = message_differences(row, original)
+                if differences:
+                    raise IdempotencyConflict(row["idempotency_key"], original.seq, differences)
+        return stored
+
+    def _append_rows(self, cid: uuid.UUID, rows: list[dict[str, Any]], sizes: dict[uuid.UUID, int]) -> frozenset[str]:
+        """Write ``rows`` all or nothing (they get their ``seq`` and ``created_at``), or, when the conversation
+        holds any of their idempotency keys, write nothing and return those keys."""
+        try:
+            return self._append_in_one_call(cid, rows, sizes)
+        except UsageRefused:
+            # Which quota, or no tenant at all: the append statement by statement finds out and says so.
+            return self._append_in_transaction(cid, rows, sizes)
 
     def _append_in_one_call(
-        self, cid: uuid.UUID, prepared: list[dict[str, Any]], sizes: dict[uuid.UUID, int]
-    ) -> tuple[dict[str, Message], list[dict[str, Any]]]:
+        self, cid: uuid.UUID, rows: list[dict[str, Any]], sizes: dict[uuid.UUID, int]
+    ) -> frozenset[str]:
         """The append in one call on the driver (on PostgreSQL one round trip: migration 0007's routine)."""
         hot_path = self._runtime.hot_path()
         now = utc_now()
@@ -302,55 +366,50 @@ class Conversations(TenantScope):
         outcome = hot_path.append(
             self.tenant_id,
             cid,
-            prepared,
-            sizes=[sizes[row["id"]] for row in prepared],
+            rows,
+            sizes=[sizes[row["id"]] for row in rows],
             now=now,
-            job_ids=[new_id() for _ in prepared] if indexing else None,
+            job_ids=[new_id() for _ in rows] if indexing else None,
         )
-        fresh = [row for row in prepared if row["idempotency_key"] not in outcome.existing]
-        if fresh:
-            assert outcome.last_seq is not None
-            for seq, row in enumerate(fresh, start=outcome.last_seq - len(fresh) + 1):
-                row["seq"] = seq
-                row["created_at"] = now
-            if indexing:
-                self._runtime.queued_for_indexing()
-                self._runtime.after_commit()
-        existing: dict[str, Message] = {}
         if outcome.existing:
-            with self._tx() as uow:
-                existing = uow.messages.find_by_idempotency_keys(cid, sorted(outcome.existing))
-        return (existing, fresh)
+            return outcome.existing
+        assert outcome.last_seq is not None
+        for seq, row in enumerate(rows, start=outcome.last_seq - len(rows) + 1):
+            row["seq"] = seq
+            row["created_at"] = now
+        if indexing:
+            self._runtime.queued_for_indexing()
+            self._runtime.after_commit()
+        return frozenset()
 
     def _append_in_transaction(
-        self, cid: uuid.UUID, prepared: list[dict[str, Any]], keys: list[str], sizes: dict[uuid.UUID, int]
-    ) -> tuple[dict[str, Message], list[dict[str, Any]]]:
+        self, cid: uuid.UUID, rows: list[dict[str, Any]], sizes: dict[uuid.UUID, int]
+    ) -> frozenset[str]:
         """The append's statements one by one, in one write transaction: what a refused charge needs to say which
         quota refused it (or that the tenant is gone)."""
-        existing: dict[str, Message] = {}
+        keys = [row["idempotency_key"] for row in rows if row["idempotency_key"] is not None]
         with self._tx(write=True) as uow:
-            fresh = prepared
             if keys:
                 # Lock the conversation before looking for the keys: a concurrent retry of the same append
                 # waits here, then finds ours, so a key is never written twice.
                 if not uow.conversations.lock(cid):
                     raise ConversationNotFound(cid)
-                existing = uow.messages.find_by_idempotency_keys(cid, keys)
-                fresh = [row for row in prepared if row["idempotency_key"] not in existing]
-            if fresh:
-                now = utc_now()
-                tokens = sum(row["prompt_tokens"] + row["completion_tokens"] for row in fresh)
-                size = sum(sizes[row["id"]] for row in fresh)
-                last = uow.conversations.reserve(cid, count=len(fresh), tokens=tokens, content_bytes=size, now=now)
-                if last is None:
-                    raise ConversationNotFound(cid)
-                for seq, row in enumerate(fresh, start=last - len(fresh) + 1):
-                    row["seq"] = seq
-                    row["created_at"] = now
-                self._charge(uow, messages=len(fresh), tokens=tokens, storage_bytes=size)
-                uow.messages.insert_many(fresh)
-                self._enqueue(uow, ItemKind.MESSAGE, [row["id"] for row in fresh], now)
-        return (existing, fresh)
+                held = uow.messages.find_by_idempotency_keys(cid, keys)
+                if held:
+                    return frozenset(held)
+            now = utc_now()
+            tokens = sum(row["prompt_tokens"] + row["completion_tokens"] for row in rows)
+            size = sum(sizes[row["id"]] for row in rows)
+            last = uow.conversations.reserve(cid, count=len(rows), tokens=tokens, content_bytes=size, now=now)
+            if last is None:
+                raise ConversationNotFound(cid)
+            for seq, row in enumerate(rows, start=last - len(rows) + 1):
+                row["seq"] = seq
+                row["created_at"] = now
+            self._charge(uow, messages=len(rows), tokens=tokens, storage_bytes=size)
+            uow.messages.insert_many(rows)
+            self._enqueue(uow, ItemKind.MESSAGE, [row["id"] for row in rows], now)
+        return frozenset()
 
     def get_conversation_history(
         self, conversation_id: uuid.UUID | str, *, limit: int = 50, before: str | None = None, after: str | None = None

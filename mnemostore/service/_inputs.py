@@ -4,12 +4,14 @@ write time, messages and knowledge chunks to insert, API key tokens (pure: both 
 from __future__ import annotations
 
 import hashlib
+import json
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final
 
 from mnemostore.domain import (
+    Message,
     NewMessage,
     Role,
     new_id,
@@ -17,7 +19,16 @@ from mnemostore.domain import (
 from mnemostore.errors import InvalidInput
 from mnemostore.service import _validation as v
 
-__all__ = ["UNSET", "Unset", "as_id", "knowledge_rows", "message_rows", "parse_api_key", "utc_now"]
+__all__ = [
+    "UNSET",
+    "Unset",
+    "as_id",
+    "knowledge_rows",
+    "message_differences",
+    "message_rows",
+    "parse_api_key",
+    "utc_now",
+]
 
 
 class Unset:
@@ -99,6 +110,28 @@ def message_rows(
             }
         )
     return rows
+
+
+def message_differences(row: Mapping[str, Any], stored: Message) -> list[str]:
+    """The fields in which a message to append (a row of ``message_rows``) differs from a stored one: empty when
+    it is the same message, sent again. Metadata is compared as JSON (``(1, 2)`` and ``[1, 2]`` are one value)."""
+    sent = {
+        "role": row["role"],
+        "content": row["content"],
+        "model": row["model"],
+        "prompt_tokens": row["prompt_tokens"],
+        "completion_tokens": row["completion_tokens"],
+        "metadata": json.loads(json.dumps(row["metadata"] or {})),
+    }
+    kept = {
+        "role": stored.role.value,
+        "content": stored.content,
+        "model": stored.model,
+        "prompt_tokens": stored.prompt_tokens,
+        "completion_tokens": stored.completion_tokens,
+        "metadata": stored.metadata or {},
+    }
+    return [name for name, value in sent.items() if kept[name] != value]
 
 
 def knowledge_rows(

@@ -13,7 +13,8 @@ class UsageRefused(Exception):
 
 @dataclass(frozen=True, slots=True)
 class AppendOutcome:
-    """What an append wrote: the number of its last fresh message, and the keys the conversation already held."""
+    """What an append did: either it wrote every message (``last_seq``: the number of the last one) or, when the
+    conversation already held some of their idempotency keys, nothing (``existing``: those keys)."""
 
     last_seq: int | None
     existing: frozenset[str]

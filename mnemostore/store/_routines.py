@@ -58,9 +58,11 @@ class HotPath:
         now: datetime,
         job_ids: Sequence[uuid.UUID] | None,
     ) -> AppendOutcome:
-        """Append ``rows`` (from ``message_rows``) in one transaction: keys the conversation already holds are
-        skipped, the fresh messages take the next sequence numbers in order, the conversation's counters and the
-        tenant's usage move, and the outbox gets ``job_ids`` (one per row; None: nothing to index).
+        """Append ``rows`` (from ``message_rows``) in one transaction, all or nothing: they take the next sequence
+        numbers in order, the conversation's counters and the tenant's usage move, and the outbox gets ``job_ids``
+        (one per row; None: nothing to index). When the conversation already holds any of their idempotency keys,
+        nothing is written and the outcome names those keys, so the caller can tell a replay from a key reused for
+        another message before anything is committed.
 
         Raises:
             ConversationNotFound; UsageRefused (nothing was written).

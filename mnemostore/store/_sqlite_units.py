@@ -145,7 +145,8 @@ def append_unit(
     job_ids: Sequence[uuid.UUID] | None,
 ) -> AppendOutcome:
     """The append as one write transaction (BEGIN IMMEDIATE: the database lock is ours from the start, so keys
-    looked up are still absent when written, as the conversation's row lock gives on PostgreSQL)."""
+    looked up are still absent when written, as the conversation's row lock gives on PostgreSQL). When the
+    conversation holds any of the idempotency keys, nothing is written and those keys come back."""
     s = statements
     keys = [row["idempotency_key"] for row in rows if row["idempotency_key"] is not None]
     conn.execute("BEGIN IMMEDIATE")
@@ -157,10 +158,9 @@ def append_unit(
         if keys:
             found = conn.execute(s.existing.sql, s.existing.params({**scope, "b_keys": json.dumps(keys)}))
             existing = frozenset(row[0] for row in found)
-            fresh = [item for item in fresh if item[0]["idempotency_key"] not in existing]
         last: int | None = None
         parent = {"tenant_id": tenant_id, "conversation_id": conversation_id}
-        if fresh:
+        if not existing:
             count = len(fresh)
             tokens = sum(row["prompt_tokens"] + row["completion_tokens"] for row, _, _ in fresh)
             size = sum(bytes_ for _, bytes_, _ in fresh)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
-from mnemostore.domain import HistoryPage, Message, NewMessage
+from mnemostore.domain import AppendResult, HistoryPage, Message, NewMessage
 from mnemostore.errors import InvalidInput, MessageNotFound
 
 from ..deps import TenantDep
@@ -17,6 +17,8 @@ from ._common import MAX_LIMIT, IdempotencyKey, no_content
 __all__ = ["router"]
 
 router = APIRouter(tags=["messages"])
+
+REPLAYED_HEADER = "Idempotent-Replayed"  # the name Stripe's API and others use for an answer that is a replay
 
 
 def _new(body: MessageCreate, key: str | None) -> NewMessage:
@@ -35,17 +37,23 @@ def _new(body: MessageCreate, key: str | None) -> NewMessage:
     "/v1/conversations/{conversation_id}/messages", status_code=status.HTTP_201_CREATED, response_model=MessageOut
 )
 async def append_message(
-    conversation_id: uuid.UUID, body: MessageCreate, t: TenantDep, idempotency_key: IdempotencyKey = None
+    conversation_id: uuid.UUID,
+    body: MessageCreate,
+    t: TenantDep,
+    response: Response,
+    idempotency_key: IdempotencyKey = None,
 ) -> Message:
     """Append a message; the conversation's counters move in the same transaction.
 
-    With an ``Idempotency-Key`` header (or ``idempotency_key`` in the body), a retry returns the first message
-    instead of appending a copy.
+    With an ``Idempotency-Key`` header (or ``idempotency_key`` in the body), a retry of the same message answers
+    as the first attempt did, with ``Idempotent-Replayed: true``, instead of appending a copy; the same key with a
+    different message is refused with 409 (``IdempotencyConflict``).
     """
     if idempotency_key is not None and body.idempotency_key not in (None, idempotency_key):
         raise InvalidInput("the Idempotency-Key header and the body's idempotency_key differ: send one of them")
-    (message,) = await t.add_messages(conversation_id, [_new(body, idempotency_key or body.idempotency_key)])
-    return message
+    result = await t.append_messages(conversation_id, [_new(body, idempotency_key or body.idempotency_key)])
+    _mark_replay(response, result)
+    return result.messages[0]
 
 
 @router.post(
@@ -54,12 +62,17 @@ async def append_message(
     response_model=Items[MessageOut],
 )
 async def append_messages(
-    conversation_id: uuid.UUID, body: MessageBatch, t: TenantDep, idempotency_key: IdempotencyKey = None
+    conversation_id: uuid.UUID,
+    body: MessageBatch,
+    t: TenantDep,
+    response: Response,
+    idempotency_key: IdempotencyKey = None,
 ) -> dict[str, object]:
     """Append several messages in order, in one transaction (all or none).
 
     With an ``Idempotency-Key`` header K, message i gets the key ``K#i`` (and may not carry its own), so a retry
-    of the whole batch returns the first attempt's messages.
+    of the whole batch answers with the first attempt's messages and ``Idempotent-Replayed: true``; a batch that
+    reuses a key for a different message is refused with 409 and writes nothing.
     """
     if idempotency_key is not None and any(m.idempotency_key is not None for m in body.messages):
         raise InvalidInput("with an Idempotency-Key header the messages may not carry their own idempotency_key")
@@ -67,7 +80,15 @@ async def append_messages(
         _new(m, f"{idempotency_key}#{i}" if idempotency_key is not None else m.idempotency_key)
         for i, m in enumerate(body.messages)
     ]
-    return {"items": await t.add_messages(conversation_id, new)}
+    result = await t.append_messages(conversation_id, new)
+    _mark_replay(response, result)
+    return {"items": result.messages}
+
+
+def _mark_replay(response: Response, result: AppendResult) -> None:
+    """``Idempotent-Replayed: true`` when the answer repeats an earlier one and nothing was written."""
+    if result.all_replayed:
+        response.headers[REPLAYED_HEADER] = "true"
 
 
 @router.get("/v1/conversations/{conversation_id}/messages", response_model=HistoryOut)

@@ -30,16 +30,16 @@ _TENANT_BINDING = "PERFORM set_config('mnemostore.tenant_id', p_tenant::text, tr
 
 # p_rows: one JSON object per message, in order: id, role, content, model, prompt_tokens, completion_tokens,
 # metadata, idempotency_key, bytes (the content's size for the counters) and job_id (the outbox job, when
-# p_index). Messages whose idempotency key the conversation already holds are not written; their keys come back in
-# ``existing`` and ``last_seq`` is the number of the last message written (the fresh ones take the numbers just
-# below it, in order), or NULL when nothing was written.
+# p_index). When the conversation already holds any of the idempotency keys, nothing is written: those keys come
+# back in ``existing`` (the caller compares the stored messages with the request: a replay, or a key reused for
+# another message) and ``last_seq`` is NULL. Otherwise every message is written and ``last_seq`` is the number of
+# the last one (the others take the numbers just below it, in order).
 APPEND = f"""
 CREATE OR REPLACE FUNCTION mnemostore_append_messages(
     p_tenant uuid, p_conversation uuid, p_now timestamptz, p_rows jsonb, p_index boolean,
     OUT last_seq bigint, OUT existing text[]
 ) LANGUAGE plpgsql AS $$
 DECLARE
-    v_fresh jsonb := p_rows;
     v_count bigint;
     v_tokens bigint;
     v_bytes bigint;
@@ -57,15 +57,13 @@ BEGIN
          WHERE m.tenant_id = p_tenant AND m.conversation_id = p_conversation
            AND m.idempotency_key IN (SELECT r->>'idempotency_key' FROM jsonb_array_elements(p_rows) r);
         IF existing IS NOT NULL THEN
-            SELECT coalesce(jsonb_agg(r ORDER BY o), '[]'::jsonb) INTO v_fresh
-              FROM jsonb_array_elements(p_rows) WITH ORDINALITY AS e(r, o)
-             WHERE r->>'idempotency_key' IS NULL OR NOT (r->>'idempotency_key' = ANY (existing));
+            RETURN;
         END IF;
     END IF;
     SELECT count(*), coalesce(sum((r->>'prompt_tokens')::bigint + (r->>'completion_tokens')::bigint), 0),
            coalesce(sum((r->>'bytes')::bigint), 0)
       INTO v_count, v_tokens, v_bytes
-      FROM jsonb_array_elements(v_fresh) r;
+      FROM jsonb_array_elements(p_rows) r;
     IF v_count = 0 THEN
         RETURN;
     END IF;
@@ -80,11 +78,10 @@ BEGIN
     END IF;
     UPDATE tenant_usage u
        SET messages = u.messages + v_count, tokens = u.tokens + v_tokens, storage_bytes = u.storage_bytes + v_bytes
-     WHERE u.tenant_id = p_tenant
-       AND u.messages + v_count <= coalesce((SELECT t.max_messages FROM tenants t WHERE t.id = p_tenant),
-                                            u.messages + v_count)
-       AND u.storage_bytes + v_bytes <= coalesce((SELECT t.max_storage_bytes FROM tenants t WHERE t.id = p_tenant),
-                                                 u.storage_bytes + v_bytes);
+      FROM tenants t
+     WHERE u.tenant_id = p_tenant AND t.id = p_tenant
+       AND u.messages + v_count <= coalesce(t.max_messages, u.messages + v_count)
+       AND u.storage_bytes + v_bytes <= coalesce(t.max_storage_bytes, u.storage_bytes + v_bytes);
     IF NOT FOUND THEN
         RAISE EXCEPTION 'the tenant''s usage refused % messages', v_count USING ERRCODE = 'MN429';
     END IF;
@@ -93,12 +90,12 @@ BEGIN
     SELECT p_tenant, (r->>'id')::uuid, p_conversation, last_seq - v_count + o, r->>'role', r->>'content',
            r->>'model', (r->>'prompt_tokens')::int, (r->>'completion_tokens')::int, r->'metadata', p_now,
            r->>'idempotency_key'
-      FROM jsonb_array_elements(v_fresh) WITH ORDINALITY AS e(r, o);
+      FROM jsonb_array_elements(p_rows) WITH ORDINALITY AS e(r, o);
     IF p_index THEN
         INSERT INTO index_jobs (tenant_id, id, item_kind, item_id, state, attempts, next_attempt_at, created_at,
                                 updated_at)
         SELECT p_tenant, (r->>'job_id')::uuid, 'message', (r->>'id')::uuid, 'pending', 0, p_now, p_now, p_now
-          FROM jsonb_array_elements(v_fresh) r;
+          FROM jsonb_array_elements(p_rows) r;
     END IF;
 END $$
 """
