@@ -1,8 +1,9 @@
 """Encryption of sensitive fields at rest: the one codec every sealed value and row goes through.
 
 The repositories call ``FieldCodec.seal`` on the values they write and ``FieldCodec.open`` on the rows they map,
-so encryption happens at the store boundary and nowhere else: services, the cache and callers only ever see
-plaintext, the database only ever sees ciphertext. Written once, used by both twins of the repositories.
+so encryption happens at the store boundary: services and callers only ever see plaintext, the database only ever
+sees ciphertext (and so does Redis, see "Outside the database"). Written once, used by both twins of the
+repositories.
 
 Which fields are sealed, and how:
 
