@@ -14,7 +14,7 @@ from mnemostore.cache._cache_async import AsyncCache, AsyncEventSubscription, bu
 from mnemostore.cache._clock import SYSTEM_CLOCK, Clock
 from mnemostore.cache._codec import API_KEY, CHANNEL_CONFIG, TENANT, USER, Codec, message_json
 from mnemostore.cache._keys import Keys
-from mnemostore.cache._types import BreakerState, ChannelSession, EventType, RateLimitDecision, StoreEvent
+from mnemostore.cache._types import BreakerState, ChannelSession, EventType, RateLimitDecision, Sealer, StoreEvent
 
 __all__ = [
     "API_KEY",
@@ -33,6 +33,7 @@ __all__ = [
     "EventType",
     "Keys",
     "RateLimitDecision",
+    "Sealer",
     "StoreEvent",
     "build_cache",
     "build_sync_cache",

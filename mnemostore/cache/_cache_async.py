@@ -30,6 +30,15 @@ an invalidation writes a unique tombstone, and a fill is a compare-and-set again
 reader that read the database before a write can never store over that write's invalidation; dirty keys are
 tombstoned on recovery. Without Redis (the embedded default), all of this holds within the one process that
 owns the database; several processes on one database need ``MNEMOSTORE_REDIS_URL`` (or ``cache_enabled=False``).
+
+**Encryption at rest.** With encryption on (``MNEMOSTORE_ENCRYPTION_KEYS``), what the database holds sealed is
+sealed in Redis too, and on the event channel: the store gives its field codec to ``seal_with``, and the recent-
+context windows, the cached users (their emails) and the ``message.added`` events carry the sealed values (the
+same keys and associated data as the rows, fresh nonces), opened on read and by this service's own subscribers
+(``subscribe``: the HTTP event stream gets plaintext, for the tenant's own callers); a raw Redis subscriber sees
+envelopes. A cached value that does not open (sealed with a key since removed) is a miss: the database answers.
+The in-process cache (the embedded default, no Redis) holds plaintext: it never leaves the process, whose memory
+holds the keys as well.
 """
 
 from __future__ import annotations
@@ -51,10 +60,10 @@ from mnemostore.cache._clock import SYSTEM_CLOCK, Clock
 from mnemostore.cache._codec import Codec
 from mnemostore.cache._keys import Keys
 from mnemostore.cache._local import LocalState, shared_state
-from mnemostore.cache._types import BreakerState, ChannelSession, EventType, StoreEvent
+from mnemostore.cache._types import BreakerState, ChannelSession, EventType, Sealer, StoreEvent
 from mnemostore.config import Settings
 from mnemostore.domain import Message
-from mnemostore.errors import ConfigurationError
+from mnemostore.errors import ConfigurationError, EncryptionKeyError
 
 # The codecs are defined in _codec (shared by both twins) and re-exported while the service imports them from here.
 __all__ = [
@@ -114,6 +123,8 @@ class AsyncCacheClient:
         self.stats = CacheStats()
         self.context_ttl_ms = context_ttl_ms
         self.recoveries = 0
+        # Set by ``AsyncCache.seal_with``: what the database seals is sealed in the backend too (None: clear).
+        self.sealer: Sealer | None = None
 
     @property
     def is_local(self) -> bool:
@@ -251,8 +262,13 @@ class AsyncRecentContext:
                     meta, lst, count, token=_token(), ttl_ms=self.ttl_ms
                 )
                 if valid:
+                    try:
+                        messages = _codec.decode_messages(entries, tenant_id, conversation_id, self.client.sealer)
+                    except EncryptionKeyError:
+                        # Sealed with a key this process no longer has: a miss, which the database refills.
+                        self.client.stats.miss(self.name)
+                        return Window(version)
                     self.client.stats.hit(self.name)
-                    messages = _codec.decode_messages(entries, tenant_id, conversation_id)
                     return Window(version, messages, last, floor)
                 self.client.stats.miss(self.name)
                 return Window(version)
@@ -285,7 +301,7 @@ class AsyncRecentContext:
                     size=max(self.size, 1),
                     ttl_ms=self.ttl_ms,
                     token=_token(),
-                    entries=[_codec.encode_message(m) for m in messages] if self.size else [],
+                    entries=[_codec.encode_message(m, self.client.sealer) for m in messages] if self.size else [],
                     channel=channel,
                     payload=payload,
                 )
@@ -317,7 +333,7 @@ class AsyncRecentContext:
                     last=last,
                     floor=floor,
                     ttl_ms=self.ttl_ms,
-                    entries=[_codec.encode_message(m) for m in messages[-self.size :]],
+                    entries=[_codec.encode_message(m, self.client.sealer) for m in messages[-self.size :]],
                 )
         return False
 
@@ -356,19 +372,28 @@ class AsyncObjectCache:
         """
         asked = False
         seen: bytes | None = None
+        sealer = self.client.sealer
         if self.enabled and await self.client.admit():
             with self.client.guard():
                 seen = await self.client.backend.get(key)
                 asked = True
                 if seen is not None and not seen.startswith(TOMBSTONE):
-                    self.client.stats.hit(name)
-                    return codec.decode(seen)
+                    found = codec.decode(seen)
+                    try:
+                        if sealer is not None and codec.unseal is not None:
+                            found = codec.unseal(found, sealer)
+                    except EncryptionKeyError:
+                        pass  # sealed with a key this process no longer has: a miss, refilled below
+                    else:
+                        self.client.stats.hit(name)
+                        return found
         self.client.stats.miss(name)
         value = await load()
         if asked and value is not None and await self.client.admit():
             ttl_ms = self.ttl_ms if ttl is None else max(1, int(ttl * 1000))
+            stored = codec.seal(value, sealer) if sealer is not None and codec.seal is not None else value
             with self.client.guard():
-                await self.client.backend.fill(key, codec.encode(value), ttl_ms, expect=seen)
+                await self.client.backend.fill(key, codec.encode(stored), ttl_ms, expect=seen)
         return value
 
     async def invalidate(self, tenant_id: uuid.UUID | None, keys: Sequence[str]) -> None:
@@ -559,18 +584,27 @@ class AsyncEventSubscription:
     Use it as an async context manager; iterate it, or call ``get(timeout)``.
     """
 
-    def __init__(self, subscription: AsyncSubscription) -> None:
+    def __init__(self, subscription: AsyncSubscription, sealer: Sealer | None = None) -> None:
         self._subscription = subscription
+        self._sealer = sealer
         self._closed = False
 
     async def get(self, timeout: float | None = None) -> StoreEvent | None:
-        """The next event, or None after ``timeout`` seconds without one."""
+        """The next event, or None after ``timeout`` seconds without one; its sealed values opened.
+
+        Raises:
+            EncryptionKeyError: the event holds a value sealed with a key this process does not have (a
+                consumer that stops here resumes from the database, see ``AsyncEventBus``).
+        """
         deadline = None if timeout is None else time.monotonic() + timeout
         while not self._closed:
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
             item = await self._subscription.get(left if left is None else min(left, 1.0))
             if item is not None:
-                return _codec.decode_event(item[1])
+                event = _codec.decode_event(item[1])
+                if self._sealer is not None and self._sealer.envelope_prefix in item[1]:
+                    event = _codec.open_event(event, self._sealer)
+                return event
             if deadline is not None and time.monotonic() >= deadline:
                 return None
         return None
@@ -624,7 +658,7 @@ class AsyncEventBus:
 
     async def subscribe(self, tenant_id: uuid.UUID) -> AsyncEventSubscription:
         subscription = await self.client.backend.subscribe([self.client.keys.events(tenant_id)])
-        return AsyncEventSubscription(subscription)
+        return AsyncEventSubscription(subscription, self.client.sealer)
 
 
 # -- the whole cache --------------------------------------------------------------------------------------------
@@ -661,6 +695,11 @@ class AsyncCache:
     def keys(self) -> Keys:
         return self.client.keys
 
+    def seal_with(self, sealer: Sealer) -> None:
+        """Hold and publish what ``sealer`` encrypts in its sealed form (see the module notes), when it encrypts
+        and the backend is Redis; the in-process cache stays in clear."""
+        self.client.sealer = sealer if sealer.encrypts and not self.client.is_local else None
+
     async def messages_added(
         self, tenant_id: uuid.UUID, conversation_id: uuid.UUID, messages: Sequence[Message]
     ) -> None:
@@ -671,7 +710,10 @@ class AsyncCache:
             self.events.encode(
                 tenant_id,
                 EventType.MESSAGE_ADDED,
-                {"conversation_id": str(conversation_id), "messages": [_codec.message_json(m) for m in messages]},
+                {
+                    "conversation_id": str(conversation_id),
+                    "messages": [_codec.message_json(m, self.client.sealer) for m in messages],
+                },
             )
             if self.client.backend.may_have_subscribers(self.client.keys.events(tenant_id))
             else None

@@ -1,4 +1,5 @@
-"""Plain records the cache features hand back (no I/O): sessions, rate-limit decisions, events."""
+"""Plain records the cache features hand back (no I/O): sessions, rate-limit decisions, events; and the
+``Sealer`` the cache seals with."""
 
 from __future__ import annotations
 
@@ -6,9 +7,9 @@ import enum
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
-__all__ = ["BreakerState", "ChannelSession", "EventType", "RateLimitDecision", "StoreEvent"]
+__all__ = ["BreakerState", "ChannelSession", "EventType", "RateLimitDecision", "Sealer", "StoreEvent"]
 
 
 class EventType(enum.StrEnum):
@@ -67,3 +68,33 @@ class StoreEvent:
     tenant_id: uuid.UUID
     at: datetime
     data: dict[str, Any]
+
+
+class Sealer(Protocol):
+    """Seals and opens the values the database holds encrypted (the store's field codec satisfies it).
+
+    With encryption on, a cache on Redis stores, and publishes, these values in the sealed form the database
+    holds, and opens them on read: a Redis dump, or a raw subscriber, shows no more than a database dump.
+    """
+
+    @property
+    def encrypts(self) -> bool:
+        """Whether values are sealed at all (some key is configured)."""
+        ...
+
+    @property
+    def envelope_prefix(self) -> bytes:
+        """What every sealed value starts with: encoded data without it holds nothing to open."""
+        ...
+
+    def seal_metadata(self, tenant_id: uuid.UUID, metadata: Any) -> Any:
+        """Message metadata with its secret values sealed (the same object when none is)."""
+        ...
+
+    def open_metadata(self, tenant_id: uuid.UUID, metadata: Any) -> Any:
+        """Message metadata with its sealed values opened (the same object when none is sealed)."""
+        ...
+
+    def seal_email(self, tenant_id: uuid.UUID, email: str | None) -> str | None: ...
+
+    def open_email(self, tenant_id: uuid.UUID, email: str | None) -> str | None: ...

@@ -14,8 +14,8 @@ from typing import Any, Generic, TypeVar
 
 __all__ = [
     "AgentMetric",
-    "AppendResult",
     "ApiKey",
+    "AppendResult",
     "ChannelConfig",
     "Checkpoint",
     "Conversation",

@@ -34,6 +34,8 @@ class AsyncStoreRuntime:
         self.settings = settings
         self.db = AsyncDatabase(settings)
         self.cache = cache
+        # With encryption on, what the database seals stays sealed in Redis and on the event channel.
+        cache.seal_with(self.db.codec)
         # The embedder (its model loads on first use) and, on SQLite, the in-process vector indexes.
         self.search_engine = AsyncSearchEngine(self.db, settings, embedder)
         self.schema_ok = False

@@ -1,8 +1,9 @@
 """Encryption of sensitive fields at rest: the one codec every sealed value and row goes through.
 
 The repositories call ``FieldCodec.seal`` on the values they write and ``FieldCodec.open`` on the rows they map,
-so encryption happens at the store boundary and nowhere else: services, the cache and callers only ever see
-plaintext, the database only ever sees ciphertext. Written once, used by both twins of the repositories.
+so encryption happens at the store boundary: services and callers only ever see plaintext, the database only ever
+sees ciphertext (and so does Redis, see "Outside the database"). Written once, used by both twins of the
+repositories.
 
 Which fields are sealed, and how:
 
@@ -18,6 +19,11 @@ ciphertext copied into another tenant's row or another field does not open. The 
 rotation: put a new key first, and old rows stay readable while ``rotate`` (``mnemostore rotate-keys``) re-seals
 them with it; then the old key can go. Without keys, values are written in clear exactly as before encryption
 existed, and an envelope met on read names the missing key (``EncryptionKeyError``).
+
+**Outside the database.** The Redis cache and the events it publishes hold what the database holds: the cache
+seals message metadata and emails with this codec (``seal_metadata``, ``seal_email``: the same key and associated
+data as the rows, a fresh nonce) and opens them on read; it reaches the codec through the ``Sealer`` protocol of
+``mnemostore.cache``, which ``FieldCodec`` satisfies.
 
 **Blind index.** AES-GCM ciphertexts are random, so equal emails do not give equal ciphertexts and cannot be
 looked up or kept unique. ``email_hash`` is HMAC-SHA256(``MNEMOSTORE_BLIND_INDEX_KEY``, field, tenant, email):
@@ -93,6 +99,8 @@ class FieldCodec:
     connection and thread.
     """
 
+    envelope_prefix: Final = ENVELOPE_PREFIX.encode()  # what a sealed value's JSON starts with (``Sealer``)
+
     def __init__(
         self,
         keys: Sequence[tuple[str, bytes]] = (),
@@ -137,6 +145,30 @@ class FieldCodec:
         elif table == "tool_executions" and "parameters" in out and self.encrypts:
             out["parameters"] = self._seal_text(_dumps(out["parameters"]), tenant_id, "tool_executions.parameters")
         return out
+
+    def seal_metadata(self, tenant_id: uuid.UUID, metadata: Any) -> Any:
+        """Message metadata with its secret values sealed, as the database holds it (the same object when no
+        value is secret or nothing is sealed: the fast path)."""
+        if self.encrypts and isinstance(metadata, dict) and not self.secret_metadata_keys.isdisjoint(metadata):
+            return self._seal_metadata(metadata, tenant_id)
+        return metadata
+
+    def seal_email(self, tenant_id: uuid.UUID, email: str | None) -> str | None:
+        """A user's email as the database holds it (sealed when a key is configured)."""
+        if email is None or not self.encrypts:
+            return email
+        return self._seal_text(email, tenant_id, "users.email")
+
+    def open_email(self, tenant_id: uuid.UUID, email: str | None) -> str | None:
+        """An email read back: opened when it is sealed, else as it is.
+
+        Raises:
+            EncryptionKeyError: sealed with a key that is not configured, or altered.
+        """
+        if envelope_key_id(email) is None:
+            return email
+        assert email is not None
+        return self._open_text(email, tenant_id, "users.email")
 
     def blind_index(self, tenant_id: uuid.UUID, email: str) -> str | None:
         """The email's lookup hash in this tenant (hex), or None without a blind index key."""
