@@ -262,6 +262,18 @@ class Settings(BaseSettings):
         "a model matches its own name or the longest listed prefix of it",
     )
 
+    # -- backups (mnemostore.ops.backup) -------------------------------------------------------------------------
+    backup_signing_key: SecretStr | None = Field(
+        default=None,
+        description="base64 HMAC-SHA256 key (at least 16 bytes, 32 is best): `backup` signs the manifest with it, "
+        "`restore` refuses an archive whose signature does not match, or that is unsigned (unless allowed)",
+    )
+    backup_max_row_bytes: int = Field(
+        default=16 * 1024 * 1024,
+        ge=1024,
+        description="longest line (one row) `restore` reads from an archive; a longer one is refused unread",
+    )
+
     # -- HTTP service (mnemostore.api, `mnemostore serve`) ---------------------------------------------------------
     admin_api_key: SecretStr | None = Field(
         default=None,
@@ -349,6 +361,19 @@ class Settings(BaseSettings):
             size = -1
         if size < 16:
             raise ConfigurationError("MNEMOSTORE_BLIND_INDEX_KEY must be at least 16 bytes of base64 (32 is best)")
+        return value
+
+    @field_validator("backup_signing_key")
+    @classmethod
+    def _check_signing_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        try:
+            size = len(_b64decode(value.get_secret_value()))
+        except (binascii.Error, ValueError):
+            size = -1
+        if size < 16:
+            raise ConfigurationError("MNEMOSTORE_BACKUP_SIGNING_KEY must be at least 16 bytes of base64 (32 is best)")
         return value
 
     @field_validator("secret_metadata_keys", mode="before")

@@ -34,6 +34,10 @@ happened and what to do about it.
     │   └── IndexingTimeout           wait_for_indexing() gave up before the backlog was indexed
     ├── BackupError                   a backup, restore or erasure could not be carried out
     │   ├── ArchiveCorrupted          a file is missing, truncated or altered: nothing was restored
+    │   │   ├── ArchiveUnsafe         a link, a device or a path outside the archive: refused unread
+    │   │   ├── ArchiveRowTooLarge    a line over MNEMOSTORE_BACKUP_MAX_ROW_BYTES: refused unread
+    │   │   └── ArchiveSignatureInvalid  the manifest's signature does not match the operator's key
+    │   ├── ArchiveNotSigned          a signing key is configured and the archive carries no signature
     │   ├── ArchiveVersionUnsupported the archive's format or schema revision is not this code's
     │   └── RestoreConflict           the target already holds that data (also a ConflictError)
     ├── RateLimited                   too many requests in a window: retry after ``retry_after`` seconds
@@ -55,6 +59,10 @@ from typing import Any
 __all__ = [
     "ApiKeyNotFound",
     "ArchiveCorrupted",
+    "ArchiveNotSigned",
+    "ArchiveRowTooLarge",
+    "ArchiveSignatureInvalid",
+    "ArchiveUnsafe",
     "ArchiveVersionUnsupported",
     "AuthenticationError",
     "BackendUnavailable",
@@ -295,6 +303,32 @@ class BackupError(MnemostoreError):
 
 class ArchiveCorrupted(BackupError):
     """The archive is unreadable, incomplete, or a file's size or checksum differs from its manifest."""
+
+    __module__ = "mnemostore"
+
+
+class ArchiveUnsafe(ArchiveCorrupted):
+    """The archive holds a link, a device, or an entry whose path leads outside it: refused before reading it."""
+
+    __module__ = "mnemostore"
+
+
+class ArchiveRowTooLarge(ArchiveCorrupted):
+    """A line of a table file is longer than ``MNEMOSTORE_BACKUP_MAX_ROW_BYTES``: refused as soon as the limit is
+    crossed, so a crafted archive cannot make a restore hold one huge line in memory."""
+
+    __module__ = "mnemostore"
+
+
+class ArchiveSignatureInvalid(ArchiveCorrupted):
+    """The archive's signature does not match its manifest under the operator's key: it was altered after the
+    backup, or signed with another key."""
+
+    __module__ = "mnemostore"
+
+
+class ArchiveNotSigned(BackupError):
+    """A signing key is configured and the archive carries no signature (allow it explicitly to restore it)."""
 
     __module__ = "mnemostore"
 

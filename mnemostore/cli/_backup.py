@@ -35,6 +35,23 @@ Compress = Annotated[
     bool, typer.Option("--compress", help="Write one .tar.gz file (the suffix is added to PATH when missing).")
 ]
 
+KeyFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--signing-key-file",
+        metavar="FILE",
+        help="A file holding the base64 backup signing key (default: MNEMOSTORE_BACKUP_SIGNING_KEY).",
+        exists=True,
+        dir_okay=False,
+    ),
+]
+
+
+def _key(path: Path | None) -> str | None:
+    """The key in ``path`` (a file, so that it never shows in the process list or the shell history)."""
+    return path.read_text().strip() if path is not None else None
+
+
 _PHASES = {"backup": "backing up", "check": "checking archive", "restore": "restoring", "verify": "verifying"}
 
 
@@ -85,10 +102,11 @@ def _tables(manifest: BackupManifest, rows: Mapping[str, int] | None = None) -> 
 def _report_backup(result: BackupResult, what: str) -> None:
     m = result.manifest
     out.print(_tables(m))
+    signed = f"signed with key {result.signed_with}" if result.signed_with else "unsigned"
     out.print(
         Text(
             f"Backed up {what}: {m.total_rows:,} rows of {len(m.tables)} tables at schema {m.schema_revision} to "
-            f"{result.path} ({human_bytes(result.bytes)}) in {result.seconds:.1f} s"
+            f"{result.path} ({human_bytes(result.bytes)}) in {result.seconds:.1f} s; {signed}"
         )
     )
 
@@ -100,17 +118,25 @@ def backup(
         str | None, typer.Option("--tenant", metavar="TENANT", help="Back up only this tenant (id or name).")
     ] = None,
     compress: Compress = False,
+    signing_key_file: KeyFile = None,
 ) -> None:
     """Write a backup archive of the database (or of one tenant) from one consistent snapshot.
 
     The store keeps serving writes meanwhile. The archive holds one JSON Lines file per table and a manifest with
     the schema revision, row counts and SHA-256 checksums; `mnemostore restore` reads it on SQLite or PostgreSQL.
+    With a signing key (MNEMOSTORE_BACKUP_SIGNING_KEY or --signing-key-file) the manifest is signed (HMAC-SHA256),
+    so that a restore with the key detects tampering, not only damage.
     """
+    key = _key(signing_key_file)
     with open_store(settings_from(ctx)) as store:
         found = resolve_tenant(store, tenant) if tenant is not None else None
         with _progress() as progress:
             result = store.backup(
-                path, tenant_id=found.id if found else None, compress=compress, progress=_Bar(progress)
+                path,
+                tenant_id=found.id if found else None,
+                compress=compress,
+                progress=_Bar(progress),
+                signing_key=key,
             )
     _report_backup(result, f"tenant {found.name}" if found else "the database")
 
@@ -125,16 +151,31 @@ def restore(
     verify: Annotated[
         bool, typer.Option("--verify", help="Re-read what was restored and compare counts and checksums.")
     ] = False,
+    signing_key_file: KeyFile = None,
+    allow_unsigned: Annotated[
+        bool,
+        typer.Option("--allow-unsigned", help="With a signing key, restore an archive that carries no signature."),
+    ] = False,
 ) -> None:
     """Restore an archive into an empty database, or (with --tenant) one tenant the database lacks.
 
     The archive is checked completely before anything is written, and the restore is one transaction: a damaged
-    archive, or a database that already holds the data, leaves the database as it was.
+    archive, or a database that already holds the data, leaves the database as it was. With a signing key
+    (MNEMOSTORE_BACKUP_SIGNING_KEY or --signing-key-file) an archive whose signature does not match is refused,
+    and so is an unsigned one unless --allow-unsigned.
     """
     settings = settings_from(ctx)
+    key = _key(signing_key_file)
     ensure_sqlite_folder(settings)
     with open_store(settings, create=True) as store, _progress() as progress:
-        result = store.restore(path, tenant=tenant, verify=verify, progress=_Bar(progress))
+        result = store.restore(
+            path,
+            tenant=tenant,
+            verify=verify,
+            progress=_Bar(progress),
+            signing_key=key,
+            allow_unsigned=allow_unsigned,
+        )
     out.print(_tables(result.manifest, result.rows))
     tenants = ", ".join(str(t) for t in result.tenant_ids) or "none"
     out.print(
@@ -145,6 +186,15 @@ def restore(
     )
     if verify:
         out.print("[green]Verified:[/] every restored table matches the archive's row count and SHA-256.")
+    if result.signature == "verified":
+        out.print("[green]Signature verified:[/] the archive is as the holder of the signing key wrote it.")
+    elif result.signature == "unsigned":
+        err.print("[yellow]Unsigned archive restored[/] (--allow-unsigned): its origin was not checked.")
+    else:
+        err.print(
+            "[yellow]Signature not checked:[/] no signing key is configured (MNEMOSTORE_BACKUP_SIGNING_KEY), so "
+            "checksums caught damage but not deliberate tampering."
+        )
 
 
 def _resolve_user(tenant_store: TenantStore, ref: str) -> User:
@@ -170,6 +220,7 @@ def export(
         typer.Option("--user", metavar="USER", help="Export only this user's rows (id, email or external id)."),
     ] = None,
     compress: Compress = False,
+    signing_key_file: KeyFile = None,
 ) -> None:
     """Write an archive of one tenant, or of one user's rows (data portability); restorable like a backup.
 
@@ -181,7 +232,13 @@ def export(
         t = store.tenant(found.id)
         owner = _resolve_user(t, user) if user is not None else None
         with _progress() as progress:
-            result = t.export(path, user_id=owner.id if owner else None, compress=compress, progress=_Bar(progress))
+            result = t.export(
+                path,
+                user_id=owner.id if owner else None,
+                compress=compress,
+                progress=_Bar(progress),
+                signing_key=_key(signing_key_file),
+            )
     _report_backup(result, f"user {owner.id} of tenant {found.name}" if owner else f"tenant {found.name}")
 
 

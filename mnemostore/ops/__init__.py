@@ -9,6 +9,7 @@ from mnemostore.ops._archive import BackupManifest, BackupResult, ProgressReport
 from mnemostore.ops._health import HealthChecker
 from mnemostore.ops._health_async import AsyncHealthChecker
 from mnemostore.ops._health_base import HealthCheck, HealthReport, HealthStatus
+from mnemostore.ops._signing import SignatureStatus, SigningKey
 from mnemostore.ops.migrate import MigrationStatus
 
 __all__ = [
@@ -23,4 +24,6 @@ __all__ = [
     "ProgressReporter",
     "RestoreResult",
     "Scope",
+    "SignatureStatus",
+    "SigningKey",
 ]

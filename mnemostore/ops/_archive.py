@@ -5,6 +5,7 @@ folder, or the same folder packed in one ``.tar`` or ``.tar.gz``::
 
     manifest.json             what the archive holds: format + version, schema revision, scope, and per table
                               its file, row count, size, SHA-256, columns (with their kinds) and free metadata
+    signature.json            only when a signing key was configured: an HMAC of manifest.json (``_signing``)
     tables/tenants.jsonl      one JSON Lines file per table, rows in primary-key order
     tables/tenant_usage.jsonl …
 
@@ -30,22 +31,21 @@ import shutil
 import struct
 import tarfile
 import uuid
-import zlib
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any, Final, Protocol
+from typing import Any, Final, Protocol
 
 import sqlalchemy as sa
 
 from mnemostore.errors import ArchiveCorrupted, ArchiveVersionUnsupported, BackupError
+from mnemostore.ops._signing import SIGNATURE_NAME, SignatureStatus, SigningKey, sign_manifest
 from mnemostore.store.tables import UtcDateTime
 
 __all__ = [
     "FORMAT",
     "FORMAT_VERSION",
-    "ArchiveReader",
     "ArchiveWriter",
     "BackupManifest",
     "BackupResult",
@@ -63,8 +63,7 @@ FORMAT: Final = "mnemostore-backup"
 FORMAT_VERSION: Final = 1
 MANIFEST_NAME: Final = "manifest.json"
 TABLES_DIR: Final = "tables"
-_MAX_MANIFEST_BYTES: Final = 16 * 1024 * 1024
-_READ_ERRORS = (tarfile.TarError, EOFError, zlib.error, OSError, UnicodeDecodeError)
+_TABLE_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
 
 # -- manifest -----------------------------------------------------------------------------------------------------
@@ -209,6 +208,8 @@ class BackupManifest:
         if len(set(names)) != len(names) or len(set(files)) != len(files):
             raise ArchiveCorrupted(f"{where}: manifest.json lists a table or a file twice: the archive is damaged")
         for entry in tables:
+            if not _TABLE_NAME.fullmatch(entry.name):  # a name like "../x" would lead outside the archive
+                raise ArchiveCorrupted(f"{where}: manifest.json names an unexpected table {entry.name!r}")
             if entry.file != f"{TABLES_DIR}/{entry.name}.jsonl":
                 raise ArchiveCorrupted(f"{where}: manifest.json names an unexpected file {entry.file!r}")
         return manifest
@@ -233,6 +234,8 @@ class BackupResult:
     path: Path
     manifest: BackupManifest
     seconds: float
+    signed_with: str | None = None
+    """The id of the key that signed the manifest (``signature.json``); None: the archive is unsigned."""
 
     @property
     def rows(self) -> int:
@@ -253,6 +256,9 @@ class RestoreResult:
     rows: dict[str, int]
     verified: bool
     seconds: float
+    signature: SignatureStatus = "unchecked"
+    """``verified``: the archive's signature matched the signing key; ``unsigned``: a key is configured but the
+    archive carried no signature and the caller allowed it; ``unchecked``: no key configured, nothing checked."""
 
     @property
     def total_rows(self) -> int:
@@ -568,10 +574,16 @@ class ArchiveWriter:
     def add(self, entry: TableEntry) -> None:
         self.entries.append(entry)
 
-    def finish(self, manifest: BackupManifest) -> Path:
-        """Write the manifest and put the archive at its path (packing it first for tar kinds)."""
+    def finish(self, manifest: BackupManifest, signing_key: SigningKey | None = None) -> Path:
+        """Write the manifest (and its signature, with a key) and put the archive at its path (packing it first
+        for tar kinds)."""
         try:
-            (self._staging / MANIFEST_NAME).write_bytes(manifest.to_json())
+            raw = manifest.to_json()
+            (self._staging / MANIFEST_NAME).write_bytes(raw)
+            names = [MANIFEST_NAME]
+            if signing_key is not None:
+                (self._staging / SIGNATURE_NAME).write_bytes(sign_manifest(raw, signing_key))
+                names.append(SIGNATURE_NAME)
             if self.kind == "dir":
                 if self.path.exists():
                     self.path.rmdir()  # the empty folder we were allowed to fill
@@ -582,7 +594,7 @@ class ArchiveWriter:
             options: dict[str, Any] = {"compresslevel": 6} if self.kind == "tar.gz" else {}
             with tarfile.open(packed, mode, format=tarfile.PAX_FORMAT, **options) as tar:  # type: ignore[call-overload]
                 mtime = int(manifest.created_at.timestamp())
-                for name in [MANIFEST_NAME, *(t.file for t in manifest.tables)]:
+                for name in [*names, *(t.file for t in manifest.tables)]:
                     info = tar.gettarinfo(str(self._staging / name), arcname=name)
                     info.uid = info.gid = 0
                     info.uname = info.gname = ""
@@ -600,134 +612,6 @@ class ArchiveWriter:
     def abort(self) -> None:
         shutil.rmtree(self._staging, ignore_errors=True)
         self._staging.with_name(self._staging.name + ".tar").unlink(missing_ok=True)
-
-
-# -- reading ------------------------------------------------------------------------------------------------------
-
-
-class ArchiveReader:
-    """Reads an archive (folder, ``.tar`` or ``.tar.gz``) and checks it against its manifest.
-
-    Every read error (a truncated gzip stream, a damaged tar header, a missing file) becomes ArchiveCorrupted.
-    """
-
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = Path(path).expanduser()
-        self._tar: tarfile.TarFile | None = None
-        if self.path.is_dir():
-            pass
-        elif self.path.is_file():
-            try:
-                self._tar = tarfile.open(self.path, "r:*")  # noqa: SIM115 - closed by close()
-            except _READ_ERRORS as error:
-                raise ArchiveCorrupted(
-                    f"{self.path} is neither a backup folder nor a readable .tar/.tar.gz ({error}): "
-                    "the archive is damaged or is not a mnemostore backup"
-                ) from None
-        else:
-            raise BackupError(f"{self.path} does not exist: give the folder or .tar(.gz) file a backup wrote")
-        try:
-            with self._open(MANIFEST_NAME) as fh:
-                raw = fh.read(_MAX_MANIFEST_BYTES + 1)
-        except ArchiveCorrupted:
-            self.close()
-            raise
-        except _READ_ERRORS as error:
-            self.close()
-            raise ArchiveCorrupted(f"{self.path}: manifest.json is unreadable ({error}): it is damaged") from None
-        if len(raw) > _MAX_MANIFEST_BYTES:
-            self.close()
-            raise ArchiveCorrupted(f"{self.path}: manifest.json is implausibly large: this is not a mnemostore backup")
-        try:
-            self.manifest = BackupManifest.from_json(raw, str(self.path))
-        except BackupError:
-            self.close()
-            raise
-
-    def __enter__(self) -> ArchiveReader:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        if self._tar is not None:
-            self._tar.close()
-            self._tar = None
-
-    def _open(self, name: str) -> IO[bytes]:
-        if self._tar is None:
-            target = self.path / name
-            if not target.is_file():
-                raise ArchiveCorrupted(f"{self.path}: {name} is missing: the archive is incomplete")
-            return target.open("rb")
-        try:
-            member = self._tar.getmember(name)
-        except KeyError:
-            raise ArchiveCorrupted(f"{self.path}: {name} is missing: the archive is incomplete") from None
-        except _READ_ERRORS as error:
-            raise ArchiveCorrupted(f"{self.path} is unreadable ({error}): it is truncated or damaged") from None
-        fh = self._tar.extractfile(member) if member.isfile() else None
-        if fh is None:
-            raise ArchiveCorrupted(f"{self.path}: {name} is not a regular file: the archive is damaged")
-        return fh
-
-    def verify(self, on_table: Callable[[TableEntry], None] | None = None) -> None:
-        """Check every table file's size, row count and SHA-256 against the manifest, before anything is written.
-
-        Raises:
-            ArchiveCorrupted: a file is missing, truncated, longer, or its bytes changed.
-        """
-        for entry in self.manifest.tables:
-            for _ in self.lines(entry):
-                pass
-            if on_table is not None:
-                on_table(entry)
-
-    def lines(self, entry: TableEntry) -> Iterator[bytes]:
-        """The lines of a table file, each with its newline; raises ArchiveCorrupted at the end if the file does not
-        match its manifest entry (so a file changed after ``verify`` still fails the restore, which rolls back).
-        """
-        digest = hashlib.sha256()
-        rows = size = 0
-        try:
-            with self._open(entry.file) as fh:
-                for line in fh:
-                    digest.update(line)
-                    size += len(line)
-                    if size > entry.bytes:
-                        raise ArchiveCorrupted(
-                            f"{self.path}: {entry.file} is longer than the manifest says: the archive was altered"
-                        )
-                    if not line.endswith(b"\n"):
-                        break  # a last line without its newline: a truncated file, reported below
-                    rows += 1
-                    yield line
-        except _READ_ERRORS as error:
-            raise ArchiveCorrupted(
-                f"{self.path}: cannot read {entry.file} ({error}): the archive is truncated or damaged"
-            ) from None
-        if size != entry.bytes or rows != entry.rows:
-            raise ArchiveCorrupted(
-                f"{self.path}: {entry.file} has {rows} rows in {size} bytes, the manifest says {entry.rows} rows in "
-                f"{entry.bytes} bytes: the archive is truncated or was altered; nothing was restored"
-            )
-        if digest.hexdigest() != entry.sha256:
-            raise ArchiveCorrupted(
-                f"{self.path}: the SHA-256 of {entry.file} does not match the manifest: the archive was altered or "
-                "damaged; nothing was restored"
-            )
-
-    def tenants(self) -> list[dict[str, Any]]:
-        """The tenants rows of the archive (small: read once to find a tenant by name or id)."""
-        entry = self.manifest.table("tenants")
-        if entry is None:
-            return []
-        out = []
-        for line in self.lines(entry):
-            row = json.loads(line)
-            out.append(row)
-        return out
 
 
 def table_entries_match(entry: TableEntry, codec: RowCodec) -> bool:

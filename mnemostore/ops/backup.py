@@ -44,7 +44,6 @@ from mnemostore.errors import (
 )
 from mnemostore.ops import migrate as migrations
 from mnemostore.ops._archive import (
-    ArchiveReader,
     ArchiveWriter,
     BackupManifest,
     BackupResult,
@@ -55,6 +54,8 @@ from mnemostore.ops._archive import (
     TableEntry,
     column_kind,
 )
+from mnemostore.ops._archive_read import DEFAULT_MAX_ROW_BYTES, ArchiveReader
+from mnemostore.ops._signing import SigningKey
 from mnemostore.store import Database
 from mnemostore.store.tables import UtcDateTime, conversations, metadata, tenant_usage, tenants, users
 
@@ -187,8 +188,12 @@ def backup(
     compress: bool = False,
     progress: ProgressReporter | None = None,
     batch_size: int = BATCH_SIZE,
+    signing_key: SigningKey | None = None,
 ) -> BackupResult:
-    """Write an archive of ``scope`` (default: everything) at ``path``; see ``MnemoStore.backup``."""
+    """Write an archive of ``scope`` (default: everything) at ``path``; see ``MnemoStore.backup``.
+
+    With ``signing_key`` the archive carries ``signature.json``, an HMAC of the manifest (see ``_signing``).
+    """
     started = time.perf_counter()
     scope = scope or Scope()
     head = migrations.head_revision()
@@ -216,8 +221,13 @@ def backup(
             source_backend=db.dialect,
             mnemostore_version=__version__,
         )
-        final = writer.finish(manifest)
-    return BackupResult(path=final, manifest=manifest, seconds=time.perf_counter() - started)
+        final = writer.finish(manifest, signing_key)
+    return BackupResult(
+        path=final,
+        manifest=manifest,
+        seconds=time.perf_counter() - started,
+        signed_with=signing_key.key_id if signing_key is not None else None,
+    )
 
 
 def _table_metadata(conn: Connection, table: sa.Table, where: Sequence[Condition]) -> dict[str, Any]:
@@ -320,11 +330,18 @@ def restore(
     verify: bool = False,
     progress: ProgressReporter | None = None,
     batch_size: int = INSERT_BATCH,
+    signing_key: SigningKey | None = None,
+    allow_unsigned: bool = False,
+    max_row_bytes: int = DEFAULT_MAX_ROW_BYTES,
 ) -> RestoreResult:
-    """Restore an archive into this database; see ``MnemoStore.restore``."""
+    """Restore an archive into this database; see ``MnemoStore.restore``.
+
+    With ``signing_key`` the archive's signature is checked before anything else is read (an unsigned archive is
+    refused unless ``allow_unsigned``); rows longer than ``max_row_bytes`` are refused unread.
+    """
     started = time.perf_counter()
     head = migrations.head_revision()
-    reader = ArchiveReader(path)
+    reader = ArchiveReader(path, max_row_bytes=max_row_bytes, signing_key=signing_key, allow_unsigned=allow_unsigned)
     with reader:
         manifest = reader.manifest
         _check_compatible(reader, head)
@@ -372,6 +389,7 @@ def restore(
         rows={name: count for name, (count, _) in written.items()},
         verified=verify,
         seconds=time.perf_counter() - started,
+        signature=reader.signature_status,
     )
 
 

@@ -42,7 +42,6 @@ from mnemostore.errors import (
 )
 from mnemostore.ops import migrate as migrations
 from mnemostore.ops._archive import (
-    ArchiveReader,
     ArchiveWriter,
     BackupManifest,
     BackupResult,
@@ -53,6 +52,8 @@ from mnemostore.ops._archive import (
     TableEntry,
     column_kind,
 )
+from mnemostore.ops._archive_read import DEFAULT_MAX_ROW_BYTES, ArchiveReader
+from mnemostore.ops._signing import SigningKey
 from mnemostore.store import AsyncDatabase
 from mnemostore.store.tables import UtcDateTime, conversations, metadata, tenant_usage, tenants, users
 
@@ -189,8 +190,12 @@ async def backup(
     compress: bool = False,
     progress: ProgressReporter | None = None,
     batch_size: int = BATCH_SIZE,
+    signing_key: SigningKey | None = None,
 ) -> BackupResult:
-    """Write an archive of ``scope`` (default: everything) at ``path``; see ``AsyncMnemoStore.backup``."""
+    """Write an archive of ``scope`` (default: everything) at ``path``; see ``AsyncMnemoStore.backup``.
+
+    With ``signing_key`` the archive carries ``signature.json``, an HMAC of the manifest (see ``_signing``).
+    """
     started = time.perf_counter()
     scope = scope or Scope()
     head = migrations.head_revision()
@@ -219,10 +224,15 @@ async def backup(
             mnemostore_version=__version__,
         )
         if True:  # ASYNC
-            final = await asyncio.to_thread(writer.finish, manifest)
+            final = await asyncio.to_thread(writer.finish, manifest, signing_key)
         else:
-            final = writer.finish(manifest)
-    return BackupResult(path=final, manifest=manifest, seconds=time.perf_counter() - started)
+            final = writer.finish(manifest, signing_key)
+    return BackupResult(
+        path=final,
+        manifest=manifest,
+        seconds=time.perf_counter() - started,
+        signed_with=signing_key.key_id if signing_key is not None else None,
+    )
 
 
 async def _table_metadata(conn: AsyncConnection, table: sa.Table, where: Sequence[Condition]) -> dict[str, Any]:
@@ -325,11 +335,25 @@ async def restore(
     verify: bool = False,
     progress: ProgressReporter | None = None,
     batch_size: int = INSERT_BATCH,
+    signing_key: SigningKey | None = None,
+    allow_unsigned: bool = False,
+    max_row_bytes: int = DEFAULT_MAX_ROW_BYTES,
 ) -> RestoreResult:
-    """Restore an archive into this database; see ``AsyncMnemoStore.restore``."""
+    """Restore an archive into this database; see ``AsyncMnemoStore.restore``.
+
+    With ``signing_key`` the archive's signature is checked before anything else is read (an unsigned archive is
+    refused unless ``allow_unsigned``); rows longer than ``max_row_bytes`` are refused unread.
+    """
     started = time.perf_counter()
     head = migrations.head_revision()
-    reader = ArchiveReader(path)
+    if True:  # ASYNC
+        reader = await asyncio.to_thread(
+            ArchiveReader, path, max_row_bytes=max_row_bytes, signing_key=signing_key, allow_unsigned=allow_unsigned
+        )
+    else:
+        reader = ArchiveReader(
+            path, max_row_bytes=max_row_bytes, signing_key=signing_key, allow_unsigned=allow_unsigned
+        )
     with reader:
         manifest = reader.manifest
         _check_compatible(reader, head)
@@ -380,6 +404,7 @@ async def restore(
         rows={name: count for name, (count, _) in written.items()},
         verified=verify,
         seconds=time.perf_counter() - started,
+        signature=reader.signature_status,
     )
 
 

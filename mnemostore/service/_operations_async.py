@@ -9,6 +9,7 @@ from typing import Any
 
 import mnemostore.ops.backup_async as backups
 from mnemostore.cache import flags as feature_flags
+from mnemostore.config import Settings
 from mnemostore.errors import (
     ConfigurationError,
     InvalidInput,
@@ -18,12 +19,28 @@ from mnemostore.memory import (
     MaintenanceReport,
     TenantMaintenance,
 )
-from mnemostore.ops import AsyncHealthChecker, BackupResult, HealthReport, ProgressReporter, RestoreResult, Scope
+from mnemostore.ops import (
+    AsyncHealthChecker,
+    BackupResult,
+    HealthReport,
+    ProgressReporter,
+    RestoreResult,
+    Scope,
+    SigningKey,
+)
 from mnemostore.service import _validation as v
 from mnemostore.service._inputs import as_id, utc_now
 from mnemostore.service._scope_async import AsyncTenantScope
 from mnemostore.service._tenants_async import AsyncTenantAdmin
 from mnemostore.store import SEALED_COLUMNS, KeyRotationReport
+
+
+def _backup_signing_key(settings: Settings, given: str | None) -> SigningKey | None:
+    """The backup signing key: ``given`` (base64) when passed, else ``MNEMOSTORE_BACKUP_SIGNING_KEY``, else None."""
+    if given is not None:
+        return SigningKey.from_base64(given, "signing_key")
+    configured = settings.backup_signing_key
+    return SigningKey.from_base64(configured.get_secret_value()) if configured is not None else None
 
 
 class AsyncOperations(AsyncTenantAdmin):
@@ -183,6 +200,7 @@ class AsyncOperations(AsyncTenantAdmin):
         tenant_id: uuid.UUID | str | None = None,
         compress: bool = False,
         progress: ProgressReporter | None = None,
+        signing_key: str | None = None,
     ) -> BackupResult:
         """Write an archive of the whole database, or of one tenant, from one consistent snapshot.
 
@@ -195,16 +213,20 @@ class AsyncOperations(AsyncTenantAdmin):
             tenant_id: back up only this tenant (see also ``AsyncTenantStore.export``).
             compress: write one ``.tar.gz`` file (the suffix is added to ``path`` when missing).
             progress: told how far the backup is (the CLI draws its progress bar with it).
+            signing_key: sign the manifest with this base64 key (default: ``MNEMOSTORE_BACKUP_SIGNING_KEY``;
+                neither: the archive is unsigned). A restore with the key then refuses the archive if anything in
+                it was changed, checksums recomputed or not.
 
         Returns:
-            The archive's final path and its manifest.
+            The archive's final path and its manifest (``signed_with``: the id of the key that signed it).
 
         Raises:
             BackupError: ``path`` exists or cannot be written. TenantNotFound: no such tenant.
         """
         scope = Scope("tenant", await self._tenant_key(tenant_id)) if tenant_id is not None else Scope()
         await self.check_schema()
-        return await backups.backup(self._db, path, scope=scope, compress=compress, progress=progress)
+        key = _backup_signing_key(self.settings, signing_key)
+        return await backups.backup(self._db, path, scope=scope, compress=compress, progress=progress, signing_key=key)
 
     async def restore(
         self,
@@ -213,6 +235,8 @@ class AsyncOperations(AsyncTenantAdmin):
         tenant: uuid.UUID | str | None = None,
         verify: bool = False,
         progress: ProgressReporter | None = None,
+        signing_key: str | None = None,
+        allow_unsigned: bool = False,
     ) -> RestoreResult:
         """Restore an archive written by ``backup`` or ``export``, from either backend, in one transaction.
 
@@ -227,15 +251,33 @@ class AsyncOperations(AsyncTenantAdmin):
             verify: re-read the restored rows before committing and compare counts and checksums with the
                 archive; a difference rolls the restore back.
             progress: told how far the check, restore and verification are.
+            signing_key: check the archive's signature with this base64 key (default:
+                ``MNEMOSTORE_BACKUP_SIGNING_KEY``). Without any key nothing is checked and ``signature`` of the
+                result is ``unchecked``: checksums catch damage, not deliberate tampering.
+            allow_unsigned: with a key, restore an archive that carries no signature anyway (``unsigned``).
 
         Raises:
+            ArchiveSignatureInvalid: the signature does not match the key: the archive was altered, or signed
+                with another key.
+            ArchiveNotSigned: a key is configured, the archive is unsigned and ``allow_unsigned`` is false.
+            ArchiveUnsafe: the archive holds a link, a device or a path leading outside it.
+            ArchiveRowTooLarge: a row is longer than ``MNEMOSTORE_BACKUP_MAX_ROW_BYTES``.
             ArchiveCorrupted: the archive is truncated, damaged or was altered.
             ArchiveVersionUnsupported: it was written in another format version or at another schema revision.
             SchemaOutOfDate: this database is not at the newest revision: run `mnemostore db upgrade` first.
             RestoreConflict: the database is not empty, or already has that tenant.
             TenantNotFound: ``tenant`` is not in the archive.
         """
-        result = await backups.restore(self._db, path, tenant=tenant, verify=verify, progress=progress)
+        result = await backups.restore(
+            self._db,
+            path,
+            tenant=tenant,
+            verify=verify,
+            progress=progress,
+            signing_key=_backup_signing_key(self.settings, signing_key),
+            allow_unsigned=allow_unsigned,
+            max_row_bytes=self.settings.backup_max_row_bytes,
+        )
         if tenant is None:
             await self.flush_cache()  # the database was empty: nothing cached for it can be right
         else:
@@ -272,11 +314,13 @@ class AsyncTenantOperations(AsyncTenantScope):
         user_id: uuid.UUID | str | None = None,
         compress: bool = False,
         progress: ProgressReporter | None = None,
+        signing_key: str | None = None,
     ) -> BackupResult:
         """Write a backup archive of this tenant, or of one user's rows in it (see ``AsyncMnemoStore.backup``).
 
         A user's archive holds their row, identities, conversations with everything in them, and memories, plus
         the tenant's row so that it can be restored into an empty database.
+        ``signing_key`` signs it as in ``backup``.
 
         Raises:
             TenantNotFound, UserNotFound, BackupError: as ``backup``.
@@ -286,4 +330,7 @@ class AsyncTenantOperations(AsyncTenantScope):
         else:
             scope = Scope("tenant", self.tenant_id)
         await self._runtime.check_schema()
-        return await backups.backup(self._runtime.db, path, scope=scope, compress=compress, progress=progress)
+        key = _backup_signing_key(self._settings, signing_key)
+        return await backups.backup(
+            self._runtime.db, path, scope=scope, compress=compress, progress=progress, signing_key=key
+        )
