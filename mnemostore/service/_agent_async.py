@@ -158,8 +158,7 @@ class AsyncAgentRecords(AsyncTenantScope):
 
     async def prune_checkpoints(self, conversation_id: uuid.UUID | str, *, keep: int) -> int:
         """Delete all but the newest ``keep`` checkpoints; returns how many were deleted."""
-        if not isinstance(keep, int) or keep < 0:
-            raise InvalidInput(f"keep must be a non-negative integer, got {keep!r}")
+        v.check_int(keep, "keep")
         cid = as_id(conversation_id, "conversation_id")
         async with self._tx(write=True) as uow:
             return await uow.agent.prune_checkpoints(cid, keep=keep)

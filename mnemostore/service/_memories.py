@@ -383,8 +383,7 @@ class Memories(Conversations):
         Returns:
             The segment (segments are never merged as near-duplicates).
         """
-        if isinstance(compression_level, bool) or not isinstance(compression_level, int) or compression_level < 1:
-            raise InvalidInput(f"compression_level of a segment must be an integer >= 1, got {compression_level!r}")
+        v.check_int(compression_level, "compression_level of a segment", minimum=1, maximum=2**31 - 1)
         return self.store_memory(
             content,
             user_id=user_id,
@@ -432,8 +431,7 @@ class Memories(Conversations):
         """
         cid = as_id(conversation_id, "conversation_id")
         for name, number in (("keep_recent", keep_recent), ("min_messages", min_messages)):
-            if isinstance(number, bool) or not isinstance(number, int) or number < 0:
-                raise InvalidInput(f"{name} must be a non-negative integer, got {number!r}")
+            v.check_int(number, name)
         with self._tx() as uow:
             conversation = uow.conversations.get(cid)
             if conversation is None:
@@ -505,8 +503,7 @@ class Memories(Conversations):
             TenantNotFound: the tenant does not exist.
             ConfigurationError: the tenant's ``retention`` config is malformed.
         """
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or (not 1 <= batch_size <= 10_000):
-            raise InvalidInput(f"batch_size must be an integer from 1 to 10000, got {batch_size!r}")
+        v.check_int(batch_size, "batch_size", minimum=1, maximum=10_000)
         now = v.check_time(now, "now") or utc_now()
         policy = RetentionPolicy.from_config(self._tenant_or_raise().config)
         result = TenantMaintenance(tenant_id=self.tenant_id)
