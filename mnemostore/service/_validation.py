@@ -128,7 +128,7 @@ def _walk(value: Any, path: str, depth: int = 0, root: str = "") -> None:
     elif _out_of_range(value):
         raise InvalidMetadata(
             f"{path} is {show(value)}, outside the integers the store keeps (-{MAX_INTEGER} to {MAX_INTEGER}, "
-            "signed 64-bit): store it as a string"
+            "signed 64-bit): pass it as a string"
         )
     elif isinstance(value, float) and not math.isfinite(value):
         raise InvalidMetadata(f"{path} is {value}, which JSON cannot hold: use null or a string")
