@@ -112,11 +112,15 @@ class AsyncUsers(AsyncTenantScope):
 
     async def get_user_by_email(self, email: str) -> User | None:
         """The tenant's user with this email, or None. The domain is matched in any case (emails are stored with
-        it in lower case), the local part exactly."""
+        it in lower case; a row stored before that is still found as written), the local part exactly."""
         v.check_text(email, "email")
         local, at, domain = email.rpartition("@")
+        folded = f"{local}@{domain.lower()}" if at else email
         async with self._tx() as uow:
-            return await uow.users.get_by_email(f"{local}@{domain.lower()}" if at else email)
+            found = await uow.users.get_by_email(folded)
+            if found is None and folded != email:  # a row written before domains were folded
+                found = await uow.users.get_by_email(email)
+            return found
 
     async def get_user_by_external_id(self, external_id: str) -> User | None:
         """The tenant's user with this external id (your system's id for them), or None."""
