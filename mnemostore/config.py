@@ -19,9 +19,27 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from mnemostore.errors import ConfigurationError
 
-__all__ = ["DEFAULT_DATABASE_URL", "EXAMPLE_MODEL_PRICES", "Settings", "normalize_database_url"]
+__all__ = [
+    "DEFAULT_DATABASE_URL",
+    "EXAMPLE_MODEL_PRICES",
+    "MAX_INTEGER",
+    "MAX_JSON_DEPTH",
+    "Settings",
+    "normalize_database_url",
+]
 
 DEFAULT_DATABASE_URL = "sqlite:///mnemostore.db"
+
+MAX_INTEGER: Final = 2**63 - 1
+"""The largest magnitude of any integer the store accepts: every integer, in a column or inside JSON (metadata,
+states, filters), lies in ``-MAX_INTEGER .. MAX_INTEGER``. SQLite stores and compares integers as signed 64-bit
+(a larger one cannot be bound at all, and inside JSON it is read back as an inexact REAL), while PostgreSQL's
+jsonb keeps it exact: refusing it everywhere keeps the two backends answering the same."""
+
+MAX_JSON_DEPTH: Final = 100
+"""The deepest nesting the store accepts in a JSON document (metadata, states, tool results, filters, HTTP
+bodies): ``{"a": 1}`` is 1 deep, ``{"a": [1]}`` 2. Python's parser gives up near 1,000 levels and SQLite's JSON
+functions at 1,000; 100 leaves room for any real document and keeps every layer's recursion far from its limits."""
 
 # Model -> (prompt, completion) USD per 1,000 tokens. Examples only, to make cost estimates show something out
 # of the box: prices change, so set MNEMOSTORE_MODEL_PRICES to yours ('{"gpt-4o": [0.0025, 0.01]}').

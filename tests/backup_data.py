@@ -169,7 +169,7 @@ def seed(url: str, *, tenants: int = 2, messages: int = 6) -> Seeded:
                 out.users[f"{index}:{who}"] = user.id
                 conv = t.create_conversation(user.id, title=f"{who} chat", channel="discord", metadata={"t": 1})
                 out.conversations.append(conv.id)
-                t.add_messages(
+                added = t.add_messages(
                     conv.id,
                     [
                         NewMessage(
@@ -188,7 +188,7 @@ def seed(url: str, *, tenants: int = 2, messages: int = 6) -> Seeded:
                     user_id=user.id,
                     importance=0.75,
                     expires_at=datetime.now(UTC) + timedelta(days=3),
-                    source_message_ids=[uuid.uuid4()],
+                    source_message_ids=[added[0].id],
                 )
                 t.record_tool_execution("search", conversation_id=conv.id, parameters={"q": "x"}, result=[1, "two"])
                 t.record_tool_execution("clock", result=None, success=False, error="boom", duration_ms=1.5)

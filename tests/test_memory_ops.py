@@ -124,7 +124,8 @@ def test_near_duplicate_scope_user_agent_kind(plain: TenantStore) -> None:
 
 
 def test_merge_takes_higher_tier_union_of_sources(plain: TenantStore) -> None:
-    m1, m2 = (uuid.uuid4(), uuid.uuid4())
+    _, messages = _conversation(plain, ["hello", "bonjour"])
+    m1, m2 = (messages[0].id, messages[1].id)
     first = plain.store_memory("speaks French", tier="long_term", source_message_ids=[m1])
     merged = plain.store_memory("Speaks French!", tier="working", source_message_ids=[m2, m1])
     assert merged.id == first.id
@@ -134,13 +135,15 @@ def test_merge_takes_higher_tier_union_of_sources(plain: TenantStore) -> None:
 
 def test_add_memory_segment(tenant: TenantStore) -> None:
     uid = _user(tenant)
-    ids = [uuid.uuid4(), uuid.uuid4()]
+    _, messages = _conversation(tenant, ["Rust?", "Rust!"])
+    first = tenant.add_memory_segment("Talked about Rust.", source_message_ids=[m.id for m in messages], user_id=uid)
+    # A segment of segments may name the segments it summarises (memories) as well as messages.
+    ids = [first.id, messages[0].id]
     segment = tenant.add_memory_segment("Talked about Rust.", source_message_ids=ids, user_id=uid, compression_level=2)
     assert (segment.kind, segment.tier, segment.compression_level) == (MemoryKind.SUMMARY, MemoryTier.LONG_TERM, 2)
     assert segment.source_message_ids == [str(i) for i in ids]
     # Segments are never merged, even with identical text.
-    other = tenant.add_memory_segment("Talked about Rust.", source_message_ids=ids, user_id=uid)
-    assert other.id != segment.id
+    assert first.id != segment.id
     with pytest.raises(InvalidInput):
         tenant.add_memory_segment("x", source_message_ids=[], compression_level=0)
 

@@ -36,7 +36,8 @@ raises (``mnemostore.Client``); ``(status, code)`` alone names the row of the ta
 
 Errors raised by the HTTP layer itself use the same body: 401 (``WWW-Authenticate: Bearer``), 403 for a
 read-only key writing or a tenant key on the admin endpoints, 404/405 for unknown routes, 413 for a body over
-``MNEMOSTORE_MAX_REQUEST_BYTES`` and 422 for request validation (``fields`` names each field).
+``MNEMOSTORE_MAX_REQUEST_BYTES`` and 422 for request validation (``fields`` names each field; a body that is
+not JSON, or nests deeper than ``MAX_JSON_DEPTH``, is a 422 of the field ``body`` saying which).
 """
 
 from __future__ import annotations
@@ -71,6 +72,7 @@ from mnemostore.errors import (
 )
 
 from ._context import request_id_of
+from ._json_body import BodyTooDeep
 
 __all__ = [
     "ERROR_RESPONSES",
@@ -217,9 +219,18 @@ _HTTP_CODES: Final = {
 
 def _http_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, StarletteHTTPException)
-    if error.status_code == 400:
-        # FastAPI's answer to a body it cannot decode (not UTF-8, not parseable): a validation error of the body.
-        problem = {"loc": ["body"], "field": "body", "message": "not a JSON document in UTF-8", "type": "json_invalid"}
+    if error.status_code == 400 or isinstance(error, BodyTooDeep):
+        # FastAPI's answer to a body it cannot decode (not UTF-8, not parseable), or one nested too deep for the
+        # parser (``_json_body``): a validation error of the body.
+        if isinstance(error, BodyTooDeep):
+            problem = {"loc": ["body"], "field": "body", "message": error.detail, "type": "json_too_deep"}
+        else:
+            problem = {
+                "loc": ["body"],
+                "field": "body",
+                "message": "not a JSON document in UTF-8",
+                "type": "json_invalid",
+            }
         return error_response(
             request_id_of(request.scope), 422, "validation_error", "invalid request: check body", fields=[problem]
         )

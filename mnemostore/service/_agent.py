@@ -16,6 +16,7 @@ from mnemostore.service import _validation as v
 from mnemostore.service._inputs import UNSET, Unset, as_id, utc_now
 from mnemostore.service._paging import decode_list_cursor, page_after
 from mnemostore.service._scope import TenantScope
+from mnemostore.store import UnitOfWork
 
 
 class AgentRecords(TenantScope):
@@ -87,6 +88,10 @@ class AgentRecords(TenantScope):
 
         Args:
             parent_id: the checkpoint this one continues from; by default the latest one of the conversation.
+
+        Raises:
+            ConversationNotFound: no such conversation in this tenant.
+            CheckpointNotFound: ``parent_id`` is not a checkpoint of this tenant.
         """
         cid = as_id(conversation_id, "conversation_id")
         v.check_tokens(iteration, "iteration")
@@ -106,7 +111,15 @@ class AgentRecords(TenantScope):
                 values["parent_id"] = latest[0].id if latest else None
             else:
                 values["parent_id"] = as_id(parent_id, "parent_id") if parent_id is not None else None
+                self._check_checkpoint(uow, values["parent_id"], "parent_id")
             return uow.agent.insert_checkpoint(values)
+
+    def _check_checkpoint(self, uow: UnitOfWork, checkpoint_id: uuid.UUID | None, field: str) -> None:
+        """In the writing transaction, so the checkpoint cannot be deleted between the check and the write."""
+        if checkpoint_id is not None and (not uow.agent.checkpoint_exists(checkpoint_id)):
+            raise CheckpointNotFound(
+                checkpoint_id, f" in this tenant: {field} must name one of its checkpoints (create_checkpoint's id)"
+            )
 
     def get_latest_checkpoint(self, conversation_id: uuid.UUID | str) -> Checkpoint | None:
         """The conversation's newest checkpoint, or None when it has none."""
@@ -151,8 +164,7 @@ class AgentRecords(TenantScope):
 
     def prune_checkpoints(self, conversation_id: uuid.UUID | str, *, keep: int) -> int:
         """Delete all but the newest ``keep`` checkpoints; returns how many were deleted."""
-        if not isinstance(keep, int) or keep < 0:
-            raise InvalidInput(f"keep must be a non-negative integer, got {keep!r}")
+        v.check_int(keep, "keep")
         cid = as_id(conversation_id, "conversation_id")
         with self._tx(write=True) as uow:
             return uow.agent.prune_checkpoints(cid, keep=keep)
@@ -166,12 +178,18 @@ class AgentRecords(TenantScope):
         data: Mapping[str, Any] | None = None,
         goal_modified: bool = False,
     ) -> InteractionEvent:
-        """Record a human-in-the-loop event (approval, correction, goal change…)."""
+        """Record a human-in-the-loop event (approval, correction, goal change…).
+
+        Raises:
+            ConversationNotFound: ``conversation_id`` is given and is not a conversation of this tenant.
+            CheckpointNotFound: ``checkpoint_id`` is given and is not a checkpoint of this tenant.
+        """
         cid = as_id(conversation_id, "conversation_id") if conversation_id is not None else None
+        chk = as_id(checkpoint_id, "checkpoint_id") if checkpoint_id is not None else None
         values = {
             "id": new_id(),
             "conversation_id": cid,
-            "checkpoint_id": as_id(checkpoint_id, "checkpoint_id") if checkpoint_id is not None else None,
+            "checkpoint_id": chk,
             "event_type": v.check_name(event_type, "event_type", max_len=100, required=True),
             "data": self._json(data, "data"),
             "goal_modified": bool(goal_modified),
@@ -179,6 +197,7 @@ class AgentRecords(TenantScope):
         }
         with self._tx(write=True) as uow:
             self._check_conversation(uow, cid)
+            self._check_checkpoint(uow, chk, "checkpoint_id")
             return uow.agent.insert_event(values)
 
     def list_interaction_events(

@@ -23,6 +23,7 @@ from mnemostore.service import _validation as v
 from mnemostore.service._inputs import UNSET, Unset, as_id, utc_now
 from mnemostore.service._paging import decode_list_cursor, page_after
 from mnemostore.service._scope_async import AsyncTenantScope
+from mnemostore.store import AsyncUnitOfWork
 
 
 class AsyncAgentRecords(AsyncTenantScope):
@@ -94,6 +95,10 @@ class AsyncAgentRecords(AsyncTenantScope):
 
         Args:
             parent_id: the checkpoint this one continues from; by default the latest one of the conversation.
+
+        Raises:
+            ConversationNotFound: no such conversation in this tenant.
+            CheckpointNotFound: ``parent_id`` is not a checkpoint of this tenant.
         """
         cid = as_id(conversation_id, "conversation_id")
         v.check_tokens(iteration, "iteration")
@@ -113,7 +118,15 @@ class AsyncAgentRecords(AsyncTenantScope):
                 values["parent_id"] = latest[0].id if latest else None
             else:
                 values["parent_id"] = as_id(parent_id, "parent_id") if parent_id is not None else None
+                await self._check_checkpoint(uow, values["parent_id"], "parent_id")
             return await uow.agent.insert_checkpoint(values)
+
+    async def _check_checkpoint(self, uow: AsyncUnitOfWork, checkpoint_id: uuid.UUID | None, field: str) -> None:
+        """In the writing transaction, so the checkpoint cannot be deleted between the check and the write."""
+        if checkpoint_id is not None and not await uow.agent.checkpoint_exists(checkpoint_id):
+            raise CheckpointNotFound(
+                checkpoint_id, f" in this tenant: {field} must name one of its checkpoints (create_checkpoint's id)"
+            )
 
     async def get_latest_checkpoint(self, conversation_id: uuid.UUID | str) -> Checkpoint | None:
         """The conversation's newest checkpoint, or None when it has none."""
@@ -158,8 +171,7 @@ class AsyncAgentRecords(AsyncTenantScope):
 
     async def prune_checkpoints(self, conversation_id: uuid.UUID | str, *, keep: int) -> int:
         """Delete all but the newest ``keep`` checkpoints; returns how many were deleted."""
-        if not isinstance(keep, int) or keep < 0:
-            raise InvalidInput(f"keep must be a non-negative integer, got {keep!r}")
+        v.check_int(keep, "keep")
         cid = as_id(conversation_id, "conversation_id")
         async with self._tx(write=True) as uow:
             return await uow.agent.prune_checkpoints(cid, keep=keep)
@@ -173,12 +185,18 @@ class AsyncAgentRecords(AsyncTenantScope):
         data: Mapping[str, Any] | None = None,
         goal_modified: bool = False,
     ) -> InteractionEvent:
-        """Record a human-in-the-loop event (approval, correction, goal change…)."""
+        """Record a human-in-the-loop event (approval, correction, goal change…).
+
+        Raises:
+            ConversationNotFound: ``conversation_id`` is given and is not a conversation of this tenant.
+            CheckpointNotFound: ``checkpoint_id`` is given and is not a checkpoint of this tenant.
+        """
         cid = as_id(conversation_id, "conversation_id") if conversation_id is not None else None
+        chk = as_id(checkpoint_id, "checkpoint_id") if checkpoint_id is not None else None
         values = {
             "id": new_id(),
             "conversation_id": cid,
-            "checkpoint_id": as_id(checkpoint_id, "checkpoint_id") if checkpoint_id is not None else None,
+            "checkpoint_id": chk,
             "event_type": v.check_name(event_type, "event_type", max_len=100, required=True),
             "data": self._json(data, "data"),
             "goal_modified": bool(goal_modified),
@@ -186,6 +204,7 @@ class AsyncAgentRecords(AsyncTenantScope):
         }
         async with self._tx(write=True) as uow:
             await self._check_conversation(uow, cid)
+            await self._check_checkpoint(uow, chk, "checkpoint_id")
             return await uow.agent.insert_event(values)
 
     async def list_interaction_events(

@@ -12,7 +12,7 @@ from typing import Any
 from mnemostore.cache import CHANNEL_CONFIG, ChannelSession, EventSubscription, RateLimitDecision, ratelimit
 from mnemostore.cache import flags as feature_flags
 from mnemostore.domain import ChannelConfig, Conversation, ConversationStatus
-from mnemostore.errors import ConversationNotFound, InvalidInput, RateLimited, TenantNotFound, UserNotFound
+from mnemostore.errors import ConversationNotFound, RateLimited, TenantNotFound, UserNotFound
 from mnemostore.service import _validation as v
 from mnemostore.service._conversations import Conversations
 from mnemostore.service._inputs import UNSET, Unset, as_id, utc_now
@@ -80,8 +80,7 @@ class Channels(Users, Conversations):
         Raises:
             RateLimited: a limit is used up (unless ``raise_on_limit=False``: then the decision says so).
         """
-        if not isinstance(cost, int) or isinstance(cost, bool) or cost < 1:
-            raise InvalidInput(f"cost must be a positive integer, got {cost!r}")
+        v.check_int(cost, "cost", minimum=1)
         if channel is not None:
             v.check_name(channel, "channel", max_len=50, required=True)
         tenant = self._tenant_or_raise()

@@ -21,7 +21,6 @@ from mnemostore.domain import (
 )
 from mnemostore.errors import (
     ConversationNotFound,
-    InvalidInput,
     RateLimited,
     TenantNotFound,
     UserNotFound,
@@ -93,8 +92,7 @@ class AsyncChannels(AsyncUsers, AsyncConversations):
         Raises:
             RateLimited: a limit is used up (unless ``raise_on_limit=False``: then the decision says so).
         """
-        if not isinstance(cost, int) or isinstance(cost, bool) or cost < 1:
-            raise InvalidInput(f"cost must be a positive integer, got {cost!r}")
+        v.check_int(cost, "cost", minimum=1)
         if channel is not None:
             v.check_name(channel, "channel", max_len=50, required=True)
         tenant = await self._tenant_or_raise()

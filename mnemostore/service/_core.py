@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING, Any, Self
 
 from mnemostore.cache import Cache
 from mnemostore.config import Settings
-from mnemostore.errors import ConfigurationError, InvalidInput, MnemostoreError, VectorSearchUnavailable
+from mnemostore.errors import ConfigurationError, MnemostoreError, VectorSearchUnavailable
 from mnemostore.ops import migrate as migrations
 from mnemostore.search import Embedder, IndexingStatus, ItemKind
+from mnemostore.service import _validation as v
 from mnemostore.service._inputs import utc_now
 from mnemostore.service._runtime import StoreRuntime
 from mnemostore.store import QueryObserver, UnitOfWork, observe_queries
@@ -144,8 +145,9 @@ class StoreCore:
         Returns:
             The jobs by state: ``pending`` > 0 when it stopped early.
         """
-        if max_jobs is not None and (isinstance(max_jobs, bool) or not isinstance(max_jobs, int) or max_jobs < 1):
-            raise InvalidInput(f"max_jobs must be a positive integer or None, got {max_jobs!r}")
+        v.check_int(batch_size, "batch_size", minimum=1, maximum=100_000)
+        if max_jobs is not None:
+            v.check_int(max_jobs, "max_jobs (None: all)", minimum=1)
         embedder = self.search_engine.require_embedder()
         self.check_schema()
         if self._db.dialect == "postgresql":

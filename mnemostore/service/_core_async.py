@@ -14,12 +14,12 @@ from mnemostore.cache import (
 from mnemostore.config import Settings
 from mnemostore.errors import (
     ConfigurationError,
-    InvalidInput,
     MnemostoreError,
     VectorSearchUnavailable,
 )
 from mnemostore.ops import migrate as migrations
 from mnemostore.search import Embedder, IndexingStatus, ItemKind
+from mnemostore.service import _validation as v
 from mnemostore.service._inputs import utc_now
 from mnemostore.service._runtime_async import AsyncStoreRuntime
 from mnemostore.store import AsyncUnitOfWork, QueryObserver, observe_queries
@@ -148,8 +148,9 @@ class AsyncStoreCore:
         Returns:
             The jobs by state: ``pending`` > 0 when it stopped early.
         """
-        if max_jobs is not None and (isinstance(max_jobs, bool) or not isinstance(max_jobs, int) or max_jobs < 1):
-            raise InvalidInput(f"max_jobs must be a positive integer or None, got {max_jobs!r}")
+        v.check_int(batch_size, "batch_size", minimum=1, maximum=100_000)
+        if max_jobs is not None:
+            v.check_int(max_jobs, "max_jobs (None: all)", minimum=1)
         embedder = self.search_engine.require_embedder()
         await self.check_schema()
         if self._db.dialect == "postgresql":

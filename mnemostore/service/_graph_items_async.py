@@ -25,6 +25,8 @@ _MAX_NAMESPACE = 1000
 _MAX_KEY = 500
 # A query's ranked candidates (offset + limit) are read at most this many at a time.
 _MAX_RANKED = 1000
+_MAX_TTL_MINUTES = 100 * 366 * 24 * 60
+"""A time to live of at most 100 years keeps every expiry a date both backends hold (a longer one overflows)."""
 
 
 def _namespace(labels: Sequence[str], field: str = "namespace", *, empty: bool = False) -> str | None:
@@ -96,8 +98,11 @@ class AsyncGraphItems(AsyncTenantScope):
         document = v.check_json(value, "value", max_bytes=self._settings.max_content_bytes)
         text = content or ""
         v.check_content(text, field="content", max_bytes=self._settings.max_content_bytes)
-        if ttl_minutes is not None and not v.check_number(ttl_minutes, "ttl_minutes") > 0:
-            raise InvalidInput(f"ttl_minutes must be more than 0 (None: no expiry), got {ttl_minutes!r}")
+        if ttl_minutes is not None and not 0 < v.check_number(ttl_minutes, "ttl_minutes") <= _MAX_TTL_MINUTES:
+            raise InvalidInput(
+                f"ttl_minutes must be more than 0 and at most {_MAX_TTL_MINUTES} (100 years; None: no expiry), "
+                f"got {ttl_minutes!r}"
+            )
         stamp = v.check_time(now, "now") or utc_now()
         ttl = float(ttl_minutes) if ttl_minutes is not None else None
         values = {
@@ -159,8 +164,7 @@ class AsyncGraphItems(AsyncTenantScope):
         space = _namespace(namespace_prefix, "namespace_prefix", empty=True)
         equals = _filters(filter)
         v.check_limit(limit)
-        if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
-            raise InvalidInput(f"offset must be a non-negative integer, got {offset!r}")
+        v.check_int(offset, "offset")
         stamp = v.check_time(now, "now") or utc_now()
         if query is None:
             async with self._tx(write=refresh_ttl) as uow:
@@ -220,8 +224,9 @@ class AsyncGraphItems(AsyncTenantScope):
             if isinstance(labels, str):
                 raise InvalidInput(f"{field} must be a tuple of labels, not the string {labels!r}")
         v.check_limit(limit)
-        if max_depth is not None and (not isinstance(max_depth, int) or max_depth < 1):
-            raise InvalidInput(f"max_depth must be a positive integer or None, got {max_depth!r}")
+        v.check_int(offset, "offset")
+        if max_depth is not None:
+            v.check_int(max_depth, "max_depth (None: no limit)", minimum=1)
         fixed = []
         for label in prefix:
             if label == "*":

@@ -158,8 +158,7 @@ class AsyncGraphState(AsyncTenantScope):
         for write in writes:
             if not isinstance(write, GraphWrite):
                 raise InvalidInput(f"writes must hold GraphWrite items, got {type(write).__name__}")
-            if not isinstance(write.idx, int) or isinstance(write.idx, bool):
-                raise InvalidInput(f"idx of a write must be an integer, got {write.idx!r}")
+            v.check_int(write.idx, "idx of a write", minimum=-(2**31), maximum=2**31 - 1)
             rows.append(
                 {
                     "thread_id": thread,
@@ -278,8 +277,7 @@ class AsyncGraphState(AsyncTenantScope):
         Raises:
             InvalidInput: ``keep`` is not a non-negative integer.
         """
-        if not isinstance(keep, int) or isinstance(keep, bool) or keep < 0:
-            raise InvalidInput(f"keep must be a non-negative integer, got {keep!r}")
+        v.check_int(keep, "keep")
         threads = _thread_ids(thread_ids, "thread_ids")
         if not threads:
             return 0

@@ -24,6 +24,7 @@ from mnemostore.errors import (
     ConversationNotFound,
     InvalidInput,
     MemoryNotFound,
+    MessageNotFound,
     SummarizationError,
     UserNotFound,
 )
@@ -84,8 +85,13 @@ class AsyncMemories(AsyncConversations):
         Returns:
             The new memory, or the existing one it was merged into (same id, ``metadata["merged"]`` counted).
 
+        Args:
+            source_message_ids: the messages of this tenant the memory comes from (a segment of compression level
+                2 or more may name the segments it summarises, memories of this tenant, too).
+
         Raises:
             UserNotFound: ``user_id`` is not a user of this tenant.
+            MessageNotFound: a source id is not a message (or, for such a segment, a memory) of this tenant.
         """
         v.check_content(content, max_bytes=self._settings.max_content_bytes)
         if not 0.0 <= v.check_number(importance, "importance") <= 1.0:
@@ -114,6 +120,7 @@ class AsyncMemories(AsyncConversations):
             async with self._tx(write=True) as uow:
                 if uid is not None and await uow.users.get(uid) is None:
                     raise UserNotFound(uid)
+                await self._check_sources(uow, values)
                 memory = await uow.memories.insert(values)
                 await self._enqueue(uow, ItemKind.MEMORY, [memory.id], now)
         data = {
@@ -217,11 +224,27 @@ class AsyncMemories(AsyncConversations):
             current = await uow.memories.get(old.id)
             if current is None:
                 return None  # deleted meanwhile: store a new one
+            await self._check_sources(uow, values)
             if current.content != values["content"] or current.importance != update["importance"]:
                 await self._keep_version(uow, current, now)
             if current.content != values["content"]:
                 await self._enqueue(uow, ItemKind.MEMORY, [old.id], now)
             return await uow.memories.update(old.id, update)
+
+    async def _check_sources(self, uow: AsyncUnitOfWork, values: dict[str, Any]) -> None:
+        """The new memory's sources exist in this tenant: one SELECT, in the writing transaction (so none can be
+        deleted between the check and the write). A merge checks only the new sources: the old memory's may have
+        been deleted since, which is no reason to refuse the write."""
+        wanted = [uuid.UUID(mid) for mid in values["source_message_ids"]]
+        if not wanted:
+            return
+        found = await uow.memories.existing_sources(wanted, segments=values["compression_level"] >= 2)
+        missing = [str(mid) for mid in dict.fromkeys(wanted) if mid not in found]
+        if missing:
+            also = " or memories" if values["compression_level"] >= 2 else ""
+            raise MessageNotFound(
+                ", ".join(missing), f" in this tenant: source_message_ids must name its messages{also}"
+            )
 
     async def _keep_version(self, uow: AsyncUnitOfWork, memory: MemoryRecord, now: datetime) -> None:
         await uow.memories.add_version(
@@ -398,8 +421,7 @@ class AsyncMemories(AsyncConversations):
         Returns:
             The segment (segments are never merged as near-duplicates).
         """
-        if isinstance(compression_level, bool) or not isinstance(compression_level, int) or compression_level < 1:
-            raise InvalidInput(f"compression_level of a segment must be an integer >= 1, got {compression_level!r}")
+        v.check_int(compression_level, "compression_level of a segment", minimum=1, maximum=2**31 - 1)
         return await self.store_memory(
             content,
             user_id=user_id,
@@ -447,8 +469,7 @@ class AsyncMemories(AsyncConversations):
         """
         cid = as_id(conversation_id, "conversation_id")
         for name, number in (("keep_recent", keep_recent), ("min_messages", min_messages)):
-            if isinstance(number, bool) or not isinstance(number, int) or number < 0:
-                raise InvalidInput(f"{name} must be a non-negative integer, got {number!r}")
+            v.check_int(number, name)
         async with self._tx() as uow:
             conversation = await uow.conversations.get(cid)
             if conversation is None:
@@ -524,8 +545,7 @@ class AsyncMemories(AsyncConversations):
             TenantNotFound: the tenant does not exist.
             ConfigurationError: the tenant's ``retention`` config is malformed.
         """
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or not 1 <= batch_size <= 10_000:
-            raise InvalidInput(f"batch_size must be an integer from 1 to 10000, got {batch_size!r}")
+        v.check_int(batch_size, "batch_size", minimum=1, maximum=10_000)
         now = v.check_time(now, "now") or utc_now()
         policy = RetentionPolicy.from_config((await self._tenant_or_raise()).config)
         result = TenantMaintenance(tenant_id=self.tenant_id)

@@ -13,7 +13,7 @@ from typing import Any
 import mnemostore.ops.backup as backups
 from mnemostore.cache import flags as feature_flags
 from mnemostore.config import Settings
-from mnemostore.errors import ConfigurationError, InvalidInput, TenantNotFound
+from mnemostore.errors import ConfigurationError, TenantNotFound
 from mnemostore.memory import MaintenanceReport, TenantMaintenance
 from mnemostore.ops import BackupResult, HealthChecker, HealthReport, ProgressReporter, RestoreResult, Scope, SigningKey
 from mnemostore.service import _validation as v
@@ -92,8 +92,7 @@ class Operations(TenantAdmin):
                 "no encryption key is configured: set MNEMOSTORE_ENCRYPTION_KEYS (the first key is the one "
                 "rotate-keys encrypts with) and MNEMOSTORE_BLIND_INDEX_KEY"
             )
-        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or (not 1 <= batch_size <= 10_000):
-            raise InvalidInput(f"batch_size must be an integer from 1 to 10000, got {batch_size!r}")
+        v.check_int(batch_size, "batch_size", minimum=1, maximum=10_000)
         scanned = dict.fromkeys(SEALED_COLUMNS, 0)
         rewritten = dict.fromkeys(SEALED_COLUMNS, 0)
         for table in SEALED_COLUMNS:
@@ -136,8 +135,7 @@ class Operations(TenantAdmin):
         Raises:
             TenantNotFound: ``tenant_id`` names no tenant.
         """
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or (not 1 <= batch_size <= 10_000):
-            raise InvalidInput(f"batch_size must be an integer from 1 to 10000, got {batch_size!r}")
+        v.check_int(batch_size, "batch_size", minimum=1, maximum=10_000)
         started = v.check_time(now, "now") or utc_now()
         report = MaintenanceReport(dry_run=dry_run, started_at=started)
         tid = self._tenant_key(tenant_id) if tenant_id is not None else None

@@ -12,7 +12,6 @@ from mnemostore.cache import flags as feature_flags
 from mnemostore.config import Settings
 from mnemostore.errors import (
     ConfigurationError,
-    InvalidInput,
     TenantNotFound,
 )
 from mnemostore.memory import (
@@ -104,8 +103,7 @@ class AsyncOperations(AsyncTenantAdmin):
                 "no encryption key is configured: set MNEMOSTORE_ENCRYPTION_KEYS (the first key is the one "
                 "rotate-keys encrypts with) and MNEMOSTORE_BLIND_INDEX_KEY"
             )
-        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or not 1 <= batch_size <= 10_000:
-            raise InvalidInput(f"batch_size must be an integer from 1 to 10000, got {batch_size!r}")
+        v.check_int(batch_size, "batch_size", minimum=1, maximum=10_000)
         scanned = dict.fromkeys(SEALED_COLUMNS, 0)
         rewritten = dict.fromkeys(SEALED_COLUMNS, 0)
         for table in SEALED_COLUMNS:
@@ -148,8 +146,7 @@ class AsyncOperations(AsyncTenantAdmin):
         Raises:
             TenantNotFound: ``tenant_id`` names no tenant.
         """
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or not 1 <= batch_size <= 10_000:
-            raise InvalidInput(f"batch_size must be an integer from 1 to 10000, got {batch_size!r}")
+        v.check_int(batch_size, "batch_size", minimum=1, maximum=10_000)
         started = v.check_time(now, "now") or utc_now()
         report = MaintenanceReport(dry_run=dry_run, started_at=started)
         tid = await self._tenant_key(tenant_id) if tenant_id is not None else None

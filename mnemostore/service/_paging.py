@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Final, TypeVar
 
+from mnemostore.config import MAX_INTEGER
 from mnemostore.domain import (
     AgentMetric,
     ApiKey,
@@ -48,7 +49,7 @@ def history_cursor(seq: int) -> str:
 
 def decode_history_cursor(cursor: str) -> int:
     (seq,) = decode_cursor("h", cursor, 1)
-    if not isinstance(seq, int) or isinstance(seq, bool):
+    if not isinstance(seq, int) or isinstance(seq, bool) or not 0 <= seq <= MAX_INTEGER:
         raise InvalidCursor(f"cursor {cursor!r} is damaged: pass back the cursor the store returned")
     return seq
 
@@ -114,7 +115,7 @@ def decode_list_cursor(of: type[Any], cursor: str) -> tuple[Any, uuid.UUID]:
             if key.tzinfo is None:
                 raise damaged
         elif key_type is float:
-            if isinstance(key, bool) or not isinstance(key, int | float):
+            if isinstance(key, bool) or not isinstance(key, int | float) or not -MAX_INTEGER <= key <= MAX_INTEGER:
                 raise damaged
             key = float(key)
         elif isinstance(key, bool) or not isinstance(key, int) or not 0 <= key < 2**31:

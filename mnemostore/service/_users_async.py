@@ -45,7 +45,7 @@ class AsyncUsers(AsyncTenantScope):
         return {
             "id": new_id(),
             "display_name": v.check_name(display_name, "display_name", max_len=200),
-            "email": v.check_name(email, "email", max_len=320),
+            "email": v.check_email(email),
             "external_id": v.check_name(external_id, "external_id", max_len=200),
             "preferred_model": v.check_name(preferred_model, "preferred_model", max_len=200),
             "preferences": self._json(preferences, "preferences"),
@@ -111,10 +111,16 @@ class AsyncUsers(AsyncTenantScope):
         return user
 
     async def get_user_by_email(self, email: str) -> User | None:
-        """The tenant's user with this email (exact match), or None."""
+        """The tenant's user with this email, or None. The domain is matched in any case (emails are stored with
+        it in lower case; a row stored before that is still found as written), the local part exactly."""
         v.check_text(email, "email")
+        local, at, domain = email.rpartition("@")
+        folded = f"{local}@{domain.lower()}" if at else email
         async with self._tx() as uow:
-            return await uow.users.get_by_email(email)
+            found = await uow.users.get_by_email(folded)
+            if found is None and folded != email:  # a row written before domains were folded
+                found = await uow.users.get_by_email(email)
+            return found
 
     async def get_user_by_external_id(self, external_id: str) -> User | None:
         """The tenant's user with this external id (your system's id for them), or None."""
@@ -275,8 +281,9 @@ class AsyncUsers(AsyncTenantScope):
             ("external_id", external_id, 200),
             ("preferred_model", preferred_model, 200),
         ):
-            if not isinstance(value, Unset):
-                values[name] = v.check_name(value, name, max_len=max_len)
+            if isinstance(value, Unset):
+                continue
+            values[name] = v.check_email(value) if name == "email" else v.check_name(value, name, max_len=max_len)
         if not isinstance(preferences, Unset):
             values["preferences"] = self._json(preferences, "preferences")
         if not isinstance(metadata, Unset):

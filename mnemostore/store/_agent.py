@@ -78,6 +78,11 @@ class AgentRepository(Repository):
         row = self._conn.execute(query).first()
         return m.to_checkpoint(row) if row else None
 
+    def checkpoint_exists(self, checkpoint_id: uuid.UUID) -> bool:
+        c = checkpoints.c
+        query = sa.select(c.id).where(c.tenant_id == self.tenant_id, c.id == checkpoint_id)
+        return self._conn.execute(query).first() is not None
+
     def prune_checkpoints(self, conversation_id: uuid.UUID, *, keep: int) -> int:
         c = checkpoints.c
         newest = (

@@ -9,13 +9,14 @@ import array
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 
 from mnemostore.domain import KnowledgeChunk, MemoryRecord, MemoryVersion
 from mnemostore.store import _mapping as m
 from mnemostore.store._repository import InsertedRow, Repository, Values
-from mnemostore.store.tables import embeddings, knowledge_chunks, memories, memory_versions
+from mnemostore.store.tables import embeddings, knowledge_chunks, memories, memory_versions, messages
 
 
 class KnowledgeRepository(Repository):
@@ -78,6 +79,19 @@ class KnowledgeRepository(Repository):
 
 
 class MemoryRepository(Repository):
+    def existing_sources(self, ids: Sequence[uuid.UUID], *, segments: bool) -> set[uuid.UUID]:
+        """Which of ``ids`` are messages of the tenant (``segments``: or memories of it), in one statement."""
+        if not ids:
+            return set()
+        found: sa.Select[Any] | sa.CompoundSelect[Any] = sa.select(messages.c.id).where(
+            messages.c.tenant_id == self.tenant_id, messages.c.id.in_(ids)
+        )
+        if segments:
+            found = sa.union_all(
+                found, sa.select(memories.c.id).where(memories.c.tenant_id == self.tenant_id, memories.c.id.in_(ids))
+            )
+        return {row[0] for row in self._conn.execute(found)}
+
     def insert(self, values: Values) -> MemoryRecord:
         values = {"tenant_id": self.tenant_id, **values}
         self._conn.execute(sa.insert(memories).values(values))

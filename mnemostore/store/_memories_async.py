@@ -8,6 +8,7 @@ import array
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -23,6 +24,7 @@ from mnemostore.store.tables import (
     knowledge_chunks,
     memories,
     memory_versions,
+    messages,
 )
 
 
@@ -86,6 +88,19 @@ class AsyncKnowledgeRepository(AsyncRepository):
 
 
 class AsyncMemoryRepository(AsyncRepository):
+    async def existing_sources(self, ids: Sequence[uuid.UUID], *, segments: bool) -> set[uuid.UUID]:
+        """Which of ``ids`` are messages of the tenant (``segments``: or memories of it), in one statement."""
+        if not ids:
+            return set()
+        found: sa.Select[Any] | sa.CompoundSelect[Any] = sa.select(messages.c.id).where(
+            messages.c.tenant_id == self.tenant_id, messages.c.id.in_(ids)
+        )
+        if segments:
+            found = sa.union_all(
+                found, sa.select(memories.c.id).where(memories.c.tenant_id == self.tenant_id, memories.c.id.in_(ids))
+            )
+        return {row[0] for row in await self._conn.execute(found)}
+
     async def insert(self, values: Values) -> MemoryRecord:
         values = {"tenant_id": self.tenant_id, **values}
         await self._conn.execute(sa.insert(memories).values(values))

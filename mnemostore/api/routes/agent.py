@@ -13,6 +13,7 @@ from fastapi import APIRouter, Query, status
 from mnemostore.domain import AgentMetric, Checkpoint, InteractionEvent, ToolExecution
 from mnemostore.errors import CheckpointNotFound
 
+from .._json_body import JsonRoute
 from ..deps import TenantDep
 from ..schemas import (
     AgentMetricBatch,
@@ -31,10 +32,10 @@ from ._common import Cursor, Limit, page_from_store
 
 __all__ = ["checkpoints", "interaction_events", "metrics", "tool_executions"]
 
-tool_executions = APIRouter(prefix="/v1/tool-executions", tags=["tool executions"])
-checkpoints = APIRouter(tags=["checkpoints"])
-interaction_events = APIRouter(prefix="/v1/interaction-events", tags=["interaction events"])
-metrics = APIRouter(prefix="/v1/agent-metrics", tags=["agent metrics"])
+tool_executions = APIRouter(route_class=JsonRoute, prefix="/v1/tool-executions", tags=["tool executions"])
+checkpoints = APIRouter(route_class=JsonRoute, tags=["checkpoints"])
+interaction_events = APIRouter(route_class=JsonRoute, prefix="/v1/interaction-events", tags=["interaction events"])
+metrics = APIRouter(route_class=JsonRoute, prefix="/v1/agent-metrics", tags=["agent metrics"])
 
 ConversationFilter = Annotated[uuid.UUID | None, Query(description="only this conversation's")]
 

@@ -6,13 +6,14 @@ import uuid
 
 from fastapi import APIRouter, Response, status
 
+from .._json_body import JsonRoute
 from ..deps import TenantDep
 from ..schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyOut, Page
 from ._common import Cursor, Limit, no_content, page_from_store
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/v1/api-keys", tags=["api keys"])
+router = APIRouter(route_class=JsonRoute, prefix="/v1/api-keys", tags=["api keys"])
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=ApiKeyCreated)

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query, Response, status
 from mnemostore.domain import Conversation, ConversationStats, ConversationStatus
 from mnemostore.errors import InvalidInput
 
+from .._json_body import JsonRoute
 from ..deps import TenantDep
 from ..schemas import (
     ConversationCreate,
@@ -23,7 +24,7 @@ from ._common import Cursor, Limit, no_content, page_from_store
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/v1/conversations", tags=["conversations"])
+router = APIRouter(route_class=JsonRoute, prefix="/v1/conversations", tags=["conversations"])
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=ConversationOut)

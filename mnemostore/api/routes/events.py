@@ -22,11 +22,12 @@ from mnemostore.cache import AsyncEventSubscription, EventType, StoreEvent, mess
 from mnemostore.domain import Message
 from mnemostore.service import history_cursor
 
+from .._json_body import JsonRoute
 from ..deps import TenantDep
 
 __all__ = ["router"]
 
-router = APIRouter(tags=["events"])
+router = APIRouter(route_class=JsonRoute, tags=["events"])
 
 KEEPALIVE_SECONDS: Final = 15.0
 REPLAY_LIMIT: Final = 500

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query, Response, status
 from mnemostore.domain import KnowledgeChunk
 from mnemostore.errors import KnowledgeChunkNotFound
 
+from .._json_body import JsonRoute
 from ..deps import ReadTenantDep, TenantDep
 from ..schemas import (
     Items,
@@ -25,7 +26,7 @@ from .search import SEARCH_RESPONSES, run_search
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/v1/knowledge", tags=["knowledge"])
+router = APIRouter(route_class=JsonRoute, prefix="/v1/knowledge", tags=["knowledge"])
 
 
 @router.post("", response_model=KnowledgeChunkOut)

@@ -10,13 +10,14 @@ from fastapi import APIRouter, Query, Response, status
 from mnemostore.domain import MemoryRecord, MemoryTier
 from mnemostore.errors import MemoryNotFound
 
+from .._json_body import JsonRoute
 from ..deps import TenantDep
 from ..schemas import MemoryCreate, MemoryOut, MemoryVersionOut, Page
 from ._common import Cursor, Limit, no_content, page_from_store
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/v1/memories", tags=["memories"])
+router = APIRouter(route_class=JsonRoute, prefix="/v1/memories", tags=["memories"])
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=MemoryOut)

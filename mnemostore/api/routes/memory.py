@@ -15,6 +15,7 @@ from mnemostore.domain import MemoryRecord, NewMessage
 from mnemostore.errors import MemoryNotFound
 from mnemostore.facade import AsyncMemory
 
+from .._json_body import JsonRoute
 from ..deps import ReadTenantDep, TenantDep
 from ..schemas import Items as ItemsOut
 from ..schemas import (
@@ -32,7 +33,7 @@ from .search import SEARCH_RESPONSES
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/v1/memory", tags=["memory"])
+router = APIRouter(route_class=JsonRoute, prefix="/v1/memory", tags=["memory"])
 
 UserQuery = Annotated[str, Query(min_length=1, max_length=200, description="your own id of the user")]
 

@@ -10,13 +10,14 @@ from fastapi import APIRouter, Query, Response, status
 from mnemostore.domain import AppendResult, HistoryPage, Message, NewMessage
 from mnemostore.errors import InvalidInput, MessageNotFound
 
+from .._json_body import JsonRoute
 from ..deps import TenantDep
 from ..schemas import HistoryOut, Items, MessageBatch, MessageCreate, MessageOut
 from ._common import MAX_LIMIT, IdempotencyKey, no_content
 
 __all__ = ["router"]
 
-router = APIRouter(tags=["messages"])
+router = APIRouter(route_class=JsonRoute, tags=["messages"])
 
 REPLAYED_HEADER = "Idempotent-Replayed"  # the name Stripe's API and others use for an answer that is a replay
 

@@ -19,13 +19,14 @@ from mnemostore.ops import HealthStatus
 from mnemostore.search import IndexingStatus
 from mnemostore.service.store_async import AsyncMnemoStore
 
+from .._json_body import JsonRoute
 from ..deps import StoreDep
 from ..metrics import CONTENT_TYPE
 from ..schemas import HealthOut, ReadyOut
 
 __all__ = ["router"]
 
-router = APIRouter(tags=["operations"])
+router = APIRouter(route_class=JsonRoute, tags=["operations"])
 
 READINESS_CHECKS: Final = ("database", "schema", "redis", "indexing")
 REQUIRED: Final = frozenset({"database", "schema"})

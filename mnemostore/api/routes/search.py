@@ -15,12 +15,13 @@ from fastapi import APIRouter
 
 from mnemostore.service.store_async import AsyncTenantStore
 
+from .._json_body import JsonRoute
 from ..deps import ReadTenantDep
 from ..schemas import ErrorBody, KnowledgeSearchRequest, SearchRequest, SearchResultsOut
 
 __all__ = ["SEARCH_RESPONSES", "router", "run_search"]
 
-router = APIRouter(prefix="/v1/search", tags=["search"])
+router = APIRouter(route_class=JsonRoute, prefix="/v1/search", tags=["search"])
 
 SCOPES = {
     "messages": ("messages",),

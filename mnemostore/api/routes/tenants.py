@@ -8,13 +8,14 @@ from fastapi import APIRouter, Response, status
 
 from mnemostore.domain import Quotas, Tenant, TenantUsage
 
+from .._json_body import JsonRoute
 from ..deps import AdminDep
 from ..schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyOut, Page, TenantCreate, TenantOut, TenantUpdate, UsageOut
 from ._common import Cursor, Limit, no_content, page_from_store
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/v1/tenants", tags=["tenants (admin)"])
+router = APIRouter(route_class=JsonRoute, prefix="/v1/tenants", tags=["tenants (admin)"])
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=TenantOut)

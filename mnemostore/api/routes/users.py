@@ -8,13 +8,14 @@ from fastapi import APIRouter, Response, status
 
 from mnemostore.domain import User, UserIdentity
 
+from .._json_body import JsonRoute
 from ..deps import TenantDep
 from ..schemas import IdentityCreate, IdentityOut, Page, UserCreate, UserOut, UserResolve, UserUpdate
 from ._common import Cursor, Limit, no_content, page_from_store
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/v1/users", tags=["users"])
+router = APIRouter(route_class=JsonRoute, prefix="/v1/users", tags=["users"])
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=UserOut)

@@ -9,10 +9,12 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
+from mnemostore.config import MAX_INTEGER, MAX_JSON_DEPTH
+
 T = TypeVar("T")
 
 MAX_INT32 = 2**31 - 1
-MAX_INT64 = 2**63 - 1
+MAX_INT64 = MAX_INTEGER
 MAX_BATCH = 1000
 
 
@@ -29,16 +31,38 @@ def _clean_text(value: str) -> str:
     return value
 
 
-def _clean_json(value: Any, path: str = "") -> None:
+def _depth(value: Any) -> int:
+    """How deep ``value`` nests (a scalar: 0), counted without recursion (it may be nested 900 deep)."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, Mapping | list):
+            deepest = max(deepest, depth + 1)
+            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, Mapping) else item))
+    return deepest
+
+
+def _clean_json(value: Any, depth: int = 0) -> None:
+    """The store's rules for JSON (``service._validation``), checked here so the answer names the field."""
     if isinstance(value, str):
         _clean_text(value)
+    elif isinstance(value, Mapping | list) and depth >= MAX_JSON_DEPTH:
+        raise ValueError(
+            f"is nested {depth + _depth(value)} levels deep, over the limit of {MAX_JSON_DEPTH} (MAX_JSON_DEPTH): "
+            "flatten it, or send the deep part as a JSON string"
+        )
     elif isinstance(value, Mapping):
         for key, item in value.items():
             _clean_text(key)
-            _clean_json(item)
+            _clean_json(item, depth + 1)
     elif isinstance(value, list):
         for item in value:
-            _clean_json(item)
+            _clean_json(item, depth + 1)
+    elif isinstance(value, int) and not isinstance(value, bool) and not -MAX_INTEGER <= value <= MAX_INTEGER:
+        raise ValueError(
+            f"holds an integer outside -{MAX_INTEGER} to {MAX_INTEGER} (signed 64-bit), which the store does not "
+            "keep: send it as a string"
+        )
     elif isinstance(value, float) and not math.isfinite(value):
         raise ValueError("holds NaN or an infinity, which JSON cannot store")
 
