@@ -1817,7 +1817,7 @@ def test_export_import_round_trip_into_another_tenant(store, tenant):
     assert store.get_tenant_usage(b.tenant_id) == _usage(b, 1, 1, 3, 13, size)
     assert store.recount_tenant_usage(b.tenant_id) == _usage(b, 1, 1, 3, 13, size)
     assert b.add_message(imported.id, role="user", content="next").seq == 4
-    replay = b.add_message(imported.id, role="user", content="où ?", idempotency_key="q1")
+    replay = b.add_message(imported.id, role="user", content="où ?", prompt_tokens=4, idempotency_key="q1")
     assert replay.seq == 2, "idempotency keys travel with the export"
     with pytest.raises(UserNotFound):
         b.import_conversation(exported)  # the exported owner does not exist in B

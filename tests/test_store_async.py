@@ -1834,7 +1834,7 @@ async def test_export_import_round_trip_into_another_tenant(astore, atenant):
     assert await astore.get_tenant_usage(b.tenant_id) == _usage(b, 1, 1, 3, 13, size)
     assert await astore.recount_tenant_usage(b.tenant_id) == _usage(b, 1, 1, 3, 13, size)
     assert (await b.add_message(imported.id, role="user", content="next")).seq == 4
-    replay = await b.add_message(imported.id, role="user", content="où ?", idempotency_key="q1")
+    replay = await b.add_message(imported.id, role="user", content="où ?", prompt_tokens=4, idempotency_key="q1")
     assert replay.seq == 2, "idempotency keys travel with the export"
     with pytest.raises(UserNotFound):
         await b.import_conversation(exported)  # the exported owner does not exist in B
