@@ -69,6 +69,7 @@ if TYPE_CHECKING:
         UserIdentity,
     )
     from mnemostore.errors import (
+        AdminAccessUnavailable,
         ApiKeyNotFound,
         ArchiveCorrupted,
         ArchiveVersionUnsupported,
@@ -152,6 +153,7 @@ _HOME: dict[str, str] = {
     "AsyncMemoryClient": "mnemostore.client",
     "AsyncMnemoStore": "mnemostore.service.store_async",
     "AsyncTenantStore": "mnemostore.service.store_async",
+    "AdminAccessUnavailable": "mnemostore.errors",
     "AuthenticationError": "mnemostore.errors",
     "BackendUnavailable": "mnemostore.errors",
     "BackupError": "mnemostore.errors",
@@ -271,6 +273,7 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "AdminAccessUnavailable",
     "AgentMetric",
     "ApiKey",
     "ApiKeyNotFound",
