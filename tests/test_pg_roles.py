@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import make_url
 
-from mnemostore import AdminAccessUnavailable, AsyncMnemoStore, ConfigurationError, Settings
+from mnemostore import AdminAccessUnavailable, AsyncMnemoStore, ConfigurationError, MnemoStore, Settings
 from mnemostore.api import create_app
 from mnemostore.store.tables import TENANT_TABLES
 from tests.fix_api import admin_headers, api_settings
@@ -252,6 +252,19 @@ async def test_split_store_end_to_end(split_store: AsyncMnemoStore, tenants: Ten
     finally:
         await store.delete_tenant(tenant.id)
     assert await store.get_tenant(tenant.id) is None
+
+
+def test_sync_split_store(logins: Logins) -> None:
+    """The sync twin on the same two logins."""
+    with MnemoStore(logins.api_url, admin_database_url=logins.ops_url, pool_size=1) as store:
+        tenant = store.create_tenant(f"roles-sync-{uuid.uuid4().hex[:8]}")
+        t = store.tenant(tenant.id)
+        conv = t.create_conversation(t.create_user().id)
+        t.add_messages(conv.id, [{"role": "user", "content": "in sync"}])
+        assert [m.content for m in t.get_conversation_history(conv.id).messages] == ["in sync"]
+        store.delete_tenant(tenant.id)
+    with MnemoStore(logins.api_url, pool_size=1) as store, pytest.raises(AdminAccessUnavailable):
+        store.list_tenants()
 
 
 async def test_api_login_alone_does_tenant_work_and_refuses_admin_work(
