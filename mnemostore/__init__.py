@@ -69,6 +69,7 @@ if TYPE_CHECKING:
         UserIdentity,
     )
     from mnemostore.errors import (
+        AdminAccessUnavailable,
         ApiKeyNotFound,
         ArchiveCorrupted,
         ArchiveNotSigned,
@@ -160,6 +161,7 @@ _HOME: dict[str, str] = {
     "AsyncMemoryClient": "mnemostore.client",
     "AsyncMnemoStore": "mnemostore.service.store_async",
     "AsyncTenantStore": "mnemostore.service.store_async",
+    "AdminAccessUnavailable": "mnemostore.errors",
     "AuthenticationError": "mnemostore.errors",
     "BackendUnavailable": "mnemostore.errors",
     "BackupError": "mnemostore.errors",
@@ -279,6 +281,7 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "AdminAccessUnavailable",
     "AgentMetric",
     "ApiKey",
     "ApiKeyNotFound",

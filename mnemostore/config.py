@@ -122,6 +122,19 @@ class Settings(BaseSettings):
         default="mnemostore_app",
         description="role without BYPASSRLS that the store switches to, so row-level security applies",
     )
+    pg_admin_role: str = Field(
+        default="mnemostore_admin",
+        description="role whose row-level security policies see every tenant: admin work (tenants, the indexer "
+        "across tenants, backups) runs as it, with SET LOCAL ROLE",
+    )
+    admin_database_url: str | None = Field(
+        default=None,
+        description="PostgreSQL URL of a login that may act as pg_admin_role, used for admin work only; unset: "
+        "admin work switches role on the main connection, which only a login that may take both roles can do",
+    )
+    admin_pool_size: int = Field(
+        default=1, ge=1, description="connections kept open to admin_database_url (one more under load)"
+    )
     max_content_bytes: int = Field(default=1_000_000, ge=1, description="largest message or chunk, UTF-8")
     max_metadata_bytes: int = Field(default=64_000, ge=2, description="largest metadata object, as JSON")
 
@@ -400,6 +413,14 @@ class Settings(BaseSettings):
         return _split_list(value)
 
     @model_validator(mode="after")
+    def _check_admin_url(self) -> Settings:
+        if self.admin_database_url is not None and not self.is_postgres:
+            raise ConfigurationError(
+                "MNEMOSTORE_ADMIN_DATABASE_URL is set but the database is SQLite, which has no roles: leave it unset"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _check_encryption(self) -> Settings:
         if self.encryption_keys and self.blind_index_key is None:
             raise ConfigurationError(
@@ -422,6 +443,19 @@ class Settings(BaseSettings):
     @classmethod
     def _normalize(cls, value: str) -> str:
         return normalize_database_url(value)
+
+    @field_validator("admin_database_url")
+    @classmethod
+    def _normalize_admin(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        url = normalize_database_url(value)
+        if not url.startswith("postgresql"):
+            raise ConfigurationError(
+                "MNEMOSTORE_ADMIN_DATABASE_URL must be a postgresql:// URL (a login that may act as the admin "
+                "role); SQLite has no roles: leave it unset"
+            )
+        return url
 
     @field_validator("redis_url")
     @classmethod

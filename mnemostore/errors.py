@@ -8,7 +8,8 @@ happened and what to do about it.
 
     MnemostoreError
     ├── ConfigurationError            a setting is missing or malformed
-    │   └── EncryptionKeyError        a sealed value names a key that is missing, or is not the right one
+    │   ├── EncryptionKeyError        a sealed value names a key that is missing, or is not the right one
+    │   └── AdminAccessUnavailable    admin work, but the database login may not take the admin role
     ├── BackendUnavailable            the database (or another server) cannot be reached
     ├── SchemaError
     │   ├── SchemaOutOfDate           the database is behind the code: run `mnemostore db upgrade`
@@ -57,6 +58,7 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "AdminAccessUnavailable",
     "ApiKeyNotFound",
     "ArchiveCorrupted",
     "ArchiveNotSigned",
@@ -120,6 +122,13 @@ class MnemostoreError(Exception):
 
 class ConfigurationError(MnemostoreError):
     """A setting is missing, malformed or names something that does not exist."""
+
+    __module__ = "mnemostore"
+
+
+class AdminAccessUnavailable(ConfigurationError):
+    """Admin work (tenants, the indexer across tenants, backups) was asked of a PostgreSQL login that may not take
+    the admin role: set MNEMOSTORE_ADMIN_DATABASE_URL to a login that may, or grant the role."""
 
     __module__ = "mnemostore"
 

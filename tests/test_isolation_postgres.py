@@ -28,6 +28,7 @@ from mnemostore.store.tables import TENANT_TABLES
 pytestmark = pytest.mark.postgres_only
 
 APP_ROLE = "mnemostore_app"
+ADMIN_ROLE = "mnemostore_admin"
 # Every table of the schema, with the column row-level security keys it on.
 RLS_TABLES = {"tenants": "id", **dict.fromkeys(TENANT_TABLES, "tenant_id")}
 NOTHING: dict[str, list[uuid.UUID]] = {table: [] for table in RLS_TABLES}
@@ -184,12 +185,32 @@ def test_tenant_scope_is_transaction_local(app_conn: psycopg.Connection[Any], tw
         assert visible(app_conn) == NOTHING
 
 
-def test_admin_scope_sees_every_tenant(app_conn: psycopg.Connection[Any], two_tenants: TwoTenants) -> None:
+def test_the_admin_setting_widens_nothing(app_conn: psycopg.Connection[Any], two_tenants: TwoTenants) -> None:
+    """The setting that used to open every tenant (before migration 0008) is inert: the admin scope is a role."""
     with app_conn.transaction():
         app_conn.execute("SELECT set_config('mnemostore.admin', 'on', true)")
-        rows = visible(app_conn)
+        assert visible(app_conn) == NOTHING
+    with app_conn.transaction():
+        set_tenant(app_conn, two_tenants.a)
+        app_conn.execute("SELECT set_config('mnemostore.admin', 'on', true)")
+        assert {table: set(keys) for table, keys in visible(app_conn).items()} == {
+            t: {two_tenants.a} for t in RLS_TABLES
+        }
+
+
+def test_admin_role_sees_every_tenant(admin_dsn: str, two_tenants: TwoTenants) -> None:
+    with connect(admin_dsn, role=ADMIN_ROLE) as conn, conn.transaction():
+        rows = visible(conn)
     for table in RLS_TABLES:
         assert {two_tenants.a, two_tenants.b} <= set(rows[table]), table
+
+
+async def test_store_admin_transactions_run_as_the_admin_role(pg_url: str, astore: AsyncMnemoStore) -> None:
+    """Single-login mode (a superuser login, as here): the admin scope is SET LOCAL ROLE, undone at its end."""
+    async with astore._db.transaction(None) as uow:
+        assert (await uow.connection.execute(sa.text("SELECT current_user"))).scalar_one() == ADMIN_ROLE
+    async with astore._db.engine.connect() as conn:
+        assert (await conn.execute(sa.text("SELECT current_user"))).scalar_one() == APP_ROLE
 
 
 def test_insert_for_another_tenant_is_refused(app_conn: psycopg.Connection[Any], two_tenants: TwoTenants) -> None:
@@ -246,10 +267,14 @@ def test_rows_cannot_be_moved_or_touched_across_tenants(
 
 def test_app_role_cannot_bypass_row_level_security(admin_dsn: str, two_tenants: TwoTenants) -> None:
     with connect(admin_dsn) as admin:
-        row = admin.execute(
-            "SELECT rolsuper, rolbypassrls, rolcanlogin FROM pg_roles WHERE rolname = %s", [APP_ROLE]
-        ).fetchone()
-    assert row == (False, False, False)
+        for role in (APP_ROLE, ADMIN_ROLE):
+            row = admin.execute(
+                "SELECT rolsuper, rolbypassrls, rolcanlogin FROM pg_roles WHERE rolname = %s", [role]
+            ).fetchone()
+            assert row == (False, False, False), role
+        # Neither role is a member of the other: the application role cannot SET ROLE to the admin one.
+        member = admin.execute("SELECT pg_has_role(%s, %s, 'MEMBER')", [APP_ROLE, ADMIN_ROLE]).fetchone()
+        assert member == (False,)
 
 
 async def test_store_connections_run_as_the_app_role(pg_url: str, astore: AsyncMnemoStore) -> None:
@@ -279,23 +304,25 @@ async def test_store_transactions_are_confined_by_the_database(
                 assert len(keys) == two_tenants.counts[tid][table], table
 
 
-async def test_store_pool_does_not_carry_a_tenant_over(pg_url: str, two_tenants: TwoTenants) -> None:
+async def test_store_pool_does_not_carry_a_tenant_or_a_role_over(pg_url: str, two_tenants: TwoTenants) -> None:
     async with AsyncMnemoStore(pg_url, pool_size=1, max_overflow=0) as store:
         async with store._db.transaction(two_tenants.a) as uow:
             pid = (await uow.connection.execute(sa.text("SELECT pg_backend_pid()"))).scalar_one()
             assert (await uow.connection.execute(sa.text("SELECT count(*) FROM messages"))).scalar_one() > 0
+        async with store._db.transaction(None) as uow:  # then the admin role, on the same connection
+            assert (await uow.connection.execute(sa.text("SELECT pg_backend_pid()"))).scalar_one() == pid
         async with store._db.engine.connect() as conn:
             row = (
                 await conn.execute(
                     sa.text(
                         "SELECT pg_backend_pid(), current_setting('mnemostore.tenant_id', true), "
-                        "current_setting('mnemostore.admin', true), (SELECT count(*) FROM messages)"
+                        "current_user, (SELECT count(*) FROM messages)"
                     )
                 )
             ).one()
     assert row[0] == pid  # the very connection the tenant transaction used
     assert row[1] in ("", None)
-    assert row[2] in ("", None)
+    assert row[2] == APP_ROLE
     assert row[3] == 0
 
 

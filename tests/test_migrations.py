@@ -33,8 +33,8 @@ from mnemostore.migrations._filters import include_object, is_search_object
 from mnemostore.ops import migrate
 from mnemostore.store.tables import metadata
 
-HEAD = "0007"
-REVISIONS = ["0001", "0002", "0003", "0004", "0005", "0006", "0007"]
+HEAD = "0008"
+REVISIONS = ["0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008"]
 MODEL_TABLES = set(metadata.tables)
 
 
@@ -173,6 +173,49 @@ def test_hot_path_routines_come_and_go_with_0007(settings: Settings, engine: sa.
     }
     migrate.downgrade(settings, "0006")
     assert routines() == {}
+
+
+def test_admin_role_policies_come_and_go_with_0008(settings: Settings, engine: sa.Engine) -> None:
+    """PostgreSQL: 0008 binds each table's two policies to roles (application: its tenant; admin: everything) in
+    place of the ``mnemostore.admin`` setting; its downgrade puts the setting-based policies back."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has no roles nor row-level security")
+
+    def policies() -> set[tuple[str, tuple[str, ...], bool]]:
+        """(policy, roles it applies to, whether it reads the mnemostore.admin setting), over every table."""
+        with engine.connect() as conn:
+            rows = conn.execute(
+                sa.text(
+                    "SELECT polname, ARRAY(SELECT CASE WHEN r = 0 THEN 'public' ELSE r::regrole::text END "
+                    "FROM unnest(polroles) AS r), pg_get_expr(polqual, polrelid) LIKE '%mnemostore.admin%' "
+                    "FROM pg_policy"
+                )
+            ).all()
+        return {(row[0], tuple(row[1]), row[2]) for row in rows}
+
+    app, admin = settings.pg_app_role, settings.pg_admin_role
+    migrate.upgrade(settings, "0007")
+    before = policies()
+    assert before == {("tenant_isolation", ("public",), False), ("admin_access", ("public",), True)}
+    migrate.upgrade(settings, "0008")
+    assert policies() == {("tenant_isolation", (app,), False), ("admin_access", (admin,), False)}
+    with engine.connect() as conn:
+        row = conn.execute(
+            sa.text(
+                "SELECT rolsuper, rolbypassrls, rolcanlogin, has_table_privilege(:role, 'messages', 'DELETE') "
+                "FROM pg_roles WHERE rolname = :role"
+            ),
+            {"role": admin},
+        ).one()
+    assert tuple(row) == (False, False, False, True)
+    migrate.downgrade(settings, "0007")
+    assert policies() == before
+    with engine.connect() as conn:
+        # The role stays (other databases of the server may use it), without its privileges here.
+        granted = conn.execute(sa.text("SELECT has_table_privilege(:r, 'messages', 'SELECT')"), {"r": admin})
+        assert granted.scalar_one() is False
+    migrate.upgrade(settings)
+    assert_schema_complete(engine)
 
 
 # -- nothing migrates implicitly ----------------------------------------------------------------------------------

@@ -191,7 +191,8 @@ class StoreCore:
     def observe_queries(self, observer: QueryObserver) -> None:
         """Call ``observer(kind, seconds)`` after each SQL statement the store runs (kind: ``select``, ``insert``,
         ``update``, ``delete`` or ``other``; never the statement's text). The HTTP service's metrics use it."""
-        observe_queries(self._db.engine, observer)
+        for engine in self._db.engines:
+            observe_queries(engine, observer)
 
     def check_schema(self) -> None:
         """Raise SchemaOutOfDate unless the database is at the newest revision this code knows."""

@@ -54,8 +54,7 @@ class Indexer:
 
     def vectors_supported(self) -> bool:
         if self._vectors is None:
-            with self._db.transaction(None) as uow:
-                self._vectors = uow.vector_column_is_vector()
+            self._vectors = self._db.vector_column_is_vector()
         return self._vectors
 
     def _repo(self, uow: UnitOfWork) -> IndexRepository:

@@ -52,8 +52,7 @@ class AsyncIndexer:
 
     async def vectors_supported(self) -> bool:
         if self._vectors is None:
-            async with self._db.transaction(None) as uow:
-                self._vectors = await uow.vector_column_is_vector()
+            self._vectors = await self._db.vector_column_is_vector()
         return self._vectors
 
     def _repo(self, uow: AsyncUnitOfWork) -> AsyncIndexRepository:

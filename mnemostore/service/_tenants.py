@@ -74,14 +74,17 @@ class TenantAdmin(StoreCore):
         return found.id
 
     def get_tenant(self, tenant_id: uuid.UUID | str) -> Tenant | None:
-        """The tenant with its config, plan and quotas (read through the cache), or None; by id or by name."""
+        """The tenant with its config, plan and quotas (read through the cache), or None; by id or by name.
+
+        By id it reads in the tenant's own scope (its row is visible to it), not the admin scope: every request of
+        the HTTP service looks its tenant up, and must not need the admin role."""
         ref = tenant_ref(tenant_id)
         if not isinstance(ref, uuid.UUID):
             return self.get_tenant_by_name(ref)
         tid = ref
 
         def load() -> Tenant | None:
-            with self._transaction(None, write=False) as uow:
+            with self._transaction(tid, write=False) as uow:
                 return uow.tenants.get(tid)
 
         return self.cache.objects.cached(self.cache.keys.obj(tid, "tenant"), load, codec=TENANT, name="tenant")

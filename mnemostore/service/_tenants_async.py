@@ -93,14 +93,17 @@ class AsyncTenantAdmin(AsyncStoreCore):
         return found.id
 
     async def get_tenant(self, tenant_id: uuid.UUID | str) -> Tenant | None:
-        """The tenant with its config, plan and quotas (read through the cache), or None; by id or by name."""
+        """The tenant with its config, plan and quotas (read through the cache), or None; by id or by name.
+
+        By id it reads in the tenant's own scope (its row is visible to it), not the admin scope: every request of
+        the HTTP service looks its tenant up, and must not need the admin role."""
         ref = tenant_ref(tenant_id)
         if not isinstance(ref, uuid.UUID):
             return await self.get_tenant_by_name(ref)
         tid = ref
 
         async def load() -> Tenant | None:
-            async with self._transaction(None, write=False) as uow:
+            async with self._transaction(tid, write=False) as uow:
                 return await uow.tenants.get(tid)
 
         return await self.cache.objects.cached(self.cache.keys.obj(tid, "tenant"), load, codec=TENANT, name="tenant")

@@ -3,9 +3,12 @@
 Every unit of work runs in one database transaction that is bound to one tenant before its first statement:
 
 * on PostgreSQL the tenant id goes into the transaction-local setting ``mnemostore.tenant_id`` and row-level
-  security policies (see migration 0001) filter every table by it. Connections that could bypass those policies
-  (a superuser, a BYPASSRLS role) switch to the unprivileged ``pg_app_role`` as soon as they are opened, so the
-  database, not only our code, keeps tenants apart;
+  security policies (see migrations 0001 and 0008) filter every table by it, for ``pg_app_role`` and its members.
+  Connections that could bypass those policies (a superuser, a BYPASSRLS role) switch to ``pg_app_role`` as soon as
+  they are opened, so the database, not only our code, keeps tenants apart. The admin scope (no tenant) is a role,
+  not a setting: its transactions start with ``SET LOCAL ROLE pg_admin_role``, whose policy sees every tenant, on
+  the connections of ``admin_database_url`` when it is set, else on the main ones. A login that may not take that
+  role gets AdminAccessUnavailable, and nothing it can set widens what it sees;
 * on SQLite the repositories add ``tenant_id = ?`` to every statement, and writes take the database lock at
   BEGIN (``BEGIN IMMEDIATE``), so two writers never deadlock upgrading a read lock.
 
@@ -26,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from mnemostore.config import Settings
 from mnemostore.errors import (
+    AdminAccessUnavailable,
     BackendUnavailable,
     ConflictError,
     InvalidInput,
@@ -37,19 +41,27 @@ from mnemostore.store._crypto import FieldCodec
 from mnemostore.store._failures import database_unreachable
 from mnemostore.store._repositories_async import AsyncUnitOfWork
 from mnemostore.store._routines_async import AsyncHotPath, AsyncSqliteHotPath
+from mnemostore.store._search_async import vector_column_is_vector
 
 __all__ = ["AsyncDatabase"]
 
 _WRITE = "mnemostore_write"
+# SQLSTATE insufficient_privilege: what PostgreSQL answers a SET ROLE the session's login may not take.
+_INSUFFICIENT_PRIVILEGE = "42501"
 
 
 class AsyncDatabase:
-    """One engine (connection pool) and the way to open tenant-scoped transactions on it."""
+    """One engine (connection pool) and the way to open tenant-scoped transactions on it; on PostgreSQL with
+    ``admin_database_url``, a second small engine for the admin scope."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.dialect = "postgresql" if settings.is_postgres else "sqlite"
         self.engine: AsyncEngine = _create_engine(settings)
+        # Admin work only: a login of its own, so the application's login need not be able to take the admin role.
+        self.admin_engine: AsyncEngine | None = (
+            _create_engine(settings, admin=True) if settings.admin_database_url is not None else None
+        )
         # Parses the encryption keys once: a malformed key fails here, before any I/O.
         self.codec = FieldCodec.from_settings(settings)
         # The append and the history page in one call on the driver each (PostgreSQL: migration 0007's routines).
@@ -57,6 +69,18 @@ class AsyncDatabase:
 
     async def close(self) -> None:
         await self.engine.dispose()
+        if self.admin_engine is not None:
+            await self.admin_engine.dispose()
+
+    @property
+    def engines(self) -> tuple[AsyncEngine, ...]:
+        """Every engine of the store (query observers listen to all)."""
+        return (self.engine,) if self.admin_engine is None else (self.engine, self.admin_engine)
+
+    def _engine_for(self, tenant_id: uuid.UUID | None) -> AsyncEngine:
+        if tenant_id is None and self.admin_engine is not None:
+            return self.admin_engine
+        return self.engine
 
     async def schema_revision(self) -> str | None:
         """The Alembic revision the database is at, or None when it was never initialised."""
@@ -97,6 +121,11 @@ class AsyncDatabase:
             ).one()
         return bool(row[0]), bool(row[1])
 
+    async def vector_column_is_vector(self) -> bool:
+        """Whether ``embeddings.vector`` holds vectors (a catalog question: any login may ask, in no scope)."""
+        async with self._connect() as conn:
+            return await vector_column_is_vector(conn, self.dialect)
+
     @asynccontextmanager
     async def _connect(self) -> AsyncIterator[AsyncConnection]:
         try:
@@ -115,8 +144,10 @@ class AsyncDatabase:
     ) -> AsyncIterator[AsyncUnitOfWork]:
         """A unit of work for ``tenant_id`` (None: the admin scope, which sees every tenant).
 
-        It commits when the block ends normally and rolls back when it raises. ``local_settings``: PostgreSQL
-        settings for this transaction only (e.g. ``hnsw.ef_search``), set in the same round trip as the tenant.
+        On PostgreSQL the admin scope runs as ``pg_admin_role``; a login that may not take it raises
+        AdminAccessUnavailable before anything is read or written. It commits when the block ends normally and
+        rolls back when it raises. ``local_settings``: PostgreSQL settings for this transaction only (e.g.
+        ``hnsw.ef_search``), set in the same round trip as the tenant.
         """
         try:
             conn = await self._begin(tenant_id, write=write, local_settings=local_settings)
@@ -142,13 +173,14 @@ class AsyncDatabase:
         transaction's first statement, before anything was written: that failure is retried once on a fresh
         connection, so a database restart costs no request.
         """
+        engine = self._engine_for(tenant_id)
         for attempt in (1, 2):
-            conn = await self.engine.connect()
+            conn = await engine.connect()
             try:
                 await conn.execution_options(**{_WRITE: write})
                 await conn.begin()
                 if self.dialect == "postgresql":
-                    await _bind_tenant(conn, tenant_id, local_settings)
+                    await self._bind(conn, tenant_id, local_settings)
             except exc.DBAPIError as error:
                 await conn.close()
                 if attempt == 2 or not error.connection_invalidated:
@@ -172,24 +204,56 @@ class AsyncDatabase:
         (which the store turns on) it keeps reading the snapshot its first SELECT saw while writers commit.
         """
         try:
-            async with self.engine.connect() as conn, conn.begin():
+            async with self._engine_for(tenant_id).connect() as conn, conn.begin():
                 if self.dialect == "postgresql":
                     # Must be the transaction's first statement; it ends with the transaction, so a pooled
                     # connection never carries it over.
                     await conn.execute(sa.text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"))
-                    await _bind_tenant(conn, tenant_id)
+                    await self._bind(conn, tenant_id)
                 yield conn
         except exc.DBAPIError as error:
             raise _translate(error, self.settings) from error
 
+    async def _bind(
+        self, conn: AsyncConnection, tenant_id: uuid.UUID | None, local_settings: Mapping[str, str] | None = None
+    ) -> None:
+        try:
+            await _bind_tenant(conn, tenant_id, self.settings.pg_admin_role, local_settings)
+        except exc.DBAPIError as error:
+            if tenant_id is None and getattr(error.orig, "sqlstate", None) == _INSUFFICIENT_PRIVILEGE:
+                raise self._admin_refused(error) from error
+            raise
+
+    def _admin_refused(self, error: exc.DBAPIError) -> AdminAccessUnavailable:
+        role = self.settings.pg_admin_role
+        if self.admin_engine is not None:
+            where = f"the login of MNEMOSTORE_ADMIN_DATABASE_URL ({_redacted(self.settings.admin_database_url)})"
+            advice = f'grant it the role (GRANT "{role}" TO <that login>)'
+        else:
+            where = f"the login of MNEMOSTORE_DATABASE_URL ({self.settings.redacted_url()})"
+            advice = (
+                "set MNEMOSTORE_ADMIN_DATABASE_URL to a login that is a member of it (see the README's PostgreSQL "
+                "roles), or grant the role to this login (not the hardened deployment)"
+            )
+        return AdminAccessUnavailable(
+            f'admin work (tenants, indexing across tenants, backups) runs as the role "{role}", which {where} may '
+            f"not take: {advice}. Tenant work is unaffected"
+        )
+
 
 async def _bind_tenant(
-    conn: AsyncConnection, tenant_id: uuid.UUID | None, local_settings: Mapping[str, str] | None = None
+    conn: AsyncConnection,
+    tenant_id: uuid.UUID | None,
+    admin_role: str,
+    local_settings: Mapping[str, str] | None = None,
 ) -> None:
-    # Transaction-local (the third argument), so a pooled connection never carries a tenant over.
+    # Transaction-local (the third argument), so a pooled connection never carries a tenant or a role over. The
+    # admin scope is a role (``set_config('role', …)`` is SET LOCAL ROLE): PostgreSQL lets a login take it only
+    # when the login is a member of it, or a superuser, whatever role the connection has switched to since.
     values: dict[str, str] = {}
     if tenant_id is None:
-        calls = ["set_config('mnemostore.admin', 'on', true)"]
+        calls = ["set_config('role', :admin_role, true)"]
+        values["admin_role"] = admin_role
     else:
         calls = ["set_config('mnemostore.tenant_id', :tenant, true)"]
         values["tenant"] = str(tenant_id)
@@ -197,6 +261,10 @@ async def _bind_tenant(
         calls.append(f"set_config(:name_{number}, :value_{number}, true)")
         values |= {f"name_{number}": name, f"value_{number}": value}
     await conn.execute(sa.text("SELECT " + ", ".join(calls)), values)
+
+
+def _redacted(url: str | None) -> str:
+    return sa.engine.make_url(url).render_as_string(hide_password=True) if url else ""
 
 
 def _hot_path_for(engine: AsyncEngine, settings: Settings, codec: FieldCodec) -> AsyncHotPath:
@@ -208,23 +276,28 @@ def _hot_path_for(engine: AsyncEngine, settings: Settings, codec: FieldCodec) ->
     return AsyncSqliteHotPath(engine, settings, codec)
 
 
-def _create_engine(settings: Settings) -> AsyncEngine:
+def _create_engine(settings: Settings, *, admin: bool = False) -> AsyncEngine:
+    """The main engine, or (``admin``) the small one on ``admin_database_url`` (one connection, one more under
+    load: admin work is occasional, and the server's connections are shared)."""
     if True:  # ASYNC  # noqa: SIM108
         url = settings.async_database_url
     else:
         url = settings.database_url
+    if admin and settings.admin_database_url is not None:
+        url = settings.admin_database_url  # PostgreSQL's URL is the same for both drivers
     settings.check_driver()
     if settings.is_postgres:
         engine = create_async_engine(
             url,
-            pool_size=settings.pool_size,
-            max_overflow=settings.max_overflow,
+            pool_size=settings.admin_pool_size if admin else settings.pool_size,
+            max_overflow=1 if admin else settings.max_overflow,
             pool_timeout=settings.pool_timeout,
             pool_recycle=settings.pool_recycle,
             pool_pre_ping=settings.pool_pre_ping,
             connect_args={"connect_timeout": settings.connect_timeout},
         )
-        _install_postgres_hooks(engine, settings.pg_app_role)
+        # An admin login that bypasses row-level security drops to the admin role, not to the application's.
+        _install_postgres_hooks(engine, settings.pg_admin_role if admin else settings.pg_app_role)
     else:
         engine = create_async_engine(url, connect_args={"timeout": settings.sqlite_busy_timeout_ms / 1000})
         _install_sqlite_hooks(engine, settings.sqlite_busy_timeout_ms)
