@@ -110,7 +110,8 @@ def test_fuzz_api(case: Any, live_api: LiveServer, fuzz_world: tuple[ApiTenant, 
 
 
 def test_openapi_document(live_api: LiveServer):
-    document = httpx.get(f"{live_api.url}/openapi.json").json()
+    # The first request builds the OpenAPI document: seconds on a loaded machine, so not httpx's 5 s default.
+    document = httpx.get(f"{live_api.url}/openapi.json", timeout=60).json()
     assert document["components"]["securitySchemes"]["HTTPBearer"] == {
         "type": "http",
         "scheme": "bearer",
@@ -129,4 +130,4 @@ def test_openapi_document(live_api: LiveServer):
         if body is not None:
             ref = body["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
             assert schemas[ref].get("examples"), f"{method} {path}: request body {ref} has no example"
-    assert httpx.get(f"{live_api.url}/docs").status_code == 200
+    assert httpx.get(f"{live_api.url}/docs", timeout=60).status_code == 200
