@@ -77,6 +77,7 @@ class Tenant:
     conversations: list[uuid.UUID]
     load_seconds: float
     chunk_rates: list[float] = field(default_factory=list)  # rows/s of each tenth of the load
+    misses: float | None = None  # PostgreSQL: share of messages' blocks read from outside shared buffers
 
 
 def new_messages() -> list[NewMessage]:
@@ -103,6 +104,20 @@ def analyze(target: Target) -> None:
     if target.backend == "postgres":
         with psycopg.connect(target.raw_conninfo, autocommit=True) as conn:
             conn.execute("ANALYZE")
+
+
+def buffer_reads(target: Target) -> tuple[int, int]:
+    """PostgreSQL: (blocks read from outside shared buffers, blocks found in them) for ``messages`` and its indexes,
+    since the server started; (0, 0) on SQLite."""
+    if target.backend != "postgres":
+        return 0, 0
+    with psycopg.connect(target.raw_conninfo, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT heap_blks_read + coalesce(idx_blks_read, 0), heap_blks_hit + coalesce(idx_blks_hit, 0) "
+            "FROM pg_statio_user_tables WHERE relname = 'messages'"
+        ).fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1])
 
 
 def load(label: str, target: Target, size: int) -> Tenant:
@@ -212,6 +227,7 @@ class Figures:
 
 def measure(tenants: Sequence[Tenant], plan: Plan) -> Figures:
     figures = Figures()
+    before = [buffer_reads(t.target) for t in tenants]
     with ExitStack() as stack:
         runners = []
         for n, tenant in enumerate(tenants):
@@ -227,6 +243,12 @@ def measure(tenants: Sequence[Tenant], plan: Plan) -> Figures:
                 order = runners if (r + p) % 2 == 0 else runners[::-1]
                 for runner in order:
                     figures.add(path, runner.tenant.label, timed(runner.op(path), plan.ops))
+    if tenants[0].target.backend == "postgres":
+        time.sleep(1)  # the measuring sessions have ended: let them report their statistics
+    for tenant, (read0, hit0) in zip(tenants, before, strict=True):
+        read1, hit1 = buffer_reads(tenant.target)
+        if read1 + hit1 > read0 + hit0:
+            tenant.misses = (read1 - read0) / (read1 + hit1 - read0 - hit0)
     return figures
 
 
@@ -335,6 +357,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"load {backend} {large.label}: {large.load_seconds:.0f} s "
             f"({plan.large / large.load_seconds:,.0f} rows/s); rows/s by tenth: {rates}"
         )
+        if large.misses is not None and tenants[0].misses is not None:
+            print(
+                f"  {backend}: blocks of messages read from outside shared buffers while measuring: "
+                f"{100 * tenants[0].misses:.2f} % (small), {100 * large.misses:.2f} % (large)"
+            )
         loads[backend] = {"seconds": round(large.load_seconds, 1), "rows_per_s_by_tenth": large.chunk_rates}
     for note in notes:
         print(f"note: {note}")
