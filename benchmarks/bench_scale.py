@@ -21,7 +21,10 @@ round), ``--ops`` calls each (1,000), through the sync API of a store with ``cac
 * ``append``: ``add_message`` to a conversation drawn at random among all the tenant's conversations;
 * ``read 50``: ``get_conversation_history(limit=50)`` of a conversation drawn the same way;
 * ``append, hot`` / ``read 50, hot``: the same, round-robin over the tenant's first 10 conversations (a working set
-  that does not grow with the data).
+  that does not grow with the data);
+* ``raw read 50``: the raw driver's ``SELECT … ORDER BY seq DESC LIMIT 50`` (``_raw.py``; PostgreSQL: as the
+  application role, row-level security on) of a conversation drawn at random: how much of a read's growth is the
+  database's own.
 
 Reported per path and size: p50 and p95 of each round's latencies, median over rounds, and the ratio large / small
 (the target: <= 1.2x).
@@ -46,6 +49,7 @@ from typing import Any
 import psycopg
 import sqlalchemy
 from _harness import percentile, write_json
+from _raw import RawPostgres, RawSqlite, RawStore
 from bench_core import CONTENT, DEFAULT_PG_DSN, METADATA, Config, Target, scratch_postgres, scratch_sqlite
 
 from mnemostore import MnemoStore, NewMessage, Quotas, Settings, TenantStore
@@ -55,7 +59,7 @@ PER_USER = 100  # conversations per user
 HOT = 10  # conversations of the "hot" working set
 PAGE = 50
 TARGET = 1.2
-PATHS = ("append", "read 50", "append, hot", "read 50, hot")
+PATHS = ("append", "read 50", "append, hot", "read 50, hot", "raw read 50")
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +173,12 @@ class Runner:
         self.tenant = tenant
         self.store = open_store(tenant.target)
         self.t: TenantStore = self.store.tenant(tenant.tenant_id)
+        target = tenant.target
+        self.raw: RawStore = (
+            RawSqlite(target.raw_conninfo, tenant.tenant_id)
+            if target.backend == "sqlite"
+            else RawPostgres(target.raw_conninfo, tenant.tenant_id)
+        )
         self.random = random.Random(seed)
         self.hot = tenant.conversations[:HOT]
         message = new_messages()[0]
@@ -189,6 +199,8 @@ class Runner:
 
         if path.startswith("append"):
             return lambda i: self.t.add_message(pick(i), **self.kwargs)
+        if path.startswith("raw"):
+            return lambda i: self.raw.history(pick(i), PAGE)
 
         def read(i: int) -> object:
             page = self.t.get_conversation_history(pick(i), limit=PAGE)
@@ -199,6 +211,7 @@ class Runner:
         return read
 
     def close(self) -> None:
+        self.raw.close()
         self.store.close()
 
 
@@ -276,9 +289,11 @@ def report(results: dict[str, tuple[list[Tenant], Figures]]) -> tuple[str, list[
                 row[f"{name}_ratio"] = round(b / a, 3)
                 cells.append(f"{a * 1000:>10.3f}{b * 1000:>10.3f}{b / a:>7.2f}")
                 verdict.append(b / a <= TARGET)
-            row["met"] = all(verdict)
+            baseline = path.startswith("raw")
+            row["met"] = None if baseline else all(verdict)
             rows.append(row)
-            lines.append(f"{backend:<9}{path:<14}{cells[0]} {cells[1]}  {'met' if row['met'] else 'MISSED'}")
+            verdict_text = "(baseline)" if baseline else "met" if row["met"] else "MISSED"
+            lines.append(f"{backend:<9}{path:<14}{cells[0]} {cells[1]}  {verdict_text}")
         lines.append("")
     return "\n".join(lines).rstrip(), rows
 
