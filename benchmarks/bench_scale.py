@@ -182,7 +182,7 @@ class Runner:
         self.random = random.Random(seed)
         self.hot = tenant.conversations[:HOT]
         message = new_messages()[0]
-        self.kwargs = {
+        self.kwargs: dict[str, Any] = {
             "role": message.role,
             "content": message.content,
             "prompt_tokens": message.prompt_tokens,
