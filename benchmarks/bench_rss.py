@@ -3,7 +3,7 @@
 
 Run from the repository root (see benchmarks/README.md, "Memory of serve")::
 
-    .venv/bin/python benchmarks/bench_rss.py                   # SQLite and PostgreSQL, ~2-3 min
+    .venv/bin/python benchmarks/bench_rss.py                   # SQLite and PostgreSQL, ~5-7 min each
     .venv/bin/python benchmarks/bench_rss.py --quick           # smoke run: 3 rounds of 1,000 requests
     .venv/bin/python benchmarks/bench_rss.py --backend sqlite --requests 20000 --json rss.json
 
