@@ -27,7 +27,7 @@ round), ``--ops`` calls each (1,000), through the sync API of a store with ``cac
   database's own.
 
 Reported per path and size: p50 and p95 of each round's latencies, median over rounds, and the ratio large / small
-(the target: <= 1.2x).
+(the target: <= 1.2x); on PostgreSQL also the share of ``messages``' blocks read from outside shared buffers.
 """
 
 from __future__ import annotations
