@@ -52,7 +52,9 @@ class FaultBudget:
     """How hard a run pushes: the short one is CI's, the long one is run on demand."""
 
     long: bool
-    kills: int  # kills (or outages) per scenario
+    kills: int  # kills of the writer process
+    server_kills: int  # kills of the server (each restart takes seconds: the import of the service)
+    outages: int  # rounds of Redis faults (killed, frozen), PostgreSQL stops
     conversations: int
     appends: int  # acknowledged appends the writer reaches in the end
     outage_seconds: float  # how long Redis stays frozen, PostgreSQL stopped
@@ -61,8 +63,10 @@ class FaultBudget:
 @pytest.fixture(scope="session")
 def fault_budget(request: pytest.FixtureRequest) -> FaultBudget:
     if request.config.getoption("--faults-long"):
-        return FaultBudget(long=True, kills=10, conversations=6, appends=1500, outage_seconds=4.0)
-    return FaultBudget(long=False, kills=3, conversations=3, appends=120, outage_seconds=1.5)
+        return FaultBudget(
+            long=True, kills=12, server_kills=8, outages=5, conversations=6, appends=1500, outage_seconds=4.0
+        )
+    return FaultBudget(long=False, kills=3, server_kills=2, outages=1, conversations=3, appends=120, outage_seconds=1.5)
 
 
 @dataclass

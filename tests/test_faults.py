@@ -30,6 +30,7 @@ import psycopg
 import pytest
 
 from mnemostore import MnemoStore
+from mnemostore.errors import BackendUnavailable
 from tests.fault_writer import HISTORY_LIMIT, content_of, parse_log
 from tests.fix_api import ApiTenant, make_tenant
 from tests.fix_faults import FaultBudget, Figures, PostgresCluster, ServeProcess
@@ -323,13 +324,13 @@ def test_server_killed(
     rng = random.Random()
 
     def kill_and_restart() -> None:
-        for _ in range(fault_budget.kills):
+        for _ in range(fault_budget.server_kills):
             time.sleep(rng.uniform(0.3, 1.2))
             serve.kill()
             serve.start()
 
     run_under(load, kill_and_restart, settle_appends=20)
-    figures.extra["kills"] = fault_budget.kills
+    figures.extra["kills"] = fault_budget.server_kills
     figures.extra["failures"] = dict(load.statuses)
     problems = check_database(
         pg_cluster,
@@ -341,3 +342,116 @@ def test_server_killed(
         redis_url=private_redis.url,
     )
     assert_sound(figures, problems, failures_allowed=True)
+
+
+# --- 3. Redis killed, frozen, restarted ----------------------------------------------------------------------------
+
+
+def test_redis_faults(
+    serve: ServeProcess,
+    pg_cluster: PostgresCluster,
+    fault_database: str,
+    private_redis: RedisProcess,
+    fault_budget: FaultBudget,
+    figures: Figures,
+) -> None:
+    """Redis killed -9 and restarted empty, then frozen (SIGSTOP) for longer than every Redis timeout and thawed:
+    no request fails and no read is stale, during the faults or after (degraded mode reads the database)."""
+    load = setup_load(serve, fault_budget, figures)
+
+    def redis_faults() -> None:
+        for _ in range(fault_budget.outages):
+            time.sleep(0.5)
+            private_redis.kill()
+            time.sleep(fault_budget.outage_seconds)
+            private_redis.start()
+            time.sleep(0.5)
+            private_redis.pause()
+            time.sleep(fault_budget.outage_seconds)
+            private_redis.resume()
+        time.sleep(0.5)
+
+    run_under(load, redis_faults, settle_appends=30)
+    figures.extra["rounds"] = fault_budget.outages
+    figures.extra["slowest request s"] = round(load.slowest_ok, 2)
+    problems = check_database(
+        pg_cluster,
+        fault_database,
+        load.tenant.id,
+        load.acked,
+        load.conversation_of,
+        figures,
+        redis_url=private_redis.url,
+    )
+    assert_sound(figures, problems, failures_allowed=False)
+
+
+def test_hot_path_raises_backend_unavailable_while_postgres_is_down(
+    pg_cluster: PostgresCluster, fault_database: str
+) -> None:
+    """The append and history routines on PostgreSQL say BackendUnavailable (the service's 503) when the pool cannot
+    connect, as every other path does; they raised SQLAlchemy's OperationalError (a 500) before."""
+    with MnemoStore(pg_cluster.url(fault_database)) as store:
+        tenant = store.tenant(store.create_tenant(f"down-{uuid.uuid4().hex[:8]}").id)
+        conversation = tenant.create_conversation(tenant.create_user().id)
+        tenant.add_message(conversation.id, role="user", content="before", idempotency_key="k1")
+        pg_cluster.stop_immediately()
+        try:
+            for _ in range(2):  # the pooled connection found dead, then no connection at all
+                with pytest.raises(BackendUnavailable):
+                    tenant.add_message(conversation.id, role="user", content="during", idempotency_key="k2")
+                with pytest.raises(BackendUnavailable):
+                    tenant.get_conversation_history(conversation.id)
+        finally:
+            pg_cluster.start()
+        tenant.add_message(conversation.id, role="user", content="during", idempotency_key="k2")
+        assert [m.content for m in tenant.get_conversation_history(conversation.id).messages] == ["before", "during"]
+
+
+# --- 4. PostgreSQL stopped and restarted ---------------------------------------------------------------------------
+
+
+def test_postgres_stopped(
+    serve: ServeProcess,
+    pg_cluster: PostgresCluster,
+    fault_database: str,
+    private_redis: RedisProcess,
+    fault_budget: FaultBudget,
+    figures: Figures,
+) -> None:
+    """PostgreSQL stopped (``-m immediate``) mid-load and started again: requests fail fast with 503 meanwhile,
+    nothing acknowledged is lost, and the same server process recovers."""
+    load = setup_load(serve, fault_budget, figures)
+    server_pid = serve.proc.pid if serve.proc is not None else None
+
+    def outages() -> None:
+        for _ in range(fault_budget.outages):
+            time.sleep(0.5)
+            pg_cluster.stop_immediately()
+            time.sleep(fault_budget.outage_seconds)
+            pg_cluster.start()
+        time.sleep(0.5)
+
+    try:
+        run_under(load, outages, settle_appends=30)
+    finally:
+        if not pg_cluster.running():
+            pg_cluster.start()
+    slowest_failure = max(load.failed_latencies, default=0.0)
+    figures.extra["outages"] = fault_budget.outages
+    figures.extra["failures"] = dict(load.statuses)
+    figures.extra["slowest failure s"] = round(slowest_failure, 2)
+    problems = check_database(
+        pg_cluster,
+        fault_database,
+        load.tenant.id,
+        load.acked,
+        load.conversation_of,
+        figures,
+        redis_url=private_redis.url,
+    )
+    assert_sound(figures, problems, failures_allowed=True)
+    assert serve.proc is not None and serve.proc.pid == server_pid and serve.proc.poll() is None, "no restart"
+    assert load.figures.failed > 0, "the outage was not seen"
+    assert set(load.statuses) == {"503"}, load.statuses  # the service's answer, fast: no 500, no hung request
+    assert slowest_failure < 5.0, slowest_failure
