@@ -117,9 +117,10 @@ class PostgresCluster:
     folder under /tmp that user owns (pytest's temporary folders are root's only).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, required: bool) -> None:
         if not (PG_BIN / "initdb").exists():
-            pytest.skip(f"PostgreSQL server binaries not found in {PG_BIN} (set MNEMOSTORE_FAULTS_PG_BIN)")
+            missing = f"PostgreSQL server binaries not found in {PG_BIN} (set MNEMOSTORE_FAULTS_PG_BIN)"
+            pytest.fail(missing) if required else pytest.skip(missing)
         self.base = Path(tempfile.mkdtemp(prefix="mnsf-"))  # short: a socket path is at most 107 bytes
         self.as_user: list[str] = []
         if os.geteuid() == 0:
@@ -184,8 +185,9 @@ class PostgresCluster:
 
 
 @pytest.fixture(scope="session")
-def pg_cluster() -> Iterator[PostgresCluster]:
-    cluster = PostgresCluster()
+def pg_cluster(request: pytest.FixtureRequest) -> Iterator[PostgresCluster]:
+    """Skipped without the server binaries, unless ``--require-postgres`` (CI) makes that a failure."""
+    cluster = PostgresCluster(required=bool(request.config.getoption("--require-postgres")))
     cluster.start()
     try:
         yield cluster
@@ -263,9 +265,9 @@ class ServeProcess:
 
     def stop(self) -> None:
         if self.proc is not None:
-            self.proc.send_signal(signal.SIGINT)
+            self.proc.send_signal(signal.SIGTERM)
             try:
-                self.proc.wait(timeout=20)
+                self.proc.wait(timeout=3)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=10)

@@ -260,9 +260,9 @@ def setup_load(server: ServeProcess, budget: FaultBudget, figures: Figures) -> H
     return HttpLoad(base_url=server.url, tenant=tenant, conversations=conversations, figures=figures)
 
 
-@pytest.fixture
-def private_redis(tmp_path: Path) -> Iterator[RedisProcess]:
-    server = RedisProcess(tmp_path)
+@pytest.fixture(scope="module")
+def private_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisProcess]:
+    server = RedisProcess(tmp_path_factory.mktemp("redis"))
     server.start()
     try:
         yield server
@@ -272,11 +272,15 @@ def private_redis(tmp_path: Path) -> Iterator[RedisProcess]:
         server.kill()
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def serve(
-    tmp_path: Path, pg_cluster: PostgresCluster, fault_database: str, private_redis: RedisProcess
+    tmp_path_factory: pytest.TempPathFactory,
+    pg_cluster: PostgresCluster,
+    fault_database: str,
+    private_redis: RedisProcess,
 ) -> Iterator[ServeProcess]:
-    server = ServeProcess(tmp_path, pg_cluster.url(fault_database), private_redis.url)
+    """One server for scenarios 2 to 4 (a start costs seconds): each leaves it, Redis and PostgreSQL running."""
+    server = ServeProcess(tmp_path_factory.mktemp("serve"), pg_cluster.url(fault_database), private_redis.url)
     server.start()
     try:
         yield server
