@@ -5,7 +5,8 @@ logged to LOG, fsync'd, before the next one: ``S <key>`` before an append is sen
 acknowledged, ``R <key> ok|stale`` for the history read (through the Redis-cached store) that follows each
 acknowledgement, and on each start ``C <conversation> ok|stale`` for a read of every conversation, whose newest
 acknowledged message must be in it. A restarted writer first sends again its last key that was sent and not
-acknowledged (a client's retry), then goes on with new keys. It stops once TOTAL keys are acknowledged.
+acknowledged (a client's retry, logged ``P <key>``), then goes on with new keys. It stops once TOTAL keys are
+acknowledged.
 
 With ``MNEMOSTORE_FAULTS_CRASH_AFTER_COMMIT=N`` the writer kills itself (SIGKILL) on its N-th append, after the
 commit and before the write-through to Redis: the crash the idempotent retry has to repair.
@@ -87,10 +88,11 @@ def main(argv: list[str]) -> None:
         page = tenant.get_conversation_history(conversation, limit=HISTORY_LIMIT)
         log.write(f"C {conversation} {'ok' if any(m.seq == seq for m in page.messages) else 'stale'}")
 
-    counter = len(sent) - (1 if pending is not None else 0)
+    counter = len(sent)  # each key is logged as sent once: the pending one is among them
     while len(acked) < int(total):
         if pending is not None:
             key, pending = pending, None  # the retry of what the killed writer had sent
+            log.write(f"P {key}")
         else:
             key = f"{counter % len(conversations)}-{counter}"
             counter += 1

@@ -72,8 +72,8 @@ def check_database(
     keys = Counter(key for _, _, key, _ in rows)
     contents = Counter(content for _, _, _, content in rows)
     figures.duplicated = sum(n - 1 for n in keys.values() if n > 1) + sum(n - 1 for n in contents.values() if n > 1)
-    for key, (conversation, seq) in stored.items():
-        if content_of(key) != next(c for cv, s, _, c in rows if (cv, s) == (conversation, seq)):
+    for _, _, key, content in rows:
+        if content != content_of(key):
             problems.append(f"message {key} holds another message's content")
     seqs: dict[str, list[int]] = {}
     for conversation, seq, _, _ in rows:
@@ -169,6 +169,9 @@ def test_writer_killed(
     _, acked, pending = parse_log(log)
     lines = log.read_text().splitlines()
     figures.stale = sum(1 for line in lines if line.split()[:1] in (["R"], ["C"]) and line.endswith(" stale"))
+    sent = [line.split()[1] for line in lines if line.startswith("S ")]
+    assert len(sent) == len(set(sent)), "a key was sent as new twice"
+    figures.extra["resent after a kill"] = sum(1 for line in lines if line.startswith("P "))
     redis_server.start()  # the final check reads through a Redis again (an empty one: from the database)
     try:
         problems = check_database(
@@ -184,6 +187,7 @@ def test_writer_killed(
     finally:
         redis_server.kill()
     assert pending is None and len(acked) == total
+    assert figures.extra["resent after a kill"] >= 1, "no kill left a request in flight: nothing was retried"
     assert_sound(figures, problems, failures_allowed=False)
 
 
@@ -205,6 +209,7 @@ class HttpLoad:
     slowest_ok: float = 0.0
     statuses: Counter[str] = field(default_factory=Counter)
     counter: int = 0
+    replayed: int = 0
 
     def conversation_of(self, key: str) -> str:
         return self.conversations[int(key.split("-")[0])]
@@ -237,6 +242,8 @@ class HttpLoad:
         response = self._request(client, "POST", url, json=body, key=key)
         assert response.status_code == 201, response.text
         seq = int(response.json()["seq"])
+        if response.headers.get("Idempotent-Replayed") == "true":
+            self.replayed += 1  # the first attempt was committed and its answer lost
         self.acked[key] = seq
         page = self._request(client, "GET", url, params={"limit": HISTORY_LIMIT})
         assert page.status_code == 200, page.text
@@ -335,6 +342,7 @@ def test_server_killed(
 
     run_under(load, kill_and_restart, settle_appends=20)
     figures.extra["kills"] = fault_budget.server_kills
+    figures.extra["answered as replays"] = load.replayed
     figures.extra["failures"] = dict(load.statuses)
     problems = check_database(
         pg_cluster,
