@@ -133,21 +133,12 @@ class PostgresCluster:
         self.data = self.base / "data"
         self.log = self.base / "postgres.log"
         self.port = free_port()
-        subprocess.run(
-            [
-                *self.as_user,
-                str(PG_BIN / "initdb"),
-                "-D",
-                str(self.data),
-                "-U",
-                "postgres",
-                "--auth=trust",
-                "-E",
-                "UTF8",
-            ],
-            check=True,
-            capture_output=True,
-        )
+        initdb = [*self.as_user, str(PG_BIN / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust"]
+        try:
+            subprocess.run([*initdb, "-E", "UTF8"], check=True, capture_output=True)
+        except BaseException:
+            shutil.rmtree(self.base, ignore_errors=True)
+            raise
 
     def dsn(self, database: str = "postgres") -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
