@@ -21,4 +21,11 @@ os.environ.setdefault("MNEMOSTORE_RECENT_CONTEXT_SIZE", "20")
 os.environ.setdefault("MNEMOSTORE_POOL_SIZE", "1")
 os.environ.setdefault("MNEMOSTORE_MAX_OVERFLOW", "3")
 
-pytest_plugins = ["tests.fix_db", "tests.fix_redis", "tests.fix_backup", "tests.fix_api", "tests.fix_search"]
+pytest_plugins = [
+    "tests.fix_db",
+    "tests.fix_redis",
+    "tests.fix_backup",
+    "tests.fix_api",
+    "tests.fix_search",
+    "tests.fix_faults",
+]

@@ -18,6 +18,7 @@ from typing import Any, Final
 
 import psycopg
 from psycopg.types.json import Jsonb
+from sqlalchemy import exc
 
 from mnemostore.config import Settings
 from mnemostore.domain import Message
@@ -133,6 +134,12 @@ class PostgresHotPath(HotPath):
                 report_query(self._engine, kind, time.perf_counter() - started)
         except psycopg.Error as error:
             raise _translate(error, conversation_id, self._settings) from error
+        except exc.DBAPIError as error:
+            # The pool could not open a connection (the server is down, restarting or refusing): SQLAlchemy wraps
+            # the driver's error. That is the database being unavailable (503), not a fault of the store (500).
+            if isinstance(error.orig, psycopg.Error):
+                raise _translate(error.orig, conversation_id, self._settings) from error
+            raise database_unreachable(self._settings, type(error.orig or error).__name__) from error
 
 
 def _utc(value: datetime) -> datetime:
