@@ -17,6 +17,7 @@ This module is also the one boundary where driver errors become ``mnemostore.err
 
 from __future__ import annotations
 
+import json
 import select
 import uuid
 from collections.abc import AsyncIterator, Mapping
@@ -350,8 +351,27 @@ def _install_postgres_hooks(engine: Any, app_role: str) -> None:
         if bypasses_rls and role_exists:
             # A role that bypasses row-level security would see every tenant: drop to one that cannot.
             cursor.execute(f'SET ROLE "{app_role}"')
+        # Timestamps come back in UTC, and jsonb through a leaner loader: both run for every message of every
+        # page, and a zone such as Etc/UTC would cost a conversion per value.
+        cursor.execute("SET TIME ZONE 'UTC'")
         cursor.close()
         dbapi_connection.commit()
+        _load_json_lean(getattr(dbapi_connection, "driver_connection", dbapi_connection))
+
+
+def _load_json_lean(driver_connection: Any) -> None:
+    from psycopg.types.json import set_json_loads  # PostgreSQL only: SQLite installs have no psycopg
+
+    set_json_loads(_json_loads, driver_connection)
+
+
+def _json_loads(data: Any) -> Any:
+    """``json.loads`` for psycopg: an empty object (most metadata) without parsing, text without ``json``'s
+    sniffing of the bytes' encoding (the server sends UTF-8)."""
+    if isinstance(data, str):
+        return json.loads(data)
+    raw = bytes(data)
+    return {} if raw == b"{}" else json.loads(raw.decode())
 
 
 def _idle_connection_usable(driver_connection: Any) -> bool:

@@ -21,7 +21,7 @@ from psycopg.types.json import Jsonb
 from sqlalchemy import exc
 
 from mnemostore.config import Settings
-from mnemostore.domain import Message
+from mnemostore.domain import Message, Role
 from mnemostore.errors import BackendUnavailable, ConflictError, ConversationNotFound, InvalidInput
 from mnemostore.store._failures import database_unreachable
 from mnemostore.store._instrument import report_query
@@ -32,6 +32,7 @@ __all__ = ["PostgresHotPath"]
 
 _APPEND: Final = "SELECT last_seq, existing FROM mnemostore_append_messages(%s, %s, %s, %s, %s)"
 _HISTORY: Final = "SELECT * FROM mnemostore_history(%s, %s, %s, %s, %s)"
+_ROLES: Final = {role.value: role for role in Role}
 _NO_CONVERSATION: Final = "MN404"
 _USAGE_REFUSED: Final = "MN429"
 _ROW_FIELDS: Final = (
@@ -99,14 +100,25 @@ class PostgresHotPath(HotPath):
             return (last_seq, [])
         if direction != "after":
             rows.reverse()
-        # The routine's columns are last_seq, then HISTORY_COLUMNS; timestamps come in the session's zone.
+        # The routine's columns are last_seq, then HISTORY_COLUMNS. Built inline: this runs for every message of
+        # every page read from the database.
+        roles, open_metadata = (_ROLES, self._codec.open_metadata)
         return (
             last_seq,
             [
-                self._message(
-                    tenant_id,
-                    conversation_id,
-                    (row[1], row[2], row[3], row[4], row[5], row[6], row[7], row[8], _utc(row[9]), row[10]),
+                Message(
+                    id=row[1],
+                    tenant_id=tenant_id,
+                    conversation_id=conversation_id,
+                    seq=row[2],
+                    role=roles[row[3]],
+                    content=row[4],
+                    model=row[5],
+                    prompt_tokens=row[6],
+                    completion_tokens=row[7],
+                    metadata=open_metadata(tenant_id, row[8]),
+                    created_at=_utc(row[9]),
+                    idempotency_key=row[10],
                 )
                 for row in rows
             ],
