@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from datetime import UTC
 
 import pytest
 
@@ -105,6 +106,23 @@ def test_a_conversation_of_another_tenant_is_not_found_for_append_or_history(sto
     with pytest.raises(ConversationNotFound):
         other.get_conversation_history(uuid.uuid4(), limit=5, before=owner.get_conversation_history(cid).after)
     assert [m.content for m in owner.get_conversation_history(cid).messages] == ["private"]
+
+
+def test_the_history_page_is_what_the_repositories_read(tenant: TenantStore) -> None:
+    """The hot path decodes rows its own way (leaner than SQLAlchemy's processors): every field must come back
+    as the repositories' reading of the same row gives it."""
+    cid = _conversation(tenant)
+    sent = [
+        NewMessage(role="system", content="be brief"),
+        NewMessage(role="user", content="héllo ✓", prompt_tokens=3, metadata={"n": 1, "nested": {"a": [1, 2.5, None]}}),
+        NewMessage(role="assistant", content="", model="m-1", completion_tokens=7, metadata={}, idempotency_key="k"),
+    ]
+    tenant.add_messages(cid, sent)
+    page = tenant.get_conversation_history(cid).messages
+    stored = [tenant.get_message(message.id) for message in page]
+    assert page == stored
+    assert [m.metadata for m in page] == [{}, {"n": 1, "nested": {"a": [1, 2.5, None]}}, {}]
+    assert all(m.created_at.tzinfo is UTC for m in page)
 
 
 def test_an_empty_conversation_reads_as_an_empty_page(tenant: TenantStore) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
@@ -31,7 +31,7 @@ from mnemostore.domain import (
 )
 
 __all__ = [
-    "message_from_columns",
+    "messages_from_columns",
     "to_agent_metric",
     "to_api_key",
     "to_channel_config",
@@ -174,22 +174,34 @@ def to_message(row: Row | Mapping[str, Any]) -> Message:
     )
 
 
-def message_from_columns(tenant_id: Any, conversation_id: Any, row: Row, metadata: Any) -> Message:
-    """A message from a row of ``_statements.HISTORY_COLUMNS`` (positional: the history hot path)."""
-    return Message(
-        id=row[0],
-        tenant_id=tenant_id,
-        conversation_id=conversation_id,
-        seq=row[1],
-        role=_ROLES[row[2]],
-        content=row[3],
-        model=row[4],
-        prompt_tokens=row[5],
-        completion_tokens=row[6],
-        metadata=metadata,
-        created_at=row[8],
-        idempotency_key=row[9],
-    )
+def messages_from_columns(
+    tenant_id: Any,
+    conversation_id: Any,
+    rows: Sequence[Sequence[Any]],
+    open_metadata: Callable[[Any, Any], Any],
+    first: int = 0,
+) -> list[Message]:
+    """Messages from rows holding ``_statements.HISTORY_COLUMNS`` from column ``first`` on (the history hot
+    paths), their metadata opened by ``open_metadata(tenant_id, metadata)`` and their times in UTC. Built in one
+    comprehension: it runs for every message of every page read from the database."""
+    i = first
+    return [
+        Message(
+            id=row[i],
+            tenant_id=tenant_id,
+            conversation_id=conversation_id,
+            seq=row[i + 1],
+            role=_ROLES[row[i + 2]],
+            content=row[i + 3],
+            model=row[i + 4],
+            prompt_tokens=row[i + 5],
+            completion_tokens=row[i + 6],
+            metadata=open_metadata(tenant_id, row[i + 7]),
+            created_at=row[i + 8] if row[i + 8].tzinfo is UTC else row[i + 8].astimezone(UTC),
+            idempotency_key=row[i + 9],
+        )
+        for row in rows
+    ]
 
 
 def to_memory(row: Row) -> MemoryRecord:

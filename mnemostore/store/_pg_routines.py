@@ -13,7 +13,7 @@ import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Final
 
 import psycopg
@@ -21,10 +21,11 @@ from psycopg.types.json import Jsonb
 from sqlalchemy import exc
 
 from mnemostore.config import Settings
-from mnemostore.domain import Message, Role
+from mnemostore.domain import Message
 from mnemostore.errors import BackendUnavailable, ConflictError, ConversationNotFound, InvalidInput
 from mnemostore.store._failures import database_unreachable
 from mnemostore.store._instrument import report_query
+from mnemostore.store._mapping import messages_from_columns
 from mnemostore.store._outcomes import AppendOutcome, UsageRefused
 from mnemostore.store._routines import HotPath
 
@@ -32,7 +33,6 @@ __all__ = ["PostgresHotPath"]
 
 _APPEND: Final = "SELECT last_seq, existing FROM mnemostore_append_messages(%s, %s, %s, %s, %s)"
 _HISTORY: Final = "SELECT * FROM mnemostore_history(%s, %s, %s, %s, %s)"
-_ROLES: Final = {role.value: role for role in Role}
 _NO_CONVERSATION: Final = "MN404"
 _USAGE_REFUSED: Final = "MN429"
 _ROW_FIELDS: Final = (
@@ -100,29 +100,8 @@ class PostgresHotPath(HotPath):
             return (last_seq, [])
         if direction != "after":
             rows.reverse()
-        # The routine's columns are last_seq, then HISTORY_COLUMNS. Built inline: this runs for every message of
-        # every page read from the database.
-        roles, open_metadata = (_ROLES, self._codec.open_metadata)
-        return (
-            last_seq,
-            [
-                Message(
-                    id=row[1],
-                    tenant_id=tenant_id,
-                    conversation_id=conversation_id,
-                    seq=row[2],
-                    role=roles[row[3]],
-                    content=row[4],
-                    model=row[5],
-                    prompt_tokens=row[6],
-                    completion_tokens=row[7],
-                    metadata=open_metadata(tenant_id, row[8]),
-                    created_at=_utc(row[9]),
-                    idempotency_key=row[10],
-                )
-                for row in rows
-            ],
-        )
+        # The routine's columns are last_seq, then HISTORY_COLUMNS.
+        return (last_seq, messages_from_columns(tenant_id, conversation_id, rows, self._codec.open_metadata, first=1))
 
     @contextmanager
     def _call(self, kind: str, conversation_id: uuid.UUID) -> Iterator[Any]:
@@ -152,10 +131,6 @@ class PostgresHotPath(HotPath):
             if isinstance(error.orig, psycopg.Error):
                 raise _translate(error.orig, conversation_id, self._settings) from error
             raise database_unreachable(self._settings, type(error.orig or error).__name__) from error
-
-
-def _utc(value: datetime) -> datetime:
-    return value if value.tzinfo is UTC else value.astimezone(UTC)
 
 
 def _translate(error: psycopg.Error, conversation_id: uuid.UUID, settings: Settings) -> Exception:

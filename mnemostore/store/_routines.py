@@ -92,10 +92,6 @@ class HotPath:
             return metadata
         return self._codec.seal("messages", tenant_id, {"metadata": metadata})["metadata"]
 
-    def _message(self, tenant_id: uuid.UUID, conversation_id: uuid.UUID, row: Sequence[Any]) -> Message:
-        """A message from a row of ``_statements.HISTORY_COLUMNS`` (decoded), its metadata opened."""
-        return m.message_from_columns(tenant_id, conversation_id, row, self._codec.open_metadata(tenant_id, row[7]))
-
 
 class SqliteHotPath(HotPath):
     """The same two operations as units of work on the ``sqlite3`` connection (``_sqlite_units``)."""
@@ -146,7 +142,7 @@ class SqliteHotPath(HotPath):
         last_seq, rows = self._run("select", unit)
         if direction != "after":
             rows.reverse()
-        return (last_seq, [self._message(tenant_id, conversation_id, row) for row in rows])
+        return (last_seq, m.messages_from_columns(tenant_id, conversation_id, rows, self._codec.open_metadata))
 
     def _statements(self) -> SqliteStatements:
         return statements_for(self._engine.dialect)

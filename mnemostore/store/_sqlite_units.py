@@ -13,7 +13,7 @@ import json
 import sqlite3
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Final, cast
 
 import sqlalchemy as sa
@@ -76,6 +76,22 @@ class _Compiled:
         )
 
 
+def _json_text(value: str) -> Any:
+    """A JSON column's value: an empty object (most metadata) without parsing."""
+    return {} if value == "{}" else json.loads(value)
+
+
+def _utc_text(value: str) -> datetime:
+    """A ``UtcDateTime`` column's value as SQLAlchemy stores it on SQLite (``YYYY-MM-DD HH:MM:SS.ffffff``, UTC):
+    ``fromisoformat`` in C instead of the dialect's regular expression."""
+    return datetime.fromisoformat(value).replace(tzinfo=UTC)
+
+
+# The history columns whose SQLAlchemy result processors are replaced by these equivalents: they run for every
+# message of every page (tests/test_hot_path.py holds the page to what the repositories read).
+_LEAN: dict[str, Processor] = {"metadata": _json_text, "created_at": _utc_text}
+
+
 class SqliteStatements:
     """The hot path's statements and converters for one SQLite dialect (built once per dialect)."""
 
@@ -103,7 +119,8 @@ class SqliteStatements:
             for direction in ("newest", "before", "after")
         }
         processors: list[Processor] = [
-            column.type.dialect_impl(dialect).result_processor(dialect, None) for column in st.HISTORY_COLUMNS
+            _LEAN.get(column.key) or column.type.dialect_impl(dialect).result_processor(dialect, None)
+            for column in st.HISTORY_COLUMNS
         ]
         # Only the columns that need converting (the id, the metadata, the time): the others are as stored.
         self._decoders = [(index, convert) for index, convert in enumerate(processors) if convert is not None]
