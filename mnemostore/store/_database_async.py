@@ -17,7 +17,6 @@ This module is also the one boundary where driver errors become ``mnemostore.err
 
 from __future__ import annotations
 
-import json
 import select
 import uuid
 from collections.abc import AsyncIterator, Mapping
@@ -40,6 +39,7 @@ from mnemostore.errors import (
 )
 from mnemostore.store._crypto import FieldCodec
 from mnemostore.store._failures import database_unreachable
+from mnemostore.store._mapping import json_value
 from mnemostore.store._repositories_async import AsyncUnitOfWork
 from mnemostore.store._routines_async import AsyncHotPath, AsyncSqliteHotPath
 from mnemostore.store._search_async import vector_column_is_vector
@@ -366,12 +366,9 @@ def _load_json_lean(driver_connection: Any) -> None:
 
 
 def _json_loads(data: Any) -> Any:
-    """``json.loads`` for psycopg: an empty object (most metadata) without parsing, text without ``json``'s
-    sniffing of the bytes' encoding (the server sends UTF-8)."""
-    if isinstance(data, str):
-        return json.loads(data)
-    raw = bytes(data)
-    return {} if raw == b"{}" else json.loads(raw.decode())
+    """``json.loads`` for psycopg: the server sends UTF-8 text, so no sniffing of the bytes' encoding, and
+    ``json_value``'s shortcuts (an empty object unparsed, the C scanner)."""
+    return json_value(data if isinstance(data, str) else bytes(data).decode())
 
 
 def _idle_connection_usable(driver_connection: Any) -> bool:
