@@ -122,10 +122,13 @@ class AsyncSearchEngine:
         recency_boost: float,
         importance_boost: float,
         weights: Mapping[str, float] | None = None,
+        count_waiting: bool = False,
     ) -> SearchResults:
         """The tenant's items that match, best first, with the mode and retrievers that ran (see
         ``AsyncTenantStore.search``). ``auto`` never raises for a missing embedder or pgvector: it ranks by full
-        text, and by full text alone when the query cannot be embedded."""
+        text, and by full text alone when the query cannot be embedded. ``count_waiting``: ``pending`` is the
+        number of the tenant's items still waiting for the indexer, counted in the search's own transaction
+        (semantic and hybrid modes; 0 otherwise)."""
         fusion_weights = fusion_weights_or_raise(weights)
         kinds = [kind for kind in kinds if filters.applies_to(kind)]
         auto = mode is SearchMode.AUTO
@@ -159,9 +162,12 @@ class AsyncSearchEngine:
         terms: list[str] = []
         pg_vectors = semantic and self._db.dialect == "postgresql"
         settings = pg_search_settings(self._settings.hnsw_ef_search, want) if pg_vectors else None
+        waiting = 0
         async with self._db.transaction(tenant_id, local_settings=settings) as uow:
             repo = uow.search
             rows: dict[Key, dict[str, Any]] = {}
+            if count_waiting and semantic:
+                waiting = await uow.index_jobs.open_jobs()
             if fulltext and query is not None:
                 terms = query_terms(query)
                 found: list[tuple[Key, float]] = []
@@ -199,7 +205,7 @@ class AsyncSearchEngine:
             terms=len(terms),
             weights=fusion_weights,
         )
-        return SearchResults(hits, mode=mode, retrievers=rankings)
+        return SearchResults(hits, mode=mode, retrievers=rankings, pending=waiting)
 
     async def _auto_mode(self, tenant_id: uuid.UUID) -> SearchMode:
         """``hybrid`` where semantic search can run (an embedder, and pgvector on PostgreSQL), else ``fulltext``."""
