@@ -17,6 +17,7 @@ This module is also the one boundary where driver errors become ``mnemostore.err
 
 from __future__ import annotations
 
+import re
 import select
 import uuid
 from collections.abc import Iterator, Mapping
@@ -141,10 +142,16 @@ class Database:
         for attempt in (1, 2):
             conn = self.engine.connect()
             try:
-                conn.execution_options(**{_WRITE: write})
-                conn.begin()
                 if self.dialect == "postgresql":
-                    _bind_tenant(conn, tenant_id, local_settings)
+                    # BEGIN and the binding in one round trip (the driver would send its BEGIN on its own, then
+                    # wait for it): the driver is in autocommit, and the transaction is the one this text opens;
+                    # COMMIT and ROLLBACK still end it (psycopg sends them whenever a transaction is open).
+                    conn.execution_options(isolation_level="AUTOCOMMIT", **{_WRITE: write})
+                    conn.begin()
+                    conn.exec_driver_sql("BEGIN; " + _binding_text(tenant_id, local_settings))
+                else:
+                    conn.execution_options(**{_WRITE: write})
+                    conn.begin()
             except exc.DBAPIError as error:
                 conn.close()
                 if attempt == 2 or not error.connection_invalidated:
@@ -193,6 +200,23 @@ def _bind_tenant(
         calls.append(f"set_config(:name_{number}, :value_{number}, true)")
         values |= {f"name_{number}": name, f"value_{number}": value}
     conn.execute(sa.text("SELECT " + ", ".join(calls)), values)
+
+
+_SETTING = re.compile(r"[A-Za-z0-9_.]+")
+
+
+def _binding_text(tenant_id: uuid.UUID | None, local_settings: Mapping[str, str] | None) -> str:
+    """``_bind_tenant``'s statement with its values written in (no parameters, so it can share a round trip with
+    BEGIN): a UUID and setting names and values of letters, digits, ``_`` and ``.`` only."""
+    if tenant_id is None:
+        calls = ["set_config('mnemostore.admin', 'on', true)"]
+    else:
+        calls = [f"set_config('mnemostore.tenant_id', '{uuid.UUID(str(tenant_id))}', true)"]
+    for name, value in (local_settings or {}).items():
+        if not (_SETTING.fullmatch(name) and _SETTING.fullmatch(value)):
+            raise ValueError(f"setting {name!r} = {value!r}: only letters, digits, '_' and '.' are sent inline")
+        calls.append(f"set_config('{name}', '{value}', true)")
+    return "SELECT " + ", ".join(calls)
 
 
 def _hot_path_for(engine: Engine, settings: Settings, codec: FieldCodec) -> HotPath:

@@ -388,6 +388,10 @@ class SearchRepository:
         self.tenant_id = tenant_id
         self._dialect = dialect
         self._codec = codec
+        # Learnt by ``pg_semantic``: the tenant's items waiting for the indexer (None: no row told), and whether
+        # its last user-filtered search ranked exactly.
+        self.waiting: int | None = None
+        self.ranked_exactly = False
 
     def fulltext(
         self, kind: ItemKind, terms: list[str], filters: SearchFilters, limit: int
@@ -437,9 +441,11 @@ class SearchRepository:
         }
         if owner is not None and filters.only_user:
             values["owner_id"] = owner
+        self.ranked_exactly = exact
         found = []
         for row in self._conn.execute(statement, values):
             mapping = self._hit_row(kind, row)
+            self.waiting = int(mapping.pop("waiting"))
             found.append((mapping["id"], float(mapping.pop("score")), mapping))
         # relaxed_order may return neighbours slightly out of order.
         return sorted(found, key=lambda hit: -hit[1])

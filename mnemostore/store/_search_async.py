@@ -401,6 +401,10 @@ class AsyncSearchRepository:
         self.tenant_id = tenant_id
         self._dialect = dialect
         self._codec = codec
+        # Learnt by ``pg_semantic``: the tenant's items waiting for the indexer (None: no row told), and whether
+        # its last user-filtered search ranked exactly.
+        self.waiting: int | None = None
+        self.ranked_exactly = False
 
     async def fulltext(
         self, kind: ItemKind, terms: list[str], filters: SearchFilters, limit: int
@@ -450,9 +454,11 @@ class AsyncSearchRepository:
         }
         if owner is not None and filters.only_user:
             values["owner_id"] = owner
+        self.ranked_exactly = exact
         found = []
         for row in await self._conn.execute(statement, values):
             mapping = self._hit_row(kind, row)
+            self.waiting = int(mapping.pop("waiting"))
             found.append((mapping["id"], float(mapping.pop("score")), mapping))
         # relaxed_order may return neighbours slightly out of order.
         return sorted(found, key=lambda hit: -hit[1])

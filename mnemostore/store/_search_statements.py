@@ -16,7 +16,16 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 from mnemostore.search import ItemKind, SearchFilters
-from mnemostore.store.tables import conversations, embeddings, graph_items, knowledge_chunks, memories, messages
+from mnemostore.store.tables import (
+    OPEN_JOBS,
+    conversations,
+    embeddings,
+    graph_items,
+    index_jobs,
+    knowledge_chunks,
+    memories,
+    messages,
+)
 
 __all__ = [
     "JOB_KIND",
@@ -350,7 +359,8 @@ def pg_vector_statement(
 ) -> sa.Select[Any]:
     """The rows nearest to the bound ``query_vector`` (of the bound ``tenant_id``, ``model``; at most
     ``row_limit``), with their cosine similarity (``score``) and what a hit shows (as ``hydrate_statement``), so a
-    search reads them once. Without filters the statement is built once per kind and dimension.
+    search reads them once, and the tenant's items waiting for the indexer (``waiting``). Without filters the
+    statement is built once per kind and dimension.
 
     Approximate (default): the order matches the partial expression index ``(vector::vector(<dimension>))``, so
     the planner walks the HNSW graph; with ``hnsw.iterative_scan`` the walk goes on until ``row_limit`` rows pass
@@ -386,7 +396,7 @@ def _pg_vector_owned(kind: ItemKind, dimension: int, exact: bool) -> sa.Select[A
         .subquery("nearest")
     )
     source: Any = nearest.join(table, sa.and_(table.c.tenant_id == tenant, table.c.id == nearest.c.item_id))
-    columns: list[Any] = [table, (sa.literal_column("1") - nearest.c.distance).label("score")]
+    columns: list[Any] = [table, (sa.literal_column("1") - nearest.c.distance).label("score"), _waiting()]
     if kind is ItemKind.MESSAGE:
         columns.append(conversations.c.user_id)
         source = source.join(
@@ -397,6 +407,18 @@ def _pg_vector_owned(kind: ItemKind, dimension: int, exact: bool) -> sa.Select[A
     else:
         owned = table.c.user_id == owner
     return sa.select(*columns).select_from(source).where(owned).order_by(nearest.c.distance)
+
+
+def _waiting() -> sa.Label[Any]:
+    """The tenant's items waiting for the indexer (``waiting``, the same on every row): read-your-writes search
+    learns it from the vector query itself instead of a statement of its own (one index probe, run once)."""
+    j = index_jobs.c
+    count = (
+        sa.select(sa.func.count())
+        .select_from(index_jobs)
+        .where(j.tenant_id == sa.bindparam("tenant_id", type_=j.tenant_id.type), sa.text(OPEN_JOBS))
+    )
+    return count.scalar_subquery().label("waiting")
 
 
 def _distance(dimension: int) -> sa.ColumnElement[Any]:
@@ -432,7 +454,7 @@ def _pg_vector(
     distance = _distance(dimension)
     order = distance + 0 if exact else distance
     source = embeddings.join(table, sa.and_(table.c.tenant_id == e.tenant_id, table.c.id == e.item_id))
-    columns: list[Any] = [table, (sa.literal_column("1") - distance).label("score")]
+    columns: list[Any] = [table, (sa.literal_column("1") - distance).label("score"), _waiting()]
     if kind is ItemKind.MESSAGE:
         columns.append(conversations.c.user_id)
         source = source.join(
