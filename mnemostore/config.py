@@ -258,7 +258,8 @@ class Settings(BaseSettings):
         default=8000,
         ge=0,
         description="a filtered vector search that keeps at most this many items ranks them exactly instead of "
-        "walking the HNSW graph (faster and exact for a user's or a conversation's items); 0: always the graph",
+        "walking the HNSW graph (faster and exact for a user's or a conversation's items; PostgreSQL, one user's "
+        "items: also at most max(500, sqrt(90 x vectors in the table)) of them); 0: always the graph",
     )
     index_max_attempts: int = Field(default=5, ge=1, le=100, description="embedding attempts before a job fails")
     index_retry_base_seconds: float = Field(

@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -31,10 +32,10 @@ from mnemostore import (
 )
 from mnemostore.migrations._filters import include_object, is_search_object
 from mnemostore.ops import migrate
-from mnemostore.store.tables import metadata
+from mnemostore.store.tables import embeddings, metadata
 
-HEAD = "0008"
-REVISIONS = ["0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008"]
+HEAD = "0009"
+REVISIONS = ["0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009"]
 MODEL_TABLES = set(metadata.tables)
 
 
@@ -216,6 +217,48 @@ def test_admin_role_policies_come_and_go_with_0008(settings: Settings, engine: s
         assert granted.scalar_one() is False
     migrate.upgrade(settings)
     assert_schema_complete(engine)
+
+
+def test_0009_backfills_each_vectors_owner(settings: Settings, engine: sa.Engine) -> None:
+    """Vectors written before 0009 get their owner from their items: a memory's user, a message's conversation's
+    user, none for knowledge chunks and memories of no user; the downgrade drops the column and its index."""
+    migrate.upgrade(settings)
+    with MnemoStore(settings=Settings(database_url=settings.database_url, embedder="none")) as store:
+        t = store.tenant(store.create_tenant("owners").id)
+        alice, bob = (t.create_user(display_name=name).id for name in ("alice", "bob"))
+        items = {
+            ("memory", t.store_memory("alice's", user_id=alice, dedup=False).id): alice,
+            ("memory", t.store_memory("no one's", dedup=False).id): None,
+            ("message", t.add_message(t.create_conversation(bob).id, role="user", content="bob's").id): bob,
+            ("knowledge", t.upsert_knowledge_chunks("doc", [{"external_id": "1", "content": "c"}])[0].id): None,
+        }
+    migrate.downgrade(settings, "0008")
+    with engine.begin() as conn:
+        assert "owner_id" not in {c["name"] for c in sa.inspect(conn).get_columns("embeddings")}
+        # The table as 0008 had it (the model's has owner_id).
+        old = sa.table(
+            "embeddings",
+            *(sa.column(name, sa.Uuid()) for name in ("tenant_id", "item_id")),
+            *(sa.column(name, sa.String()) for name in ("item_kind", "model")),
+            *(sa.column(name, sa.Integer()) for name in ("dimension", "seq")),
+            sa.column("embedded_at", sa.DateTime()),
+        )
+        conn.execute(
+            sa.insert(old),
+            [
+                {"tenant_id": t.tenant_id, "item_kind": kind, "item_id": item, "model": "m", "dimension": 3,
+                 "seq": seq, "embedded_at": datetime(2026, 12, 5)}
+                for seq, (kind, item) in enumerate(items, start=1)
+            ],
+        )  # fmt: skip
+    migrate.upgrade(settings, "0009")
+    with engine.connect() as conn:
+        e = embeddings.c
+        rows = conn.execute(sa.select(e.item_kind, e.item_id, e.owner_id)).all()
+        indexes = {ix["name"] for ix in sa.inspect(conn).get_indexes("embeddings")}
+    assert {(kind, item): owner for kind, item, owner in rows} == items
+    assert "ix_embeddings_owner" in indexes
+    assert schema_diff(engine) == []
 
 
 # -- nothing migrates implicitly ----------------------------------------------------------------------------------

@@ -132,6 +132,15 @@ class AsyncStoreRuntime:
         run_here = not self.indexer_running if inline is None else inline
         return await self.indexer().drain(tenant_id=tenant_id, timeout_seconds=timeout_seconds, inline=run_here)
 
+    async def embed_few_waiting(self, tenant_id: uuid.UUID, waiting: int) -> bool:
+        """After a search that counted ``waiting`` items of the tenant not yet embedded: embed them here when
+        they are at most ``search_embeds_pending`` (``embed_pending``); True when it did, and the search should
+        run again to see them."""
+        if waiting == 0 or waiting > self.settings.search_embeds_pending:
+            return False
+        await self.embed_pending(tenant_id)
+        return True
+
     async def embed_pending(self, tenant_id: uuid.UUID) -> int:
         """Read-your-writes for search: embed the tenant's items still waiting for the indexer, when there are at
         most ``search_embeds_pending`` of them, here and now; returns how many still wait (0: search sees all).

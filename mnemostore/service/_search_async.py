@@ -13,6 +13,7 @@ import asyncio
 import hashlib
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -51,6 +52,9 @@ _log = logging.getLogger("mnemostore.search")
 
 Key = tuple[str, uuid.UUID]
 MAX_CANDIDATES = 1000
+# How long a user's exact-or-graph choice is reused (it saves a count per search), and how many are kept.
+EXACT_CHOICE_SECONDS = 60.0
+MAX_EXACT_CHOICES = 10_000
 
 
 class AsyncSearchEngine:
@@ -62,6 +66,10 @@ class AsyncSearchEngine:
         self._lock = threading.Lock()
         self._indexes: dict[tuple[uuid.UUID, ItemKind, str], VectorIndex] = {}
         self._pg_vectors: bool | None = None
+        # PostgreSQL: whether a user's vectors of a kind were few enough to rank exactly, and until when to trust
+        # it (tenant, kind, model, user) -> (exact, monotonic deadline). Either choice returns right rows; a stale
+        # one only costs speed (or, for at most EXACT_CHOICE_SECONDS, ranks by the graph a user who shrank).
+        self._exact_choice: dict[tuple[uuid.UUID, ItemKind, str, uuid.UUID], tuple[bool, float]] = {}
 
     # -- the embedder ------------------------------------------------------------------------------------------
 
@@ -122,10 +130,13 @@ class AsyncSearchEngine:
         recency_boost: float,
         importance_boost: float,
         weights: Mapping[str, float] | None = None,
+        count_waiting: bool = False,
     ) -> SearchResults:
         """The tenant's items that match, best first, with the mode and retrievers that ran (see
         ``AsyncTenantStore.search``). ``auto`` never raises for a missing embedder or pgvector: it ranks by full
-        text, and by full text alone when the query cannot be embedded."""
+        text, and by full text alone when the query cannot be embedded. ``count_waiting``: ``pending`` is the
+        number of the tenant's items still waiting for the indexer, counted in the search's own transaction
+        (semantic and hybrid modes; 0 otherwise)."""
         fusion_weights = fusion_weights_or_raise(weights)
         kinds = [kind for kind in kinds if filters.applies_to(kind)]
         auto = mode is SearchMode.AUTO
@@ -159,6 +170,7 @@ class AsyncSearchEngine:
         terms: list[str] = []
         pg_vectors = semantic and self._db.dialect == "postgresql"
         settings = pg_search_settings(self._settings.hnsw_ef_search, want) if pg_vectors else None
+        waiting = 0
         async with self._db.transaction(tenant_id, local_settings=settings) as uow:
             repo = uow.search
             rows: dict[Key, dict[str, Any]] = {}
@@ -181,6 +193,10 @@ class AsyncSearchEngine:
                 found.sort(key=lambda pair: -pair[1])
                 rankings["semantic"] = [key for key, _ in found[:want]]
                 scores["semantic"] = dict(found[:want])
+            if count_waiting and semantic:
+                # PostgreSQL's vector query tells it (when it returned a row); else one count.
+                known = repo.waiting
+                waiting = known if known is not None else await uow.index_jobs.open_jobs()
             for kind in kinds:
                 ids = list(
                     {i for ranking in rankings.values() for k, i in ranking if k == kind.value and (k, i) not in rows}
@@ -199,7 +215,7 @@ class AsyncSearchEngine:
             terms=len(terms),
             weights=fusion_weights,
         )
-        return SearchResults(hits, mode=mode, retrievers=rankings)
+        return SearchResults(hits, mode=mode, retrievers=rankings, pending=waiting)
 
     async def _auto_mode(self, tenant_id: uuid.UUID) -> SearchMode:
         """``hybrid`` where semantic search can run (an embedder, and pgvector on PostgreSQL), else ``fulltext``."""
@@ -234,6 +250,14 @@ class AsyncSearchEngine:
                     "semantic search needs the pgvector extension, which this PostgreSQL does not have: install "
                     "pgvector on the server, then run `mnemostore reindex`; full-text search works meanwhile"
                 )
+            choice_key = None
+            exact = None
+            if filters.user_id is not None:
+                choice_key = (repo.tenant_id, kind, embedder.name, filters.user_id)
+                with self._lock:
+                    known = self._exact_choice.get(choice_key)
+                if known is not None and known[1] > time.monotonic():
+                    exact = known[0]
             found = await repo.pg_semantic(
                 kind,
                 vector,
@@ -242,7 +266,13 @@ class AsyncSearchEngine:
                 dimension=embedder.dimension,
                 limit=want,
                 exact_max_rows=self._settings.vector_exact_max_rows,
+                exact=exact,
             )
+            if choice_key is not None and exact is None:
+                with self._lock:
+                    if len(self._exact_choice) >= MAX_EXACT_CHOICES:
+                        self._exact_choice.clear()
+                    self._exact_choice[choice_key] = (repo.ranked_exactly, time.monotonic() + EXACT_CHOICE_SECONDS)
             for item, _, row in found:
                 rows[(kind.value, item)] = row
             return [(item, score) for item, score, _ in found]

@@ -91,23 +91,26 @@ class AsyncSearching(AsyncTenantScope):
         if min_score is not None:
             v.check_number(min_score, "min_score")
         await self._runtime.ensure_schema()
-        pending = 0
-        if search_mode is not SearchMode.FULLTEXT and self._runtime.search_engine.embedder() is not None:
-            pending = await self._runtime.embed_pending(self.tenant_id)
-        results = await self._runtime.search_engine.search(
-            self.tenant_id,
-            query,
-            mode=search_mode,
-            kinds=kind_list,
-            filters=filters,
-            min_score=min_score,
-            limit=limit,
-            recency_boost=float(recency_boost),
-            importance_boost=float(importance_boost),
-            weights=weights,
-        )
-        if results.mode is not SearchMode.FULLTEXT:
-            results.pending = pending
+        # Read-your-writes: the search counts the tenant's items waiting for the indexer in its own transaction;
+        # when a few wait, they are embedded here and the search runs again (rare: right after a write, with no
+        # indexer keeping up). The common case pays one statement, not a transaction of its own.
+        count_waiting = search_mode is not SearchMode.FULLTEXT and self._runtime.search_engine.embedder() is not None
+        for attempt in (1, 2):
+            results = await self._runtime.search_engine.search(
+                self.tenant_id,
+                query,
+                mode=search_mode,
+                kinds=kind_list,
+                filters=filters,
+                min_score=min_score,
+                limit=limit,
+                recency_boost=float(recency_boost),
+                importance_boost=float(importance_boost),
+                weights=weights,
+                count_waiting=count_waiting,
+            )
+            if attempt == 2 or not await self._runtime.embed_few_waiting(self.tenant_id, results.pending):
+                break
         return results
 
     def _filters(

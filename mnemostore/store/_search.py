@@ -27,7 +27,14 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from mnemostore.search import IndexingStatus, ItemKind, SearchFilters
 from mnemostore.store._crypto import FieldCodec
-from mnemostore.store._search_statements import JOB_KIND, TABLES, ClaimedJob
+from mnemostore.store._search_statements import (
+    JOB_KIND,
+    OWNED_KINDS,
+    TABLES,
+    ClaimedJob,
+    owned_exact_statement,
+    owners_statement,
+)
 from mnemostore.store._search_statements import allowed_seqs_statement as _allowed_seqs
 from mnemostore.store._search_statements import count_statement as _count
 from mnemostore.store._search_statements import fulltext_statement as _fulltext
@@ -193,12 +200,9 @@ class IndexRepository:
         jobs = [j for j in jobs if (j.tenant_id, j.id) in mine_set]
         written = 0
         if store_vectors and jobs:
-            existing = self._lock_existing(jobs)
-            rows = [
-                (key, vector)
-                for key, vector in vectors.items()
-                if key in existing and any((j.item_kind, j.tenant_id, j.item_id) == key for j in jobs)
-            ]
+            owners = self._lock_existing(jobs)
+            claimed = {(j.item_kind, j.tenant_id, j.item_id) for j in jobs}
+            rows = [(key, owners[key], vector) for key, vector in vectors.items() if key in owners and key in claimed]
             if rows:
                 written = self._upsert_vectors(rows, model=model, dimension=dimension, now=now)
         if jobs:
@@ -209,22 +213,31 @@ class IndexRepository:
             )
         return written
 
-    def _lock_existing(self, jobs: Sequence[ClaimedJob]) -> set[tuple[str, uuid.UUID, uuid.UUID]]:
-        # FOR KEY SHARE keeps a concurrent delete waiting until this commits; its trigger then removes our vector.
+    def _lock_existing(self, jobs: Sequence[ClaimedJob]) -> dict[tuple[str, uuid.UUID, uuid.UUID], uuid.UUID | None]:
+        """The jobs' items that still exist, with the user who owns each (``embeddings.owner_id``).
+
+        FOR KEY SHARE (of the item's row) keeps a concurrent delete waiting until this commits; its trigger then
+        removes our vector."""
         wanted: dict[tuple[str, uuid.UUID], list[uuid.UUID]] = {}
         for job in jobs:
             wanted.setdefault((job.item_kind, job.tenant_id), []).append(job.item_id)
-        found: set[tuple[str, uuid.UUID, uuid.UUID]] = set()
+        found: dict[tuple[str, uuid.UUID, uuid.UUID], uuid.UUID | None] = {}
         for (kind, tenant), ids in wanted.items():
-            table = TABLES[KIND_OF_JOB[kind]]
-            query = sa.select(table.c.id).where(table.c.tenant_id == tenant, table.c.id.in_(ids))
+            item_kind = KIND_OF_JOB[kind]
+            query = owners_statement(item_kind, tenant, ids)
             if self._dialect == "postgresql":
-                query = query.with_for_update(key_share=True)
-            found |= {(kind, tenant, item) for item in self._conn.execute(query).scalars()}
+                query = query.with_for_update(key_share=True, of=TABLES[item_kind])
+            for row in self._conn.execute(query):
+                found[kind, tenant, row.id] = row.owner
         return found
 
     def _upsert_vectors(
-        self, rows: list[tuple[tuple[str, uuid.UUID, uuid.UUID], Any]], *, model: str, dimension: int, now: datetime
+        self,
+        rows: list[tuple[tuple[str, uuid.UUID, uuid.UUID], uuid.UUID | None, Any]],
+        *,
+        model: str,
+        dimension: int,
+        now: datetime,
     ) -> int:
         first = int(now.timestamp() * 1_000_000)
         if self._dialect == "sqlite":
@@ -232,7 +245,7 @@ class IndexRepository:
             top = self._conn.execute(sa.select(sa.func.max(embeddings.c.seq))).scalar()
             first = max(first, int(top or 0) + 1)
         values = []
-        for offset, ((kind, tenant, item), vector) in enumerate(rows):
+        for offset, ((kind, tenant, item), owner, vector) in enumerate(rows):
             stored = (
                 np.asarray(vector, dtype=np.float32).tobytes()
                 if self._dialect == "sqlite"
@@ -243,6 +256,7 @@ class IndexRepository:
                     "tenant_id": tenant,
                     "item_kind": kind,
                     "item_id": item,
+                    "owner_id": owner,
                     "model": model,
                     "dimension": dimension,
                     "vector": stored,
@@ -254,6 +268,7 @@ class IndexRepository:
         statement = insert.on_conflict_do_update(
             index_elements=["tenant_id", "item_kind", "item_id"],
             set_={
+                "owner_id": insert.excluded.owner_id,
                 "model": insert.excluded.model,
                 "dimension": insert.excluded.dimension,
                 "vector": insert.excluded.vector,
@@ -373,6 +388,10 @@ class SearchRepository:
         self.tenant_id = tenant_id
         self._dialect = dialect
         self._codec = codec
+        # Learnt by ``pg_semantic``: the tenant's items waiting for the indexer (None: no row told), and whether
+        # its last user-filtered search ranked exactly.
+        self.waiting: int | None = None
+        self.ranked_exactly = False
 
     def fulltext(
         self, kind: ItemKind, terms: list[str], filters: SearchFilters, limit: int
@@ -392,19 +411,27 @@ class SearchRepository:
         dimension: int,
         limit: int,
         exact_max_rows: int,
+        exact: bool | None = None,
     ) -> list[tuple[uuid.UUID, float, dict[str, Any]]]:
         """(id, cosine similarity, row) of the nearest items, best first; the transaction carries
         ``pg_search_settings``.
 
-        When filters narrow the search to at most ``exact_max_rows`` items (counted by a bounded scan), they are
-        ranked exactly instead of through the HNSW graph: as fast for a user's 2,000 memories among 100,000
-        (benchmarks/README.md), exact, and never cut short by pgvector's ``hnsw.max_scan_tuples``, where an
-        iterative walk that skips most of what it visits can stop before it found ``limit`` rows.
+        When filters narrow the search to few items, they are ranked exactly instead of through the HNSW graph:
+        faster for a user's 2,000 memories among 100,000 (benchmarks/README.md), exact, and never cut short by
+        pgvector's ``hnsw.max_scan_tuples``, where an iterative walk that skips most of what it visits can stop
+        before it found ``limit`` rows. A user's items are counted through ``ix_embeddings_owner`` against a bound
+        that grows with the table (``owned_exact_statement``); other filters keep at most ``exact_max_rows``
+        items. ``exact``: the caller's decision (True or False), which saves the count.
         """
-        exact = False
-        if filters.narrows and exact_max_rows > 0:
-            count = _count(kind, filters, self.tenant_id, self._dialect, cap=exact_max_rows + 1)
-            exact = int(self._conn.execute(count).scalar_one()) <= exact_max_rows
+        owner = filters.user_id if kind in OWNED_KINDS else None
+        if exact is None:
+            exact = False
+            if owner is not None and exact_max_rows > 0:
+                few = owned_exact_statement(kind, self.tenant_id, owner, max_rows=exact_max_rows)
+                exact = bool(self._conn.execute(few).scalar_one())
+            elif filters.narrows and exact_max_rows > 0:
+                count = _count(kind, filters, self.tenant_id, self._dialect, cap=exact_max_rows + 1)
+                exact = int(self._conn.execute(count).scalar_one()) <= exact_max_rows
         statement = _pg_vector(kind, filters, self.tenant_id, dimension=dimension, exact=exact)
         values = {
             "query_vector": "[" + ",".join(map(repr, np.asarray(vector, dtype=np.float64).tolist())) + "]",
@@ -412,9 +439,13 @@ class SearchRepository:
             "model": model,
             "row_limit": limit,
         }
+        if owner is not None and filters.only_user:
+            values["owner_id"] = owner
+        self.ranked_exactly = exact
         found = []
         for row in self._conn.execute(statement, values):
             mapping = self._hit_row(kind, row)
+            self.waiting = int(mapping.pop("waiting"))
             found.append((mapping["id"], float(mapping.pop("score")), mapping))
         # relaxed_order may return neighbours slightly out of order.
         return sorted(found, key=lambda hit: -hit[1])

@@ -16,10 +16,20 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 from mnemostore.search import ItemKind, SearchFilters
-from mnemostore.store.tables import conversations, embeddings, graph_items, knowledge_chunks, memories, messages
+from mnemostore.store.tables import (
+    OPEN_JOBS,
+    conversations,
+    embeddings,
+    graph_items,
+    index_jobs,
+    knowledge_chunks,
+    memories,
+    messages,
+)
 
 __all__ = [
     "JOB_KIND",
+    "OWNED_KINDS",
     "TABLES",
     "ClaimedJob",
     "allowed_seqs_statement",
@@ -28,6 +38,8 @@ __all__ = [
     "fulltext_statement",
     "hydrate_statement",
     "namespace_condition",
+    "owned_exact_statement",
+    "owners_statement",
     "pg_search_settings",
     "pg_vector_statement",
     "vectors_since_statement",
@@ -59,6 +71,9 @@ JOB_KIND: dict[ItemKind, str] = {
     ItemKind.KNOWLEDGE: "knowledge",
     ItemKind.GRAPH_ITEM: "graph_item",
 }
+
+# The kinds whose vectors carry their owner (``embeddings.owner_id``): a user filter concerns only them.
+OWNED_KINDS = frozenset({ItemKind.MEMORY, ItemKind.MESSAGE})
 
 
 def filter_conditions(
@@ -210,6 +225,34 @@ def count_statement(kind: ItemKind, filters: SearchFilters, tenant_id: uuid.UUID
     return sa.select(sa.func.count()).select_from(capped)
 
 
+def owned_exact_statement(kind: ItemKind, tenant_id: uuid.UUID, owner_id: uuid.UUID, *, max_rows: int) -> Any:
+    """Whether one user's vectors of ``kind`` are few enough to rank exactly: at most ``min(max_rows, max(500,
+    sqrt(90 * vectors in the table)))``, counted through ``ix_embeddings_owner`` no further than that.
+
+    Ranking exactly reads each of the user's vectors once; the HNSW graph filtered to the user visits about
+    ``ef_search`` vectors per one it keeps, so its cost grows with the table over the user's share. Both grow as
+    the square root of the table's size at the break-even point; the factor 90 is measured
+    (benchmarks/README.md, "Search"): 2,000 of 115,000 vectors rank exactly in ~1 ms, the graph takes ~X ms.
+    """
+    e = embeddings.c
+    table_rows = (
+        sa.select(sa.func.greatest(sa.literal_column("reltuples"), 0))
+        .select_from(sa.table("pg_class"))
+        .where(sa.literal_column("oid") == sa.func.to_regclass("embeddings"))
+    )
+    bound = sa.func.least(max_rows, sa.func.greatest(500, sa.func.sqrt(90 * table_rows.scalar_subquery()))).cast(
+        sa.Integer()
+    )
+    capped = (
+        sa.select(sa.literal_column("1").label("one"))
+        .select_from(embeddings)
+        .where(e.tenant_id == tenant_id, e.owner_id == owner_id, e.item_kind == JOB_KIND[kind])
+        .limit(bound + 1)
+        .subquery()
+    )
+    return sa.select(sa.func.count() <= bound).select_from(capped)
+
+
 def allowed_seqs_statement(
     kind: ItemKind, filters: SearchFilters, tenant_id: uuid.UUID, dialect: str, *, model: str
 ) -> sa.Select[Any]:
@@ -229,28 +272,38 @@ def allowed_seqs_statement(
     )
 
 
-@functools.cache
-def vectors_since_statement(kind: ItemKind) -> sa.Select[Any]:
-    """(item_id, seq, vector, owner) of the vectors of the bound ``model`` and ``tenant_id`` with ``seq`` above
-    the bound ``after_seq``, in seq order: what the embedded index has not read yet, with the user who owns each
-    item (memories: their user; messages: their conversation's; knowledge: none), which never changes. Built once
-    per kind: it runs before every embedded search."""
-    e = embeddings.c
+def owners_statement(kind: ItemKind, tenant_id: uuid.UUID, ids: list[uuid.UUID]) -> sa.Select[Any]:
+    """(id, owner) of the items ``ids`` of ``kind`` that exist: the user who owns each (memories: their user;
+    messages: their conversation's; knowledge chunks and graph items: none), which the indexer writes beside the
+    vector (``embeddings.owner_id``) and which never changes."""
     table = TABLES[kind]
-    source: Any = embeddings.join(table, sa.and_(table.c.tenant_id == e.tenant_id, table.c.id == e.item_id))
+    source: Any = table
     if kind is ItemKind.MEMORY:
         owner: Any = table.c.user_id
     elif kind is ItemKind.MESSAGE:
         owner = conversations.c.user_id
-        source = source.join(
+        source = table.join(
             conversations,
             sa.and_(conversations.c.tenant_id == table.c.tenant_id, conversations.c.id == table.c.conversation_id),
         )
     else:
         owner = sa.null()
     return (
-        sa.select(e.item_id, e.seq, e.vector, sa.type_coerce(owner, conversations.c.user_id.type).label("owner"))
+        sa.select(table.c.id, sa.type_coerce(owner, embeddings.c.owner_id.type).label("owner"))
         .select_from(source)
+        .where(table.c.tenant_id == tenant_id, table.c.id.in_(ids))
+    )
+
+
+@functools.cache
+def vectors_since_statement(kind: ItemKind) -> sa.Select[Any]:
+    """(item_id, seq, vector, owner) of the vectors of the bound ``model`` and ``tenant_id`` with ``seq`` above
+    the bound ``after_seq``, in seq order: what the embedded index has not read yet, with the user who owns each
+    item (``embeddings.owner_id``: no join to the items). Built once per kind: it runs before every embedded
+    search."""
+    e = embeddings.c
+    return (
+        sa.select(e.item_id, e.seq, e.vector, e.owner_id.label("owner"))
         .where(
             e.tenant_id == sa.bindparam("tenant_id", type_=e.tenant_id.type),
             e.item_kind == JOB_KIND[kind],
@@ -306,7 +359,8 @@ def pg_vector_statement(
 ) -> sa.Select[Any]:
     """The rows nearest to the bound ``query_vector`` (of the bound ``tenant_id``, ``model``; at most
     ``row_limit``), with their cosine similarity (``score``) and what a hit shows (as ``hydrate_statement``), so a
-    search reads them once. Without filters the statement is built once per kind and dimension.
+    search reads them once, and the tenant's items waiting for the indexer (``waiting``). Without filters the
+    statement is built once per kind and dimension.
 
     Approximate (default): the order matches the partial expression index ``(vector::vector(<dimension>))``, so
     the planner walks the HNSW graph; with ``hnsw.iterative_scan`` the walk goes on until ``row_limit`` rows pass
@@ -316,7 +370,75 @@ def pg_vector_statement(
     """
     if not filters.narrows:
         return _pg_vector_unfiltered(kind, int(dimension), exact)
-    return _pg_vector(kind, int(dimension), exact, tuple(filter_conditions(filters, kind, tenant_id, "postgresql")))
+    if filters.only_user and kind in OWNED_KINDS:
+        return _pg_vector_owned(kind, int(dimension), exact)
+    conditions = filter_conditions(filters, kind, tenant_id, "postgresql")
+    if filters.user_id is not None and kind in OWNED_KINDS:
+        conditions.append(embeddings.c.owner_id == filters.user_id)
+    return _pg_vector(kind, int(dimension), exact, tuple(conditions))
+
+
+@functools.cache
+def _pg_vector_owned(kind: ItemKind, dimension: int, exact: bool) -> sa.Select[Any]:
+    """One user's nearest items (the bound ``owner_id``): the nearest of the user's vectors first, from
+    ``embeddings`` alone (through ``ix_embeddings_owner`` when exact, the HNSW graph otherwise), then only those
+    ``row_limit`` rows joined to their items; the items' owner is checked again on them. Built once per kind."""
+    table = TABLES[kind]
+    e = embeddings.c
+    tenant = sa.bindparam("tenant_id", type_=e.tenant_id.type)
+    owner = sa.bindparam("owner_id", type_=e.owner_id.type)
+    distance = _distance(dimension)
+    nearest = (
+        sa.select(e.item_id, distance.label("distance"))
+        .where(*_vector_scope(kind, dimension), e.owner_id == owner)
+        .order_by(distance + 0 if exact else distance)
+        .limit(sa.bindparam("row_limit", type_=sa.Integer()))
+        .subquery("nearest")
+    )
+    source: Any = nearest.join(table, sa.and_(table.c.tenant_id == tenant, table.c.id == nearest.c.item_id))
+    columns: list[Any] = [table, (sa.literal_column("1") - nearest.c.distance).label("score"), _waiting()]
+    if kind is ItemKind.MESSAGE:
+        columns.append(conversations.c.user_id)
+        source = source.join(
+            conversations,
+            sa.and_(conversations.c.tenant_id == table.c.tenant_id, conversations.c.id == table.c.conversation_id),
+        )
+        owned = conversations.c.user_id == owner
+    else:
+        owned = table.c.user_id == owner
+    return sa.select(*columns).select_from(source).where(owned).order_by(nearest.c.distance)
+
+
+def _waiting() -> sa.Label[Any]:
+    """The tenant's items waiting for the indexer (``waiting``, the same on every row): read-your-writes search
+    learns it from the vector query itself instead of a statement of its own (one index probe, run once)."""
+    j = index_jobs.c
+    count = (
+        sa.select(sa.func.count())
+        .select_from(index_jobs)
+        .where(j.tenant_id == sa.bindparam("tenant_id", type_=j.tenant_id.type), sa.text(OPEN_JOBS))
+    )
+    return count.scalar_subquery().label("waiting")
+
+
+def _distance(dimension: int) -> sa.ColumnElement[Any]:
+    """Cosine distance between the stored vector, as the HNSW index of ``dimension`` sees it, and the bound
+    ``query_vector``."""
+    stored: sa.ColumnElement[Any] = sa.literal_column(f"embeddings.vector::vector({dimension})")
+    return stored.op("<=>")(sa.bindparam("query_vector", type_=_SizedVector(dimension)))
+
+
+def _vector_scope(kind: ItemKind, dimension: int) -> list[sa.ColumnElement[bool]]:
+    e = embeddings.c
+    return [
+        e.tenant_id == sa.bindparam("tenant_id", type_=e.tenant_id.type),
+        # Literals, not parameters: the HNSW index is partial (WHERE dimension = n), and a prepared statement's
+        # generic plan can use it only when the statement itself says so. With a parameter every execution
+        # was planned anew (psycopg prepares a statement after 5 runs): ~1 ms of a 4 ms search.
+        e.item_kind == sa.literal_column(f"'{JOB_KIND[kind]}'"),
+        e.model == sa.bindparam("model", type_=e.model.type),
+        e.dimension == sa.literal_column(str(dimension)),
+    ]
 
 
 @functools.cache
@@ -329,12 +451,10 @@ def _pg_vector(
 ) -> sa.Select[Any]:
     table = TABLES[kind]
     e = embeddings.c
-    stored: sa.ColumnElement[Any] = sa.literal_column(f"embeddings.vector::vector({dimension})")
-    query = sa.bindparam("query_vector", type_=_SizedVector(dimension))
-    distance = stored.op("<=>")(query)
+    distance = _distance(dimension)
     order = distance + 0 if exact else distance
     source = embeddings.join(table, sa.and_(table.c.tenant_id == e.tenant_id, table.c.id == e.item_id))
-    columns: list[Any] = [table, (sa.literal_column("1") - distance).label("score")]
+    columns: list[Any] = [table, (sa.literal_column("1") - distance).label("score"), _waiting()]
     if kind is ItemKind.MESSAGE:
         columns.append(conversations.c.user_id)
         source = source.join(
@@ -345,14 +465,8 @@ def _pg_vector(
         sa.select(*columns)
         .select_from(source)
         .where(
-            e.tenant_id == sa.bindparam("tenant_id", type_=e.tenant_id.type),
+            *_vector_scope(kind, dimension),
             table.c.tenant_id == sa.bindparam("tenant_id", type_=e.tenant_id.type),
-            # Literals, not parameters: the HNSW index is partial (WHERE dimension = n), and a prepared statement's
-            # generic plan can use it only when the statement itself says so. With a parameter every execution
-            # was planned anew (psycopg prepares a statement after 5 runs): ~1 ms of a 4 ms search.
-            e.item_kind == sa.literal_column(f"'{JOB_KIND[kind]}'"),
-            e.model == sa.bindparam("model", type_=e.model.type),
-            e.dimension == sa.literal_column(str(dimension)),
             *conditions,
         )
         .order_by(order)

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect
 
-__all__ = ["OPEN_JOBS", "TENANT_TABLES", "UtcDateTime", "metadata"]
+__all__ = ["OPEN_JOBS", "OWNED", "TENANT_TABLES", "UtcDateTime", "metadata"]
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -485,13 +485,18 @@ index_jobs = sa.Table(
 # One vector per searchable item, with the model and dimension that produced it. ``vector`` is float32 bytes on
 # SQLite and pgvector's ``vector`` on PostgreSQL (only where pgvector is installed; see migration 0003). ``seq``
 # grows with every vector written, so the embedded index reads only what is new. Deleting an item deletes its
-# vector (triggers of migration 0003).
+# vector (triggers of migration 0003). ``owner_id`` is the user who owns the item (a memory's user, a message's
+# conversation's user; none for knowledge and graph items), which never changes: a search for one user's items
+# finds their vectors through ``ix_embeddings_owner`` without joining each candidate to its item (migration 0009).
+OWNED = "owner_id IS NOT NULL"
+
 embeddings = sa.Table(
     "embeddings",
     metadata,
     _tenant_id(),
     sa.Column("item_kind", sa.String(20), nullable=False),
     sa.Column("item_id", sa.Uuid(), nullable=False),
+    sa.Column("owner_id", sa.Uuid()),
     sa.Column("model", sa.String(200), nullable=False),
     sa.Column("dimension", sa.Integer(), nullable=False),
     sa.Column("vector", sa.LargeBinary().with_variant(Vector(), "postgresql")),
@@ -499,6 +504,15 @@ embeddings = sa.Table(
     _created_at("embedded_at"),
     sa.PrimaryKeyConstraint("tenant_id", "item_kind", "item_id"),
     sa.Index(None, "tenant_id", "item_kind", "model", "seq"),
+    # A user's vectors of one kind (knowledge and graph items have no owner and are left out).
+    sa.Index(
+        "ix_embeddings_owner",
+        "tenant_id",
+        "owner_id",
+        "item_kind",
+        postgresql_where=sa.text(OWNED),
+        sqlite_where=sa.text(OWNED),
+    ),
 )
 
 # Earlier texts of a memory that a near-duplicate store_memory updated (get_memory_history).
