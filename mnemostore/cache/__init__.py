@@ -8,11 +8,13 @@ specs). ``message_json`` is the one JSON shape of a message on the event channel
 """
 
 from mnemostore.cache import flags, ratelimit
-from mnemostore.cache._cache import Cache, EventSubscription
+from mnemostore.cache._cache import Cache
 from mnemostore.cache._cache import build_cache as build_sync_cache
-from mnemostore.cache._cache_async import AsyncCache, AsyncEventSubscription, build_cache
+from mnemostore.cache._cache_async import AsyncCache, build_cache
 from mnemostore.cache._clock import SYSTEM_CLOCK, Clock
 from mnemostore.cache._codec import API_KEY, CHANNEL_CONFIG, TENANT, USER, Codec, message_json
+from mnemostore.cache._events import EventSubscription
+from mnemostore.cache._events_async import AsyncEventSubscription
 from mnemostore.cache._keys import Keys
 from mnemostore.cache._types import BreakerState, ChannelSession, EventType, RateLimitDecision, Sealer, StoreEvent
 
