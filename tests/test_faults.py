@@ -325,6 +325,22 @@ def run_under(load: HttpLoad, fault: Callable[[], None], settle_appends: int) ->
 # --- 2. the server killed -9 ---------------------------------------------------------------------------------------
 
 
+def check_load(
+    load: HttpLoad,
+    pg_cluster: PostgresCluster,
+    fault_database: str,
+    redis: RedisProcess,
+    figures: Figures,
+    *,
+    failures_allowed: bool,
+) -> None:
+    """The database check of an HTTP load's acknowledged writes, then the verdict on the figures."""
+    problems = check_database(
+        pg_cluster, fault_database, load.tenant.id, load.acked, load.conversation_of, figures, redis_url=redis.url
+    )
+    assert_sound(figures, problems, failures_allowed=failures_allowed)
+
+
 def test_server_killed(
     serve: ServeProcess,
     pg_cluster: PostgresCluster,
@@ -347,16 +363,7 @@ def test_server_killed(
     figures.extra["kills"] = fault_budget.server_kills
     figures.extra["answered as replays"] = load.replayed
     figures.extra["failures"] = dict(load.statuses)
-    problems = check_database(
-        pg_cluster,
-        fault_database,
-        load.tenant.id,
-        load.acked,
-        load.conversation_of,
-        figures,
-        redis_url=private_redis.url,
-    )
-    assert_sound(figures, problems, failures_allowed=True)
+    check_load(load, pg_cluster, fault_database, private_redis, figures, failures_allowed=True)
 
 
 # --- 3. Redis killed, frozen, restarted ----------------------------------------------------------------------------
@@ -389,16 +396,7 @@ def test_redis_faults(
     run_under(load, redis_faults, settle_appends=30)
     figures.extra["rounds"] = fault_budget.outages
     figures.extra["slowest request s"] = round(load.slowest_ok, 2)
-    problems = check_database(
-        pg_cluster,
-        fault_database,
-        load.tenant.id,
-        load.acked,
-        load.conversation_of,
-        figures,
-        redis_url=private_redis.url,
-    )
-    assert_sound(figures, problems, failures_allowed=False)
+    check_load(load, pg_cluster, fault_database, private_redis, figures, failures_allowed=False)
 
 
 def test_hot_path_raises_backend_unavailable_while_postgres_is_down(
@@ -456,16 +454,7 @@ def test_postgres_stopped(
     figures.extra["outages"] = fault_budget.outages
     figures.extra["failures"] = dict(load.statuses)
     figures.extra["slowest failure s"] = round(slowest_failure, 2)
-    problems = check_database(
-        pg_cluster,
-        fault_database,
-        load.tenant.id,
-        load.acked,
-        load.conversation_of,
-        figures,
-        redis_url=private_redis.url,
-    )
-    assert_sound(figures, problems, failures_allowed=True)
+    check_load(load, pg_cluster, fault_database, private_redis, figures, failures_allowed=True)
     assert serve.proc is not None and serve.proc.pid == server_pid and serve.proc.poll() is None, "no restart"
     assert load.figures.failed > 0, "the outage was not seen"
     assert set(load.statuses) == {"503"}, load.statuses  # the service's answer, fast: no 500, no hung request
