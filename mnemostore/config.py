@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Final
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from mnemostore.errors import ConfigurationError
@@ -382,9 +382,10 @@ class Settings(BaseSettings):
             keys.append(f"{kid}:{material.strip()}")
         return keys
 
-    @field_validator("blind_index_key")
+    @field_validator("blind_index_key", "backup_signing_key")
     @classmethod
-    def _check_index_key(cls, value: SecretStr | None) -> SecretStr | None:
+    def _check_hmac_key(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        """An HMAC key (the blind index's, the backup signatures'): unset, or at least 16 bytes of base64."""
         if value is None or not value.get_secret_value().strip():
             return None
         try:
@@ -392,20 +393,8 @@ class Settings(BaseSettings):
         except (binascii.Error, ValueError):
             size = -1
         if size < 16:
-            raise ConfigurationError("MNEMOSTORE_BLIND_INDEX_KEY must be at least 16 bytes of base64 (32 is best)")
-        return value
-
-    @field_validator("backup_signing_key")
-    @classmethod
-    def _check_signing_key(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is None or not value.get_secret_value().strip():
-            return None
-        try:
-            size = len(_b64decode(value.get_secret_value()))
-        except (binascii.Error, ValueError):
-            size = -1
-        if size < 16:
-            raise ConfigurationError("MNEMOSTORE_BACKUP_SIGNING_KEY must be at least 16 bytes of base64 (32 is best)")
+            name = f"MNEMOSTORE_{(info.field_name or '').upper()}"
+            raise ConfigurationError(f"{name} must be at least 16 bytes of base64 (32 is best)")
         return value
 
     @field_validator("secret_metadata_keys", mode="before")
