@@ -168,3 +168,18 @@ def format_table(rows: Sequence[dict[str, Any]]) -> str:
 def write_json(path: Path, payload: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(payload, indent=2, default=str) + "\n")
+
+
+def environment_line(servers: Sequence[str], started: float) -> str:
+    """The closing line of a benchmark's report: servers, library versions, CPUs, load and total time."""
+    import os
+    import platform
+
+    import psycopg
+    import sqlalchemy
+
+    return (
+        f"{', '.join(servers)}; python {platform.python_version()}, SQLAlchemy {sqlalchemy.__version__}, "
+        f"psycopg {psycopg.__version__}; {os.cpu_count()} CPUs, load average {os.getloadavg()[1]:.2f}; "
+        f"total {time.perf_counter() - started:.0f} s"
+    )

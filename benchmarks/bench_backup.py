@@ -24,7 +24,6 @@ the differences between the tools.
 from __future__ import annotations
 
 import argparse
-import os
 import platform
 import shutil
 import sqlite3
@@ -40,8 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-import sqlalchemy
-from _harness import Measurement, format_table, write_json
+from _harness import Measurement, environment_line, format_table, write_json
 from _raw import RawPostgres, RawSqlite, RawStore
 from sqlalchemy.engine import make_url
 
@@ -270,12 +268,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         versions.append(version)
     print()
     print(format_table(rows).replace("x raw", "x native"))
-    elapsed = time.perf_counter() - started
-    print(
-        f"\n{args.rows:,} messages; {', '.join(versions)}; python {platform.python_version()}, "
-        f"SQLAlchemy {sqlalchemy.__version__}, psycopg {psycopg.__version__}; {os.cpu_count()} CPUs, "
-        f"load average {os.getloadavg()[1]:.2f}; total {elapsed:.0f} s"
-    )
+    print(f"\n{args.rows:,} messages; " + environment_line(versions, started))
     if args.json is not None:
         environment = {"rows": args.rows, "versions": versions, "python": platform.python_version()}
         write_json(args.json, {"environment": environment, "results": rows})

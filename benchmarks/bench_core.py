@@ -37,7 +37,7 @@ from typing import Any
 import aiosqlite
 import psycopg
 import sqlalchemy
-from _harness import Measurement, Variant, format_table, measure_async, measure_sync, write_json
+from _harness import Measurement, Variant, environment_line, format_table, measure_async, measure_sync, write_json
 from _raw import RawPostgres, RawSqlite, RawStore
 from sqlalchemy.engine import make_url
 
@@ -477,12 +477,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(format_table(rows))
     print()
     print(format_verdicts(verdicts))
-    elapsed = time.perf_counter() - started
-    print(
-        f"\n{', '.join(t.server_version for t in targets)}; python {platform.python_version()}, "
-        f"SQLAlchemy {sqlalchemy.__version__}, psycopg {psycopg.__version__}; {os.cpu_count()} CPUs, "
-        f"load average {os.getloadavg()[1]:.2f}; total {elapsed:.0f} s"
-    )
+    print("\n" + environment_line([t.server_version for t in targets], started))
     if config.store_options:
         print(f"store options: {config.store_options}")
     if args.json is not None:

@@ -20,8 +20,6 @@ langchain-community``.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import statistics
 import sys
 import time
@@ -36,7 +34,7 @@ from typing import Any
 import psycopg
 import sqlalchemy
 import sqlalchemy.event
-from _harness import write_json
+from _harness import environment_line, write_json
 from _raw import RawPostgres, RawSqlite
 from bench_core import CONTENT, DEFAULT_PG_DSN, METADATA, Config, Target, analyze, scratch_postgres, scratch_sqlite
 
@@ -494,12 +492,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(table)
     for note in notes:
         print(f"note: {note}")
-    elapsed = time.perf_counter() - started
-    print(
-        f"\n{', '.join(versions)}; python {platform.python_version()}, "
-        f"SQLAlchemy {sqlalchemy.__version__}, psycopg {psycopg.__version__}; {os.cpu_count()} CPUs, "
-        f"load average {os.getloadavg()[1]:.2f}; total {elapsed:.0f} s"
-    )
+    print("\n" + environment_line(versions, started))
     if args.json is not None:
         write_json(
             args.json,

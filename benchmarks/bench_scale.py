@@ -33,8 +33,6 @@ Reported per path and size: p50 and p95 of each round's latencies, median over r
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import random
 import statistics
 import sys
@@ -47,8 +45,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-import sqlalchemy
-from _harness import percentile, write_json
+from _harness import environment_line, percentile, write_json
 from _raw import RawPostgres, RawSqlite, RawStore
 from bench_core import CONTENT, DEFAULT_PG_DSN, METADATA, Config, Target, scratch_postgres, scratch_sqlite
 
@@ -380,12 +377,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         loads[backend] = {"seconds": round(large.load_seconds, 1), "rows_per_s_by_tenth": large.chunk_rates}
     for note in notes:
         print(f"note: {note}")
-    elapsed = time.perf_counter() - started
-    print(
-        f"\n{', '.join(versions)}; python {platform.python_version()}, "
-        f"SQLAlchemy {sqlalchemy.__version__}, psycopg {psycopg.__version__}; {os.cpu_count()} CPUs, "
-        f"load average {os.getloadavg()[1]:.2f}; total {elapsed:.0f} s"
-    )
+    print("\n" + environment_line(versions, started))
     if args.json is not None:
         write_json(args.json, {"plan": asdict(plan), "rows": rows, "load": loads, "notes": notes})
         print(f"wrote {args.json}")
