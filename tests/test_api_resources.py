@@ -334,3 +334,30 @@ def test_quota_is_403_and_says_so(api: TestClient):
     refused = t.call("POST", "/v1/users", json={})
     assert (refused.status_code, refused.json()["code"]) == (403, "quota_exceeded")
     assert "max_users" in refused.json()["message"]
+
+
+def test_history_answers_exactly_what_its_documented_model_would(api_tenant: ApiTenant):
+    """The history route serialises its page directly (the hot read); the answer must be byte-for-byte the shape,
+    keys and formats of HistoryOut, the model its OpenAPI schema documents."""
+    from mnemostore.api.schemas import HistoryOut, MessageOut
+
+    t = api_tenant
+    _, conversation = make_conversation(t)
+    url = f"/v1/conversations/{conversation['id']}/messages"
+    t.ok("POST", url, 201, json={"role": "user", "content": "olá 👋", "metadata": {"a": [1, 2.5, None, {"b": "ü"}]}})
+    t.ok(
+        "POST",
+        url,
+        201,
+        json={"role": "assistant", "content": "x", "model": "gpt-4o-mini", "prompt_tokens": 3, "completion_tokens": 9},
+        headers={"Idempotency-Key": "k-1"},
+    )
+    for params in ({"limit": 1}, {"limit": 50}):
+        answer = t.call("GET", url, params=params)
+        assert answer.headers["content-type"] == "application/json"
+        body = answer.json()
+        assert set(body) == set(HistoryOut.model_fields)
+        assert all(set(m) == set(MessageOut.model_fields) for m in body["messages"])
+        assert HistoryOut.model_validate(body).model_dump(mode="json") == body
+    assert [m["idempotency_key"] for m in body["messages"]] == [None, "k-1"]
+    assert body["messages"][0]["metadata"] == {"a": [1, 2.5, None, {"b": "ü"}]}
