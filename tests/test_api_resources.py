@@ -361,3 +361,23 @@ def test_history_answers_exactly_what_its_documented_model_would(api_tenant: Api
         assert HistoryOut.model_validate(body).model_dump(mode="json") == body
     assert [m["idempotency_key"] for m in body["messages"]] == [None, "k-1"]
     assert body["messages"][0]["metadata"] == {"a": [1, 2.5, None, {"b": "ü"}]}
+
+
+def test_messages_said_in_the_past_keep_their_time(api_tenant: ApiTenant):
+    t = api_tenant
+    _, conversation = make_conversation(t)
+    url = f"/v1/conversations/{conversation['id']}/messages"
+    one = t.ok("POST", url, 201, json={"role": "user", "content": "then", "created_at": "2023-05-08T14:56:12+01:00"})
+    assert one["created_at"] == "2023-05-08T13:56:12Z"
+    batch = {
+        "messages": [
+            {"role": "user", "content": "a", "created_at": "2023-05-09T10:00:00Z"},
+            {"role": "user", "content": "b"},
+        ]
+    }
+    added = t.ok("POST", f"{url}/batch", 201, json=batch)["items"]
+    assert added[0]["created_at"] == "2023-05-09T10:00:00Z" and added[1]["created_at"] > "2026"
+    naive = t.call("POST", url, json={"role": "user", "content": "x", "created_at": "2023-05-08T13:56:12"})
+    assert naive.status_code == 422
+    history = t.ok("GET", url)["messages"]
+    assert [(m["seq"], m["created_at"][:10]) for m in history][:2] == [(1, "2023-05-08"), (2, "2023-05-09")]

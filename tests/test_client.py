@@ -330,6 +330,12 @@ def test_conversations_messages_and_checkpoints(client: Client, keys: Keys, stor
         ],
     )
     assert [m.seq for m in [first, *batch]] == [1, 2, 3]
+    said = datetime(2023, 5, 8, 13, 56, tzinfo=UTC)
+    past = client.add_message(chat.id, role="user", content="long ago", created_at=said)
+    past_batch = client.add_messages(chat.id, [NewMessage(role="user", content="also", created_at=said)])
+    assert past.created_at == said == past_batch[0].created_at == library.get_message(past.id).created_at  # type: ignore[union-attr]
+    client.delete_message(past.id)
+    client.delete_message(past_batch[0].id)
     assert client.get_message(first.id) == first == library.get_message(first.id)
     history = client.get_conversation_history(chat.id, limit=2)
     assert history == library.get_conversation_history(chat.id, limit=2)

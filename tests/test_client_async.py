@@ -331,6 +331,12 @@ async def test_conversations_messages_and_checkpoints(client: AsyncClient, keys:
         ],
     )
     assert [m.seq for m in [first, *batch]] == [1, 2, 3]
+    said = datetime(2023, 5, 8, 13, 56, tzinfo=UTC)
+    past = await client.add_message(chat.id, role="user", content="long ago", created_at=said)
+    past_batch = await client.add_messages(chat.id, [NewMessage(role="user", content="also", created_at=said)])
+    assert past.created_at == said == past_batch[0].created_at == (await library.get_message(past.id)).created_at  # type: ignore[union-attr]
+    await client.delete_message(past.id)
+    await client.delete_message(past_batch[0].id)
     assert await client.get_message(first.id) == first == await library.get_message(first.id)
     history = await client.get_conversation_history(chat.id, limit=2)
     assert history == await library.get_conversation_history(chat.id, limit=2)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from mnemostore.client import _endpoints as ep
@@ -161,8 +162,11 @@ class AsyncConversationsApi(AsyncConnection):
         completion_tokens: int = 0,
         metadata: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
+        created_at: datetime | None = None,
     ) -> Message:
         """Append a message; the conversation's counters move in the same transaction.
+
+        ``created_at``: when the message was said, for past messages being imported (timezone-aware; default now).
 
         The request carries an idempotency key (``idempotency_key``, else a new one for this call), so the
         client may send it again after a lost answer: the service returns the first attempt's message instead of
@@ -178,6 +182,7 @@ class AsyncConversationsApi(AsyncConnection):
             prompt_tokens=prompt_tokens,
             completion_tokens=completion_tokens,
             metadata=metadata,
+            **({} if created_at is None else {"created_at": created_at}),
         )
         data = await self._json(
             ep.APPEND_MESSAGE,
@@ -207,6 +212,8 @@ class AsyncConversationsApi(AsyncConnection):
         for message in messages:
             if isinstance(message, dict) and message.get("idempotency_key") is None:
                 message.pop("idempotency_key", None)
+            if isinstance(message, dict) and message.get("created_at") is None:
+                message.pop("created_at", None)
         own_keys = any(isinstance(m, dict) and "idempotency_key" in m for m in messages)
         headers: dict[str, str] = {}
         if own_keys:  # the service takes either the header or keys in the body: fill in the missing ones

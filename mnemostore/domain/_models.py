@@ -175,7 +175,12 @@ class Conversation:
 
 @dataclass(slots=True, kw_only=True)
 class NewMessage:
-    """A message to append; the store assigns id, sequence number and time."""
+    """A message to append; the store assigns id and sequence number, and the time unless ``created_at`` is given.
+
+    ``created_at`` is for messages said before they are stored (importing past conversations): a timezone-aware
+    time that search filters (``since``/``until``) and recency then use. The conversation's order stays its
+    sequence numbers, whatever the times.
+    """
 
     role: Role | str
     content: str
@@ -184,6 +189,7 @@ class NewMessage:
     completion_tokens: int = 0
     metadata: JSON = field(default_factory=dict)
     idempotency_key: str | None = None
+    created_at: datetime | None = None
 
 
 @dataclass(slots=True, kw_only=True)

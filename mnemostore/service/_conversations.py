@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from mnemostore.cache import EventType
@@ -244,12 +245,15 @@ class Conversations(TenantScope):
         completion_tokens: int = 0,
         metadata: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
+        created_at: datetime | None = None,
     ) -> Message:
         """Append a message; the conversation's counters and last activity move in the same transaction.
 
         Args:
             idempotency_key: when given, retrying with the same key returns the first message instead of
                 appending a copy.
+            created_at: when the message was said, for past messages being imported (timezone-aware; default
+                now). Search filters and recency use it; the conversation's order stays the append order.
 
         Raises:
             ConversationNotFound, InvalidInput (and subclasses), QuotaExceeded.
@@ -262,6 +266,7 @@ class Conversations(TenantScope):
             completion_tokens=completion_tokens,
             metadata=self._json(metadata, "metadata"),
             idempotency_key=idempotency_key,
+            created_at=created_at,
         )
         return self.add_messages(conversation_id, [new])[0]
 
@@ -305,15 +310,18 @@ class Conversations(TenantScope):
         if len(set(keys)) != len(keys):
             raise InvalidInput("two messages in one call share an idempotency_key: give each its own")
         sizes = {row["id"]: row.pop("_bytes") for row in prepared}
+        said_at = {row["id"]: row.pop("_said_at") for row in prepared}
+        if not any(said_at.values()):
+            said_at = {}
         existing: dict[str, Message] = {}
         fresh = prepared
         # Each pass either writes every remaining message or finds more of their keys already used (a concurrent
         # retry may have written one since): at most one pass per key, and one more to write.
         for _ in range(len(keys) + 1):
-            held = self._append_rows(cid, fresh, sizes)
+            held = self._append_rows(cid, fresh, sizes, said_at)
             if not held:
                 break
-            existing.update(self._replayed(cid, prepared, held))
+            existing.update(self._replayed(cid, prepared, held, said_at))
             fresh = [row for row in prepared if row["idempotency_key"] not in existing]
             if not fresh:
                 break
@@ -335,26 +343,42 @@ class Conversations(TenantScope):
             replayed=[row["idempotency_key"] in existing for row in prepared],
         )
 
-    def _replayed(self, cid: uuid.UUID, prepared: list[dict[str, Any]], held: frozenset[str]) -> dict[str, Message]:
+    def _replayed(
+        self,
+        cid: uuid.UUID,
+        prepared: list[dict[str, Any]],
+        held: frozenset[str],
+        said_at: dict[uuid.UUID, datetime | None],
+    ) -> dict[str, Message]:
         """The stored messages of the ``held`` keys, each checked to be the message the request sends again."""
         with self._tx() as uow:
             stored = uow.messages.find_by_idempotency_keys(cid, sorted(held))
         for row in prepared:
             original = stored.get(row["idempotency_key"])
             if original is not None:
-                differences = message_differences(row, original)
+                differences = message_differences(row, original, said_at=said_at.get(row["id"]))
                 if differences:
                     raise IdempotencyConflict(row["idempotency_key"], original.seq, differences)
         return stored
 
-    def _append_rows(self, cid: uuid.UUID, rows: list[dict[str, Any]], sizes: dict[uuid.UUID, int]) -> frozenset[str]:
-        """Write ``rows`` all or nothing (they get their ``seq`` and ``created_at``), or, when the conversation
-        holds any of their idempotency keys, write nothing and return those keys."""
+    def _append_rows(
+        self,
+        cid: uuid.UUID,
+        rows: list[dict[str, Any]],
+        sizes: dict[uuid.UUID, int],
+        said_at: dict[uuid.UUID, datetime | None],
+    ) -> frozenset[str]:
+        """Write ``rows`` all or nothing (they get their ``seq`` and ``created_at``: the time the caller gave in
+        ``said_at``, else now), or, when the conversation holds any of their idempotency keys, write nothing and
+        return those keys."""
+        if said_at:
+            # Past messages being imported: not the chat hot path, whose one call stamps every row with now.
+            return self._append_in_transaction(cid, rows, sizes, said_at)
         try:
             return self._append_in_one_call(cid, rows, sizes)
         except UsageRefused:
             # Which quota, or no tenant at all: the append statement by statement finds out and says so.
-            return self._append_in_transaction(cid, rows, sizes)
+            return self._append_in_transaction(cid, rows, sizes, said_at)
 
     def _append_in_one_call(
         self, cid: uuid.UUID, rows: list[dict[str, Any]], sizes: dict[uuid.UUID, int]
@@ -383,7 +407,11 @@ class Conversations(TenantScope):
         return frozenset()
 
     def _append_in_transaction(
-        self, cid: uuid.UUID, rows: list[dict[str, Any]], sizes: dict[uuid.UUID, int]
+        self,
+        cid: uuid.UUID,
+        rows: list[dict[str, Any]],
+        sizes: dict[uuid.UUID, int],
+        said_at: dict[uuid.UUID, datetime | None],
     ) -> frozenset[str]:
         """The append's statements one by one, in one write transaction: what a refused charge needs to say which
         quota refused it (or that the tenant is gone)."""
@@ -405,7 +433,7 @@ class Conversations(TenantScope):
                 raise ConversationNotFound(cid)
             for seq, row in enumerate(rows, start=last - len(rows) + 1):
                 row["seq"] = seq
-                row["created_at"] = now
+                row["created_at"] = said_at.get(row["id"]) or now
             self._charge(uow, messages=len(rows), tokens=tokens, storage_bytes=size)
             uow.messages.insert_many(rows)
             self._enqueue(uow, ItemKind.MESSAGE, [row["id"] for row in rows], now)

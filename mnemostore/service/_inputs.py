@@ -82,7 +82,8 @@ def message_rows(
     max_content_bytes: int,
     max_metadata_bytes: int,
 ) -> list[dict[str, Any]]:
-    """Validate messages to append and turn them into rows (without seq and created_at, set under the lock)."""
+    """Validate messages to append and turn them into rows (without seq and created_at, set under the lock; a time
+    the caller gave waits in ``_said_at``)."""
     rows = []
     for index, item in enumerate(new_messages):
         if isinstance(item, Mapping):
@@ -107,15 +108,23 @@ def message_rows(
                 "metadata": v.check_json(item.metadata, "metadata", max_bytes=max_metadata_bytes, allow_none=True),
                 "idempotency_key": v.check_name(item.idempotency_key, "idempotency_key", max_len=200),
                 "_bytes": size,
+                "_said_at": _in_utc(v.check_time(item.created_at, "created_at")),
             }
         )
     return rows
 
 
-def message_differences(row: Mapping[str, Any], stored: Message) -> list[str]:
-    """The fields in which a message to append (a row of ``message_rows``) differs from a stored one: empty when
-    it is the same message, sent again. Metadata is compared as JSON (``(1, 2)`` and ``[1, 2]`` are one value)."""
-    sent = {
+def _in_utc(moment: datetime | None) -> datetime | None:
+    """A caller's time as the database gives it back (UTC), so that the message returned now and the one read
+    later are the same value in the same form."""
+    return None if moment is None else moment.astimezone(UTC)
+
+
+def message_differences(row: Mapping[str, Any], stored: Message, *, said_at: datetime | None = None) -> list[str]:
+    """The fields in which a message to append (a row of ``message_rows``, and the time the caller gave) differs
+    from a stored one: empty when it is the same message, sent again. Metadata is compared as JSON (``(1, 2)`` and
+    ``[1, 2]`` are one value); the time only when the caller gave one."""
+    sent: dict[str, Any] = {
         "role": row["role"],
         "content": row["content"],
         "model": row["model"],
@@ -123,7 +132,9 @@ def message_differences(row: Mapping[str, Any], stored: Message) -> list[str]:
         "completion_tokens": row["completion_tokens"],
         "metadata": json.loads(json.dumps(row["metadata"] or {})),
     }
-    kept = {
+    if said_at is not None:
+        sent["created_at"] = said_at
+    kept: dict[str, Any] = {
         "role": stored.role.value,
         "content": stored.content,
         "model": stored.model,
@@ -131,6 +142,8 @@ def message_differences(row: Mapping[str, Any], stored: Message) -> list[str]:
         "completion_tokens": stored.completion_tokens,
         "metadata": stored.metadata or {},
     }
+    if "created_at" in sent:
+        kept["created_at"] = stored.created_at
     return [name for name, value in sent.items() if kept[name] != value]
 
 

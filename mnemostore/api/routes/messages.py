@@ -37,6 +37,7 @@ def _new(body: MessageCreate, key: str | None) -> NewMessage:
         completion_tokens=body.completion_tokens,
         metadata=body.metadata or {},
         idempotency_key=key,
+        created_at=body.created_at,
     )
 
 

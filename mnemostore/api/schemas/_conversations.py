@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from mnemostore.api.schemas._common import (
     MAX_BATCH,
@@ -184,6 +184,11 @@ class MessageCreate(_In):
     metadata: JsonObject | None = None
     idempotency_key: Name200 | None = Field(
         default=None, description="retrying with the same key returns the first message; or use the header"
+    )
+    created_at: AwareDatetime | None = Field(
+        default=None,
+        description="when the message was said, for past messages being imported (default: now); search filters "
+        "and recency use it, the conversation's order stays the append order",
     )
 
 
