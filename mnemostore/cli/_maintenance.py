@@ -5,7 +5,8 @@ Purges expired memories, archives active conversations idle longer than the tena
 ``retention.delete_archived_after_days`` (see ``mnemostore.memory.RetentionPolicy``), moves memories between
 tiers by recall, importance and age (``memory_lifecycle``: ``MemoryLifecyclePolicy``), prunes agent checkpoints
 (``checkpoint_retention``: ``CheckpointRetentionPolicy``), and deletes the search outbox's jobs done longer ago
-than ``MNEMOSTORE_INDEX_JOBS_RETENTION_HOURS`` (failed ones stay, for ``mnemostore health`` and ``reindex``). Run it from cron or a scheduler; it is safe to interrupt and run again.
+than ``MNEMOSTORE_INDEX_JOBS_RETENTION_HOURS`` (failed ones stay, for ``mnemostore health`` and ``reindex``).
+Run it from cron or a scheduler; it is safe to interrupt and run again.
 """
 
 from __future__ import annotations
