@@ -458,9 +458,8 @@ def test_the_three_line_memory_api(client: Client):
     assert [h.id for h in hits] == [facts[0].id] and hits.mode is SearchMode.FULLTEXT
     assert memory.search("vegetarian", user_id="nobody") == []
     # The search recalled it: the same memory, with that recall counted.
-    assert memory.get(facts[0].id) == dataclasses.replace(
-        facts[0], recall_count=1, last_recalled_at=memory.get(facts[0].id).last_recalled_at
-    )
+    got = memory.get(facts[0].id)
+    assert got == dataclasses.replace(facts[0], recall_count=1, last_recalled_at=got.last_recalled_at)
     assert memory.get(uuid.uuid4()) is None
     assert {m.id for m in memory.iter_all(user_id="alice", page_size=1)} == {facts[0].id, chat[0].id}
     assert memory.get_all(user_id="alice", limit=1).next_cursor is not None
