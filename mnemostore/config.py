@@ -215,6 +215,25 @@ class Settings(BaseSettings):
         "compared by text",
     )
 
+    memory_recall_tracking: bool = Field(
+        default=True,
+        description="retrieval and search count each memory they return (recall_count, last_recalled_at), one "
+        "batched UPDATE per call; the memory lifecycle of run_maintenance promotes and demotes by these counts",
+    )
+
+    # -- tenants: what create_tenant gives a tenant whose caller names no quotas ---------------------------------
+    default_max_users: int | None = Field(default=None, ge=0, le=MAX_INTEGER, description="new tenants' max_users")
+    default_max_messages: int | None = Field(
+        default=None, ge=0, le=MAX_INTEGER, description="new tenants' max_messages"
+    )
+    default_max_storage_bytes: int | None = Field(
+        default=None, ge=0, le=MAX_INTEGER, description="new tenants' max_storage_bytes"
+    )
+    default_allowed_models: Annotated[list[str] | None, NoDecode] = Field(
+        default=None,
+        description="new tenants' allowed models (comma-separated or a JSON array; unset: any model)",
+    )
+
     # -- search (mnemostore.search): embeddings, background indexing, vector and full-text retrieval ------------
     embedder: str = Field(
         default="sentence-transformers",
@@ -396,6 +415,14 @@ class Settings(BaseSettings):
             name = f"MNEMOSTORE_{(info.field_name or '').upper()}"
             raise ConfigurationError(f"{name} must be at least 16 bytes of base64 (32 is best)")
         return value
+
+    @field_validator("default_allowed_models", mode="before")
+    @classmethod
+    def _parse_models(cls, value: Any) -> Any:
+        """A blank value is unset (any model); ``[]`` (JSON) allows none."""
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        return _split_list(value)
 
     @field_validator("secret_metadata_keys", mode="before")
     @classmethod

@@ -27,6 +27,7 @@ happened and what to do about it.
     │   ├── DuplicateIdentity
     │   └── IdempotencyConflict       an idempotency key sent again with a different message
     ├── QuotaExceeded                 a tenant's plan limit would be passed
+    ├── ModelNotAllowed               a conversation or message names a model the tenant's plan does not allow
     ├── SearchError                   a search or indexing request cannot be served as asked
     │   ├── EmbedderUnavailable       no embedder: the extra is not installed, or the embedding service fails
     │   │   └── EmbedderNotConfigured  semantic search asked for where no embedder is configured or installed
@@ -90,6 +91,7 @@ __all__ = [
     "MessageNotFound",
     "MigrationError",
     "MnemostoreError",
+    "ModelNotAllowed",
     "NotFoundError",
     "PermissionDenied",
     "QuotaExceeded",
@@ -285,6 +287,22 @@ class QuotaExceeded(MnemostoreError):
         super().__init__(
             f"tenant {tenant_id} has reached its {quota} quota ({limit}): delete data or raise the "
             f"limit with `mnemostore tenant set-quota` / update_tenant_config(quotas=...)"
+        )
+
+
+class ModelNotAllowed(MnemostoreError):
+    """A conversation or a message names a model that the tenant's plan does not allow; nothing was written."""
+
+    __module__ = "mnemostore"
+
+    def __init__(self, tenant_id: object, model: str, allowed: tuple[str, ...]) -> None:
+        self.tenant_id = tenant_id
+        self.model = model
+        self.allowed = allowed
+        names = ", ".join(repr(name) for name in allowed) if allowed else "none"
+        super().__init__(
+            f"model {model!r} is not allowed by the plan of tenant {tenant_id} (allowed: {names}): use an allowed "
+            "model, or allow it with update_tenant_config(quotas=Quotas(allowed_models=[...]))"
         )
 
 

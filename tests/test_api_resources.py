@@ -47,7 +47,7 @@ def test_tenant_admin_lifecycle(api: TestClient):
     )
     assert created.status_code == 201
     tenant = created.json()
-    assert tenant["quotas"] == {"max_users": 5, "max_messages": None, "max_storage_bytes": None}
+    assert tenant["quotas"] == {"max_users": 5, "max_messages": None, "max_storage_bytes": None, "allowed_models": None}
     assert api.post("/v1/tenants", json={"name": name}, headers=admin).json()["code"] == "conflict"
 
     tid = tenant["id"]

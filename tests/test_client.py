@@ -13,6 +13,7 @@ without a client method fails ``test_every_operation_of_the_service_has_a_client
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import uuid
 from collections.abc import Iterator
@@ -462,7 +463,9 @@ def test_the_three_line_memory_api(client: Client):
     hits = memory.search("vegetarian", user_id="alice", mode="fulltext")
     assert [h.id for h in hits] == [facts[0].id] and hits.mode is SearchMode.FULLTEXT
     assert memory.search("vegetarian", user_id="nobody") == []
-    assert memory.get(facts[0].id) == facts[0]
+    # The search recalled it: the same memory, with that recall counted.
+    got = memory.get(facts[0].id)
+    assert got == dataclasses.replace(facts[0], recall_count=1, last_recalled_at=got.last_recalled_at)
     assert memory.get(uuid.uuid4()) is None
     assert {m.id for m in memory.iter_all(user_id="alice", page_size=1)} == {facts[0].id, chat[0].id}
     assert memory.get_all(user_id="alice", limit=1).next_cursor is not None

@@ -12,6 +12,7 @@ without a client method fails ``test_every_operation_of_the_service_has_a_client
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import uuid
 from collections.abc import AsyncIterator
@@ -472,7 +473,9 @@ async def test_the_three_line_memory_api(client: AsyncClient):
     hits = await memory.search("vegetarian", user_id="alice", mode="fulltext")
     assert [h.id for h in hits] == [facts[0].id] and hits.mode is SearchMode.FULLTEXT
     assert await memory.search("vegetarian", user_id="nobody") == []
-    assert await memory.get(facts[0].id) == facts[0]
+    # The search recalled it: the same memory, with that recall counted.
+    got = await memory.get(facts[0].id)
+    assert got == dataclasses.replace(facts[0], recall_count=1, last_recalled_at=got.last_recalled_at)
     assert await memory.get(uuid.uuid4()) is None
     assert {m.id async for m in memory.iter_all(user_id="alice", page_size=1)} == {facts[0].id, chat[0].id}
     assert (await memory.get_all(user_id="alice", limit=1)).next_cursor is not None

@@ -148,7 +148,7 @@ def test_the_codec_gives_the_domain_classes_and_ignores_fields_it_does_not_know(
         "b": None,
         "c": str(tid),
         "d": "user",
-        "e": {"max_users": 1, "max_messages": None, "max_storage_bytes": None},
+        "e": {"max_users": 1, "max_messages": None, "max_storage_bytes": None, "allowed_models": None},
     }
 
 

@@ -72,10 +72,14 @@ def test_update_memory_keeps_history(tenant: TenantStore) -> None:
     assert tenant.get_memory_history(memory.id) == []
     updated = tenant.update_memory(memory.id, content="works at Globex", importance=0.7)
     assert (updated.content, updated.importance, updated.id) == ("works at Globex", 0.7, memory.id)
-    tenant.update_memory(memory.id, tier=MemoryTier.LONG_TERM)  # no version: text unchanged
+    tenant.update_memory(memory.id, tier=MemoryTier.LONG_TERM)  # a tier change is kept too
     tenant.update_memory(memory.id, content="works at Initech")
     history = tenant.get_memory_history(memory.id)
-    assert [(h.content, h.importance) for h in history] == [("works at Acme", 0.4), ("works at Globex", 0.7)]
+    assert [(h.content, h.importance, h.tier, h.reason) for h in history] == [
+        ("works at Acme", 0.4, MemoryTier.SHORT_TERM, "update"),
+        ("works at Globex", 0.7, MemoryTier.SHORT_TERM, "update"),
+        ("works at Globex", 0.7, MemoryTier.LONG_TERM, "update"),
+    ]
     assert all(h.memory_id == memory.id for h in history)
     current = tenant.get_memory_or_raise(memory.id)
     assert (current.content, current.tier) == ("works at Initech", MemoryTier.LONG_TERM)

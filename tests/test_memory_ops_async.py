@@ -71,10 +71,14 @@ async def test_update_memory_keeps_history(atenant: AsyncTenantStore) -> None:
     assert await atenant.get_memory_history(memory.id) == []
     updated = await atenant.update_memory(memory.id, content="works at Globex", importance=0.7)
     assert (updated.content, updated.importance, updated.id) == ("works at Globex", 0.7, memory.id)
-    await atenant.update_memory(memory.id, tier=MemoryTier.LONG_TERM)  # no version: text unchanged
+    await atenant.update_memory(memory.id, tier=MemoryTier.LONG_TERM)  # a tier change is kept too
     await atenant.update_memory(memory.id, content="works at Initech")
     history = await atenant.get_memory_history(memory.id)
-    assert [(h.content, h.importance) for h in history] == [("works at Acme", 0.4), ("works at Globex", 0.7)]
+    assert [(h.content, h.importance, h.tier, h.reason) for h in history] == [
+        ("works at Acme", 0.4, MemoryTier.SHORT_TERM, "update"),
+        ("works at Globex", 0.7, MemoryTier.SHORT_TERM, "update"),
+        ("works at Globex", 0.7, MemoryTier.LONG_TERM, "update"),
+    ]
     assert all(h.memory_id == memory.id for h in history)
     current = await atenant.get_memory_or_raise(memory.id)
     assert (current.content, current.tier) == ("works at Initech", MemoryTier.LONG_TERM)

@@ -9,8 +9,9 @@ import itertools
 import os
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -32,10 +33,11 @@ from mnemostore import (
 )
 from mnemostore.migrations._filters import include_object, is_search_object
 from mnemostore.ops import migrate
+from mnemostore.store import tables
 from mnemostore.store.tables import embeddings, metadata
 
-HEAD = "0009"
-REVISIONS = ["0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009"]
+HEAD = "0010"
+REVISIONS = ["0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009", "0010"]
 MODEL_TABLES = set(metadata.tables)
 
 
@@ -251,7 +253,7 @@ def test_0009_backfills_each_vectors_owner(settings: Settings, engine: sa.Engine
                 for seq, (kind, item) in enumerate(items, start=1)
             ],
         )  # fmt: skip
-    migrate.upgrade(settings, "0009")
+    migrate.upgrade(settings)
     with engine.connect() as conn:
         e = embeddings.c
         rows = conn.execute(sa.select(e.item_kind, e.item_id, e.owner_id)).all()
@@ -259,6 +261,51 @@ def test_0009_backfills_each_vectors_owner(settings: Settings, engine: sa.Engine
     assert {(kind, item): owner for kind, item, owner in rows} == items
     assert "ix_embeddings_owner" in indexes
     assert schema_diff(engine) == []
+
+
+def test_0010_counts_start_at_zero_and_the_downgrade_drops_them(settings: Settings, engine: sa.Engine) -> None:
+    """Memories written before 0010 have no recall (0, never), their versions no tier nor reason, tenants any
+    model; the downgrade drops the five columns and leaves the rows."""
+    migrate.upgrade(settings, "0009")
+    tid = uuid.uuid4()
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(sa.text("SELECT set_config('mnemostore.admin', 'on', true)"))
+        now = datetime(2026, 12, 6, tzinfo=UTC)
+        # Only the columns 0009 has: Core renders the values given, nothing else.
+        conn.execute(
+            sa.insert(tables.tenants).values(
+                id=tid, name="before-0010", plan="free", status="active", config={}, created_at=now, updated_at=now
+            )
+        )
+        conn.execute(
+            sa.insert(tables.memories).values(
+                tenant_id=tid, id=tid, content="old", kind="fact", tier="short_term", importance=0.5,
+                source_message_ids=[], compression_level=0, metadata={}, created_at=now, updated_at=now,
+            )
+        )  # fmt: skip
+        conn.execute(
+            sa.insert(tables.memory_versions).values(
+                tenant_id=tid, id=tid, memory_id=tid, content="older", importance=0.4, metadata={}, created_at=now
+            )
+        )
+    migrate.upgrade(settings)
+    assert schema_diff(engine) == []
+    with MnemoStore(settings=Settings(database_url=settings.database_url, embedder="none")) as store:
+        t = store.tenant(tid)
+        memory = t.get_memory_or_raise(tid)
+        assert (memory.recall_count, memory.last_recalled_at) == (0, None)
+        [version] = t.get_memory_history(tid)
+        assert (version.content, version.tier, version.reason) == ("older", None, None)
+        assert store.get_tenant_or_raise(tid).quotas.allowed_models is None
+    migrate.downgrade(settings, "0009")
+    with engine.connect() as conn:
+        inspector = sa.inspect(conn)
+        columns = {table: {c["name"] for c in inspector.get_columns(table)} for table in ("memories", "tenants")}
+        assert "recall_count" not in columns["memories"] and "allowed_models" not in columns["tenants"]
+        assert "reason" not in {c["name"] for c in inspector.get_columns("memory_versions")}
+        if engine.dialect.name == "sqlite":
+            assert conn.execute(sa.text("SELECT count(*) FROM memories")).scalar() == 1
 
 
 # -- nothing migrates implicitly ----------------------------------------------------------------------------------

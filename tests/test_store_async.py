@@ -1671,7 +1671,8 @@ async def test_every_cursor_listing_returns_pages_that_add_up_to_the_whole(atena
         assert len(whole) == 5, name
         pages = await _pages(listing, 2)
         assert [len(p) for p in pages] == [2, 2, 1], name
-        assert [item for page in pages for item in page] == whole, name
+        # By id: reading memories counts a recall, so each read of one carries a newer count.
+        assert [item.id for page in pages for item in page] == [item.id for item in whole], name
         exact = await _pages(listing, 5)
         assert [len(p) for p in exact] == [5], f"{name}: a full last page must not promise more"
 

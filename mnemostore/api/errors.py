@@ -14,6 +14,8 @@ ReadOnlyKey                403     ``read_only_key``; TenantSuspended: ``tenant_
                                    PermissionDenied: ``forbidden`` (``deps.py`` answers these itself too)
 QuotaExceeded              403     a plan limit, not a rate: retrying will not help until data is deleted or
                                    the quota raised, so not 429
+ModelNotAllowed            403     ``model_not_allowed``: the plan forbids the model; the request itself is
+                                   well formed (so not 422), and only another model or plan makes it pass
 NotFoundError              404     another tenant's object too, with the same message as a missing one
 ConflictError              409     TenantAlreadyExists, DuplicateIdentity, an import over an existing id
 InvalidInput               422     ContentTooLarge, InvalidText, InvalidMetadata, InvalidCursor
@@ -61,6 +63,7 @@ from mnemostore.errors import (
     EmbedderUnavailable,
     InvalidInput,
     MnemostoreError,
+    ModelNotAllowed,
     NotFoundError,
     PermissionDenied,
     QuotaExceeded,
@@ -105,6 +108,7 @@ ERROR_TABLE: Final[dict[type[BaseException], ErrorRule]] = {
     TenantSuspended: ErrorRule(403, "tenant_suspended"),
     PermissionDenied: ErrorRule(403, "forbidden"),
     QuotaExceeded: ErrorRule(403, "quota_exceeded"),
+    ModelNotAllowed: ErrorRule(403, "model_not_allowed"),
     NotFoundError: ErrorRule(404, "not_found"),
     ConflictError: ErrorRule(409, "conflict"),
     InvalidInput: ErrorRule(422, "invalid_input"),
@@ -292,7 +296,7 @@ def _doc(description: str, *, headers: dict[str, str] | None = None) -> dict[str
 
 ERROR_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
     401: _doc("missing or unknown API key", headers={"WWW-Authenticate": "Bearer"}),
-    403: _doc("read-only key writing, tenant key on an admin endpoint, or a quota reached"),
+    403: _doc("read-only key writing, tenant key on an admin endpoint, a quota reached, or a model the plan forbids"),
     404: _doc("no such object in this tenant (another tenant's objects do not exist here)"),
     409: _doc("the write would break a uniqueness rule"),
     413: _doc("the request body is larger than MNEMOSTORE_MAX_REQUEST_BYTES"),

@@ -239,7 +239,7 @@ def encode_tenant(t: Tenant) -> bytes:
             t.name,
             t.plan,
             t.status.value,
-            [q.max_users, q.max_messages, q.max_storage_bytes],
+            [q.max_users, q.max_messages, q.max_storage_bytes, q.allowed_models],
             t.config,
             to_us(t.created_at),
             to_us(t.updated_at),
@@ -254,7 +254,13 @@ def decode_tenant(data: bytes) -> Tenant:
         name=r[1],
         plan=r[2],
         status=TenantStatus(r[3]),
-        quotas=Quotas(max_users=r[4][0], max_messages=r[4][1], max_storage_bytes=r[4][2]),
+        quotas=Quotas(
+            max_users=r[4][0],
+            max_messages=r[4][1],
+            max_storage_bytes=r[4][2],
+            # Entries written before allowed models existed have three limits.
+            allowed_models=tuple(r[4][3]) if len(r[4]) > 3 and r[4][3] is not None else None,
+        ),
         config=r[5],
         created_at=from_us(r[6]),
         updated_at=from_us(r[7]),

@@ -2,9 +2,11 @@
 
 Purges expired memories, archives active conversations idle longer than the tenant config's
 ``retention.archive_after_days`` and deletes archived ones idle longer than
-``retention.delete_archived_after_days`` (see ``mnemostore.memory.RetentionPolicy``), and deletes the search
-outbox's jobs done longer ago than ``MNEMOSTORE_INDEX_JOBS_RETENTION_HOURS`` (failed ones stay, for
-``mnemostore health`` and ``reindex``). Run it from cron or a scheduler; it is safe to interrupt and run again.
+``retention.delete_archived_after_days`` (see ``mnemostore.memory.RetentionPolicy``), moves memories between
+tiers by recall, importance and age (``memory_lifecycle``: ``MemoryLifecyclePolicy``), prunes agent checkpoints
+(``checkpoint_retention``: ``CheckpointRetentionPolicy``), and deletes the search outbox's jobs done longer ago
+than ``MNEMOSTORE_INDEX_JOBS_RETENTION_HOURS`` (failed ones stay, for ``mnemostore health`` and ``reindex``).
+Run it from cron or a scheduler; it is safe to interrupt and run again.
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ def maintenance(
         int, typer.Option("--batch-size", min=1, max=10_000, help="Rows changed per transaction.")
     ] = 500,
 ) -> None:
-    """Purge expired memories, archive or delete conversations past each tenant's retention, prune done index jobs."""
+    """Purge expired memories, archive or delete conversations past each tenant's retention, move memory tiers,
+    prune checkpoints and done index jobs."""
     settings = settings_from(ctx)
     with open_store(settings) as store:
         found = resolve_tenant(store, tenant) if tenant is not None else None
@@ -67,6 +70,11 @@ def maintenance(
     out.print(
         f"{report.expired_memories:,} expired memories {verb} purged, {report.archived_conversations:,} "
         f"conversations {verb} archived and {report.deleted_conversations:,} {verb} deleted.",
+        markup=False,
+    )
+    out.print(
+        f"{report.promoted_memories:,} memories {verb} promoted, {report.demoted_memories:,} demoted and "
+        f"{report.retired_memories:,} retired; {report.pruned_checkpoints:,} checkpoints {verb} pruned.",
         markup=False,
     )
     out.print(

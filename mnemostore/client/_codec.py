@@ -121,6 +121,8 @@ def _convert(annotation: Any, value: Any) -> Any:
     if origin is list:
         (item,) = typing.get_args(annotation) or (Any,)
         return [_convert(item, v) for v in value]
+    if origin is tuple and typing.get_args(annotation)[1:] == (Ellipsis,):
+        return tuple(_convert(typing.get_args(annotation)[0], v) for v in value)
     if origin is not None or annotation is Any:
         return value  # dict[...] and the like: JSON already
     if annotation is uuid.UUID:

@@ -28,6 +28,7 @@ from mnemostore.errors import (
     IdempotencyConflict,
     InvalidInput,
     MnemostoreError,
+    ModelNotAllowed,
     NotFoundError,
     PermissionDenied,
     QuotaExceeded,
@@ -46,6 +47,7 @@ CLASSES: Final[dict[tuple[int, str], type[MnemostoreError]]] = {
     (403, "read_only_key"): ReadOnlyKey,
     (403, "tenant_suspended"): TenantSuspended,
     (403, "quota_exceeded"): QuotaExceeded,
+    (403, "model_not_allowed"): ModelNotAllowed,
     (404, "not_found"): NotFoundError,
     (409, "conflict"): ConflictError,
     (413, "payload_too_large"): ContentTooLarge,
@@ -65,6 +67,10 @@ _RATE = re.compile(r"rate limit of (?P<scope>.+?) reached \((?P<limit>\d+) per (
 _IDEMPOTENCY = re.compile(
     r"idempotency key (?P<key>'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\") was used for message (?P<seq>\d+), "
     r"whose (?P<fields>[a-z_, ]+?) differ"
+)
+_MODEL = re.compile(
+    r"model (?P<model>'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\") is not allowed by the plan of tenant (?P<tenant>\S+) "
+    r"\(allowed: (?P<allowed>.*)\): use"
 )
 _QUOTA = re.compile(r"tenant (?P<tenant>\S+) has reached its (?P<quota>\S+) quota \((?P<limit>\d+)\)")
 
@@ -125,6 +131,12 @@ def _restore_attributes(error: MnemostoreError, message: str, headers: Mapping[s
         error.tenant_id = match["tenant"] if match else None
         error.quota = match["quota"] if match else "unknown"
         error.limit = int(match["limit"]) if match else 0
+    elif isinstance(error, ModelNotAllowed):
+        match = _MODEL.search(message)
+        error.tenant_id = match["tenant"] if match else None
+        error.model = str(ast.literal_eval(match["model"])) if match else "unknown"
+        allowed = match["allowed"] if match else "none"
+        error.allowed = () if allowed == "none" else tuple(ast.literal_eval(f"({allowed},)"))
     elif isinstance(error, NotFoundError):
         kind = f"{error.kind} "
         end = message.find(" not found")

@@ -77,11 +77,16 @@ class MemoryKind(enum.StrEnum):
 
 @dataclass(slots=True, kw_only=True, frozen=True)
 class Quotas:
-    """Plan limits of a tenant; None means unlimited."""
+    """Plan limits of a tenant; None means unlimited.
+
+    ``allowed_models``: the models conversations and messages may name (``model_override``, a message's ``model``);
+    None allows any, an empty tuple none.
+    """
 
     max_users: int | None = None
     max_messages: int | None = None
     max_storage_bytes: int | None = None
+    allowed_models: tuple[str, ...] | None = None
 
 
 @dataclass(slots=True, kw_only=True)
@@ -273,13 +278,17 @@ class MemoryRecord:
     metadata: JSON
     created_at: datetime
     updated_at: datetime
+    recall_count: int = 0
+    last_recalled_at: datetime | None = None
 
 
 @dataclass(slots=True, kw_only=True, frozen=True)
 class MemoryVersion:
-    """An earlier state of a memory, kept when an update or a near-duplicate replaced its text.
+    """An earlier state of a memory, kept when an update, a near-duplicate or the lifecycle replaced it.
 
     ``created_at`` is when that state was replaced (the memory's ``updated_at`` at the time is not kept).
+    ``tier`` is the tier the memory had then, ``reason`` what replaced the state: ``update``, ``merge``,
+    ``promote``, ``demote`` or ``retire`` (both None on versions kept before schema revision 0010).
     """
 
     id: uuid.UUID
@@ -289,6 +298,8 @@ class MemoryVersion:
     importance: float
     metadata: JSON
     created_at: datetime
+    tier: MemoryTier | None = None
+    reason: str | None = None
 
 
 @dataclass(slots=True, kw_only=True)

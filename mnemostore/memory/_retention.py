@@ -72,12 +72,22 @@ class RetentionPolicy:
 
 @dataclass(slots=True, kw_only=True)
 class TenantMaintenance:
-    """What maintenance did (or, with ``dry_run``, would do) in one tenant."""
+    """What maintenance did (or, with ``dry_run``, would do) in one tenant.
+
+    ``expired_memories``: purged because their ``expires_at`` passed; ``promoted_memories``, ``demoted_memories``,
+    ``retired_memories``: tier changes and retirements of the memory lifecycle; ``pruned_checkpoints``: agent
+    checkpoints deleted by the checkpoint retention (``mnemostore.memory.MemoryLifecyclePolicy``,
+    ``CheckpointRetentionPolicy``).
+    """
 
     tenant_id: uuid.UUID
     expired_memories: int = 0
     archived_conversations: int = 0
     deleted_conversations: int = 0
+    promoted_memories: int = 0
+    demoted_memories: int = 0
+    retired_memories: int = 0
+    pruned_checkpoints: int = 0
     error: str | None = None
 
 
@@ -107,6 +117,22 @@ class MaintenanceReport:
     @property
     def deleted_conversations(self) -> int:
         return sum(t.deleted_conversations for t in self.tenants)
+
+    @property
+    def promoted_memories(self) -> int:
+        return sum(t.promoted_memories for t in self.tenants)
+
+    @property
+    def demoted_memories(self) -> int:
+        return sum(t.demoted_memories for t in self.tenants)
+
+    @property
+    def retired_memories(self) -> int:
+        return sum(t.retired_memories for t in self.tenants)
+
+    @property
+    def pruned_checkpoints(self) -> int:
+        return sum(t.pruned_checkpoints for t in self.tenants)
 
     @property
     def failed(self) -> list[TenantMaintenance]:

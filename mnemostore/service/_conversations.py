@@ -70,6 +70,7 @@ class Conversations(TenantScope):
         Raises:
             UserNotFound: no such user in this tenant.
             QuotaExceeded: the tenant's plan allows no more conversations.
+            ModelNotAllowed: ``model_override`` is not a model of the tenant's plan (``Quotas.allowed_models``).
             ConflictError: another conversation of the tenant has this ``external_id``.
         """
         uid = as_id(user_id, "user_id")
@@ -90,6 +91,7 @@ class Conversations(TenantScope):
             "content_bytes": 0,
             "last_seq": 0,
         }
+        self._check_models([model_override])
         with self._tx(write=True) as uow:
             if uow.users.get(uid) is None:
                 raise UserNotFound(uid)
@@ -180,7 +182,12 @@ class Conversations(TenantScope):
         model_override: str | Unset | None = UNSET,
         metadata: Mapping[str, Any] | Unset = UNSET,
     ) -> Conversation:
-        """Change the given fields (pass None to clear title or model_override)."""
+        """Change the given fields (pass None to clear title or model_override).
+
+        Raises:
+            ConversationNotFound: no such conversation in this tenant.
+            ModelNotAllowed: ``model_override`` is not a model of the tenant's plan (``Quotas.allowed_models``).
+        """
         cid = as_id(conversation_id, "conversation_id")
         values: dict[str, Any] = {}
         if not isinstance(title, Unset):
@@ -189,6 +196,7 @@ class Conversations(TenantScope):
             values["status"] = v.check_enum(ConversationStatus, status).value
         if not isinstance(model_override, Unset):
             values["model_override"] = v.check_name(model_override, "model_override", max_len=200)
+            self._check_models([values["model_override"]])
         if not isinstance(metadata, Unset):
             values["metadata"] = self._json(metadata, "metadata")
         with self._tx(write=True) as uow:
@@ -280,7 +288,8 @@ class Conversations(TenantScope):
 
         Raises:
             ConversationNotFound, InvalidInput (and subclasses), QuotaExceeded; IdempotencyConflict: a key was
-            used for a different message (nothing of the call is written).
+            used for a different message (nothing of the call is written); ModelNotAllowed: a message names a
+            model the tenant's plan does not allow (nothing of the call is written).
         """
         return self.append_messages(conversation_id, new_messages).messages
 
@@ -306,6 +315,7 @@ class Conversations(TenantScope):
         )
         if not prepared:
             return AppendResult(messages=[], replayed=[])
+        self._check_models(row["model"] for row in prepared)
         keys = [row["idempotency_key"] for row in prepared if row["idempotency_key"] is not None]
         if len(set(keys)) != len(keys):
             raise InvalidInput("two messages in one call share an idempotency_key: give each its own")

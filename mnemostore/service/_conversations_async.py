@@ -67,6 +67,7 @@ class AsyncConversations(AsyncTenantScope):
         Raises:
             UserNotFound: no such user in this tenant.
             QuotaExceeded: the tenant's plan allows no more conversations.
+            ModelNotAllowed: ``model_override`` is not a model of the tenant's plan (``Quotas.allowed_models``).
             ConflictError: another conversation of the tenant has this ``external_id``.
         """
         uid = as_id(user_id, "user_id")
@@ -87,6 +88,7 @@ class AsyncConversations(AsyncTenantScope):
             "content_bytes": 0,
             "last_seq": 0,
         }
+        await self._check_models([model_override])
         async with self._tx(write=True) as uow:
             if await uow.users.get(uid) is None:
                 raise UserNotFound(uid)
@@ -177,7 +179,12 @@ class AsyncConversations(AsyncTenantScope):
         model_override: str | Unset | None = UNSET,
         metadata: Mapping[str, Any] | Unset = UNSET,
     ) -> Conversation:
-        """Change the given fields (pass None to clear title or model_override)."""
+        """Change the given fields (pass None to clear title or model_override).
+
+        Raises:
+            ConversationNotFound: no such conversation in this tenant.
+            ModelNotAllowed: ``model_override`` is not a model of the tenant's plan (``Quotas.allowed_models``).
+        """
         cid = as_id(conversation_id, "conversation_id")
         values: dict[str, Any] = {}
         if not isinstance(title, Unset):
@@ -186,6 +193,7 @@ class AsyncConversations(AsyncTenantScope):
             values["status"] = v.check_enum(ConversationStatus, status).value
         if not isinstance(model_override, Unset):
             values["model_override"] = v.check_name(model_override, "model_override", max_len=200)
+            await self._check_models([values["model_override"]])
         if not isinstance(metadata, Unset):
             values["metadata"] = self._json(metadata, "metadata")
         async with self._tx(write=True) as uow:
@@ -277,7 +285,8 @@ class AsyncConversations(AsyncTenantScope):
 
         Raises:
             ConversationNotFound, InvalidInput (and subclasses), QuotaExceeded; IdempotencyConflict: a key was
-            used for a different message (nothing of the call is written).
+            used for a different message (nothing of the call is written); ModelNotAllowed: a message names a
+            model the tenant's plan does not allow (nothing of the call is written).
         """
         return (await self.append_messages(conversation_id, new_messages)).messages
 
@@ -303,6 +312,7 @@ class AsyncConversations(AsyncTenantScope):
         )
         if not prepared:
             return AppendResult(messages=[], replayed=[])
+        await self._check_models(row["model"] for row in prepared)
         keys = [row["idempotency_key"] for row in prepared if row["idempotency_key"] is not None]
         if len(set(keys)) != len(keys):
             raise InvalidInput("two messages in one call share an idempotency_key: give each its own")

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from mnemostore.cache import EventType
-from mnemostore.domain import ConversationStatus, MemoryKind, MemoryRecord, MemoryTier, MemoryVersion, Page, new_id
+from mnemostore.domain import MemoryKind, MemoryRecord, MemoryTier, MemoryVersion, Page, new_id
 from mnemostore.errors import (
     ConversationNotFound,
     InvalidInput,
@@ -22,14 +22,7 @@ from mnemostore.errors import (
     SummarizationError,
     UserNotFound,
 )
-from mnemostore.memory import (
-    DuplicateMatch,
-    ExtractiveSummarizer,
-    RetentionPolicy,
-    Summarizer,
-    TenantMaintenance,
-    find_duplicate,
-)
+from mnemostore.memory import DuplicateMatch, ExtractiveSummarizer, Summarizer, find_duplicate
 from mnemostore.search import Embedder, ItemKind
 from mnemostore.service import _validation as v
 from mnemostore.service._conversations import Conversations
@@ -216,8 +209,12 @@ class Memories(Conversations):
             if current is None:
                 return None  # deleted meanwhile: store a new one
             self._check_sources(uow, values)
-            if current.content != values["content"] or current.importance != update["importance"]:
-                self._keep_version(uow, current, now)
+            if (current.content, current.importance, current.tier.value) != (
+                values["content"],
+                update["importance"],
+                update["tier"],
+            ):
+                self._keep_version(uow, current, now, "merge")
             if current.content != values["content"]:
                 self._enqueue(uow, ItemKind.MEMORY, [old.id], now)
             return uow.memories.update(old.id, update)
@@ -237,17 +234,8 @@ class Memories(Conversations):
                 ", ".join(missing), f" in this tenant: source_message_ids must name its messages{also}"
             )
 
-    def _keep_version(self, uow: UnitOfWork, memory: MemoryRecord, now: datetime) -> None:
-        uow.memories.add_version(
-            {
-                "id": new_id(),
-                "memory_id": memory.id,
-                "content": memory.content,
-                "importance": memory.importance,
-                "metadata": memory.metadata,
-                "created_at": now,
-            }
-        )
+    def _keep_version(self, uow: UnitOfWork, memory: MemoryRecord, now: datetime, reason: str) -> None:
+        uow.memories.add_version(version_row(memory, now, reason))
 
     def get_memory(self, memory_id: uuid.UUID | str) -> MemoryRecord | None:
         """The memory, or None when the tenant has no memory with this id."""
@@ -278,6 +266,8 @@ class Memories(Conversations):
     ) -> Page[MemoryRecord]:
         """Memories by importance (most important first), optionally for one user, agent, tier or kind.
 
+        Each memory returned counts as recalled (``recall_count``, ``last_recalled_at``: see ``_recalled``).
+
         Args:
             include_expired: also return memories whose ``expires_at`` has passed (not purged yet).
             cursor: the ``next_cursor`` of the previous page, to get the next one.
@@ -298,7 +288,9 @@ class Memories(Conversations):
                 limit=limit + 1,
                 after=after,
             )
-        return page_after(found, limit)
+        page = page_after(found, limit)
+        self._recalled(m.id for m in page.items)
+        return page
 
     def update_memory(
         self,
@@ -313,8 +305,8 @@ class Memories(Conversations):
     ) -> MemoryRecord:
         """Change the given fields of a memory (pass ``expires_at=None`` to make it permanent).
 
-        When the content, importance or metadata change, the previous state is kept as a version
-        (``get_memory_history``).
+        When the content, importance, metadata or tier change, the previous state is kept as a version
+        (``get_memory_history``, reason ``update``).
 
         Raises:
             MemoryNotFound: no such memory in this tenant.
@@ -343,8 +335,10 @@ class Memories(Conversations):
                 raise MemoryNotFound(mid)
             if not values:
                 return current
-            if any(k in values and values[k] != getattr(current, k) for k in ("content", "importance", "metadata")):
-                self._keep_version(uow, current, now)
+            if any(
+                k in values and values[k] != getattr(current, k) for k in ("content", "importance", "metadata", "tier")
+            ):
+                self._keep_version(uow, current, now, "update")
             updated = uow.memories.update(mid, {**values, "updated_at": now})
             if "content" in values and values["content"] != current.content:
                 self._enqueue(uow, ItemKind.MEMORY, [mid], now)
@@ -514,76 +508,19 @@ class Memories(Conversations):
             self._enqueue(uow, ItemKind.MEMORY, [segment.id], now)
             return segment
 
-    def run_maintenance(
-        self, *, dry_run: bool = False, now: datetime | None = None, batch_size: int = 500
-    ) -> TenantMaintenance:
-        """Apply the tenant's retention: purge expired memories, archive idle conversations, delete old archives.
 
-        The ages come from the tenant config's ``retention`` (``archive_after_days``,
-        ``delete_archived_after_days``; see ``mnemostore.memory.RetentionPolicy``). Deleting a conversation
-        goes through ``delete_conversation`` (usage, cached history); the database cascades to messages,
-        vectors and full-text rows. Each batch is its own transaction, so an interrupted run resumes.
-
-        Args:
-            dry_run: count what would be done, change nothing.
-            now: the moment ages are measured from (default: now).
-
-        Raises:
-            TenantNotFound: the tenant does not exist.
-            ConfigurationError: the tenant's ``retention`` config is malformed.
-        """
-        v.check_int(batch_size, "batch_size", minimum=1, maximum=10_000)
-        now = v.check_time(now, "now") or utc_now()
-        policy = RetentionPolicy.from_config(self._tenant_or_raise().config)
-        result = TenantMaintenance(tenant_id=self.tenant_id)
-        everything = 2**31 - 1
-        while True:
-            with self._tx(write=not dry_run) as uow:
-                expired = uow.memories.expired(now, limit=everything if dry_run else batch_size)
-                if not dry_run:
-                    uow.memories.delete_many(expired)
-            result.expired_memories += len(expired)
-            if dry_run or len(expired) < batch_size:
-                break
-        archive_before, delete_before = (policy.archive_before(now), policy.delete_before(now))
-        active, archived = (ConversationStatus.ACTIVE.value, ConversationStatus.ARCHIVED.value)
-        if dry_run:
-            with self._tx() as uow:
-                if archive_before is not None:
-                    idle = uow.conversations.idle(status=active, before=archive_before, limit=everything)
-                    result.archived_conversations = len(idle)
-                if delete_before is not None:
-                    old = uow.conversations.idle(status=archived, before=delete_before, limit=everything)
-                    result.deleted_conversations = len(old)
-                    if archive_before is not None:
-                        # Archived by this run and old enough to go in the same run.
-                        soon = min(archive_before, delete_before)
-                        gone = uow.conversations.idle(status=active, before=soon, limit=everything)
-                        result.deleted_conversations += len(gone)
-            return result
-        while archive_before is not None:
-            with self._tx(write=True) as uow:
-                idle = uow.conversations.idle(status=active, before=archive_before, limit=batch_size)
-                for conversation in idle:
-                    uow.conversations.update(conversation.id, {"status": archived})
-            for conversation in idle:
-                data = {"conversation_id": str(conversation.id), "user_id": str(conversation.user_id)}
-                self._cache.events.publish(self.tenant_id, EventType.CONVERSATION_ARCHIVED, data)
-            result.archived_conversations += len(idle)
-            if len(idle) < batch_size:
-                break
-        while delete_before is not None:
-            with self._tx() as uow:
-                old = uow.conversations.idle(status=archived, before=delete_before, limit=batch_size)
-            for conversation in old:
-                try:
-                    self.delete_conversation(conversation.id)
-                except ConversationNotFound:
-                    continue  # deleted meanwhile
-                result.deleted_conversations += 1
-            if len(old) < batch_size:
-                break
-        return result
+def version_row(memory: MemoryRecord, now: datetime, reason: str) -> dict[str, Any]:
+    """The ``memory_versions`` row that keeps ``memory``'s current state, replaced at ``now`` for ``reason``."""
+    return {
+        "id": new_id(),
+        "memory_id": memory.id,
+        "content": memory.content,
+        "importance": memory.importance,
+        "metadata": memory.metadata,
+        "tier": memory.tier.value,
+        "reason": reason,
+        "created_at": now,
+    }
 
 
 def _covered_messages(segments: Iterable[MemoryRecord], conversation_id: uuid.UUID) -> set[str]:

@@ -7,16 +7,25 @@ from __future__ import annotations
 
 import functools
 import inspect
+import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from mnemostore.domain import Tenant
-from mnemostore.errors import ConversationNotFound, InvalidInput, QuotaExceeded, TenantNotFound
+from mnemostore.errors import (
+    ConversationNotFound,
+    InvalidInput,
+    MnemostoreError,
+    ModelNotAllowed,
+    QuotaExceeded,
+    TenantNotFound,
+)
 from mnemostore.search import ItemKind
 from mnemostore.service import _validation as v
+from mnemostore.service._inputs import utc_now
 from mnemostore.service._runtime import StoreRuntime
 from mnemostore.store import UnitOfWork
 
@@ -24,6 +33,8 @@ if TYPE_CHECKING:
     from mnemostore.service.store import MnemoStore
 
 Method = TypeVar("Method", bound=Callable[..., Any])
+
+log = logging.getLogger("mnemostore.memory")
 
 
 def _binding(method: Method) -> Method:
@@ -119,6 +130,46 @@ class TenantScope:
         if item_ids and self._settings.embedder != "none":
             uow.index_jobs.enqueue(kind, item_ids, now)
             self._runtime.queued_for_indexing()
+
+    def _check_models(self, models: Iterable[str | None]) -> None:
+        """Refuse a model the tenant's plan does not allow (``Quotas.allowed_models``), before anything is written.
+
+        Read from the tenant's record as ``get_tenant`` caches it (the HTTP service has just read it to
+        authenticate the request, so this is a cache hit): ``update_tenant_config`` drops that record everywhere,
+        so a model taken out of the plan is refused at once, or at worst ``Settings.cache_ttl_seconds`` later.
+        No look-up at all when nothing names a model.
+
+        Raises:
+            ModelNotAllowed: names the model and the allowed ones.
+        """
+        named = [model for model in dict.fromkeys(models) if model is not None]
+        if not named:
+            return
+        allowed = self._tenant_or_raise().quotas.allowed_models
+        if allowed is None:
+            return
+        for model in named:
+            if model not in allowed:
+                raise ModelNotAllowed(self.tenant_id, model, allowed)
+
+    def _recalled(self, memory_ids: Iterable[uuid.UUID]) -> None:
+        """Count a recall of each of these memories (returned by retrieval or search) now.
+
+        One UPDATE for the whole call, in a short write transaction of its own after the read's: the read keeps
+        its read-only transaction (the call then waits for this short write, on SQLite for the write lock), and a
+        count that fails (the database busy or gone) is logged (``mnemostore.memory``) and lost, never the read's
+        failure. A read-only API key counts too: a recall is the reader's use of a memory, not a change of it,
+        and the lifecycle would otherwise never see what read-only agents rely on. Off with
+        ``MNEMOSTORE_MEMORY_RECALL_TRACKING=false``.
+        """
+        ids = list(dict.fromkeys(memory_ids))
+        if not ids or not self._settings.memory_recall_tracking:
+            return
+        try:
+            with self._tx(write=True) as uow:
+                uow.memories.record_recalls(ids, utc_now())
+        except MnemostoreError as error:
+            log.warning("could not count the recall of %d memories of tenant %s: %s", len(ids), self.tenant_id, error)
 
     def _check_conversation(self, uow: UnitOfWork, conversation_id: uuid.UUID | None) -> None:
         if conversation_id is not None and uow.conversations.get(conversation_id) is None:

@@ -68,6 +68,8 @@ class AsyncSearching(AsyncTenantScope):
             weights: hybrid mode: how much each retriever's ranking counts in the fusion, ``{"semantic": 1.0,
                 "fulltext": 1.0}`` by default; a missing retriever keeps its default. Ignored in other modes.
 
+        Each memory among the hits counts as recalled (``MemoryRecord.recall_count``, ``last_recalled_at``).
+
         Returns:
             Up to ``limit`` hits, best first (a list); each carries ``scores`` and ``ranks`` per retriever, and
             the results say which ``mode`` and ``retrievers`` ran, and how many items semantic search could not
@@ -111,6 +113,7 @@ class AsyncSearching(AsyncTenantScope):
             )
             if attempt == 2 or not await self._runtime.embed_few_waiting(self.tenant_id, results.pending):
                 break
+        await self._recalled(hit.id for hit in results if hit.kind is ItemKind.MEMORY)
         return results
 
     def _filters(

@@ -31,6 +31,11 @@ class TenantAdmin(StoreCore):
     ) -> Tenant:
         """Create a tenant.
 
+        Args:
+            quotas: its plan limits; None gives the store's defaults (``MNEMOSTORE_DEFAULT_MAX_USERS``,
+                ``_MAX_MESSAGES``, ``_MAX_STORAGE_BYTES``, ``_ALLOWED_MODELS``: unlimited and any model unless
+                set), ``Quotas()`` no limit at all.
+
         Raises:
             TenantAlreadyExists: the name is taken.
         """
@@ -39,7 +44,7 @@ class TenantAdmin(StoreCore):
             raise InvalidInput(f"tenant name {name!r} is a UUID: a name must not look like an id (ids are given)")
         v.check_name(plan, "plan", max_len=50, required=True)
         settings = v.check_json(config, "config", max_bytes=self.settings.max_metadata_bytes, allow_none=True)
-        quotas = v.check_quotas(quotas or Quotas())
+        quotas = v.check_quotas(quotas if quotas is not None else self._default_quotas())
         now = utc_now()
         values = {
             "id": new_id(),
@@ -49,6 +54,7 @@ class TenantAdmin(StoreCore):
             "max_users": quotas.max_users,
             "max_messages": quotas.max_messages,
             "max_storage_bytes": quotas.max_storage_bytes,
+            "allowed_models": None if quotas.allowed_models is None else list(quotas.allowed_models),
             "config": settings,
             "created_at": now,
             "updated_at": now,
@@ -58,6 +64,16 @@ class TenantAdmin(StoreCore):
                 return uow.tenants.insert(values)
         except ConflictError as error:
             raise TenantAlreadyExists(f"a tenant named {name!r} already exists: choose another name") from error
+
+    def _default_quotas(self) -> Quotas:
+        """The quotas of a tenant created without any: the store's settings."""
+        models = self.settings.default_allowed_models
+        return Quotas(
+            max_users=self.settings.default_max_users,
+            max_messages=self.settings.default_max_messages,
+            max_storage_bytes=self.settings.default_max_storage_bytes,
+            allowed_models=None if models is None else tuple(models),
+        )
 
     def _tenant_key(self, tenant: uuid.UUID | str) -> uuid.UUID:
         """The id of a tenant given by id or by name.
@@ -125,7 +141,13 @@ class TenantAdmin(StoreCore):
         quotas: Quotas | None = None,
         status: TenantStatus | str | None = None,
     ) -> Tenant:
-        """Change a tenant's config (replaced whole), plan, quotas or status; arguments left None stay as they are."""
+        """Change a tenant's config (replaced whole), plan, quotas (replaced whole) or status; arguments left None
+        stay as they are.
+
+        Every process sharing the cache sees the change at once (the tenant's cached record is dropped): a model
+        removed from ``allowed_models`` is refused from then on, or, should the cache miss the invalidation
+        (Redis unreachable at that moment), at most ``Settings.cache_ttl_seconds`` later.
+        """
         tid = self._tenant_key(tenant_id)
         values: dict[str, Any] = {"updated_at": utc_now()}
         if config is not None:
@@ -133,9 +155,12 @@ class TenantAdmin(StoreCore):
         if plan is not None:
             values["plan"] = v.check_name(plan, "plan", max_len=50, required=True)
         if quotas is not None:
-            v.check_quotas(quotas)
+            quotas = v.check_quotas(quotas)
             values.update(
-                max_users=quotas.max_users, max_messages=quotas.max_messages, max_storage_bytes=quotas.max_storage_bytes
+                max_users=quotas.max_users,
+                max_messages=quotas.max_messages,
+                max_storage_bytes=quotas.max_storage_bytes,
+                allowed_models=None if quotas.allowed_models is None else list(quotas.allowed_models),
             )
         if status is not None:
             try:

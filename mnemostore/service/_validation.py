@@ -14,6 +14,7 @@ JSON nesting stops at ``MAX_JSON_DEPTH`` (100) levels, for the same reason of ag
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import re
@@ -252,8 +253,18 @@ def check_time(value: Any, field: str) -> datetime | None:
 
 
 def check_quotas(quotas: Quotas) -> Quotas:
+    """``quotas`` checked, with ``allowed_models`` as a tuple of distinct names (in the order given)."""
     for name in ("max_users", "max_messages", "max_storage_bytes"):
         value = getattr(quotas, name)
         if value is not None:
             check_int(value, f"quota {name} (None: unlimited)")
-    return quotas
+    models = quotas.allowed_models
+    if models is None:
+        return quotas
+    if isinstance(models, str) or not isinstance(models, list | tuple):
+        raise InvalidInput(f"allowed_models must be a list of model names (None: any model), got {models!r}")
+    if len(models) > 1000:
+        raise InvalidInput(f"allowed_models lists {len(models)} models, over the maximum of 1000")
+    for model in models:
+        check_name(model, "a model of allowed_models", max_len=200, required=True)
+    return dataclasses.replace(quotas, allowed_models=tuple(dict.fromkeys(models)))

@@ -5,8 +5,8 @@
 
 Both classes are composed of one mixin per capability (``_tenants``, ``_users``,
 ``_conversations``, ``_knowledge``, ``_memories``, ``_searching``, ``_agent``,
-``_graphs``, ``_graph_items``, ``_channels``, ``_operations``); this module only puts them
-together.
+``_graphs``, ``_graph_items``, ``_channels``, ``_maintenance``, ``_operations``);
+this module only puts them together.
 
 Every tenant operation goes through ``store.tenant(tenant_id)``: the returned view binds each transaction to that
 tenant, so a caller cannot forget the scope. Each public method is one transaction: it validates its input first,
@@ -34,6 +34,7 @@ from mnemostore.service._graph_items import GraphItems
 from mnemostore.service._graphs import GraphState
 from mnemostore.service._inputs import tenant_ref
 from mnemostore.service._knowledge import Knowledge
+from mnemostore.service._maintenance import Maintenance
 from mnemostore.service._memories import Memories
 from mnemostore.service._operations import Operations, TenantOperations
 from mnemostore.service._searching import Searching
@@ -67,6 +68,7 @@ class MnemoStore(Operations):
 
 class TenantStore(
     ApiKeys,
+    Maintenance,
     Memories,
     Channels,
     Users,

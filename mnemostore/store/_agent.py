@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -94,6 +95,69 @@ class AgentRepository(Repository):
         statement = sa.delete(checkpoints).where(
             c.tenant_id == self.tenant_id, c.conversation_id == conversation_id, c.id.not_in(newest.scalar_subquery())
         )
+        return int(self._conn.execute(statement).rowcount)
+
+    def crowded_conversations(self, keep: int, *, after: uuid.UUID | None, limit: int) -> list[uuid.UUID]:
+        """Conversations holding more than ``keep`` checkpoints, in id order after ``after``, ``limit`` of them."""
+        c = checkpoints.c
+        query = (
+            sa.select(c.conversation_id)
+            .where(c.tenant_id == self.tenant_id)
+            .group_by(c.conversation_id)
+            .having(sa.func.count() > keep)
+            .order_by(c.conversation_id)
+            .limit(limit)
+        )
+        if after is not None:
+            query = query.where(c.conversation_id > after)
+        return [row[0] for row in self._conn.execute(query)]
+
+    def expendable_checkpoints(
+        self, conversation_id: uuid.UUID, *, keep_last: int, keep_after: datetime, limit: int
+    ) -> list[uuid.UUID]:
+        """Checkpoints of the conversation that retention deletes, oldest first, ``limit`` of them.
+
+        Kept: the newest ``keep_last`` (by iteration, then id), those created at or after ``keep_after``, and the
+        parent of each kept one; the parent of a checkpoint of another conversation is kept too, whatever that
+        checkpoint's fate (rare; a later run frees it).
+        """
+        c = checkpoints.c
+
+        def newest() -> sa.ScalarSelect[Any]:
+            n = checkpoints.alias()
+            return (
+                sa.select(n.c.id)
+                .where(n.c.tenant_id == self.tenant_id, n.c.conversation_id == conversation_id)
+                .order_by(n.c.iteration.desc(), n.c.id.desc())
+                .limit(keep_last)
+                .scalar_subquery()
+            )
+
+        p = checkpoints.alias()
+        parents = sa.select(p.c.parent_id).where(
+            p.c.tenant_id == self.tenant_id,
+            p.c.parent_id.is_not(None),
+            sa.or_(p.c.conversation_id != conversation_id, p.c.id.in_(newest()), p.c.created_at >= keep_after),
+        )
+        query = (
+            sa.select(c.id)
+            .where(
+                c.tenant_id == self.tenant_id,
+                c.conversation_id == conversation_id,
+                c.created_at < keep_after,
+                c.id.not_in(newest()),
+                c.id.not_in(parents.scalar_subquery()),
+            )
+            .order_by(c.iteration, c.id)
+            .limit(limit)
+        )
+        return [row[0] for row in self._conn.execute(query)]
+
+    def delete_checkpoints(self, checkpoint_ids: Sequence[uuid.UUID]) -> int:
+        if not checkpoint_ids:
+            return 0
+        c = checkpoints.c
+        statement = sa.delete(checkpoints).where(c.tenant_id == self.tenant_id, c.id.in_(list(checkpoint_ids)))
         return int(self._conn.execute(statement).rowcount)
 
     def insert_event(self, values: Values) -> InteractionEvent:

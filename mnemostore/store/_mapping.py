@@ -64,6 +64,7 @@ def to_tenant(row: Row) -> Tenant:
             max_users=row.max_users,
             max_messages=row.max_messages,
             max_storage_bytes=row.max_storage_bytes,
+            allowed_models=None if row.allowed_models is None else tuple(row.allowed_models),
         ),
         config=row.config,
         created_at=row.created_at,
@@ -238,6 +239,8 @@ def to_memory(row: Row) -> MemoryRecord:
         metadata=row.metadata,
         created_at=row.created_at,
         updated_at=row.updated_at,
+        recall_count=row.recall_count,
+        last_recalled_at=row.last_recalled_at,
     )
 
 

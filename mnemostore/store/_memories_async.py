@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from mnemostore.domain import (
     KnowledgeChunk,
     MemoryRecord,
+    MemoryTier,
     MemoryVersion,
 )
 from mnemostore.store import _mapping as m
@@ -102,7 +103,7 @@ class AsyncMemoryRepository(AsyncRepository):
         return {row[0] for row in await self._conn.execute(found)}
 
     async def insert(self, values: Values) -> MemoryRecord:
-        values = {"tenant_id": self.tenant_id, **values}
+        values = {"tenant_id": self.tenant_id, "recall_count": 0, "last_recalled_at": None, **values}
         await self._conn.execute(sa.insert(memories).values(values))
         return m.to_memory(InsertedRow(values))
 
@@ -205,6 +206,8 @@ class AsyncMemoryRepository(AsyncRepository):
                 importance=row.importance,
                 metadata=row.metadata,
                 created_at=row.created_at,
+                tier=None if row.tier is None else MemoryTier(row.tier),
+                reason=row.reason,
             )
             for row in await self._conn.execute(query)
         ]
@@ -232,6 +235,87 @@ class AsyncMemoryRepository(AsyncRepository):
             # SQLite keeps float32 bytes; PostgreSQL's vector type comes back as a list of floats.
             out[row.item_id] = array.array("f", vector).tolist() if isinstance(vector, bytes) else list(vector)
         return out
+
+    async def record_recalls(self, memory_ids: Sequence[uuid.UUID], now: datetime) -> int:
+        """Count one recall of each of these memories at ``now``, in one statement; returns how many exist.
+
+        ``last_recalled_at`` never moves back (two concurrent recalls may commit out of order)."""
+        if not memory_ids:
+            return 0
+        c = memories.c
+        statement = (
+            sa.update(memories)
+            .where(c.tenant_id == self.tenant_id, c.id.in_(list(memory_ids)))
+            .values(
+                recall_count=c.recall_count + 1,
+                last_recalled_at=sa.case(
+                    (sa.or_(c.last_recalled_at.is_(None), c.last_recalled_at < now), now),
+                    else_=c.last_recalled_at,
+                ),
+            )
+        )
+        return int((await self._conn.execute(statement)).rowcount)
+
+    async def lifecycle_candidates(
+        self,
+        *,
+        tiers: Sequence[str],
+        now: datetime,
+        limit: int,
+        recalled: tuple[int, datetime] | None = None,
+        fewer_recalls_than: int | None = None,
+        important: float | None = None,
+        idle_before: datetime | None = None,
+        below: float | None = None,
+    ) -> list[MemoryRecord]:
+        """Unexpired memories of ``tiers`` that a lifecycle step moves, in id order, locked for the change.
+
+        ``recalled=(n, since)``: recalled ``n`` times or more, last at or after ``since``; ``important``: or
+        importance at least this (either one qualifies). ``fewer_recalls_than``: a recall count under it.
+        ``idle_before``: neither changed nor recalled since; ``below``: importance under it.
+        """
+        c = memories.c
+        query = (
+            sa.select(memories)
+            .where(
+                c.tenant_id == self.tenant_id,
+                c.tier.in_(list(tiers)),
+                sa.or_(c.expires_at.is_(None), c.expires_at > now),
+            )
+            .order_by(c.id)
+            .limit(limit)
+            .with_for_update()
+        )
+        qualifies: list[sa.ColumnElement[bool]] = []
+        if recalled is not None:
+            count, since = recalled
+            qualifies.append(sa.and_(c.recall_count >= count, c.last_recalled_at >= since))
+        if important is not None:
+            qualifies.append(c.importance >= important)
+        if qualifies:
+            query = query.where(sa.or_(*qualifies))
+        if idle_before is not None:
+            query = query.where(
+                c.updated_at < idle_before, sa.or_(c.last_recalled_at.is_(None), c.last_recalled_at < idle_before)
+            )
+        if fewer_recalls_than is not None:
+            query = query.where(c.recall_count < fewer_recalls_than)
+        if below is not None:
+            query = query.where(c.importance < below)
+        return [m.to_memory(row) for row in await self._conn.execute(query)]
+
+    async def add_versions(self, rows: Sequence[Values]) -> None:
+        """Keep earlier states of several memories, in one statement."""
+        if rows:
+            await self._conn.execute(sa.insert(memory_versions), [{"tenant_id": self.tenant_id, **r} for r in rows])
+
+    async def update_many(self, memory_ids: Sequence[uuid.UUID], values: Values) -> int:
+        """Set the same ``values`` on several memories, in one statement; returns how many exist."""
+        if not memory_ids:
+            return 0
+        c = memories.c
+        statement = sa.update(memories).where(c.tenant_id == self.tenant_id, c.id.in_(list(memory_ids))).values(values)
+        return int((await self._conn.execute(statement)).rowcount)
 
     async def expired(self, now: datetime, *, limit: int) -> list[uuid.UUID]:
         """Ids of memories whose ``expires_at`` is at or before ``now``."""

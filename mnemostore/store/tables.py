@@ -87,6 +87,8 @@ tenants = sa.Table(
     sa.Column("config", _json(), nullable=False),
     _created_at(),
     _created_at("updated_at"),
+    # The models the tenant's plan allows, a JSON array of names; null: any (migration 0010).
+    sa.Column("allowed_models", _json()),
     sa.UniqueConstraint("name"),
 )
 
@@ -250,6 +252,9 @@ memories = sa.Table(
     sa.Column("metadata", _json(), nullable=False),
     _created_at(),
     _created_at("updated_at"),
+    # How often and when retrieval or search last returned the memory (migration 0010): the lifecycle's input.
+    sa.Column("recall_count", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("last_recalled_at", UtcDateTime()),
     sa.PrimaryKeyConstraint("tenant_id", "id"),
     sa.Index(None, "tenant_id", "user_id", "tier", "importance"),
     sa.Index(None, "tenant_id", "expires_at"),
@@ -515,7 +520,8 @@ embeddings = sa.Table(
     ),
 )
 
-# Earlier texts of a memory that a near-duplicate store_memory updated (get_memory_history).
+# Earlier states of a memory that update_memory, a near-duplicate store_memory or the lifecycle replaced
+# (get_memory_history). ``tier`` and ``reason`` (what replaced the state) are null on versions older than 0010.
 memory_versions = sa.Table(
     "memory_versions",
     metadata,
@@ -526,6 +532,8 @@ memory_versions = sa.Table(
     sa.Column("importance", sa.Float(), nullable=False),
     sa.Column("metadata", _json(), nullable=False),
     _created_at(),
+    sa.Column("tier", sa.String(20)),
+    sa.Column("reason", sa.String(20)),
     sa.PrimaryKeyConstraint("tenant_id", "id"),
     sa.Index(None, "tenant_id", "memory_id", "created_at"),
 )

@@ -66,6 +66,8 @@ class MemoryOut(_Out):
     metadata: dict[str, Any]
     created_at: datetime
     updated_at: datetime
+    recall_count: int = Field(0, description="how many times retrieval or search returned the memory")
+    last_recalled_at: datetime | None = Field(None, description="when retrieval or search last returned it")
 
 
 class KnowledgeChunkIn(_In):
@@ -219,7 +221,7 @@ class SearchResultsOut(BaseModel):
 
 
 class MemoryVersionOut(_Out):
-    """An earlier state of a memory, replaced at ``created_at`` by an update or a near-duplicate."""
+    """An earlier state of a memory, replaced at ``created_at`` by an update, a near-duplicate or the lifecycle."""
 
     id: uuid.UUID
     tenant_id: uuid.UUID
@@ -228,3 +230,7 @@ class MemoryVersionOut(_Out):
     importance: float
     metadata: dict[str, Any]
     created_at: datetime
+    tier: MemoryTier | None = Field(None, description="the memory's tier in that state (null: kept before 0010)")
+    reason: str | None = Field(
+        None, description="what replaced the state: update, merge, promote, demote or retire (null: before 0010)"
+    )

@@ -23,12 +23,16 @@ class QuotasIn(_In):
     max_users: Annotated[int, Field(ge=0, le=MAX_INT64)] | None = None
     max_messages: Annotated[int, Field(ge=0, le=MAX_INT64)] | None = None
     max_storage_bytes: Annotated[int, Field(ge=0, le=MAX_INT64)] | None = None
+    allowed_models: Annotated[list[Required200], Field(max_length=1000)] | None = Field(
+        None, description="models conversations and messages may name (null: any model)"
+    )
 
 
 class QuotasOut(_Out):
     max_users: int | None
     max_messages: int | None
     max_storage_bytes: int | None
+    allowed_models: list[str] | None = None
 
 
 class TenantCreate(_In):
