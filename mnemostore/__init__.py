@@ -96,6 +96,7 @@ if TYPE_CHECKING:
         InvalidInput,
         InvalidMetadata,
         InvalidText,
+        InvalidVector,
         KnowledgeChunkNotFound,
         MemoryNotFound,
         MessageNotFound,
@@ -115,6 +116,7 @@ if TYPE_CHECKING:
         TenantNotFound,
         TenantSuspended,
         UserNotFound,
+        VectorDimensionMismatch,
         VectorSearchUnavailable,
     )
     from mnemostore.facade import AsyncMemory, Memory
@@ -205,6 +207,7 @@ _HOME: dict[str, str] = {
     "IndexingTimeout": "mnemostore.errors",
     "InteractionEvent": "mnemostore.domain",
     "InvalidCursor": "mnemostore.errors",
+    "InvalidVector": "mnemostore.errors",
     "InvalidInput": "mnemostore.errors",
     "InvalidMetadata": "mnemostore.errors",
     "InvalidText": "mnemostore.errors",
@@ -264,6 +267,7 @@ _HOME: dict[str, str] = {
     "UserIdentity": "mnemostore.domain",
     "UserNotFound": "mnemostore.errors",
     "VectorSearchUnavailable": "mnemostore.errors",
+    "VectorDimensionMismatch": "mnemostore.errors",
 }
 
 
@@ -345,6 +349,7 @@ __all__ = [
     "InvalidInput",
     "InvalidMetadata",
     "InvalidText",
+    "InvalidVector",
     "ItemKind",
     "KeyRotationReport",
     "KnowledgeChunk",
@@ -400,6 +405,7 @@ __all__ = [
     "User",
     "UserIdentity",
     "UserNotFound",
+    "VectorDimensionMismatch",
     "VectorSearchUnavailable",
     "__version__",
 ]

@@ -193,6 +193,30 @@ class InvalidCursor(InvalidInput):
     __module__ = "mnemostore"
 
 
+class InvalidVector(InvalidInput):
+    """A vector passed by the caller (``vector=``) is not usable: empty, not numbers, not finite, all zeros, or
+    without the name of the model that computed it."""
+
+    __module__ = "mnemostore"
+
+
+class VectorDimensionMismatch(InvalidVector):
+    """A caller's vector has another dimension than the tenant's vectors of the same model (or than the store's
+    embedder, for its model's name): one model name, one dimension."""
+
+    __module__ = "mnemostore"
+
+    def __init__(self, model: str, expected: int, got: int) -> None:
+        self.model = model
+        self.expected = expected
+        self.got = got
+        super().__init__(
+            f"vector dimension mismatch for model {model!r}: its vectors have {expected} dimensions, this one has "
+            f"{got}. Pass the vector of that same model, or name the model that computed it (model=...): vectors of "
+            "different models are stored and searched apart"
+        )
+
+
 class NotFoundError(MnemostoreError):
     """No such object in this tenant (objects of other tenants are never visible)."""
 

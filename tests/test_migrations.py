@@ -34,8 +34,8 @@ from mnemostore.migrations._filters import include_object, is_search_object
 from mnemostore.ops import migrate
 from mnemostore.store.tables import embeddings, metadata
 
-HEAD = "0009"
-REVISIONS = ["0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009"]
+HEAD = "0011"
+REVISIONS = ["0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009", "0011"]
 MODEL_TABLES = set(metadata.tables)
 
 

@@ -267,6 +267,8 @@ class MemoryRecord:
     metadata: JSON
     created_at: datetime
     updated_at: datetime
+    # The conversation the memory was stored from; None once that conversation is deleted (the memory stays).
+    conversation_id: uuid.UUID | None = None
 
 
 @dataclass(slots=True, kw_only=True, frozen=True)

@@ -238,6 +238,7 @@ def to_memory(row: Row) -> MemoryRecord:
         metadata=row.metadata,
         created_at=row.created_at,
         updated_at=row.updated_at,
+        conversation_id=row.conversation_id,
     )
 
 

@@ -104,6 +104,12 @@ def filter_conditions(
             conditions.append(c.agent_id == filters.agent_id)
         if filters.tier is not None:
             conditions.append(c.tier == filters.tier)
+        if filters.conversation_id is not None:
+            conditions.append(c.conversation_id == filters.conversation_id)
+        if filters.memory_kind is not None:
+            conditions.append(c.kind == filters.memory_kind)
+        if filters.alive_at is not None:
+            conditions.append(sa.or_(c.expires_at.is_(None), c.expires_at > filters.alive_at))
     if kind is ItemKind.GRAPH_ITEM:
         if filters.searching:
             conditions.append(c.content != "")  # put without index: found by namespace and filters, not by query
