@@ -396,6 +396,13 @@ class EmbedderUnavailable(SearchError):
     __module__ = "mnemostore"
 
 
+class EmbedderDeviceUnavailable(EmbedderUnavailable):
+    """The embedder was set to run on a device this machine does not have (``MNEMOSTORE_EMBEDDER_DEVICE=cuda``
+    without a CUDA GPU, ``mps`` off Apple silicon): the message names the setting to change."""
+
+    __module__ = "mnemostore"
+
+
 class EmbedderNotConfigured(EmbedderUnavailable):
     """Semantic search was asked for explicitly, and this store has no embedder (none configured, or the
     embeddings extra is not installed). The default search mode needs none: it runs full text."""

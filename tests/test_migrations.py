@@ -251,7 +251,7 @@ def test_0009_backfills_each_vectors_owner(settings: Settings, engine: sa.Engine
                 for seq, (kind, item) in enumerate(items, start=1)
             ],
         )  # fmt: skip
-    migrate.upgrade(settings, "0009")
+    migrate.upgrade(settings)  # through 0009, to the head the models describe
     with engine.connect() as conn:
         e = embeddings.c
         rows = conn.execute(sa.select(e.item_kind, e.item_id, e.owner_id)).all()
