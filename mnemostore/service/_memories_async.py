@@ -377,9 +377,9 @@ class AsyncMemories(AsyncConversations):
             include_expired: also return memories whose ``expires_at`` has passed (not purged yet).
             cursor: the ``next_cursor`` of the previous page, to get the next one (not with ``query``).
             conversation_id: only the memories stored from this conversation (``store_memory(conversation_id=)``).
-            query: rank by relevance to this text instead (``search`` over memories, mode ``auto``: hybrid with
-                an embedder, full text without), keeping every filter; memories that do not match it are left
-                out, and the answer is one page (``next_cursor`` None).
+            query: rank by relevance to this text instead: the ``limit`` most relevant memories that pass every
+                filter (``search`` over memories, mode ``auto``: hybrid with an embedder, full text without, where
+                memories without any of its words are left out), as one page (``next_cursor`` None).
         """
         v.check_limit(limit)
         uid = as_id(user_id, "user_id") if user_id is not None else None
@@ -422,17 +422,22 @@ class AsyncMemories(AsyncConversations):
         if not query.strip():
             raise InvalidInput("query is empty: pass the words or the question to rank the memories by")
         await self._runtime.ensure_schema()
-        results = await self._runtime.search_engine.search(
-            self.tenant_id,
-            query,
-            mode=SearchMode.AUTO,
-            kinds=[ItemKind.MEMORY],
-            filters=filters,
-            min_score=None,
-            limit=limit,
-            recency_boost=0.0,
-            importance_boost=0.0,
-        )
+        engine = self._runtime.search_engine
+        for attempt in (1, 2):  # read-your-writes, as ``search`` does
+            results = await engine.search(
+                self.tenant_id,
+                query,
+                mode=SearchMode.AUTO,
+                kinds=[ItemKind.MEMORY],
+                filters=filters,
+                min_score=None,
+                limit=limit,
+                recency_boost=0.0,
+                importance_boost=0.0,
+                count_waiting=engine.embedder() is not None,
+            )
+            if attempt == 2 or not await self._runtime.embed_few_waiting(self.tenant_id, results.pending):
+                break
         async with self._tx() as uow:
             found = await uow.memories.get_many([hit.id for hit in results])
         return Page(items=[found[hit.id] for hit in results if hit.id in found], next_cursor=None)

@@ -312,9 +312,10 @@ class SearchEngine:
         k = want
         while True:
             found_ids = index.search(vector, k, allowed_seqs=allowed, owner=owner)
-            alive = repo.hydrate(kind, [item for item, _ in found_ids], filters)
+            alive = repo.hydrate(kind, [item for item, _ in found_ids], filters, model=model)
             hits = [(item, score) for item, score in found_ids if item in alive]
-            # Rows deleted since they were indexed drop out here: ask for more rather than return fewer.
+            # Rows deleted since they were indexed (or whose vector is no longer of this model) drop out here: ask
+            # for more rather than return fewer.
             if len(hits) >= want or len(found_ids) < k or k >= len(index):
                 for item, _ in hits[:want]:
                     rows[kind.value, item] = alive[item]

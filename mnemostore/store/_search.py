@@ -521,10 +521,12 @@ class SearchRepository:
         statement = _allowed_seqs(kind, filters, self.tenant_id, self._dialect, model=model)
         return list(self._conn.execute(statement).scalars())
 
-    def hydrate(self, kind: ItemKind, ids: list[uuid.UUID], filters: SearchFilters) -> dict[uuid.UUID, Any]:
+    def hydrate(
+        self, kind: ItemKind, ids: list[uuid.UUID], filters: SearchFilters, *, model: str | None = None
+    ) -> dict[uuid.UUID, Any]:
         if not ids:
             return {}
-        statement = _hydrate(kind, ids, filters, self.tenant_id, self._dialect)
+        statement = _hydrate(kind, ids, filters, self.tenant_id, self._dialect, model=model)
         out: dict[uuid.UUID, Any] = {}
         for row in self._conn.execute(statement):
             mapping = self._hit_row(kind, row)
@@ -558,10 +560,15 @@ def vector_column_is_vector(conn: Connection, dialect: str) -> bool:
 def ensure_pg_vectors(conn: Connection, dimension: int) -> None:
     """Turn ``embeddings.vector`` into pgvector's type (when still bytea) and make sure the HNSW index of
     ``dimension`` exists. Raises the driver's error when pgvector is not installed on the server."""
-    conn.execute(sa.text("CREATE EXTENSION IF NOT EXISTS vector"))
     if not vector_column_is_vector(conn, "postgresql"):
+        conn.execute(sa.text("CREATE EXTENSION IF NOT EXISTS vector"))
         conn.execute(sa.text("ALTER TABLE embeddings ALTER COLUMN vector TYPE vector USING NULL"))
     size = int(dimension)
+    # Looked up first: CREATE INDEX needs the table's owner even when the index exists, and the store's roles
+    # are not (a reindex with the model of an existing index then runs as them).
+    exists = sa.text("SELECT to_regclass(:name) IS NOT NULL")
+    if conn.execute(exists, {"name": f"ix_embeddings_hnsw_{size}"}).scalar():
+        return
     conn.execute(
         sa.text(
             f"CREATE INDEX IF NOT EXISTS ix_embeddings_hnsw_{size} ON embeddings "

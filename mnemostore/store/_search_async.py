@@ -252,9 +252,7 @@ class AsyncIndexRepository:
         job_kind = JOB_KIND[kind]
         ids = [item for item, _ in vectors]
         owners = {row.id: row.owner for row in await self._conn.execute(owners_statement(kind, self._tenant_id, ids))}
-        rows = [
-            ((job_kind, self._tenant_id, item), owners[item], vector) for item, vector in vectors if item in owners
-        ]
+        rows = [((job_kind, self._tenant_id, item), owners[item], vector) for item, vector in vectors if item in owners]
         c = index_jobs.c
         await self._conn.execute(
             sa.delete(index_jobs).where(
@@ -537,10 +535,12 @@ class AsyncSearchRepository:
         statement = _allowed_seqs(kind, filters, self.tenant_id, self._dialect, model=model)
         return list((await self._conn.execute(statement)).scalars())
 
-    async def hydrate(self, kind: ItemKind, ids: list[uuid.UUID], filters: SearchFilters) -> dict[uuid.UUID, Any]:
+    async def hydrate(
+        self, kind: ItemKind, ids: list[uuid.UUID], filters: SearchFilters, *, model: str | None = None
+    ) -> dict[uuid.UUID, Any]:
         if not ids:
             return {}
-        statement = _hydrate(kind, ids, filters, self.tenant_id, self._dialect)
+        statement = _hydrate(kind, ids, filters, self.tenant_id, self._dialect, model=model)
         out: dict[uuid.UUID, Any] = {}
         for row in await self._conn.execute(statement):
             mapping = self._hit_row(kind, row)
@@ -574,10 +574,15 @@ async def vector_column_is_vector(conn: AsyncConnection, dialect: str) -> bool:
 async def ensure_pg_vectors(conn: AsyncConnection, dimension: int) -> None:
     """Turn ``embeddings.vector`` into pgvector's type (when still bytea) and make sure the HNSW index of
     ``dimension`` exists. Raises the driver's error when pgvector is not installed on the server."""
-    await conn.execute(sa.text("CREATE EXTENSION IF NOT EXISTS vector"))
     if not await vector_column_is_vector(conn, "postgresql"):
+        await conn.execute(sa.text("CREATE EXTENSION IF NOT EXISTS vector"))
         await conn.execute(sa.text("ALTER TABLE embeddings ALTER COLUMN vector TYPE vector USING NULL"))
     size = int(dimension)
+    # Looked up first: CREATE INDEX needs the table's owner even when the index exists, and the store's roles
+    # are not (a reindex with the model of an existing index then runs as them).
+    exists = sa.text("SELECT to_regclass(:name) IS NOT NULL")
+    if (await conn.execute(exists, {"name": f"ix_embeddings_hnsw_{size}"})).scalar():
+        return
     await conn.execute(
         sa.text(
             f"CREATE INDEX IF NOT EXISTS ix_embeddings_hnsw_{size} ON embeddings "
