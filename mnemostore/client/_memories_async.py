@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from datetime import datetime
@@ -15,7 +16,7 @@ from mnemostore.client._base_async import AsyncConnection, walk
 from mnemostore.client._codec import decode, decode_list, decode_page, decode_results, jsonable, present
 from mnemostore.client._endpoints import calls
 from mnemostore.domain import KnowledgeChunk, MemoryKind, MemoryRecord, MemoryTier, MemoryVersion, Page, Role
-from mnemostore.errors import InvalidInput
+from mnemostore.errors import InvalidInput, InvalidVector
 from mnemostore.search import ItemKind, SearchMode, SearchResults
 
 __all__ = ["AsyncMemoriesApi"]
@@ -39,7 +40,7 @@ def search_body(
     chosen = {name: jsonable(value) for name, value in filters.items() if value is not None}
     return present(
         query=query,
-        vector=None if vector is None else [float(x) for x in vector],
+        vector=floats(vector),
         model=model,
         mode=mode,
         limit=limit,
@@ -47,6 +48,18 @@ def search_body(
         weights=weights,
         filters=chosen or None,
     )
+
+
+def floats(vector: Sequence[float] | None, field: str = "vector") -> list[float] | None:
+    """A caller's vector as JSON numbers; one JSON cannot carry (NaN, infinity) is refused here as the service
+    would refuse it."""
+    if vector is None:
+        return None
+    values = [float(x) for x in vector]
+    for index, value in enumerate(values):
+        if not math.isfinite(value):
+            raise InvalidVector(f"{field}[{index}] must be a finite float32 number, got {value!r}")
+    return values
 
 
 def search_scope(kinds: Iterable[ItemKind | str]) -> str:
@@ -92,7 +105,7 @@ class AsyncMemoriesApi(AsyncConnection):
         ``model``: its embedding computed by you (never re-embedded by the service)."""
         body = present(
             conversation_id=conversation_id,
-            vector=None if vector is None else [float(x) for x in vector],
+            vector=floats(vector),
             model=model,
             content=content,
             user_id=user_id,
@@ -182,7 +195,7 @@ class AsyncMemoriesApi(AsyncConnection):
         ``vector`` and ``model``: its embedding computed by you."""
         body = present(source=source, external_id=external_id, content=content, title=title, metadata=metadata)
         if vector is not None:
-            body["vector"] = [float(x) for x in vector]
+            body["vector"] = floats(vector)
         if model is not None:
             body["model"] = model
         return decode(KnowledgeChunk, await self._json(ep.UPSERT_KNOWLEDGE, body=body))
