@@ -18,7 +18,9 @@ happened and what to do about it.
     │   ├── ContentTooLarge
     │   ├── InvalidText               NUL bytes or non-text where text is required
     │   ├── InvalidMetadata           not a JSON object, or not serialisable
-    │   └── InvalidCursor
+    │   ├── InvalidCursor
+    │   └── InvalidVector             a caller's vector: empty, not finite, all zeros, or without its model
+    │       └── VectorDimensionMismatch  not the dimension of the tenant's other vectors of that model
     ├── NotFoundError                 (another tenant's object is reported exactly like a missing one)
     │   ├── TenantNotFound  UserNotFound  ConversationNotFound  MessageNotFound
     │   ├── MemoryNotFound  KnowledgeChunkNotFound  CheckpointNotFound  ApiKeyNotFound
@@ -29,6 +31,7 @@ happened and what to do about it.
     ├── QuotaExceeded                 a tenant's plan limit would be passed
     ├── SearchError                   a search or indexing request cannot be served as asked
     │   ├── EmbedderUnavailable       no embedder: the extra is not installed, or the embedding service fails
+    │   │   ├── EmbedderDeviceUnavailable  MNEMOSTORE_EMBEDDER_DEVICE names a device the machine lacks
     │   │   └── EmbedderNotConfigured  semantic search asked for where no embedder is configured or installed
     │   ├── VectorSearchUnavailable   PostgreSQL without pgvector: full-text search only
     │   ├── EmbeddingDimensionMismatch  stored vectors and the embedder disagree on the dimension
@@ -75,6 +78,7 @@ __all__ = [
     "ContentTooLarge",
     "ConversationNotFound",
     "DuplicateIdentity",
+    "EmbedderDeviceUnavailable",
     "EmbedderNotConfigured",
     "EmbedderUnavailable",
     "EmbeddingDimensionMismatch",
@@ -85,6 +89,7 @@ __all__ = [
     "InvalidInput",
     "InvalidMetadata",
     "InvalidText",
+    "InvalidVector",
     "KnowledgeChunkNotFound",
     "MemoryNotFound",
     "MessageNotFound",
@@ -104,6 +109,7 @@ __all__ = [
     "TenantNotFound",
     "TenantSuspended",
     "UserNotFound",
+    "VectorDimensionMismatch",
     "VectorSearchUnavailable",
 ]
 
