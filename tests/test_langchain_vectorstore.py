@@ -27,12 +27,12 @@ from langchain_tests.integration_tests import (
 )
 
 from mnemostore import AsyncMnemoStore, MnemoStore
-from mnemostore.search import HashingEmbedder
 from mnemostore.integrations.langchain import (
     LangChainEmbedder,
     MnemostoreRetriever,
     MnemostoreVectorStore,
 )
+from mnemostore.search import HashingEmbedder
 
 
 @pytest.fixture(scope="module")
