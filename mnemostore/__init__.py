@@ -86,6 +86,7 @@ if TYPE_CHECKING:
         ContentTooLarge,
         ConversationNotFound,
         DuplicateIdentity,
+        EmbedderDeviceUnavailable,
         EmbedderNotConfigured,
         EmbedderUnavailable,
         EmbeddingDimensionMismatch,
@@ -96,6 +97,7 @@ if TYPE_CHECKING:
         InvalidInput,
         InvalidMetadata,
         InvalidText,
+        InvalidVector,
         KnowledgeChunkNotFound,
         MemoryNotFound,
         MessageNotFound,
@@ -116,6 +118,7 @@ if TYPE_CHECKING:
         TenantNotFound,
         TenantSuspended,
         UserNotFound,
+        VectorDimensionMismatch,
         VectorSearchUnavailable,
     )
     from mnemostore.facade import AsyncMemory, Memory
@@ -187,6 +190,7 @@ _HOME: dict[str, str] = {
     "DuplicateIdentity": "mnemostore.errors",
     "IdempotencyConflict": "mnemostore.errors",
     "Embedder": "mnemostore.search",
+    "EmbedderDeviceUnavailable": "mnemostore.errors",
     "EmbedderNotConfigured": "mnemostore.errors",
     "EmbedderUnavailable": "mnemostore.errors",
     "EmbeddingDimensionMismatch": "mnemostore.errors",
@@ -208,6 +212,7 @@ _HOME: dict[str, str] = {
     "IndexingTimeout": "mnemostore.errors",
     "InteractionEvent": "mnemostore.domain",
     "InvalidCursor": "mnemostore.errors",
+    "InvalidVector": "mnemostore.errors",
     "InvalidInput": "mnemostore.errors",
     "InvalidMetadata": "mnemostore.errors",
     "InvalidText": "mnemostore.errors",
@@ -270,6 +275,7 @@ _HOME: dict[str, str] = {
     "UserIdentity": "mnemostore.domain",
     "UserNotFound": "mnemostore.errors",
     "VectorSearchUnavailable": "mnemostore.errors",
+    "VectorDimensionMismatch": "mnemostore.errors",
 }
 
 
@@ -328,6 +334,7 @@ __all__ = [
     "ConversationStatus",
     "DuplicateIdentity",
     "Embedder",
+    "EmbedderDeviceUnavailable",
     "EmbedderNotConfigured",
     "EmbedderUnavailable",
     "EmbeddingDimensionMismatch",
@@ -352,6 +359,7 @@ __all__ = [
     "InvalidInput",
     "InvalidMetadata",
     "InvalidText",
+    "InvalidVector",
     "ItemKind",
     "KeyRotationReport",
     "KnowledgeChunk",
@@ -409,6 +417,7 @@ __all__ = [
     "User",
     "UserIdentity",
     "UserNotFound",
+    "VectorDimensionMismatch",
     "VectorSearchUnavailable",
     "__version__",
 ]

@@ -244,6 +244,12 @@ class Settings(BaseSettings):
     embedding_model: str = Field(
         default="all-MiniLM-L6-v2", min_length=1, description="model name (or local path) of the embedder"
     )
+    embedder_device: str = Field(
+        default="cpu",
+        pattern=r"^(cpu|cuda(:\d+)?|mps|auto)$",
+        description="where sentence-transformers runs: cpu, cuda (or cuda:<n>), mps (Apple GPUs) or auto (cuda if "
+        "available, else mps, else cpu); a device that is not there fails the model's load, naming this setting",
+    )
     embedding_dimension: int | None = Field(
         default=None, ge=1, le=16_000, description="vector size; needed for openai models the store does not know"
     )

@@ -18,7 +18,9 @@ happened and what to do about it.
     │   ├── ContentTooLarge
     │   ├── InvalidText               NUL bytes or non-text where text is required
     │   ├── InvalidMetadata           not a JSON object, or not serialisable
-    │   └── InvalidCursor
+    │   ├── InvalidCursor
+    │   └── InvalidVector             a caller's vector: empty, not finite, all zeros, or without its model
+    │       └── VectorDimensionMismatch  not the dimension of the tenant's other vectors of that model
     ├── NotFoundError                 (another tenant's object is reported exactly like a missing one)
     │   ├── TenantNotFound  UserNotFound  ConversationNotFound  MessageNotFound
     │   ├── MemoryNotFound  KnowledgeChunkNotFound  CheckpointNotFound  ApiKeyNotFound
@@ -30,6 +32,7 @@ happened and what to do about it.
     ├── ModelNotAllowed               a conversation or message names a model the tenant's plan does not allow
     ├── SearchError                   a search or indexing request cannot be served as asked
     │   ├── EmbedderUnavailable       no embedder: the extra is not installed, or the embedding service fails
+    │   │   ├── EmbedderDeviceUnavailable  MNEMOSTORE_EMBEDDER_DEVICE names a device the machine lacks
     │   │   └── EmbedderNotConfigured  semantic search asked for where no embedder is configured or installed
     │   ├── VectorSearchUnavailable   PostgreSQL without pgvector: full-text search only
     │   ├── EmbeddingDimensionMismatch  stored vectors and the embedder disagree on the dimension
@@ -76,6 +79,7 @@ __all__ = [
     "ContentTooLarge",
     "ConversationNotFound",
     "DuplicateIdentity",
+    "EmbedderDeviceUnavailable",
     "EmbedderNotConfigured",
     "EmbedderUnavailable",
     "EmbeddingDimensionMismatch",
@@ -86,6 +90,7 @@ __all__ = [
     "InvalidInput",
     "InvalidMetadata",
     "InvalidText",
+    "InvalidVector",
     "KnowledgeChunkNotFound",
     "MemoryNotFound",
     "MessageNotFound",
@@ -106,6 +111,7 @@ __all__ = [
     "TenantNotFound",
     "TenantSuspended",
     "UserNotFound",
+    "VectorDimensionMismatch",
     "VectorSearchUnavailable",
 ]
 
@@ -193,6 +199,30 @@ class InvalidMetadata(InvalidInput):
 
 class InvalidCursor(InvalidInput):
     __module__ = "mnemostore"
+
+
+class InvalidVector(InvalidInput):
+    """A vector passed by the caller (``vector=``) is not usable: empty, not numbers, not finite, all zeros, or
+    without the name of the model that computed it."""
+
+    __module__ = "mnemostore"
+
+
+class VectorDimensionMismatch(InvalidVector):
+    """A caller's vector has another dimension than the tenant's vectors of the same model (or than the store's
+    embedder, for its model's name): one model name, one dimension."""
+
+    __module__ = "mnemostore"
+
+    def __init__(self, model: str, expected: int, got: int) -> None:
+        self.model = model
+        self.expected = expected
+        self.got = got
+        super().__init__(
+            f"vector dimension mismatch for model {model!r}: its vectors have {expected} dimensions, this one has "
+            f"{got}. Pass the vector of that same model, or name the model that computed it (model=...): vectors of "
+            "different models are stored and searched apart"
+        )
 
 
 class NotFoundError(MnemostoreError):
@@ -386,6 +416,13 @@ class SearchError(MnemostoreError):
 
 class EmbedderUnavailable(SearchError):
     """Semantic search and indexing need an embedder, and none can be used here."""
+
+    __module__ = "mnemostore"
+
+
+class EmbedderDeviceUnavailable(EmbedderUnavailable):
+    """The embedder was set to run on a device this machine does not have (``MNEMOSTORE_EMBEDDER_DEVICE=cuda``
+    without a CUDA GPU, ``mps`` off Apple silicon): the message names the setting to change."""
 
     __module__ = "mnemostore"
 

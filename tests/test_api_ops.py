@@ -123,5 +123,5 @@ def test_serve_loads_the_model_at_start_up_and_says_so(tmp_path, caplog: pytest.
             time.sleep(0.2)
         assert check["summary"] == "all-MiniLM-L6-v2 loaded"
     messages = [r.getMessage() for r in caplog.records if r.name == "mnemostore.search"]
-    assert "embedder: loading the model all-MiniLM-L6-v2 (first use)" in messages
+    assert "embedder: loading the model all-MiniLM-L6-v2 (first use, device cpu)" in messages
     assert any(m.startswith("embedder: model all-MiniLM-L6-v2 loaded in ") for m in messages)

@@ -35,6 +35,7 @@ from mnemostore import (
     DuplicateIdentity,
     InvalidCursor,
     InvalidInput,
+    InvalidVector,
     KnowledgeChunkNotFound,
     MemoryClient,
     MemoryKind,
@@ -55,6 +56,8 @@ from mnemostore import (
     TenantStatus,
     TenantSuspended,
     UserNotFound,
+    VectorDimensionMismatch,
+    VectorSearchUnavailable,
 )
 from mnemostore.api import create_app
 from mnemostore.client import ENDPOINTS, endpoint_of
@@ -427,6 +430,34 @@ def test_memories_knowledge_and_search(client: Client, keys: Keys, store: MnemoS
     client.delete_knowledge_chunk(chunk.id)
     with pytest.raises(KnowledgeChunkNotFound):
         client.get_knowledge_chunk(chunk.id)
+
+
+def test_memories_of_a_conversation_and_caller_vectors(client: Client, keys: Keys, store: MnemoStore, backend: str):
+    user = client.create_user()
+    chat = client.create_conversation(user.id)
+    kept = client.store_memory("Ada's flight lands at nine", conversation_id=chat.id)
+    assert (kept.user_id, kept.conversation_id) == (user.id, chat.id)
+    client.store_memory("Ada takes the train home", user_id=user.id)
+    assert [m.id for m in client.retrieve_memories(conversation_id=chat.id).items] == [kept.id]
+    ranked = client.retrieve_memories(user_id=user.id, query="flight nine")
+    assert ranked.items[0].id == kept.id and ranked.next_cursor is None
+
+    vector = [1.0, 0.0, 0.5]
+    if backend == "postgres":  # the system PostgreSQL has no pgvector: 501, as the library raises
+        with pytest.raises(VectorSearchUnavailable):
+            client.store_memory("theirs", user_id=user.id, vector=vector, model="their-3")
+        return
+    theirs = client.store_memory("theirs", user_id=user.id, vector=vector, model="their-3")
+    chunk = client.upsert_knowledge("h", "1", "a chunk", vector=[0.0, 1.0, 0.0], model="their-3")
+    found = client.search(vector=[1.0, 0.0, 0.4], model="their-3", kinds=["memories"])
+    assert found.mode is SearchMode.SEMANTIC and [h.id for h in found] == [theirs.id]
+    similar = client.search_similar_memories(embedding_vector=vector, model="their-3", threshold=0.99)
+    assert [h.id for h in similar] == [theirs.id]
+    assert [h.id for h in client.search(vector=[0.0, 1.0, 0.1], model="their-3", kinds=["knowledge"])] == [chunk.id]
+    with pytest.raises(VectorDimensionMismatch):
+        client.search(vector=[1.0, 0.0], model="their-3")
+    with pytest.raises(InvalidVector, match="finite"):  # JSON cannot carry it: refused before sending
+        client.store_memory("nan", vector=[float("nan"), 1.0], model="their-3")
 
 
 def test_agent_records(client: Client, keys: Keys, store: MnemoStore):

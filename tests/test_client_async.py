@@ -36,6 +36,7 @@ from mnemostore import (
     DuplicateIdentity,
     InvalidCursor,
     InvalidInput,
+    InvalidVector,
     KnowledgeChunkNotFound,
     MemoryKind,
     MemoryNotFound,
@@ -54,6 +55,8 @@ from mnemostore import (
     TenantStatus,
     TenantSuspended,
     UserNotFound,
+    VectorDimensionMismatch,
+    VectorSearchUnavailable,
 )
 from mnemostore.api import create_app
 from mnemostore.client import ENDPOINTS, endpoint_of
@@ -437,6 +440,38 @@ async def test_memories_knowledge_and_search(client: AsyncClient, keys: Keys, as
     await client.delete_knowledge_chunk(chunk.id)
     with pytest.raises(KnowledgeChunkNotFound):
         await client.get_knowledge_chunk(chunk.id)
+
+
+async def test_memories_of_a_conversation_and_caller_vectors(
+    client: AsyncClient, keys: Keys, astore: AsyncMnemoStore, backend: str
+):
+    user = await client.create_user()
+    chat = await client.create_conversation(user.id)
+    kept = await client.store_memory("Ada's flight lands at nine", conversation_id=chat.id)
+    assert (kept.user_id, kept.conversation_id) == (user.id, chat.id)
+    await client.store_memory("Ada takes the train home", user_id=user.id)
+    assert [m.id for m in (await client.retrieve_memories(conversation_id=chat.id)).items] == [kept.id]
+    ranked = await client.retrieve_memories(user_id=user.id, query="flight nine")
+    assert ranked.items[0].id == kept.id and ranked.next_cursor is None
+
+    vector = [1.0, 0.0, 0.5]
+    if backend == "postgres":  # the system PostgreSQL has no pgvector: 501, as the library raises
+        with pytest.raises(VectorSearchUnavailable):
+            await client.store_memory("theirs", user_id=user.id, vector=vector, model="their-3")
+        return
+    theirs = await client.store_memory("theirs", user_id=user.id, vector=vector, model="their-3")
+    chunk = await client.upsert_knowledge("h", "1", "a chunk", vector=[0.0, 1.0, 0.0], model="their-3")
+    found = await client.search(vector=[1.0, 0.0, 0.4], model="their-3", kinds=["memories"])
+    assert found.mode is SearchMode.SEMANTIC and [h.id for h in found] == [theirs.id]
+    similar = await client.search_similar_memories(embedding_vector=vector, model="their-3", threshold=0.99)
+    assert [h.id for h in similar] == [theirs.id]
+    assert [h.id for h in await client.search(vector=[0.0, 1.0, 0.1], model="their-3", kinds=["knowledge"])] == [
+        chunk.id
+    ]
+    with pytest.raises(VectorDimensionMismatch):
+        await client.search(vector=[1.0, 0.0], model="their-3")
+    with pytest.raises(InvalidVector, match="finite"):  # JSON cannot carry it: refused before sending
+        await client.store_memory("nan", vector=[float("nan"), 1.0], model="their-3")
 
 
 async def test_agent_records(client: AsyncClient, keys: Keys, astore: AsyncMnemoStore):

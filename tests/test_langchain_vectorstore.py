@@ -32,6 +32,7 @@ from mnemostore.integrations.langchain import (
     MnemostoreRetriever,
     MnemostoreVectorStore,
 )
+from mnemostore.search import HashingEmbedder
 
 
 @pytest.fixture(scope="module")
@@ -98,3 +99,50 @@ class TestRetriever(RetrieversIntegrationTests):
     @property
     def retriever_query_example(self) -> str:
         return "foo"
+
+
+class TestCallerEmbeddings(VectorStoreIntegrationTests):
+    """The vector store embeds with the caller's ``Embeddings`` itself (the store's embedder is another model):
+    documents are stored with their vectors and searched by the query's vector."""
+
+    @pytest.fixture
+    def vectorstore(self, vector_url: str) -> Iterator[MnemostoreVectorStore]:  # type: ignore[override]
+        with MnemoStore(vector_url, embedder=HashingEmbedder(384)) as store:
+            created = store.create_tenant(f"lc-{uuid.uuid4().hex[:12]}")
+            try:
+                yield MnemostoreVectorStore(store.tenant(created.id), embedding=self.get_embeddings())
+            finally:
+                store.delete_tenant(created.id)
+
+
+class TestCallerEmbeddingsAsync(VectorStoreIntegrationTests):
+    @property
+    def has_sync(self) -> bool:
+        return False
+
+    @pytest.fixture
+    async def vectorstore(self, vector_url: str) -> AsyncIterator[MnemostoreVectorStore]:  # type: ignore[override]
+        async with AsyncMnemoStore(vector_url, embedder=HashingEmbedder(384)) as store:
+            created = await store.create_tenant(f"lc-{uuid.uuid4().hex[:12]}")
+            try:
+                yield MnemostoreVectorStore(store.tenant(created.id), embedding=self.get_embeddings())
+            finally:
+                await store.delete_tenant(created.id)
+
+
+def test_caller_embeddings_are_stored_and_searched_by_vector(lc_store: MnemoStore) -> None:
+    embeddings = VectorStoreIntegrationTests.get_embeddings()
+    created = lc_store.create_tenant(f"lc-{uuid.uuid4().hex[:12]}")
+    try:
+        tenant = lc_store.tenant(created.id)
+        vectorstore = MnemostoreVectorStore(tenant, embedding=embeddings, embedding_model="fake-6")
+        vectorstore.add_texts(["foo", "bar"], ids=["1", "2"])
+        # Nothing queued for the store's embedder: the vectors came with the documents.
+        assert tenant.indexing_status().pending == 0
+        found = vectorstore.similarity_search_by_vector(embeddings.embed_query("bar"), k=1)
+        assert [d.id for d in found] == ["2"]
+        hits = tenant.search(vector=embeddings.embed_query("foo"), model="fake-6", kinds=["knowledge"], limit=1)
+        assert hits[0].external_id == "1"
+        assert vectorstore.embeddings is embeddings
+    finally:
+        lc_store.delete_tenant(created.id)

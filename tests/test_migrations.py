@@ -36,8 +36,8 @@ from mnemostore.ops import migrate
 from mnemostore.store import tables
 from mnemostore.store.tables import embeddings, metadata
 
-HEAD = "0010"
-REVISIONS = ["0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009", "0010"]
+HEAD = "0011"
+REVISIONS = ["0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009", "0010", "0011"]
 MODEL_TABLES = set(metadata.tables)
 
 
@@ -253,7 +253,7 @@ def test_0009_backfills_each_vectors_owner(settings: Settings, engine: sa.Engine
                 for seq, (kind, item) in enumerate(items, start=1)
             ],
         )  # fmt: skip
-    migrate.upgrade(settings)
+    migrate.upgrade(settings)  # through 0009, to the head the models describe
     with engine.connect() as conn:
         e = embeddings.c
         rows = conn.execute(sa.select(e.item_kind, e.item_id, e.owner_id)).all()

@@ -18,7 +18,8 @@ ModelNotAllowed            403     ``model_not_allowed``: the plan forbids the m
                                    well formed (so not 422), and only another model or plan makes it pass
 NotFoundError              404     another tenant's object too, with the same message as a missing one
 ConflictError              409     TenantAlreadyExists, DuplicateIdentity, an import over an existing id
-InvalidInput               422     ContentTooLarge, InvalidText, InvalidMetadata, InvalidCursor
+InvalidInput               422     ContentTooLarge, InvalidText, InvalidMetadata, InvalidCursor,
+                                   InvalidVector (VectorDimensionMismatch)
 EmbedderNotConfigured      400     semantic or hybrid search asked for where no embedder is configured or
                                    installed: the message names the extra; ``mode=auto`` runs full text
 VectorSearchUnavailable    501     semantic or hybrid search on a PostgreSQL without pgvector (full text works)

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from datetime import datetime
@@ -15,7 +16,7 @@ from mnemostore.client._base_async import AsyncConnection, walk
 from mnemostore.client._codec import decode, decode_list, decode_page, decode_results, jsonable, present
 from mnemostore.client._endpoints import calls
 from mnemostore.domain import KnowledgeChunk, MemoryKind, MemoryRecord, MemoryTier, MemoryVersion, Page, Role
-from mnemostore.errors import InvalidInput
+from mnemostore.errors import InvalidInput, InvalidVector
 from mnemostore.search import ItemKind, SearchMode, SearchResults
 
 __all__ = ["AsyncMemoriesApi"]
@@ -25,24 +26,40 @@ ALL_KINDS: Final = frozenset({ItemKind.MESSAGE, ItemKind.MEMORY, ItemKind.KNOWLE
 
 
 def search_body(
-    query: str,
+    query: str | None,
     *,
     mode: SearchMode | str,
     limit: int,
     min_score: float | None,
     weights: Mapping[str, float] | None,
     filters: Mapping[str, Any],
+    vector: Sequence[float] | None = None,
+    model: str | None = None,
 ) -> dict[str, Any]:
     """The body of ``POST /v1/search`` (and ``/v1/knowledge/search``), without the filters left None."""
     chosen = {name: jsonable(value) for name, value in filters.items() if value is not None}
     return present(
         query=query,
+        vector=floats(vector),
+        model=model,
         mode=mode,
         limit=limit,
         min_score=min_score,
         weights=weights,
         filters=chosen or None,
     )
+
+
+def floats(vector: Sequence[float] | None, field: str = "vector") -> list[float] | None:
+    """A caller's vector as JSON numbers; one JSON cannot carry (NaN, infinity) is refused here as the service
+    would refuse it."""
+    if vector is None:
+        return None
+    values = [float(x) for x in vector]
+    for index, value in enumerate(values):
+        if not math.isfinite(value):
+            raise InvalidVector(f"{field}[{index}] must be a finite float32 number, got {value!r}")
+    return values
 
 
 def search_scope(kinds: Iterable[ItemKind | str]) -> str:
@@ -79,10 +96,17 @@ class AsyncMemoriesApi(AsyncConnection):
         compression_level: int = 0,
         expires_at: datetime | None = None,
         metadata: Mapping[str, Any] | None = None,
+        conversation_id: uuid.UUID | str | None = None,
+        vector: Sequence[float] | None = None,
+        model: str | None = None,
     ) -> MemoryRecord:
         """Store a memory, or merge it into the existing memory of the same user that says the same thing (which
-        keeps the old text as a version)."""
+        keeps the old text as a version). ``conversation_id``: the conversation it comes from; ``vector`` and
+        ``model``: its embedding computed by you (never re-embedded by the service)."""
         body = present(
+            conversation_id=conversation_id,
+            vector=floats(vector),
+            model=model,
             content=content,
             user_id=user_id,
             agent_id=agent_id,
@@ -104,10 +128,19 @@ class AsyncMemoriesApi(AsyncConnection):
         tier: MemoryTier | str | None = None,
         limit: int = 20,
         cursor: str | None = None,
+        conversation_id: uuid.UUID | str | None = None,
+        query: str | None = None,
     ) -> Page[MemoryRecord]:
-        """One page of memories, most important first, of one user or tier when given; pass ``next_cursor`` back
-        as ``cursor``."""
-        params = {"user_id": user_id, "tier": tier, "limit": limit, "cursor": cursor}
+        """One page of memories, most important first, of one user, tier or conversation when given; pass
+        ``next_cursor`` back as ``cursor``. With ``query``: the most relevant to it first (one page)."""
+        params = {
+            "user_id": user_id,
+            "tier": tier,
+            "limit": limit,
+            "cursor": cursor,
+            "conversation_id": conversation_id,
+            "query": query,
+        }
         return decode_page(MemoryRecord, await self._json(ep.LIST_MEMORIES, params=params))
 
     @calls(ep.LIST_MEMORIES)
@@ -155,16 +188,27 @@ class AsyncMemoriesApi(AsyncConnection):
         *,
         title: str | None = None,
         metadata: Mapping[str, Any] | None = None,
+        vector: Sequence[float] | None = None,
+        model: str | None = None,
     ) -> KnowledgeChunk:
-        """Insert or update the chunk keyed by (source, external_id); sending the same chunk again changes nothing."""
+        """Insert or update the chunk keyed by (source, external_id); sending the same chunk again changes nothing.
+        ``vector`` and ``model``: its embedding computed by you."""
         body = present(source=source, external_id=external_id, content=content, title=title, metadata=metadata)
+        if vector is not None:
+            body["vector"] = floats(vector)
+        if model is not None:
+            body["model"] = model
         return decode(KnowledgeChunk, await self._json(ep.UPSERT_KNOWLEDGE, body=body))
 
     @calls(ep.UPSERT_KNOWLEDGE_BULK)
-    async def upsert_knowledge_chunks(self, source: str, chunks: Iterable[Mapping[str, Any]]) -> list[KnowledgeChunk]:
-        """Upsert up to 1,000 chunks ``{"external_id", "content", "title"?, "metadata"?}`` of one source in one
-        transaction (a later duplicate external_id wins)."""
-        body = {"source": source, "chunks": [jsonable(chunk) for chunk in chunks]}
+    async def upsert_knowledge_chunks(
+        self, source: str, chunks: Iterable[Mapping[str, Any]], *, model: str | None = None
+    ) -> list[KnowledgeChunk]:
+        """Upsert up to 1,000 chunks ``{"external_id", "content", "title"?, "metadata"?, "vector"?}`` of one source
+        in one transaction (a later duplicate external_id wins); ``model`` names the vectors' model."""
+        body: dict[str, Any] = {"source": source, "chunks": [jsonable(chunk) for chunk in chunks]}
+        if model is not None:
+            body["model"] = model
         return decode_list(KnowledgeChunk, await self._json(ep.UPSERT_KNOWLEDGE_BULK, body=body))
 
     @calls(ep.LIST_KNOWLEDGE)
@@ -219,8 +263,10 @@ class AsyncMemoriesApi(AsyncConnection):
     @calls(ep.SEARCH)
     async def search(
         self,
-        query: str,
+        query: str | None = None,
         *,
+        vector: Sequence[float] | None = None,
+        model: str | None = None,
         mode: SearchMode | str = SearchMode.AUTO,
         kinds: Iterable[ItemKind | str] = (ItemKind.MESSAGE, ItemKind.MEMORY, ItemKind.KNOWLEDGE),
         user_id: uuid.UUID | str | None = None,
@@ -240,6 +286,8 @@ class AsyncMemoriesApi(AsyncConnection):
         ``mode``: ``auto`` (hybrid where the service can run semantic search, else full text; ``results.mode``
         says which ran), ``semantic``, ``fulltext`` or ``hybrid``. ``kinds``: one of messages, memories,
         knowledge, or all three. The filters leave out a kind that cannot satisfy them (``role``: messages only).
+        ``vector`` and ``model``: a query vector computed by you, searched against the items stored with vectors
+        of that model.
 
         Raises:
             EmbedderNotConfigured: semantic or hybrid asked for where the service has no embedder.
@@ -255,6 +303,48 @@ class AsyncMemoriesApi(AsyncConnection):
             "until": until,
             "metadata": metadata,
         }
-        body = search_body(query, mode=mode, limit=limit, min_score=min_score, weights=weights, filters=filters)
+        body = search_body(
+            query,
+            mode=mode,
+            limit=limit,
+            min_score=min_score,
+            weights=weights,
+            filters=filters,
+            vector=vector,
+            model=model,
+        )
         body["scope"] = search_scope(kinds)
         return decode_results(await self._json(ep.SEARCH, body=body))
+
+    @calls(ep.SEARCH)
+    async def search_similar_memories(
+        self,
+        query: str | None = None,
+        *,
+        embedding_vector: Sequence[float] | None = None,
+        model: str | None = None,
+        user_id: uuid.UUID | str | None = None,
+        agent_id: str | None = None,
+        tier: MemoryTier | str | None = None,
+        conversation_id: uuid.UUID | str | None = None,
+        min_score: float | None = None,
+        threshold: float | None = None,
+        limit: int = 10,
+    ) -> SearchResults:
+        """Memories closest in meaning to ``query`` or to ``embedding_vector`` (of ``model``), as the store's
+        ``search_similar_memories``; ``threshold`` is another name of ``min_score``."""
+        if threshold is not None and min_score is not None:
+            raise InvalidInput("threshold and min_score are the same bound: give one of them")
+        return await self.search(
+            query,
+            vector=embedding_vector,
+            model=model,
+            mode=SearchMode.SEMANTIC,
+            kinds=(ItemKind.MEMORY,),
+            user_id=user_id,
+            agent_id=agent_id,
+            tier=tier,
+            conversation_id=conversation_id,
+            min_score=threshold if threshold is not None else min_score,
+            limit=limit,
+        )

@@ -280,6 +280,8 @@ class MemoryRecord:
     updated_at: datetime
     recall_count: int = 0
     last_recalled_at: datetime | None = None
+    # The conversation the memory was stored from; None once that conversation is deleted (the memory stays).
+    conversation_id: uuid.UUID | None = None
 
 
 @dataclass(slots=True, kw_only=True, frozen=True)

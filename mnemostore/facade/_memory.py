@@ -100,6 +100,8 @@ class Memory:
         importance: float = 0.5,
         conversation_id: uuid.UUID | str | None = None,
         roles: Sequence[str] = ("user",),
+        vector: Sequence[float] | None = None,
+        model: str | None = None,
     ) -> list[MemoryRecord]:
         """Remember a fact, or a chat.
 
@@ -107,7 +109,9 @@ class Memory:
         keeps the old text as a version). A list of chat messages (``{"role": "user", "content": "…"}`` or
         ``NewMessage``) is appended to a conversation of the user, a new one unless ``conversation_id`` is given,
         and each message whose role is in ``roles`` (default: what the user said) also becomes a memory that
-        links back to its message.
+        links back to its message and belongs to the conversation. ``vector`` and ``model`` (a text only): its
+        embedding, computed by you with that model (see ``TenantStore.store_memory``); ``conversation_id``
+        with a text: the conversation the fact comes from.
 
         Returns:
             The memories written (or merged into), in order.
@@ -120,9 +124,18 @@ class Memory:
         assert uid is not None
         if isinstance(content, str):
             stored = tenant.store_memory(
-                content, user_id=uid, agent_id=agent_id, metadata=metadata, importance=importance
+                content,
+                user_id=uid,
+                agent_id=agent_id,
+                metadata=metadata,
+                importance=importance,
+                conversation_id=conversation_id,
+                vector=vector,
+                model=model,
             )
             return [stored]
+        if vector is not None or model is not None:
+            raise InvalidInput("vector= goes with a text: a chat's memories are embedded by the store")
         if not isinstance(content, Sequence) or not content:
             raise InvalidInput("content must be a text or a non-empty list of chat messages ({role, content})")
         chat = cast("Sequence[NewMessage | Mapping[str, Any]]", content)  # not a str: mypy cannot narrow that
@@ -142,6 +155,7 @@ class Memory:
                 metadata={**(metadata or {}), **extra},
                 importance=importance,
                 source_message_ids=[message.id],
+                conversation_id=message.conversation_id,
             )
             if all(stored.id != m.id for m in memories):
                 memories.append(stored)
@@ -149,15 +163,17 @@ class Memory:
 
     def search(
         self,
-        query: str,
+        query: str | None = None,
         *,
         user_id: str,
         agent_id: str | None = None,
         limit: int = 10,
         min_score: float | None = None,
         mode: SearchMode | str = SearchMode.AUTO,
+        vector: Sequence[float] | None = None,
+        model: str | None = None,
     ) -> SearchResults:
-        """The user's memories that best answer ``query``, best first.
+        """The user's memories that best answer ``query`` (or are nearest to ``vector``, of ``model``), best first.
 
         By meaning and by words (hybrid) when an embedder is installed, by words otherwise (``results.mode``
         says which); what was just added is found at once.
@@ -166,6 +182,8 @@ class Memory:
         uid = self._user(user_id, create=False)
         return tenant.search(
             query,
+            vector=vector,
+            model=model,
             mode=mode,
             kinds=[ItemKind.MEMORY],
             user_id=uid if uid is not None else _NO_USER,
@@ -186,14 +204,25 @@ class Memory:
         kind: MemoryKind | str | None = None,
         limit: int = 100,
         cursor: str | None = None,
+        conversation_id: uuid.UUID | str | None = None,
+        query: str | None = None,
     ) -> Page[MemoryRecord]:
         """The user's memories, most important first, ``limit`` at a time (pass ``next_cursor`` back as
-        ``cursor`` for the next page)."""
+        ``cursor`` for the next page); of one conversation with ``conversation_id``; with ``query``, the most
+        relevant to it first (one page)."""
         tenant = self._open()
         uid = self._user(user_id, create=False)
         if uid is None:
             return Page(items=[], next_cursor=None)
-        return tenant.retrieve_memories(user_id=uid, agent_id=agent_id, kind=kind, limit=limit, cursor=cursor)
+        return tenant.retrieve_memories(
+            user_id=uid,
+            agent_id=agent_id,
+            kind=kind,
+            limit=limit,
+            cursor=cursor,
+            conversation_id=conversation_id,
+            query=query,
+        )
 
     def update(
         self, memory_id: uuid.UUID | str, content: str, *, metadata: Mapping[str, Any] | None = None

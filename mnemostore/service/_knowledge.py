@@ -28,18 +28,44 @@ class Knowledge(TenantScope):
         *,
         title: str | None = None,
         metadata: Mapping[str, Any] | None = None,
+        vector: Sequence[float] | None = None,
+        model: str | None = None,
     ) -> KnowledgeChunk:
-        """Insert or update the chunk keyed by (source, external_id); unchanged content writes nothing."""
-        return self.upsert_knowledge_chunks(
-            source, [{"external_id": external_id, "content": content, "title": title, "metadata": metadata}]
-        )[0]
+        """Insert or update the chunk keyed by (source, external_id); unchanged content writes nothing.
 
-    def upsert_knowledge_chunks(self, source: str, chunks: Iterable[Mapping[str, Any]]) -> list[KnowledgeChunk]:
-        """Bulk upsert of chunks ``{"external_id", "content", "title"?, "metadata"?}`` from one source.
+        ``vector``, ``model``: the chunk's embedding computed by the caller (see ``upsert_knowledge_chunks``)."""
+        chunk: dict[str, Any] = {"external_id": external_id, "content": content, "title": title, "metadata": metadata}
+        if vector is not None:
+            chunk["vector"] = vector
+        return self.upsert_knowledge_chunks(source, [chunk], model=model)[0]
+
+    def upsert_knowledge_chunks(
+        self, source: str, chunks: Iterable[Mapping[str, Any]], *, model: str | None = None
+    ) -> list[KnowledgeChunk]:
+        """Bulk upsert of chunks ``{"external_id", "content", "title"?, "metadata"?, "vector"?}`` from one source.
 
         Idempotent: re-sending the same chunks changes nothing (not even ``updated_at``).
+
+        A chunk's ``vector`` is its embedding computed by the caller with the model named ``model`` (default: the
+        store's embedder): stored as given, never re-embedded (nor by ``reindex``), found by ``search(vector=,
+        model=)``; every vector of a model has one dimension in a tenant. A chunk whose content changes without a
+        vector loses the caller's old one and is queued for the store's embedder.
+
+        Raises:
+            InvalidVector: a vector is not a list of finite numbers, or is given with ``model`` on a store without
+                an embedder to name it (VectorDimensionMismatch: not of the model's dimension).
+            VectorSearchUnavailable: vectors given on a PostgreSQL without pgvector.
         """
         v.check_name(source, "source", max_len=500, required=True)
+        chunks = list(chunks)
+        vectors: dict[str, list[float]] = {}
+        model_name: str | None = None
+        for index, chunk in enumerate(chunks):
+            if isinstance(chunk, Mapping) and chunk.get("vector") is not None:
+                checked, model_name = self._caller_vector(chunk["vector"], model, field=f"chunks[{index}].vector")
+                vectors[str(chunk.get("external_id"))] = checked
+        if model is not None and (not vectors):
+            raise InvalidInput("model= names the model of the chunks' vectors: give each chunk its vector too")
         rows = knowledge_rows(
             chunks,
             max_content_bytes=self._settings.max_content_bytes,
@@ -54,10 +80,20 @@ class Knowledge(TenantScope):
             changed: list[uuid.UUID] = []
             delta = 0
             out: list[KnowledgeChunk] = []
+            supplied: list[tuple[uuid.UUID, list[float]]] = []
             for row in rows:
                 old = existing.get(row["external_id"])
+                vector = vectors.get(row["external_id"])
+                if vector is not None:
+                    supplied.append((old.id if old is not None else new_id(), vector))
                 if old is None:
-                    values = {"id": new_id(), "source": source, "created_at": now, "updated_at": now, **row}
+                    values = {
+                        "id": supplied[-1][0] if vector is not None else new_id(),
+                        "source": source,
+                        "created_at": now,
+                        "updated_at": now,
+                        **row,
+                    }
                     inserts.append(values)
                     delta += row["content_bytes"]
                     out.append(KnowledgeChunk(tenant_id=self.tenant_id, **_chunk_fields(values)))
@@ -77,7 +113,13 @@ class Knowledge(TenantScope):
             if delta:
                 self._charge(uow, storage_bytes=delta)
             uow.knowledge.insert_many(inserts)
-            self._enqueue(uow, ItemKind.KNOWLEDGE, [row["id"] for row in inserts] + changed, now)
+            with_vector = {item for item, _ in supplied}
+            if model_name is not None:
+                self._put_vectors(uow, ItemKind.KNOWLEDGE, supplied, model_name, now)
+            if changed:
+                uow.index_jobs.drop_supplied(ItemKind.KNOWLEDGE, [i for i in changed if i not in with_vector])
+            queued = [row["id"] for row in inserts] + changed
+            self._enqueue(uow, ItemKind.KNOWLEDGE, [i for i in queued if i not in with_vector], now)
         return out
 
     def get_knowledge_chunk(self, chunk_id: uuid.UUID | str) -> KnowledgeChunk | None:

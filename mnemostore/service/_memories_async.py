@@ -33,7 +33,7 @@ from mnemostore.memory import (
     Summarizer,
     find_duplicate,
 )
-from mnemostore.search import Embedder, ItemKind
+from mnemostore.search import Embedder, ItemKind, SearchFilters, SearchMode
 from mnemostore.service import _validation as v
 from mnemostore.service._conversations_async import AsyncConversations
 from mnemostore.service._inputs import UNSET, Unset, as_id, utc_now
@@ -60,6 +60,9 @@ class AsyncMemories(AsyncConversations):
         expires_at: datetime | None = None,
         metadata: Mapping[str, Any] | None = None,
         dedup: bool | None = None,
+        conversation_id: uuid.UUID | str | None = None,
+        vector: Sequence[float] | None = None,
+        model: str | None = None,
     ) -> MemoryRecord:
         """Store a memory, or merge it into the existing memory of the same user that says the same thing.
 
@@ -78,6 +81,14 @@ class AsyncMemories(AsyncConversations):
 
         Args:
             dedup: merge near-duplicates (default: ``Settings.memory_dedup``, true).
+            conversation_id: the conversation the memory comes from (``retrieve_memories`` and ``search`` filter
+                by it). Its user is the memory's user when ``user_id`` is not given. Deleting the conversation
+                keeps the memory, with ``conversation_id`` None.
+            vector, model: the memory's embedding, computed by the caller with the model named ``model``
+                (default: the store's embedder, whose dimension it must have). It is stored as given, never
+                re-embedded (nor by ``reindex``), and found by ``search(vector=..., model=...)``; the dimension
+                must be the one of the tenant's other vectors of that model. Near-duplicates are then judged
+                with it against the candidates' vectors of the same model.
 
         Returns:
             The new memory, or the existing one it was merged into (same id, ``metadata["merged"]`` counted).
@@ -88,16 +99,29 @@ class AsyncMemories(AsyncConversations):
 
         Raises:
             UserNotFound: ``user_id`` is not a user of this tenant.
+            ConversationNotFound: ``conversation_id`` is not a conversation of this tenant.
             MessageNotFound: a source id is not a message (or, for such a segment, a memory) of this tenant.
+            InvalidVector: ``vector`` is not a list of finite numbers (VectorDimensionMismatch: not of the
+                dimension of the model's other vectors).
+            VectorSearchUnavailable: ``vector`` given on a PostgreSQL without pgvector.
         """
         v.check_content(content, max_bytes=self._settings.max_content_bytes)
         if not 0.0 <= v.check_number(importance, "importance") <= 1.0:
             raise InvalidInput(f"importance must be between 0 and 1, got {importance!r}")
         uid = as_id(user_id, "user_id") if user_id is not None else None
+        cid = as_id(conversation_id, "conversation_id") if conversation_id is not None else None
+        caller = self._memory_vector(vector, model)
         now = utc_now()
+        if cid is not None and uid is None:
+            async with self._tx() as uow:
+                conversation = await uow.conversations.get(cid)
+            if conversation is None:
+                raise ConversationNotFound(cid)
+            uid = conversation.user_id
         values = {
             "id": new_id(),
             "user_id": uid,
+            "conversation_id": cid,
             "agent_id": v.check_name(agent_id, "agent_id", max_len=200),
             "content": content,
             "kind": v.check_enum(MemoryKind, kind).value,
@@ -112,14 +136,18 @@ class AsyncMemories(AsyncConversations):
         }
         memory: MemoryRecord | None = None
         if (self._settings.memory_dedup if dedup is None else dedup) and values["kind"] != MemoryKind.SUMMARY.value:
-            memory = await self._merge_duplicate(values)
+            memory = await self._merge_duplicate(values, caller)
         if memory is None:
             async with self._tx(write=True) as uow:
                 if uid is not None and await uow.users.get(uid) is None:
                     raise UserNotFound(uid)
+                await self._check_memory_conversation(uow, values)
                 await self._check_sources(uow, values)
                 memory = await uow.memories.insert(values)
-                await self._enqueue(uow, ItemKind.MEMORY, [memory.id], now)
+                if caller is not None:
+                    await self._put_vectors(uow, ItemKind.MEMORY, [(memory.id, caller[0])], caller[1], now)
+                else:
+                    await self._enqueue(uow, ItemKind.MEMORY, [memory.id], now)
         data = {
             "memory_id": str(memory.id),
             "user_id": None if uid is None else str(uid),
@@ -132,6 +160,27 @@ class AsyncMemories(AsyncConversations):
         await self._cache.events.publish(self.tenant_id, EventType.MEMORY_STORED, data)
         return memory
 
+    def _memory_vector(self, vector: Sequence[float] | None, model: str | None) -> tuple[list[float], str] | None:
+        if vector is None:
+            if model is not None:
+                raise InvalidInput("model= names the model of vector=: pass the memory's vector too (or drop model=)")
+            return None
+        return self._caller_vector(vector, model)
+
+    async def _check_memory_conversation(self, uow: AsyncUnitOfWork, values: dict[str, Any]) -> None:
+        """The memory's conversation exists (locked against deletion until commit) and belongs to its user."""
+        cid = values.get("conversation_id")
+        if cid is None:
+            return
+        exists, owner = await uow.conversations.owner_for_reference(cid)
+        if not exists:
+            raise ConversationNotFound(cid)
+        if values["user_id"] is not None and owner != values["user_id"]:
+            raise InvalidInput(
+                f"conversation {cid} belongs to user {owner}, not to user {values['user_id']}: store the memory "
+                "for the conversation's user (or leave user_id out: it is then taken from the conversation)"
+            )
+
     def _memory_embedder(self) -> Embedder | None:
         embedder = getattr(self.store, "embedder", None)
         return embedder if isinstance(embedder, Embedder) else None
@@ -142,8 +191,11 @@ class AsyncMemories(AsyncConversations):
         else:
             return embedder.embed(texts)
 
-    async def _merge_duplicate(self, values: dict[str, Any]) -> MemoryRecord | None:
-        """Merge ``values`` into the near-duplicate it has, if any (see ``store_memory``); None: no duplicate."""
+    async def _merge_duplicate(
+        self, values: dict[str, Any], caller: tuple[list[float], str] | None = None
+    ) -> MemoryRecord | None:
+        """Merge ``values`` into the near-duplicate it has, if any (see ``store_memory``); None: no duplicate.
+        ``caller``: the caller's vector and model, compared with the candidates' vectors of that model."""
         now = values["created_at"]
         async with self._tx() as uow:
             candidates = await uow.memories.dedup_candidates(
@@ -158,30 +210,38 @@ class AsyncMemories(AsyncConversations):
         texts = [c.content for c in candidates]
         match = find_duplicate(values["content"], texts, jaccard=self._settings.memory_dedup_jaccard)
         embedder = self._memory_embedder()
-        if embedder is not None and (match is None or match.method != "exact"):
+        model = caller[1] if caller is not None else embedder.name if embedder is not None else None
+        if model is not None and (match is None or match.method != "exact"):
             # Indexed memories bring their vectors.
             async with self._tx() as uow:
-                stored = await uow.memories.stored_vectors([c.id for c in candidates], model=embedder.name)
-            # Memories not indexed yet (no worker running, or written just now) are embedded here, the newest
-            # ``memory_dedup_embed_limit`` of them: without a worker the cost of a call stays bounded. Older
-            # unindexed ones are judged by text (the Jaccard rule) instead.
-            missing = [c for c in candidates if c.id not in stored][: self._settings.memory_dedup_embed_limit]
-            try:
-                fresh = await self._embed(embedder, [values["content"], *(c.content for c in missing)])
-            except Exception as error:  # an embedding service down must not refuse the write
-                log.warning(
-                    "store_memory: embedder %s failed (%s: %s); near-duplicates judged by text only",
-                    embedder.name,
-                    type(error).__name__,
-                    error,
-                )
-                return await self._merge_into(candidates, match, values) if match is not None else None
-            vectors = {**stored, **{c.id: vector for c, vector in zip(missing, fresh[1:], strict=True)}}
+                stored = await uow.memories.stored_vectors([c.id for c in candidates], model=model)
+            if caller is not None:
+                # The caller's vector meets the candidates' of its model; the others are judged by text.
+                new_vector = caller[0]
+                vectors = {key: value for key, value in stored.items() if len(value) == len(new_vector)}
+            else:
+                assert embedder is not None
+                # Memories not indexed yet (no worker running, or written just now) are embedded here, the newest
+                # ``memory_dedup_embed_limit`` of them: without a worker the cost of a call stays bounded. Older
+                # unindexed ones are judged by text (the Jaccard rule) instead.
+                missing = [c for c in candidates if c.id not in stored][: self._settings.memory_dedup_embed_limit]
+                try:
+                    fresh = await self._embed(embedder, [values["content"], *(c.content for c in missing)])
+                except Exception as error:  # an embedding service down must not refuse the write
+                    log.warning(
+                        "store_memory: embedder %s failed (%s: %s); near-duplicates judged by text only",
+                        embedder.name,
+                        type(error).__name__,
+                        error,
+                    )
+                    return await self._merge_into(candidates, match, values, caller) if match is not None else None
+                new_vector = fresh[0]
+                vectors = {**stored, **{c.id: vector for c, vector in zip(missing, fresh[1:], strict=True)}}
             with_vector = [i for i, c in enumerate(candidates) if c.id in vectors]
             semantic = find_duplicate(
                 values["content"],
                 [texts[i] for i in with_vector],
-                vector=fresh[0],
+                vector=new_vector,
                 candidate_vectors=[vectors[candidates[i].id] for i in with_vector],
                 threshold=self._settings.memory_dedup_threshold,
             )
@@ -191,10 +251,14 @@ class AsyncMemories(AsyncConversations):
                 match = None  # the textual rule matched a memory the model says is different
         if match is None:
             return None
-        return await self._merge_into(candidates, match, values)
+        return await self._merge_into(candidates, match, values, caller)
 
     async def _merge_into(
-        self, candidates: list[MemoryRecord], match: DuplicateMatch, values: dict[str, Any]
+        self,
+        candidates: list[MemoryRecord],
+        match: DuplicateMatch,
+        values: dict[str, Any],
+        caller: tuple[list[float], str] | None = None,
     ) -> MemoryRecord | None:
         """Merge ``values`` into the matched candidate, keeping its previous state as a version."""
         now = values["created_at"]
@@ -217,10 +281,13 @@ class AsyncMemories(AsyncConversations):
             "metadata": self._json(merged_meta, "metadata"),
             "updated_at": now,
         }
+        if values["conversation_id"] is not None:
+            update["conversation_id"] = values["conversation_id"]  # restated in this conversation
         async with self._tx(write=True) as uow:
             current = await uow.memories.get(old.id)
             if current is None:
                 return None  # deleted meanwhile: store a new one
+            await self._check_memory_conversation(uow, values)
             await self._check_sources(uow, values)
             if (current.content, current.importance, current.tier.value) != (
                 values["content"],
@@ -228,9 +295,25 @@ class AsyncMemories(AsyncConversations):
                 update["tier"],
             ):
                 await self._keep_version(uow, current, now, "merge")
-            if current.content != values["content"]:
-                await self._enqueue(uow, ItemKind.MEMORY, [old.id], now)
-            return await uow.memories.update(old.id, update)
+            merged = await uow.memories.update(old.id, update)
+            await self._revector(uow, old.id, current.content != values["content"], caller, now)
+            return merged
+
+    async def _revector(
+        self,
+        uow: AsyncUnitOfWork,
+        memory_id: uuid.UUID,
+        content_changed: bool,
+        caller: tuple[list[float], str] | None,
+        now: datetime,
+    ) -> None:
+        """After a memory's update: store the caller's new vector, or, when its text changed, drop a caller's
+        vector of the old text and queue the memory for the store's embedder."""
+        if caller is not None:
+            await self._put_vectors(uow, ItemKind.MEMORY, [(memory_id, caller[0])], caller[1], now)
+        elif content_changed:
+            await uow.index_jobs.drop_supplied(ItemKind.MEMORY, [memory_id])
+            await self._enqueue(uow, ItemKind.MEMORY, [memory_id], now)
 
     async def _check_sources(self, uow: AsyncUnitOfWork, values: dict[str, Any]) -> None:
         """The new memory's sources exist in this tenant: one SELECT, in the writing transaction (so none can be
@@ -276,20 +359,44 @@ class AsyncMemories(AsyncConversations):
         include_expired: bool = False,
         limit: int = 20,
         cursor: str | None = None,
+        conversation_id: uuid.UUID | str | None = None,
+        query: str | None = None,
     ) -> Page[MemoryRecord]:
-        """Memories by importance (most important first), optionally for one user, agent, tier or kind.
+        """Memories by importance (most important first), optionally for one user, agent, tier, kind or
+        conversation; with ``query``, the ones relevant to it, most relevant first.
 
         Each memory returned counts as recalled (``recall_count``, ``last_recalled_at``: see ``_recalled``).
 
         Args:
             include_expired: also return memories whose ``expires_at`` has passed (not purged yet).
-            cursor: the ``next_cursor`` of the previous page, to get the next one.
+            cursor: the ``next_cursor`` of the previous page, to get the next one (not with ``query``).
+            conversation_id: only the memories stored from this conversation (``store_memory(conversation_id=)``).
+            query: rank by relevance to this text instead: the ``limit`` most relevant memories that pass every
+                filter (``search`` over memories, mode ``auto``: hybrid with an embedder, full text without, where
+                memories without any of its words are left out), as one page (``next_cursor`` None).
         """
         v.check_limit(limit)
         uid = as_id(user_id, "user_id") if user_id is not None else None
         tier_value = v.check_enum(MemoryTier, tier).value if tier is not None else None
         kind_value = v.check_enum(MemoryKind, kind).value if kind is not None else None
         agent = v.check_name(agent_id, "agent_id", max_len=200)
+        cid = as_id(conversation_id, "conversation_id") if conversation_id is not None else None
+        now = utc_now()
+        if query is not None:
+            if cursor is not None:
+                raise InvalidInput("retrieve_memories with a query answers one page: drop cursor= (or query=)")
+            return await self._relevant_memories(
+                query,
+                SearchFilters(
+                    user_id=uid,
+                    agent_id=agent,
+                    tier=tier_value,
+                    conversation_id=cid,
+                    memory_kind=kind_value,
+                    alive_at=None if include_expired else now,
+                ),
+                limit,
+            )
         after = decode_list_cursor(MemoryRecord, cursor) if cursor is not None else None
         async with self._tx() as uow:
             found = await uow.memories.query(
@@ -297,11 +404,39 @@ class AsyncMemories(AsyncConversations):
                 agent_id=agent,
                 tier=tier_value,
                 kind=kind_value,
-                not_expired_at=None if include_expired else utc_now(),
+                not_expired_at=None if include_expired else now,
                 limit=limit + 1,
                 after=after,
+                conversation_id=cid,
             )
         page = page_after(found, limit)
+        await self._recalled(m.id for m in page.items)
+        return page
+
+    async def _relevant_memories(self, query: str, filters: SearchFilters, limit: int) -> Page[MemoryRecord]:
+        v.check_text(query, "query")
+        if not query.strip():
+            raise InvalidInput("query is empty: pass the words or the question to rank the memories by")
+        await self._runtime.ensure_schema()
+        engine = self._runtime.search_engine
+        for attempt in (1, 2):  # read-your-writes, as ``search`` does
+            results = await engine.search(
+                self.tenant_id,
+                query,
+                mode=SearchMode.AUTO,
+                kinds=[ItemKind.MEMORY],
+                filters=filters,
+                min_score=None,
+                limit=limit,
+                recency_boost=0.0,
+                importance_boost=0.0,
+                count_waiting=engine.embedder() is not None,
+            )
+            if attempt == 2 or not await self._runtime.embed_few_waiting(self.tenant_id, results.pending):
+                break
+        async with self._tx() as uow:
+            found = await uow.memories.get_many([hit.id for hit in results])
+        page = Page(items=[found[hit.id] for hit in results if hit.id in found], next_cursor=None)
         await self._recalled(m.id for m in page.items)
         return page
 
@@ -315,14 +450,19 @@ class AsyncMemories(AsyncConversations):
         importance: float | Unset = UNSET,
         expires_at: datetime | Unset | None = UNSET,
         metadata: Mapping[str, Any] | Unset = UNSET,
+        vector: Sequence[float] | None = None,
+        model: str | None = None,
     ) -> MemoryRecord:
         """Change the given fields of a memory (pass ``expires_at=None`` to make it permanent).
 
         When the content, importance, metadata or tier change, the previous state is kept as a version
-        (``get_memory_history``, reason ``update``).
+        (``get_memory_history``, reason ``update``). ``vector``, ``model``: the caller's new embedding of the memory
+        (as in ``store_memory``); when the content changes without one, a vector the caller gave before is dropped
+        (it described the old text) and the memory is queued for the store's embedder.
 
         Raises:
             MemoryNotFound: no such memory in this tenant.
+            InvalidVector: ``vector`` is not usable (see ``store_memory``).
         """
         mid = as_id(memory_id, "memory_id")
         values: dict[str, Any] = {}
@@ -341,20 +481,21 @@ class AsyncMemories(AsyncConversations):
             values["expires_at"] = v.check_time(expires_at, "expires_at")
         if not isinstance(metadata, Unset):
             values["metadata"] = self._json(metadata, "metadata")
+        caller = self._memory_vector(vector, model)
         now = utc_now()
         async with self._tx(write=True) as uow:
             current = await uow.memories.get(mid)
             if current is None:
                 raise MemoryNotFound(mid)
-            if not values:
+            if not values and caller is None:
                 return current
             if any(
                 k in values and values[k] != getattr(current, k) for k in ("content", "importance", "metadata", "tier")
             ):
                 await self._keep_version(uow, current, now, "update")
             updated = await uow.memories.update(mid, {**values, "updated_at": now})
-            if "content" in values and values["content"] != current.content:
-                await self._enqueue(uow, ItemKind.MEMORY, [mid], now)
+            changed = "content" in values and values["content"] != current.content
+            await self._revector(uow, mid, changed, caller, now)
         assert updated is not None
         return updated
 
@@ -520,6 +661,7 @@ class AsyncMemories(AsyncConversations):
                 },
                 "created_at": now,
                 "updated_at": now,
+                "conversation_id": cid,
             }
             segment = await uow.memories.insert(values)
             await self._enqueue(uow, ItemKind.MEMORY, [segment.id], now)

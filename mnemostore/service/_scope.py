@@ -9,7 +9,7 @@ import functools
 import inspect
 import logging
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar, cast
@@ -18,10 +18,13 @@ from mnemostore.domain import Tenant
 from mnemostore.errors import (
     ConversationNotFound,
     InvalidInput,
+    InvalidVector,
     MnemostoreError,
     ModelNotAllowed,
     QuotaExceeded,
     TenantNotFound,
+    VectorDimensionMismatch,
+    VectorSearchUnavailable,
 )
 from mnemostore.search import ItemKind
 from mnemostore.service import _validation as v
@@ -170,6 +173,49 @@ class TenantScope:
                 uow.memories.record_recalls(ids, utc_now())
         except MnemostoreError as error:
             log.warning("could not count the recall of %d memories of tenant %s: %s", len(ids), self.tenant_id, error)
+
+    def _caller_vector(self, vector: Any, model: str | None, *, field: str = "vector") -> tuple[list[float], str]:
+        """A caller's vector, checked, with the name of the model that computed it (default: the store's embedder,
+        whose dimension it must then have)."""
+        values = v.check_vector(vector, field)
+        embedder = self._runtime.search_engine.embedder()
+        if model is None:
+            if embedder is None:
+                raise InvalidVector(
+                    f"{field} needs model=: the name of the model that computed it (this store has no embedder "
+                    "whose name it could default to)"
+                )
+            model = embedder.name
+        name = v.check_name(model, "model", max_len=200, required=True)
+        assert name is not None
+        if embedder is not None and name == embedder.name and (len(values) != embedder.dimension):
+            raise VectorDimensionMismatch(name, embedder.dimension, len(values))
+        return (values, name)
+
+    def _put_vectors(
+        self,
+        uow: UnitOfWork,
+        kind: ItemKind,
+        vectors: Sequence[tuple[uuid.UUID, list[float]]],
+        model: str,
+        now: datetime,
+    ) -> None:
+        """Store the caller's vectors of items written in ``uow``: one dimension per model in a tenant (the same
+        check as the store's own vectors), instead of queueing the items for the indexer."""
+        if not vectors:
+            return
+        if not self._runtime.search_engine.vectors_supported(uow):
+            raise VectorSearchUnavailable(
+                "storing vectors needs the pgvector extension, which this PostgreSQL does not have: install pgvector "
+                "on the server, then run `mnemostore reindex`; store the item without vector= meanwhile"
+            )
+        dimensions = {len(vector) for _, vector in vectors}
+        known = uow.index_jobs.model_dimension(model)
+        expected = known if known is not None else len(vectors[0][1])
+        for got in sorted(dimensions):
+            if got != expected:
+                raise VectorDimensionMismatch(model, expected, got)
+        uow.index_jobs.put_vectors(kind, vectors, model=model, now=now)
 
     def _check_conversation(self, uow: UnitOfWork, conversation_id: uuid.UUID | None) -> None:
         if conversation_id is not None and uow.conversations.get(conversation_id) is None:

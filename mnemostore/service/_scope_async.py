@@ -6,7 +6,7 @@ import functools
 import inspect
 import logging
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar, cast
@@ -17,10 +17,13 @@ from mnemostore.domain import (
 from mnemostore.errors import (
     ConversationNotFound,
     InvalidInput,
+    InvalidVector,
     MnemostoreError,
     ModelNotAllowed,
     QuotaExceeded,
     TenantNotFound,
+    VectorDimensionMismatch,
+    VectorSearchUnavailable,
 )
 from mnemostore.search import ItemKind
 from mnemostore.service import _validation as v
@@ -172,6 +175,49 @@ class AsyncTenantScope:
                 await uow.memories.record_recalls(ids, utc_now())
         except MnemostoreError as error:
             log.warning("could not count the recall of %d memories of tenant %s: %s", len(ids), self.tenant_id, error)
+
+    def _caller_vector(self, vector: Any, model: str | None, *, field: str = "vector") -> tuple[list[float], str]:
+        """A caller's vector, checked, with the name of the model that computed it (default: the store's embedder,
+        whose dimension it must then have)."""
+        values = v.check_vector(vector, field)
+        embedder = self._runtime.search_engine.embedder()
+        if model is None:
+            if embedder is None:
+                raise InvalidVector(
+                    f"{field} needs model=: the name of the model that computed it (this store has no embedder "
+                    "whose name it could default to)"
+                )
+            model = embedder.name
+        name = v.check_name(model, "model", max_len=200, required=True)
+        assert name is not None
+        if embedder is not None and name == embedder.name and len(values) != embedder.dimension:
+            raise VectorDimensionMismatch(name, embedder.dimension, len(values))
+        return values, name
+
+    async def _put_vectors(
+        self,
+        uow: AsyncUnitOfWork,
+        kind: ItemKind,
+        vectors: Sequence[tuple[uuid.UUID, list[float]]],
+        model: str,
+        now: datetime,
+    ) -> None:
+        """Store the caller's vectors of items written in ``uow``: one dimension per model in a tenant (the same
+        check as the store's own vectors), instead of queueing the items for the indexer."""
+        if not vectors:
+            return
+        if not await self._runtime.search_engine.vectors_supported(uow):
+            raise VectorSearchUnavailable(
+                "storing vectors needs the pgvector extension, which this PostgreSQL does not have: install pgvector "
+                "on the server, then run `mnemostore reindex`; store the item without vector= meanwhile"
+            )
+        dimensions = {len(vector) for _, vector in vectors}
+        known = await uow.index_jobs.model_dimension(model)
+        expected = known if known is not None else len(vectors[0][1])
+        for got in sorted(dimensions):
+            if got != expected:
+                raise VectorDimensionMismatch(model, expected, got)
+        await uow.index_jobs.put_vectors(kind, vectors, model=model, now=now)
 
     async def _check_conversation(self, uow: AsyncUnitOfWork, conversation_id: uuid.UUID | None) -> None:
         if conversation_id is not None and await uow.conversations.get(conversation_id) is None:

@@ -26,7 +26,12 @@ import numpy as np
 import sqlalchemy as sa
 
 from mnemostore.config import Settings
-from mnemostore.errors import EmbedderNotConfigured, EmbedderUnavailable, VectorSearchUnavailable
+from mnemostore.errors import (
+    EmbedderNotConfigured,
+    EmbedderUnavailable,
+    VectorDimensionMismatch,
+    VectorSearchUnavailable,
+)
 from mnemostore.search import (
     EXTRA_HINT,
     FUSION_DEPTH,
@@ -109,6 +114,14 @@ class SearchEngine:
         """Look again whether PostgreSQL has pgvector (after ``reindex`` set it up)."""
         self._pg_vectors = None
 
+    def vectors_supported(self, uow: UnitOfWork) -> bool:
+        """Whether the database can hold vectors: always on SQLite; on PostgreSQL when it has pgvector."""
+        if self._db.dialect != "postgresql":
+            return True
+        if self._pg_vectors is None:
+            self._pg_vectors = uow.vector_column_is_vector()
+        return self._pg_vectors
+
     def embed_query(self, text: str) -> list[float]:
         embedder = self.require_embedder()
         return embedder.embed_query(text)
@@ -121,6 +134,7 @@ class SearchEngine:
         query: str | None,
         *,
         vector: Sequence[float] | None = None,
+        model: str | None = None,
         mode: SearchMode,
         kinds: Sequence[ItemKind],
         filters: SearchFilters,
@@ -135,12 +149,16 @@ class SearchEngine:
         ``TenantStore.search``). ``auto`` never raises for a missing embedder or pgvector: it ranks by full
         text, and by full text alone when the query cannot be embedded. ``count_waiting``: ``pending`` is the
         number of the tenant's items still waiting for the indexer, counted in the search's own transaction
-        (semantic and hybrid modes; 0 otherwise)."""
+        (semantic and hybrid modes; 0 otherwise). ``vector`` and ``model``: a query vector the caller computed
+        with ``model``, searched against the vectors of that model (no embedder needed); ``query``, if given too,
+        is the text of full-text search."""
         fusion_weights = fusion_weights_or_raise(weights)
         kinds = [kind for kind in kinds if filters.applies_to(kind)]
         auto = mode is SearchMode.AUTO
         if auto:
-            mode = self._auto_mode(tenant_id)
+            mode = self._auto_mode(tenant_id, by_vector=vector is not None)
+            if query is None:
+                mode = SearchMode.SEMANTIC
         if not kinds:
             return SearchResults(mode=mode, retrievers=())
         semantic = mode in (SearchMode.SEMANTIC, SearchMode.HYBRID)
@@ -152,18 +170,21 @@ class SearchEngine:
             want = min(MAX_CANDIDATES, max(limit * 3, 30))
         else:
             want = max(limit, FUSION_DEPTH) if mode is SearchMode.HYBRID else limit
-        embedder: Embedder | None = None
-        if semantic:
+        space: tuple[str, int] | None = None  # the model and dimension of the vectors searched
+        if semantic and vector is not None:
+            assert model is not None
+            space = (model, len(vector))
+        elif semantic:
             embedder = self.require_embedder()
-            if vector is None:
-                assert query is not None
-                try:
-                    vector = self.embed_query(query)
-                except EmbedderUnavailable as error:
-                    if not auto:
-                        raise
-                    _log.warning("search: ranking by full text only, the query could not be embedded: %s", error)
-                    semantic, embedder, mode = (False, None, SearchMode.FULLTEXT)
+            assert query is not None
+            try:
+                vector = self.embed_query(query)
+                space = (embedder.name, embedder.dimension)
+            except EmbedderUnavailable as error:
+                if not auto:
+                    raise
+                _log.warning("search: ranking by full text only, the query could not be embedded: %s", error)
+                semantic, mode = (False, SearchMode.FULLTEXT)
         rankings: dict[str, list[Key]] = {}
         scores: dict[str, dict[Key, float]] = {}
         terms: list[str] = []
@@ -182,12 +203,16 @@ class SearchEngine:
                 rankings["fulltext"] = [key for key, _ in found[:want]]
                 scores["fulltext"] = dict(found[:want])
             if semantic:
-                assert embedder is not None and vector is not None
+                assert space is not None and vector is not None
+                if model is not None:
+                    stored = uow.index_jobs.model_dimension(space[0])
+                    if stored is not None and stored != space[1]:
+                        raise VectorDimensionMismatch(space[0], stored, space[1])
                 found = []
                 for kind in kinds:
                     found += [
                         ((kind.value, i), s)
-                        for i, s in self._semantic(repo, uow, kind, embedder, vector, filters, want, rows)
+                        for i, s in self._semantic(repo, uow, kind, space, vector, filters, want, rows)
                     ]
                 found.sort(key=lambda pair: -pair[1])
                 rankings["semantic"] = [key for key, _ in found[:want]]
@@ -216,9 +241,10 @@ class SearchEngine:
         )
         return SearchResults(hits, mode=mode, retrievers=rankings, pending=waiting)
 
-    def _auto_mode(self, tenant_id: uuid.UUID) -> SearchMode:
-        """``hybrid`` where semantic search can run (an embedder, and pgvector on PostgreSQL), else ``fulltext``."""
-        if self.embedder() is None:
+    def _auto_mode(self, tenant_id: uuid.UUID, *, by_vector: bool = False) -> SearchMode:
+        """``hybrid`` where semantic search can run (an embedder or the caller's vector, and pgvector on
+        PostgreSQL), else ``fulltext``."""
+        if not by_vector and self.embedder() is None:
             return SearchMode.FULLTEXT
         if self._db.dialect == "postgresql":
             if self._pg_vectors is None:
@@ -233,14 +259,15 @@ class SearchEngine:
         repo: SearchRepository,
         uow: UnitOfWork,
         kind: ItemKind,
-        embedder: Embedder,
+        space: tuple[str, int],
         vector: Sequence[float],
         filters: SearchFilters,
         want: int,
         rows: dict[Key, dict[str, Any]],
     ) -> list[tuple[uuid.UUID, float]]:
-        """The ``want`` nearest items of ``kind`` that pass the filters, best first; their rows go into ``rows``
-        (so the search reads them once)."""
+        """The ``want`` nearest items of ``kind`` that pass the filters among the vectors of ``space`` (model,
+        dimension), best first; their rows go into ``rows`` (so the search reads them once)."""
+        model, dimension = space
         if self._db.dialect == "postgresql":
             if self._pg_vectors is None:
                 self._pg_vectors = uow.vector_column_is_vector()
@@ -252,7 +279,7 @@ class SearchEngine:
             choice_key = None
             exact = None
             if filters.user_id is not None:
-                choice_key = (repo.tenant_id, kind, embedder.name, filters.user_id)
+                choice_key = (repo.tenant_id, kind, model, filters.user_id)
                 with self._lock:
                     known = self._exact_choice.get(choice_key)
                 if known is not None and known[1] > time.monotonic():
@@ -261,8 +288,8 @@ class SearchEngine:
                 kind,
                 vector,
                 filters,
-                model=embedder.name,
-                dimension=embedder.dimension,
+                model=model,
+                dimension=dimension,
                 limit=want,
                 exact_max_rows=self._settings.vector_exact_max_rows,
                 exact=exact,
@@ -275,44 +302,45 @@ class SearchEngine:
             for item, _, row in found:
                 rows[kind.value, item] = row
             return [(item, score) for item, score, _ in found]
-        index = self._sync_index(repo, kind, embedder)
+        index = self._sync_index(repo, kind, model, dimension)
         # The common "this user's items" scope is answered from the owners the index keeps; other filters ask
         # the database which vectors they allow. Either way the rows are read back with every filter applied.
         owner = filters.user_id if filters.only_user else None
         allowed = None
         if filters.narrows and owner is None:
-            allowed = repo.allowed_seqs(kind, filters, model=embedder.name)
+            allowed = repo.allowed_seqs(kind, filters, model=model)
         k = want
         while True:
             found_ids = index.search(vector, k, allowed_seqs=allowed, owner=owner)
-            alive = repo.hydrate(kind, [item for item, _ in found_ids], filters)
+            alive = repo.hydrate(kind, [item for item, _ in found_ids], filters, model=model)
             hits = [(item, score) for item, score in found_ids if item in alive]
-            # Rows deleted since they were indexed drop out here: ask for more rather than return fewer.
+            # Rows deleted since they were indexed (or whose vector is no longer of this model) drop out here: ask
+            # for more rather than return fewer.
             if len(hits) >= want or len(found_ids) < k or k >= len(index):
                 for item, _ in hits[:want]:
                     rows[kind.value, item] = alive[item]
                 return hits[:want]
             k = min(len(index), k * 4)
 
-    def _sync_index(self, repo: SearchRepository, kind: ItemKind, embedder: Embedder) -> VectorIndex:
-        key = (repo.tenant_id, kind, embedder.name)
+    def _sync_index(self, repo: SearchRepository, kind: ItemKind, model: str, dimension: int) -> VectorIndex:
+        key = (repo.tenant_id, kind, model)
         with self._lock:
             index = self._indexes.get(key)
-        if index is None:
-            index = self._saved_index(repo, kind, embedder)
+        if index is None or index.dimension != dimension:
+            index = self._saved_index(repo, kind, model, dimension)
             with self._lock:
-                index = self._indexes.setdefault(key, index or self._new_index(embedder))
-        new = repo.vectors_since(kind, model=embedder.name, seq=index.last_seq)
+                index = self._indexes[key] = index or self._new_index(dimension)
+        new = repo.vectors_since(kind, model=model, seq=index.last_seq)
         if new:
             items, seqs, vectors, owners = zip(*new, strict=True)
             matrix = np.frombuffer(b"".join(vectors), dtype=np.float32).reshape(len(new), -1)
             index.add(items, matrix, seqs, owners)
         return index
 
-    def _new_index(self, embedder: Embedder) -> VectorIndex:
+    def _new_index(self, dimension: int) -> VectorIndex:
         backend = self._settings.vector_backend
         return VectorIndex(
-            embedder.dimension,
+            dimension,
             use_hnsw=backend == "hnsw" or (backend == "auto" and hnsw_available()),
             ef_search=self._settings.hnsw_ef_search,
             exact_max_rows=self._settings.vector_exact_max_rows,
@@ -334,17 +362,17 @@ class SearchEngine:
             return None
         return folder / f"{tenant_id.hex}-{kind.value}-{hashlib.sha256(model.encode()).hexdigest()[:12]}.npz"
 
-    def _saved_index(self, repo: SearchRepository, kind: ItemKind, embedder: Embedder) -> VectorIndex | None:
+    def _saved_index(self, repo: SearchRepository, kind: ItemKind, model: str, dimension: int) -> VectorIndex | None:
         """The index saved by an earlier process, if it still matches the table (see ``VectorIndex.reconcile``)."""
-        path = self._index_file(repo.tenant_id, kind, embedder.name)
+        path = self._index_file(repo.tenant_id, kind, model)
         if path is None or not path.exists():
             return None
         index = VectorIndex.load(
             path, ef_search=self._settings.hnsw_ef_search, exact_max_rows=self._settings.vector_exact_max_rows
         )
-        if index is None or index.dimension != embedder.dimension:
+        if index is None or index.dimension != dimension:
             return None
-        stored = repo.vector_seqs_upto(kind, model=embedder.name, seq=index.last_seq)
+        stored = repo.vector_seqs_upto(kind, model=model, seq=index.last_seq)
         return index if index.reconcile(stored) else None
 
     def forget_tenant(self, tenant_id: uuid.UUID) -> None:

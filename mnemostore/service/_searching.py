@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -23,8 +23,10 @@ class Searching(TenantScope):
 
     def search(
         self,
-        query: str,
+        query: str | None = None,
         *,
+        vector: Sequence[float] | None = None,
+        model: str | None = None,
         mode: SearchMode | str = SearchMode.AUTO,
         kinds: Iterable[ItemKind | str] = (ItemKind.MESSAGE, ItemKind.MEMORY, ItemKind.KNOWLEDGE),
         user_id: uuid.UUID | str | None = None,
@@ -45,6 +47,13 @@ class Searching(TenantScope):
         """Search the tenant's messages, memories and knowledge chunks.
 
         Args:
+            query: the text to search for (full text, and embedded by the store's embedder for semantic search
+                unless ``vector`` is given).
+            vector, model: a query vector computed by the caller with the model named ``model`` (default: the
+                store's embedder): semantic search then ranks the items stored with vectors of that model
+                (``store_memory(..., vector=, model=)``, ``upsert_knowledge(..., vector=, model=)``), and needs
+                no embedder. Without ``query`` the mode is semantic (``auto`` too); with it, ``hybrid`` fuses the
+                vector's ranking with full-text search of the query.
             mode: ``auto`` (the default: ``hybrid`` where semantic search can run, that is with an embedder and,
                 on PostgreSQL, pgvector; ``fulltext`` elsewhere, so it answers on every install), ``semantic``
                 (embedding similarity), ``fulltext`` (words, stemmed; any may match, items matching more of them
@@ -55,9 +64,10 @@ class Searching(TenantScope):
             kinds: any of ``messages``, ``memories``, ``knowledge`` (and ``graph_items``, the items of
                 ``put_graph_item``, which ``search_graph_items`` searches by namespace).
             user_id, agent_id, conversation_id, tier, role, since, until, metadata, source: filters. A filter that a
-                kind cannot satisfy leaves that kind out (role and conversation_id: messages; tier and agent_id:
-                memories; source: knowledge chunks of that source; user_id: messages of the user's conversations and
-                the user's memories). ``metadata`` matches top-level keys to equal scalar values.
+                kind cannot satisfy leaves that kind out (role: messages; conversation_id: messages and memories of
+                the conversation; tier and agent_id: memories; source: knowledge chunks of that source; user_id:
+                messages of the user's conversations and the user's memories). ``metadata`` matches top-level keys
+                to equal scalar values.
             min_score: drop hits whose score before boosts is lower: the cosine similarity in semantic mode, the
                 text score in fulltext mode (the share of the query's words matched, plus the text rank over the
                 number of words: 0 to 1), the fused score (at most ``sum(weights) / 61``) in hybrid mode.
@@ -77,12 +87,28 @@ class Searching(TenantScope):
             EmbedderNotConfigured: semantic or hybrid mode asked for without an embedder (names the extra).
             EmbedderUnavailable: semantic or hybrid mode asked for, and the embedder fails.
             VectorSearchUnavailable: semantic or hybrid mode asked for on a PostgreSQL without pgvector.
+            InvalidVector: ``vector`` is not a list of finite numbers, or has no ``model`` to go with it;
+                VectorDimensionMismatch: its dimension differs from the stored vectors of ``model``.
         """
-        v.check_text(query, "query")
-        if not query.strip():
-            raise InvalidInput("query is empty: pass the words or the question to search for")
-        v.check_limit(limit)
         search_mode = parse_mode(mode)
+        query_vector: list[float] | None = None
+        model_name: str | None = None
+        if vector is not None:
+            query_vector, model_name = self._caller_vector(vector, model)
+            if search_mode is SearchMode.FULLTEXT:
+                raise InvalidInput("mode='fulltext' searches words, not vectors: drop vector= or use mode='semantic'")
+        elif model is not None:
+            raise InvalidInput("model= names the model of vector=: pass the query vector too (or drop model=)")
+        if query is None:
+            if query_vector is None:
+                raise InvalidInput("search needs a query (the words or question), a vector (vector=), or both")
+            if search_mode is SearchMode.HYBRID:
+                raise InvalidInput("hybrid mode fuses semantic and full-text search: pass the query text too")
+        else:
+            v.check_text(query, "query")
+            if not query.strip():
+                raise InvalidInput("query is empty: pass the words or the question to search for")
+        v.check_limit(limit)
         kind_list = list(dict.fromkeys(parse_kind(kind) for kind in kinds))
         filters = self._filters(user_id, agent_id, conversation_id, tier, role, since, until, metadata, source)
         for value, name in ((recency_boost, "recency_boost"), (importance_boost, "importance_boost")):
@@ -94,11 +120,19 @@ class Searching(TenantScope):
         # Read-your-writes: the search counts the tenant's items waiting for the indexer in its own transaction;
         # when a few wait, they are embedded here and the search runs again (rare: right after a write, with no
         # indexer keeping up). The common case pays one statement, not a transaction of its own.
-        count_waiting = search_mode is not SearchMode.FULLTEXT and self._runtime.search_engine.embedder() is not None
+        # A caller's vectors are written with their items: none of them waits (unless it is the embedder's model).
+        embedder = self._runtime.search_engine.embedder()
+        count_waiting = (
+            search_mode is not SearchMode.FULLTEXT
+            and embedder is not None
+            and (model_name is None or model_name == embedder.name)
+        )
         for attempt in (1, 2):
             results = self._runtime.search_engine.search(
                 self.tenant_id,
                 query,
+                vector=query_vector,
+                model=model_name,
                 mode=search_mode,
                 kinds=kind_list,
                 filters=filters,
@@ -144,7 +178,7 @@ class Searching(TenantScope):
 
     def semantic_search(
         self,
-        query: str,
+        query: str | None = None,
         *,
         kinds: Iterable[ItemKind | str] = (ItemKind.MESSAGE, ItemKind.MEMORY, ItemKind.KNOWLEDGE),
         limit: int = 10,
@@ -155,23 +189,37 @@ class Searching(TenantScope):
 
     def search_similar_memories(
         self,
-        query: str,
+        query: str | None = None,
         *,
+        embedding_vector: Sequence[float] | None = None,
+        model: str | None = None,
         user_id: uuid.UUID | str | None = None,
         agent_id: str | None = None,
         tier: MemoryTier | str | None = None,
+        conversation_id: uuid.UUID | str | None = None,
         min_score: float | None = None,
+        threshold: float | None = None,
         limit: int = 10,
     ) -> SearchResults:
-        """Memories closest in meaning to ``query`` (semantic search over memories only)."""
+        """Memories closest in meaning to ``query`` or to ``embedding_vector`` (a vector of ``model``, as in
+        ``search(vector=, model=)``), semantic search over memories only.
+
+        Args:
+            threshold: the lowest cosine similarity returned (another name of ``min_score``; give one).
+        """
+        if threshold is not None and min_score is not None:
+            raise InvalidInput("threshold and min_score are the same bound: give one of them")
         return self.search(
             query,
+            vector=embedding_vector,
+            model=model,
             mode=SearchMode.SEMANTIC,
             kinds=(ItemKind.MEMORY,),
             user_id=user_id,
             agent_id=agent_id,
             tier=tier,
-            min_score=min_score,
+            conversation_id=conversation_id,
+            min_score=threshold if threshold is not None else min_score,
             limit=limit,
         )
 

@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 from mnemostore.config import MAX_INTEGER, MAX_JSON_DEPTH
 from mnemostore.domain import ConversationStatus, MemoryKind, MemoryTier, Quotas, Role
-from mnemostore.errors import ContentTooLarge, InvalidInput, InvalidMetadata, InvalidText
+from mnemostore.errors import ContentTooLarge, InvalidInput, InvalidMetadata, InvalidText, InvalidVector
 
 __all__ = [
     "check_content",
@@ -40,6 +40,7 @@ __all__ = [
     "check_text",
     "check_time",
     "check_tokens",
+    "check_vector",
 ]
 
 
@@ -268,3 +269,30 @@ def check_quotas(quotas: Quotas) -> Quotas:
     for model in models:
         check_name(model, "a model of allowed_models", max_len=200, required=True)
     return dataclasses.replace(quotas, allowed_models=tuple(dict.fromkeys(models)))
+
+
+# pgvector stores up to 16,000 dimensions; its HNSW index takes up to 2,000.
+MAX_VECTOR_DIMENSION = 16_000
+
+
+def check_vector(value: Any, field: str = "vector") -> list[float]:
+    """A caller's vector as unit-length floats: a non-empty list of finite numbers, not all zero (cosine needs a
+    length)."""
+    if isinstance(value, str | bytes) or not hasattr(value, "__len__") or not hasattr(value, "__iter__"):
+        raise InvalidVector(f"{field} must be a list of numbers (the embedding), got {type(value).__name__}")
+    if not 0 < len(value) <= MAX_VECTOR_DIMENSION:
+        raise InvalidVector(f"{field} must have 1 to {MAX_VECTOR_DIMENSION} numbers, got {len(value)}")
+    out: list[float] = []
+    for index, number in enumerate(value):
+        if isinstance(number, bool | str | bytes) or not hasattr(number, "__float__"):
+            raise InvalidVector(f"{field}[{index}] must be a number, got {show(number)}")
+        as_float = float(number)
+        if not math.isfinite(as_float) or abs(as_float) > 3.4e38:
+            raise InvalidVector(f"{field}[{index}] must be a finite float32 number, got {show(number)}")
+        out.append(as_float)
+    length = math.sqrt(math.fsum(x * x for x in out))
+    if length == 0.0:
+        raise InvalidVector(f"{field} is all zeros: a zero vector has no direction to compare by cosine")
+    # Unit length, like the embedders' own vectors: the embedded index ranks by inner product, which is then the
+    # cosine similarity that pgvector computes.
+    return [x / length for x in out]

@@ -114,6 +114,16 @@ class AsyncConversationRepository(AsyncRepository):
         last = (await self._conn.execute(st.RESERVE, params)).scalar_one_or_none()
         return int(last) if last is not None else None
 
+    async def owner_for_reference(self, conversation_id: uuid.UUID) -> tuple[bool, uuid.UUID | None]:
+        """(exists, its user) of the conversation, key-share locked until commit on PostgreSQL, so that a row
+        written to reference it cannot miss its deletion (the delete waits, then its trigger clears the reference)."""
+        c = conversations.c
+        query = sa.select(c.user_id).where(c.tenant_id == self.tenant_id, c.id == conversation_id)
+        if self._conn.dialect.name == "postgresql":
+            query = query.with_for_update(key_share=True)
+        row = (await self._conn.execute(query)).first()
+        return (False, None) if row is None else (True, row.user_id)
+
     async def lock(self, conversation_id: uuid.UUID) -> bool:
         """Row-lock the conversation until commit (SQLite's BEGIN IMMEDIATE already holds the database lock)."""
         c = conversations.c

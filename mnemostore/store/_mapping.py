@@ -241,6 +241,7 @@ def to_memory(row: Row) -> MemoryRecord:
         updated_at=row.updated_at,
         recall_count=row.recall_count,
         last_recalled_at=row.last_recalled_at,
+        conversation_id=row.conversation_id,
     )
 
 

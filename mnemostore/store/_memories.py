@@ -102,6 +102,14 @@ class MemoryRepository(Repository):
         row = self._conn.execute(sa.select(memories).where(c.tenant_id == self.tenant_id, c.id == memory_id)).first()
         return m.to_memory(row) if row else None
 
+    def get_many(self, memory_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, MemoryRecord]:
+        """The memories of these ids that exist, by id."""
+        if not memory_ids:
+            return {}
+        c = memories.c
+        query = sa.select(memories).where(c.tenant_id == self.tenant_id, c.id.in_(list(memory_ids)))
+        return {row.id: m.to_memory(row) for row in self._conn.execute(query)}
+
     def query(
         self,
         *,
@@ -112,6 +120,7 @@ class MemoryRepository(Repository):
         not_expired_at: datetime | None,
         limit: int,
         after: tuple[float, uuid.UUID] | None = None,
+        conversation_id: uuid.UUID | None = None,
     ) -> list[MemoryRecord]:
         """Memories by importance (most important first) with every filter ``retrieve_memories`` offers.
 
@@ -124,7 +133,13 @@ class MemoryRepository(Repository):
             .order_by(c.importance.desc(), c.id.desc())
             .limit(limit)
         )
-        for column, value in ((c.user_id, user_id), (c.agent_id, agent_id), (c.tier, tier), (c.kind, kind)):
+        for column, value in (
+            (c.user_id, user_id),
+            (c.agent_id, agent_id),
+            (c.tier, tier),
+            (c.kind, kind),
+            (c.conversation_id, conversation_id),
+        ):
             if value is not None:
                 query = query.where(column == value)
         if not_expired_at is not None:

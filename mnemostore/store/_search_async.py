@@ -97,7 +97,8 @@ class AsyncIndexRepository:
                 await self._conn.execute(
                     sa.select(embeddings.c.item_id).where(
                         embeddings.c.item_kind == JOB_KIND[kind],
-                        embeddings.c.model == model,
+                        # A vector the caller brought is kept: its item is not the store's to embed.
+                        sa.or_(embeddings.c.model == model, embeddings.c.supplied),
                         embeddings.c.item_id.in_(ids),
                     )
                 )
@@ -239,6 +240,52 @@ class AsyncIndexRepository:
                 found[(kind, tenant, row.id)] = row.owner
         return found
 
+    async def put_vectors(
+        self, kind: ItemKind, vectors: Sequence[tuple[uuid.UUID, Sequence[float]]], *, model: str, now: datetime
+    ) -> int:
+        """Store vectors the caller computed for items of ``kind`` written in this transaction (``supplied``: the
+        indexer never replaces them), and drop the items' pending index jobs; returns the vectors written.
+        The caller checked the vectors (finite, one dimension per model: ``model_dimension``)."""
+        assert self._tenant_id is not None
+        if not vectors:
+            return 0
+        job_kind = JOB_KIND[kind]
+        ids = [item for item, _ in vectors]
+        owners = {row.id: row.owner for row in await self._conn.execute(owners_statement(kind, self._tenant_id, ids))}
+        rows = [((job_kind, self._tenant_id, item), owners[item], vector) for item, vector in vectors if item in owners]
+        c = index_jobs.c
+        await self._conn.execute(
+            sa.delete(index_jobs).where(
+                c.tenant_id == self._tenant_id, c.item_kind == job_kind, c.item_id.in_(ids), c.state == "pending"
+            )
+        )
+        if not rows:
+            return 0
+        return await self._upsert_vectors(rows, model=model, dimension=len(rows[0][2]), now=now, supplied=True)
+
+    async def drop_supplied(self, kind: ItemKind, item_ids: Sequence[uuid.UUID]) -> None:
+        """Delete the caller's vectors of these items (their text changed: the vector described the old one)."""
+        e = embeddings.c
+        await self._conn.execute(
+            sa.delete(embeddings).where(
+                e.tenant_id == self._tenant_id,
+                e.item_kind == JOB_KIND[kind],
+                e.item_id.in_(list(item_ids)),
+                e.supplied,
+            )
+        )
+
+    async def model_dimension(self, model: str) -> int | None:
+        """The dimension of this tenant's vectors of ``model`` (of any kind), None when it has none."""
+        e = embeddings.c
+        query = (
+            sa.select(e.dimension)
+            .where(e.tenant_id == self._tenant_id, e.item_kind.in_(list(JOB_KIND.values())), e.model == model)
+            .limit(1)
+        )
+        found = (await self._conn.execute(query)).scalar()
+        return None if found is None else int(found)
+
     async def _upsert_vectors(
         self,
         rows: list[tuple[tuple[str, uuid.UUID, uuid.UUID], uuid.UUID | None, Any]],
@@ -246,6 +293,7 @@ class AsyncIndexRepository:
         model: str,
         dimension: int,
         now: datetime,
+        supplied: bool = False,
     ) -> int:
 
         first = int(now.timestamp() * 1_000_000)
@@ -271,6 +319,7 @@ class AsyncIndexRepository:
                     "vector": stored,
                     "seq": first + offset,
                     "embedded_at": now,
+                    "supplied": supplied,
                 }
             )
         insert = (postgresql.insert if self._dialect == "postgresql" else sqlite.insert)(embeddings)
@@ -283,7 +332,10 @@ class AsyncIndexRepository:
                 "vector": insert.excluded.vector,
                 "seq": insert.excluded.seq,
                 "embedded_at": insert.excluded.embedded_at,
+                "supplied": insert.excluded.supplied,
             },
+            # The indexer never replaces a vector the caller brought (a job queued before it arrived).
+            where=None if supplied else embeddings.c.supplied == sa.false(),
         )
         await self._conn.execute(statement, values)
         return len(values)
@@ -483,10 +535,12 @@ class AsyncSearchRepository:
         statement = _allowed_seqs(kind, filters, self.tenant_id, self._dialect, model=model)
         return list((await self._conn.execute(statement)).scalars())
 
-    async def hydrate(self, kind: ItemKind, ids: list[uuid.UUID], filters: SearchFilters) -> dict[uuid.UUID, Any]:
+    async def hydrate(
+        self, kind: ItemKind, ids: list[uuid.UUID], filters: SearchFilters, *, model: str | None = None
+    ) -> dict[uuid.UUID, Any]:
         if not ids:
             return {}
-        statement = _hydrate(kind, ids, filters, self.tenant_id, self._dialect)
+        statement = _hydrate(kind, ids, filters, self.tenant_id, self._dialect, model=model)
         out: dict[uuid.UUID, Any] = {}
         for row in await self._conn.execute(statement):
             mapping = self._hit_row(kind, row)
@@ -520,10 +574,15 @@ async def vector_column_is_vector(conn: AsyncConnection, dialect: str) -> bool:
 async def ensure_pg_vectors(conn: AsyncConnection, dimension: int) -> None:
     """Turn ``embeddings.vector`` into pgvector's type (when still bytea) and make sure the HNSW index of
     ``dimension`` exists. Raises the driver's error when pgvector is not installed on the server."""
-    await conn.execute(sa.text("CREATE EXTENSION IF NOT EXISTS vector"))
     if not await vector_column_is_vector(conn, "postgresql"):
+        await conn.execute(sa.text("CREATE EXTENSION IF NOT EXISTS vector"))
         await conn.execute(sa.text("ALTER TABLE embeddings ALTER COLUMN vector TYPE vector USING NULL"))
     size = int(dimension)
+    # Looked up first: CREATE INDEX needs the table's owner even when the index exists, and the store's roles
+    # are not (a reindex with the model of an existing index then runs as them).
+    exists = sa.text("SELECT to_regclass(:name) IS NOT NULL")
+    if (await conn.execute(exists, {"name": f"ix_embeddings_hnsw_{size}"})).scalar():
+        return
     await conn.execute(
         sa.text(
             f"CREATE INDEX IF NOT EXISTS ix_embeddings_hnsw_{size} ON embeddings "

@@ -104,6 +104,12 @@ def filter_conditions(
             conditions.append(c.agent_id == filters.agent_id)
         if filters.tier is not None:
             conditions.append(c.tier == filters.tier)
+        if filters.conversation_id is not None:
+            conditions.append(c.conversation_id == filters.conversation_id)
+        if filters.memory_kind is not None:
+            conditions.append(c.kind == filters.memory_kind)
+        if filters.alive_at is not None:
+            conditions.append(sa.or_(c.expires_at.is_(None), c.expires_at > filters.alive_at))
     if kind is ItemKind.GRAPH_ITEM:
         if filters.searching:
             conditions.append(c.content != "")  # put without index: found by namespace and filters, not by query
@@ -317,10 +323,26 @@ def vectors_since_statement(kind: ItemKind) -> sa.Select[Any]:
 
 
 def hydrate_statement(
-    kind: ItemKind, ids: list[uuid.UUID], filters: SearchFilters, tenant_id: uuid.UUID, dialect: str
+    kind: ItemKind,
+    ids: list[uuid.UUID],
+    filters: SearchFilters,
+    tenant_id: uuid.UUID,
+    dialect: str,
+    *,
+    model: str | None = None,
 ) -> sa.Select[Any]:
-    """The rows of ``ids`` that still exist and pass the filters, with what a hit shows."""
+    """The rows of ``ids`` that still exist and pass the filters, with what a hit shows. ``model``: only items
+    whose vector is still of that model (an in-process index may hold a vector replaced since by another model's,
+    or dropped with the caller's vector of an old text)."""
     table = TABLES[kind]
+    filters_and_model: list[sa.ColumnElement[bool]] = []
+    if model is not None:
+        e = embeddings.c
+        filters_and_model.append(
+            sa.exists().where(
+                e.tenant_id == tenant_id, e.item_kind == JOB_KIND[kind], e.item_id == table.c.id, e.model == model
+            )
+        )
     columns: list[Any] = [table]
     if kind is ItemKind.MESSAGE:
         columns.append(conversations.c.user_id)
@@ -331,10 +353,14 @@ def hydrate_statement(
         return (
             sa.select(*columns)
             .select_from(join)
-            .where(table.c.id.in_(ids), *filter_conditions(filters, kind, tenant_id, dialect, by_key=True))
+            .where(
+                table.c.id.in_(ids),
+                *filter_conditions(filters, kind, tenant_id, dialect, by_key=True),
+                *filters_and_model,
+            )
         )
     return sa.select(*columns).where(
-        table.c.id.in_(ids), *filter_conditions(filters, kind, tenant_id, dialect, by_key=True)
+        table.c.id.in_(ids), *filter_conditions(filters, kind, tenant_id, dialect, by_key=True), *filters_and_model
     )
 
 

@@ -255,9 +255,14 @@ memories = sa.Table(
     # How often and when retrieval or search last returned the memory (migration 0010): the lifecycle's input.
     sa.Column("recall_count", sa.Integer(), nullable=False, server_default="0"),
     sa.Column("last_recalled_at", UtcDateTime()),
+    # The conversation the memory belongs to (migration 0011). Not a foreign key: SQLite cannot add one without
+    # rebuilding ``memories``, whose drop would cascade to its versions. Triggers of 0011 set it to NULL when the
+    # conversation is deleted (the memory outlives it); writes check and lock the conversation.
+    sa.Column("conversation_id", sa.Uuid()),
     sa.PrimaryKeyConstraint("tenant_id", "id"),
     sa.Index(None, "tenant_id", "user_id", "tier", "importance"),
     sa.Index(None, "tenant_id", "expires_at"),
+    sa.Index(None, "tenant_id", "conversation_id"),
 )
 
 knowledge_chunks = sa.Table(
@@ -493,6 +498,7 @@ index_jobs = sa.Table(
 # vector (triggers of migration 0003). ``owner_id`` is the user who owns the item (a memory's user, a message's
 # conversation's user; none for knowledge and graph items), which never changes: a search for one user's items
 # finds their vectors through ``ix_embeddings_owner`` without joining each candidate to its item (migration 0009).
+# ``model`` is the embedder's name, or the caller's for a vector they brought (``supplied``).
 OWNED = "owner_id IS NOT NULL"
 
 embeddings = sa.Table(
@@ -507,6 +513,9 @@ embeddings = sa.Table(
     sa.Column("vector", sa.LargeBinary().with_variant(Vector(), "postgresql")),
     sa.Column("seq", sa.BigInteger(), nullable=False),
     _created_at("embedded_at"),
+    # True: the caller computed the vector (``vector=`` on a write, migration 0011); the indexer never replaces
+    # it and ``reindex`` leaves its item alone.
+    sa.Column("supplied", sa.Boolean(), nullable=False, server_default=sa.false()),
     sa.PrimaryKeyConstraint("tenant_id", "item_kind", "item_id"),
     sa.Index(None, "tenant_id", "item_kind", "model", "seq"),
     # A user's vectors of one kind (knowledge and graph items have no owner and are left out).

@@ -31,9 +31,16 @@ router = APIRouter(route_class=JsonRoute, prefix="/v1/knowledge", tags=["knowled
 
 @router.post("", response_model=KnowledgeChunkOut)
 async def upsert_knowledge(body: KnowledgeUpsert, t: TenantDep) -> KnowledgeChunk:
-    """Insert or update the chunk keyed by (source, external_id); sending the same chunk again changes nothing."""
+    """Insert or update the chunk keyed by (source, external_id); sending the same chunk again changes nothing.
+    ``vector`` and ``model``: the chunk's embedding computed by the caller (never re-embedded)."""
     return await t.upsert_knowledge(
-        body.source, body.external_id, body.content, title=body.title, metadata=body.metadata
+        body.source,
+        body.external_id,
+        body.content,
+        title=body.title,
+        metadata=body.metadata,
+        vector=body.vector,
+        model=body.model,
     )
 
 
@@ -41,7 +48,7 @@ async def upsert_knowledge(body: KnowledgeUpsert, t: TenantDep) -> KnowledgeChun
 async def upsert_knowledge_bulk(body: KnowledgeBulkUpsert, t: TenantDep) -> dict[str, object]:
     """Upsert up to 1,000 chunks of one source in one transaction (a later duplicate external_id wins)."""
     chunks = [chunk.model_dump() for chunk in body.chunks]
-    return {"items": await t.upsert_knowledge_chunks(body.source, chunks)}
+    return {"items": await t.upsert_knowledge_chunks(body.source, chunks, model=body.model)}
 
 
 @router.get("", response_model=Page[KnowledgeChunkOut])

@@ -22,7 +22,8 @@ router = APIRouter(route_class=JsonRoute, prefix="/v1/memories", tags=["memories
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=MemoryOut)
 async def store_memory(body: MemoryCreate, t: TenantDep) -> MemoryRecord:
-    """Store a memory (and publish ``memory.stored``)."""
+    """Store a memory (and publish ``memory.stored``); ``vector`` and ``model``: its embedding computed by the
+    caller (never re-embedded; searched with ``POST /v1/search`` and the same model)."""
     return await t.store_memory(**body.model_dump())
 
 
@@ -33,9 +34,18 @@ async def list_memories(
     tier: Annotated[MemoryTier | None, Query(description="only this tier")] = None,
     limit: Limit = 20,
     cursor: Cursor = None,
+    conversation_id: Annotated[uuid.UUID | None, Query(description="only those stored from it")] = None,
+    query: Annotated[
+        str | None,
+        Query(min_length=1, max_length=10_000, description="rank by relevance to this text (one page, no cursor)"),
+    ] = None,
 ) -> dict[str, object]:
-    """Memories, most important first."""
-    return page_from_store(await t.retrieve_memories(user_id=user_id, tier=tier, limit=limit, cursor=cursor))
+    """Memories, most important first; with ``query``, the most relevant to it first."""
+    return page_from_store(
+        await t.retrieve_memories(
+            user_id=user_id, tier=tier, limit=limit, cursor=cursor, conversation_id=conversation_id, query=query
+        )
+    )
 
 
 @router.get("/{memory_id}", response_model=MemoryOut)

@@ -40,6 +40,8 @@ async def run_search(t: AsyncTenantStore, body: KnowledgeSearchRequest, kinds: t
     filters = body.filters.model_dump(exclude_none=True) if body.filters is not None else {}
     hits = await t.search(
         body.query,
+        vector=body.vector,
+        model=body.model,
         mode=body.mode,
         kinds=kinds,
         limit=body.limit,
@@ -52,7 +54,8 @@ async def run_search(t: AsyncTenantStore, body: KnowledgeSearchRequest, kinds: t
 
 @router.post("", response_model=SearchResultsOut, responses=SEARCH_RESPONSES)
 async def search(body: SearchRequest, t: ReadTenantDep) -> dict[str, Any]:
-    """Search messages, memories and knowledge (``scope``), best first: ``query``, ``mode`` (auto, semantic,
-    fulltext, hybrid), ``filters``, ``limit``, ``weights`` (hybrid fusion). Each hit carries every retriever's score
-    and rank; the answer names the mode and retrievers that ran. Read-only keys may search."""
+    """Search messages, memories and knowledge (``scope``), best first: ``query`` and/or ``vector`` (with its
+    ``model``), ``mode`` (auto, semantic, fulltext, hybrid), ``filters``, ``limit``, ``weights`` (hybrid fusion).
+    Each hit carries every retriever's score and rank; the answer names the mode and retrievers that ran.
+    Read-only keys may search."""
     return await run_search(t, body, SCOPES[body.scope])

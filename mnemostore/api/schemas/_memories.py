@@ -23,6 +23,17 @@ from mnemostore.api.schemas._common import (
 )
 from mnemostore.domain import MemoryKind, MemoryTier, Role
 
+# A vector the caller computed (its model is named beside it): finite numbers, at most pgvector's 16,000.
+Vector = Annotated[
+    list[Annotated[float, Field(allow_inf_nan=False)]],
+    Field(min_length=1, max_length=16_000, description="an embedding computed by the caller"),
+]
+ModelName = Annotated[
+    str,
+    Field(min_length=1, max_length=200, description="the model that computed the vector (default: the store's)"),
+    _Clean,
+]
+
 
 class MemoryCreate(_In):
     model_config = ConfigDict(
@@ -49,6 +60,11 @@ class MemoryCreate(_In):
     compression_level: TokenCount = 0
     expires_at: Timestamp | None = None
     metadata: JsonObject | None = None
+    conversation_id: uuid.UUID | None = Field(
+        default=None, description="the conversation it comes from (its user is the memory's when user_id is absent)"
+    )
+    vector: Vector | None = None
+    model: ModelName | None = None
 
 
 class MemoryOut(_Out):
@@ -68,6 +84,7 @@ class MemoryOut(_Out):
     updated_at: datetime
     recall_count: int = Field(0, description="how many times retrieval or search returned the memory")
     last_recalled_at: datetime | None = Field(None, description="when retrieval or search last returned it")
+    conversation_id: uuid.UUID | None = None
 
 
 class KnowledgeChunkIn(_In):
@@ -75,6 +92,7 @@ class KnowledgeChunkIn(_In):
     content: Text
     title: Name1000 | None = None
     metadata: JsonObject | None = None
+    vector: Vector | None = None
 
 
 class KnowledgeUpsert(KnowledgeChunkIn):
@@ -94,6 +112,7 @@ class KnowledgeUpsert(KnowledgeChunkIn):
     )
 
     source: Required500
+    model: ModelName | None = None
 
 
 class KnowledgeBulkUpsert(_In):
@@ -113,6 +132,7 @@ class KnowledgeBulkUpsert(_In):
 
     source: Required500
     chunks: Annotated[list[KnowledgeChunkIn], Field(min_length=1, max_length=MAX_BATCH)]
+    model: ModelName | None = None
 
 
 class KnowledgeChunkOut(_Out):
@@ -129,8 +149,9 @@ class KnowledgeChunkOut(_Out):
 
 
 class SearchFilters(_In):
-    """Filters of a search. One a kind cannot satisfy leaves that kind out: ``role`` and ``conversation_id`` apply
-    to messages, ``tier`` and ``agent_id`` to memories, ``user_id`` to the user's messages and memories."""
+    """Filters of a search. One a kind cannot satisfy leaves that kind out: ``role`` applies to messages,
+    ``conversation_id`` to messages and the conversation's memories, ``tier`` and ``agent_id`` to memories,
+    ``user_id`` to the user's messages and memories."""
 
     user_id: uuid.UUID | None = None
     agent_id: Name200 | None = None
@@ -149,7 +170,15 @@ class KnowledgeSearchRequest(_In):
 
     model_config = ConfigDict(json_schema_extra={"examples": [{"query": "hotel budget", "mode": "hybrid", "limit": 5}]})
 
-    query: Annotated[str, Field(min_length=1, max_length=10_000), _Clean]
+    query: Annotated[str, Field(min_length=1, max_length=10_000), _Clean] | None = Field(
+        default=None, description="the text to search for; give it, a vector, or both"
+    )
+    vector: Vector | None = Field(
+        default=None,
+        description="a query vector computed by the caller with `model`: semantic search over the items stored "
+        "with vectors of that model (with `query` too, hybrid fuses it with full text)",
+    )
+    model: ModelName | None = None
     mode: Literal["auto", "semantic", "fulltext", "hybrid"] = Field(
         default="auto",
         description="auto (default): hybrid where semantic search can run (an embedder, and pgvector on "

@@ -3,8 +3,9 @@ methods).
 
 A document is a chunk of the source: its id is the chunk's external id, its text the content, its metadata the
 chunk's metadata. Writes are ``upsert_knowledge_chunks`` (one transaction; unchanged documents write nothing),
-reads and deletes go by external id, and search is the store's own search over this source's chunks, so the
-vectors are mnemostore's, made by the store's embedder.
+reads and deletes go by external id, and search is the store's own search over this source's chunks. The
+vectors are made by the store's embedder, or, given a LangChain ``Embeddings`` (``embedding``), by it: the chunks
+are then stored with their vectors (``vector=``, under ``model``) and searched by the query's vector.
 """
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from langchain_core.documents import Document
+from langchain_core.embeddings import Embeddings
 
 from mnemostore.domain import KnowledgeChunk
 from mnemostore.errors import InvalidInput
+from mnemostore.integrations.langchain._embeddings import default_model_name
 from mnemostore.search import ItemKind, SearchMode
 from mnemostore.service.store_async import AsyncTenantStore
 
@@ -30,14 +33,46 @@ class AsyncChunks:
     """The documents of one knowledge source of a tenant."""
 
     def __init__(
-        self, tenant: AsyncTenantStore, source: str, *, wait_for_indexing: bool, timeout_seconds: float
+        self,
+        tenant: AsyncTenantStore,
+        source: str,
+        *,
+        wait_for_indexing: bool,
+        timeout_seconds: float,
+        embedding: Embeddings | None = None,
+        model: str | None = None,
     ) -> None:
         if not isinstance(source, str) or not source.strip():
             raise InvalidInput(f"source must be a non-empty string, got {source!r}")
+        if embedding is not None and not isinstance(embedding, Embeddings):
+            raise InvalidInput(f"embedding must be a LangChain Embeddings object, got {type(embedding).__name__}")
         self.tenant = tenant
         self.source = source
         self.wait_for_indexing = wait_for_indexing
         self.timeout_seconds = timeout_seconds
+        self.embedding = embedding
+        self.model = model
+
+    def _model(self, vector: Sequence[float]) -> str:
+        """The name the caller's vectors are stored under (given, or derived from the embeddings object)."""
+        if self.model is None:
+            assert self.embedding is not None
+            self.model = default_model_name(self.embedding, len(vector))
+        return self.model
+
+    async def _embed_documents(self, texts: list[str]) -> list[list[float]]:
+        assert self.embedding is not None
+        if True:  # ASYNC
+            return await self.embedding.aembed_documents(texts)
+        else:
+            return self.embedding.embed_documents(texts)
+
+    async def _embed_query(self, text: str) -> list[float]:
+        assert self.embedding is not None
+        if True:  # ASYNC
+            return await self.embedding.aembed_query(text)
+        else:
+            return self.embedding.embed_query(text)
 
     async def add(self, documents: Sequence[Document], ids: Sequence[str | None] | None) -> list[str]:
         """Upsert the documents under their ids (``ids``, else each document's own, else a new UUID); then,
@@ -54,6 +89,12 @@ class AsyncChunks:
         ]
         if not chunks:
             return []
+        if self.embedding is not None:
+            vectors = await self._embed_documents([document.page_content for document in documents])
+            for chunk, vector in zip(chunks, vectors, strict=True):
+                chunk["vector"] = vector
+            await self.tenant.upsert_knowledge_chunks(self.source, chunks, model=self._model(vectors[0]))
+            return keys  # stored with their vectors: searchable at once
         await self.tenant.upsert_knowledge_chunks(self.source, chunks)
         if self.wait_for_indexing and self.tenant.store.embedder is not None:
             await self.tenant.wait_for_indexing(timeout_seconds=self.timeout_seconds)
@@ -79,9 +120,42 @@ class AsyncChunks:
         self, query: str, *, k: int, filter: Mapping[str, Any] | None, mode: SearchMode | str
     ) -> list[tuple[Document, float]]:
         """The ``k`` documents that best match ``query``, best first, with their scores (semantic mode: the
-        cosine similarity)."""
+        cosine similarity). With ``embedding``, semantic and hybrid search rank by the query's vector."""
+        if self.embedding is not None and SearchMode(mode) is not SearchMode.FULLTEXT:
+            vector = await self._embed_query(query)
+            text = None if SearchMode(mode) is SearchMode.SEMANTIC else query
+            return await self._found(text, vector, k=k, filter=filter, mode=mode)
+        return await self._found(query, None, k=k, filter=filter, mode=mode)
+
+    async def search_by_vector(
+        self, vector: Sequence[float], *, k: int, filter: Mapping[str, Any] | None
+    ) -> list[tuple[Document, float]]:
+        """The ``k`` documents nearest to ``vector`` (of the embeddings' model, or the store's), best first, with
+        their cosine similarity."""
+        model = self._model(vector) if self.embedding is not None else self.model
+        return await self._found(None, vector, k=k, filter=filter, mode=SearchMode.SEMANTIC, model=model)
+
+    async def _found(
+        self,
+        query: str | None,
+        vector: Sequence[float] | None,
+        *,
+        k: int,
+        filter: Mapping[str, Any] | None,
+        mode: SearchMode | str,
+        model: str | None = None,
+    ) -> list[tuple[Document, float]]:
+        if vector is not None and model is None and self.embedding is not None:
+            model = self._model(vector)
         hits = await self.tenant.search(
-            query, mode=mode, kinds=[ItemKind.KNOWLEDGE], source=self.source, metadata=filter, limit=k
+            query,
+            vector=vector,
+            model=model,
+            mode=mode,
+            kinds=[ItemKind.KNOWLEDGE],
+            source=self.source,
+            metadata=filter,
+            limit=k,
         )
         return [
             (Document(id=hit.external_id, page_content=hit.content, metadata=hit.metadata), hit.score) for hit in hits

@@ -17,7 +17,7 @@ from langchain_core.embeddings import Embeddings
 from mnemostore.errors import ConfigurationError, EmbedderUnavailable, EmbeddingDimensionMismatch
 from mnemostore.search import Embedder
 
-__all__ = ["LangChainEmbedder", "MnemostoreEmbeddings"]
+__all__ = ["LangChainEmbedder", "MnemostoreEmbeddings", "default_model_name"]
 
 T = TypeVar("T")
 # The width of embeddings.model, where the name is recorded beside every vector.
@@ -53,7 +53,7 @@ class LangChainEmbedder(Embedder):
         self.embeddings = embeddings
         self.batch_size = batch_size
         self.dimension = dimension if dimension is not None else len(self._call(lambda: embeddings.embed_query("size")))
-        self.name = name if name is not None else _default_name(embeddings, self.dimension)
+        self.name = name if name is not None else default_model_name(embeddings, self.dimension)
         if not self.name or len(self.name) > _MAX_NAME:
             raise ConfigurationError(f"the embedder's name must have 1 to {_MAX_NAME} characters, got {self.name!r}")
 
@@ -97,7 +97,8 @@ class MnemostoreEmbeddings(Embeddings):
         return self.embedder.embed_query(text)
 
 
-def _default_name(embeddings: Embeddings, dimension: int) -> str:
+def default_model_name(embeddings: Embeddings, dimension: int) -> str:
+    """``langchain:<class>[:<model>]:<dimension>``: the name vectors of ``embeddings`` are recorded under."""
     parts = ["langchain", type(embeddings).__name__]
     for attribute in ("model", "model_name"):
         value = getattr(embeddings, attribute, None)

@@ -39,10 +39,13 @@ class MnemostoreVectorStore(VectorStore):
     ``"fulltext"`` and ``"auto"`` too), scoped to the source; ``filter`` keeps documents whose metadata has
     these top-level keys equal to these values.
 
-    The vectors are the store's: made by the embedder the store was opened with. To embed with a LangChain
-    ``Embeddings`` object, open the store with it (``MnemoStore(url, embedder=LangChainEmbedder(embeddings))``,
-    or ``MnemostoreVectorStore.from_url(url, embedding=embeddings)``); ``embeddings`` gives the store's embedder as
-    a LangChain object either way.
+    The vectors are the store's, made by the embedder the store was opened with, unless ``embedding`` is given:
+    then this vector store embeds with that LangChain ``Embeddings`` object itself, stores each document with its
+    vector (under ``embedding_model``, default ``langchain:<class>[:<model>]:<dimension>``; the store never
+    re-embeds them) and searches by the query's vector, so a tenant may embed this source with its own model and
+    other kinds with the store's. To make a LangChain object the store's embedder for everything instead, open the
+    store with it (``MnemoStore(url, embedder=LangChainEmbedder(embeddings))``, or
+    ``MnemostoreVectorStore.from_url(url, embedding=embeddings)``). ``embeddings`` gives the embeddings in use.
 
     Built on a ``TenantStore``, every method works (the async ones run it on a worker thread); built on an
     ``AsyncTenantStore``, the async ones do, and the sync ones raise ``ConfigurationError``.
@@ -53,6 +56,8 @@ class MnemostoreVectorStore(VectorStore):
             them, or waits for its indexer); off: adding returns after the write, and semantic search finds them
             once they are embedded (the store's read-your-writes covers small backlogs).
         timeout_seconds: how long adding waits for the indexing at most (``IndexingTimeout`` after it).
+        embedding: embed documents and queries with this ``Embeddings`` object (see above).
+        embedding_model: the name the vectors of ``embedding`` are stored and searched under.
     """
 
     def __init__(
@@ -62,22 +67,29 @@ class MnemostoreVectorStore(VectorStore):
         source: str = DEFAULT_SOURCE,
         wait_for_indexing: bool = True,
         timeout_seconds: float = 60.0,
+        embedding: Embeddings | None = None,
+        embedding_model: str | None = None,
     ) -> None:
         self._sync: Chunks | None = None
         self._async: AsyncChunks | None = None
+        options: dict[str, Any] = {
+            "wait_for_indexing": wait_for_indexing,
+            "timeout_seconds": timeout_seconds,
+            "embedding": embedding,
+            "model": embedding_model,
+        }
         if isinstance(tenant, AsyncTenantStore):
-            self._async = AsyncChunks(
-                tenant, source, wait_for_indexing=wait_for_indexing, timeout_seconds=timeout_seconds
-            )
+            self._async = AsyncChunks(tenant, source, **options)
             self._store: AsyncMnemoStore | MnemoStore = tenant.store
         elif isinstance(tenant, TenantStore):
-            self._sync = Chunks(tenant, source, wait_for_indexing=wait_for_indexing, timeout_seconds=timeout_seconds)
+            self._sync = Chunks(tenant, source, **options)
             self._store = tenant.store
         else:
             raise InvalidInput(
                 f"a vector store is built on a tenant view (store.tenant(...)), got {type(tenant).__name__}"
             )
         self.source = source
+        self._embedding = embedding
         self._owned: MnemoStore | None = None
 
     # -- construction ------------------------------------------------------------------------------------------
@@ -150,8 +162,10 @@ class MnemostoreVectorStore(VectorStore):
 
     @property
     def embeddings(self) -> Embeddings | None:
-        """The store's embedder as a LangChain object (the one it was given, for a ``LangChainEmbedder``); None
-        when the store has none (full-text search only)."""
+        """The ``embedding`` given to this vector store, else the store's embedder as a LangChain object (the one
+        it was given, for a ``LangChainEmbedder``); None when there is none (full-text search only)."""
+        if self._embedding is not None:
+            return self._embedding
         embedder = self._store.embedder
         if isinstance(embedder, LangChainEmbedder):
             return embedder.embeddings
@@ -242,6 +256,19 @@ class MnemostoreVectorStore(VectorStore):
             return await run_in_executor(None, self.similarity_search_with_score, query, k, **kwargs)
         filter, mode = _search_arguments(kwargs)
         return await self._async.search(query, k=k, filter=filter, mode=mode)
+
+    def similarity_search_by_vector(self, embedding: list[float], k: int = 4, **kwargs: Any) -> list[Document]:
+        """The ``k`` documents nearest to ``embedding`` (a vector of this store's ``embedding``, or of the
+        store's embedder), best first (``filter=``)."""
+        filter, _ = _search_arguments(kwargs)
+        return [document for document, _ in self._chunks().search_by_vector(embedding, k=k, filter=filter)]
+
+    async def asimilarity_search_by_vector(self, embedding: list[float], k: int = 4, **kwargs: Any) -> list[Document]:
+        """The ``k`` documents nearest to ``embedding``, best first (see ``similarity_search_by_vector``)."""
+        if self._async is None:
+            return await run_in_executor(None, self.similarity_search_by_vector, embedding, k, **kwargs)
+        filter, _ = _search_arguments(kwargs)
+        return [document for document, _ in await self._async.search_by_vector(embedding, k=k, filter=filter)]
 
     def _select_relevance_score_fn(self) -> Callable[[float], float]:
         """Relevance from the semantic score: the cosine similarity, negative ones counted as 0."""

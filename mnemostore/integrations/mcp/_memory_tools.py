@@ -29,6 +29,10 @@ from ._tool import ToolSpec, tool
 __all__ = ["MEMORY_TOOLS"]
 
 MemoryId = Annotated[uuid.UUID, Field(description="the memory's id, as add_memory, search or list returned it")]
+ConversationRef = Annotated[
+    uuid.UUID | None,
+    Field(description="Optional: the conversation (its id, as start_conversation returned it) the fact comes from"),
+]
 Content = Annotated[str, Field(min_length=1, pattern=r"\S", description="the fact, in plain words")]
 
 
@@ -38,6 +42,7 @@ class AddMemory(Params):
     agent_id: AgentId = None
     metadata: Metadata = None
     importance: Annotated[float, Field(ge=0.0, le=1.0, description="0 (trivia) to 1 (essential)")] = 0.5
+    conversation_id: ConversationRef = None
 
 
 class SearchMemories(Params):
@@ -45,6 +50,9 @@ class SearchMemories(Params):
     query: Annotated[str, Field(min_length=1, pattern=r"\S", description="a question or keywords")]
     agent_id: AgentId = None
     limit: Annotated[int, Field(ge=1, le=100, description="how many hits at most")] = 10
+    threshold: Annotated[
+        float | None, Field(description="Optional: leave out hits scoring lower (cosine similarity when semantic)")
+    ] = None
 
 
 class ListMemories(Params):
@@ -52,6 +60,13 @@ class ListMemories(Params):
     agent_id: AgentId = None
     limit: Annotated[int, Field(ge=1, le=1000, description="how many memories per page")] = 50
     cursor: Annotated[str | None, Field(description="next_cursor of the previous page")] = None
+    conversation_id: Annotated[
+        uuid.UUID | None, Field(description="Optional: only the memories stored from this conversation")
+    ] = None
+    query: Annotated[
+        str | None,
+        Field(min_length=1, description="Optional: the most relevant to this text first (one page, no cursor)"),
+    ] = None
 
 
 class OneMemory(Params):
@@ -77,7 +92,12 @@ async def add_memory(access: Access, p: AddMemory) -> MemoryOut:
     already has is merged into it (the old text stays in memory_history). Returns the memory written or merged
     into, with its id."""
     stored = await _memory(access).add(
-        p.content, user_id=p.user_id, agent_id=p.agent_id, metadata=p.metadata, importance=p.importance
+        p.content,
+        user_id=p.user_id,
+        agent_id=p.agent_id,
+        metadata=p.metadata,
+        importance=p.importance,
+        conversation_id=p.conversation_id,
     )
     return MemoryOut.of(stored[0])  # a text is one memory
 
@@ -87,15 +107,25 @@ async def search_memories(access: Access, p: SearchMemories) -> MemoryHits:
     """Find what you know about a user that is relevant now: the user's memories that best answer a question
     or match keywords, best first. Use it before answering a user, to take what they told you earlier into
     account. A user with no memories yet gives no hits (not an error)."""
-    found = await _memory(access).search(p.query, user_id=p.user_id, agent_id=p.agent_id, limit=p.limit)
+    found = await _memory(access).search(
+        p.query, user_id=p.user_id, agent_id=p.agent_id, limit=p.limit, min_score=p.threshold
+    )
     return MemoryHits(hits=[MemoryHit.of(hit) for hit in found], mode=found.mode.value)
 
 
 @tool("list_memories", ListMemories, MemoriesOut, title="List a user's memories", writes=False)
 async def list_memories(access: Access, p: ListMemories) -> MemoriesOut:
     """List everything remembered about a user, most important first, a page at a time: pass next_cursor back
-    as cursor for the next page. Prefer search_memories to find something specific."""
-    page = await _memory(access).get_all(user_id=p.user_id, agent_id=p.agent_id, limit=p.limit, cursor=p.cursor)
+    as cursor for the next page; only those of one conversation with conversation_id; with query, the most
+    relevant to it first. Prefer search_memories to find something specific."""
+    page = await _memory(access).get_all(
+        user_id=p.user_id,
+        agent_id=p.agent_id,
+        limit=p.limit,
+        cursor=p.cursor,
+        conversation_id=p.conversation_id,
+        query=p.query,
+    )
     return MemoriesOut(memories=[MemoryOut.of(m) for m in page.items], next_cursor=page.next_cursor)
 
 

@@ -69,6 +69,7 @@ class MemoryOut(BaseModel):
     metadata: dict[str, Any]
     created_at: datetime
     updated_at: datetime
+    conversation_id: uuid.UUID | None = Field(default=None, description="the conversation it comes from, if any")
 
     @classmethod
     def of(cls, memory: MemoryRecord) -> MemoryOut:
@@ -81,6 +82,7 @@ class MemoryOut(BaseModel):
             metadata=dict(memory.metadata),
             created_at=memory.created_at,
             updated_at=memory.updated_at,
+            conversation_id=memory.conversation_id,
         )
 
 
