@@ -22,6 +22,7 @@ happened and what to do about it.
     ├── NotFoundError                 (another tenant's object is reported exactly like a missing one)
     │   ├── TenantNotFound  UserNotFound  ConversationNotFound  MessageNotFound
     │   ├── MemoryNotFound  KnowledgeChunkNotFound  CheckpointNotFound  ApiKeyNotFound
+    │   ├── ChannelConfigNotFound  SessionNotFound
     ├── ConflictError                 a unique rule would be broken
     │   ├── TenantAlreadyExists
     │   ├── DuplicateIdentity
@@ -69,6 +70,7 @@ __all__ = [
     "AuthenticationError",
     "BackendUnavailable",
     "BackupError",
+    "ChannelConfigNotFound",
     "CheckpointNotFound",
     "ConfigurationError",
     "ConflictError",
@@ -99,6 +101,7 @@ __all__ = [
     "SchemaError",
     "SchemaOutOfDate",
     "SearchError",
+    "SessionNotFound",
     "SummarizationError",
     "TenantAlreadyExists",
     "TenantNotFound",
@@ -242,6 +245,16 @@ class CheckpointNotFound(NotFoundError):
 class ApiKeyNotFound(NotFoundError):
     __module__ = "mnemostore"
     kind = "API key"
+
+
+class ChannelConfigNotFound(NotFoundError):
+    __module__ = "mnemostore"
+    kind = "channel config"
+
+
+class SessionNotFound(NotFoundError):
+    __module__ = "mnemostore"
+    kind = "session"
 
 
 class ConflictError(MnemostoreError):
