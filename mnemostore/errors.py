@@ -24,6 +24,7 @@ happened and what to do about it.
     ├── NotFoundError                 (another tenant's object is reported exactly like a missing one)
     │   ├── TenantNotFound  UserNotFound  ConversationNotFound  MessageNotFound
     │   ├── MemoryNotFound  KnowledgeChunkNotFound  CheckpointNotFound  ApiKeyNotFound
+    │   ├── ChannelConfigNotFound  SessionNotFound
     ├── ConflictError                 a unique rule would be broken
     │   ├── TenantAlreadyExists
     │   ├── DuplicateIdentity
@@ -73,6 +74,7 @@ __all__ = [
     "AuthenticationError",
     "BackendUnavailable",
     "BackupError",
+    "ChannelConfigNotFound",
     "CheckpointNotFound",
     "ConfigurationError",
     "ConflictError",
@@ -106,6 +108,7 @@ __all__ = [
     "SchemaError",
     "SchemaOutOfDate",
     "SearchError",
+    "SessionNotFound",
     "SummarizationError",
     "TenantAlreadyExists",
     "TenantNotFound",
@@ -274,6 +277,16 @@ class CheckpointNotFound(NotFoundError):
 class ApiKeyNotFound(NotFoundError):
     __module__ = "mnemostore"
     kind = "API key"
+
+
+class ChannelConfigNotFound(NotFoundError):
+    __module__ = "mnemostore"
+    kind = "channel config"
+
+
+class SessionNotFound(NotFoundError):
+    __module__ = "mnemostore"
+    kind = "session"
 
 
 class ConflictError(MnemostoreError):

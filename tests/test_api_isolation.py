@@ -32,7 +32,13 @@ BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/v1/conversations/{conversation_id}/messages/batch"): {"messages": [{"role": "user", "content": "B"}]},
     ("POST", "/v1/conversations/{conversation_id}/checkpoints"): {"iteration": 9, "state": {"b": 1}},
     ("PATCH", "/v1/memory/{memory_id}"): {"content": "B"},
+    ("PATCH", "/v1/memories/{memory_id}"): {"content": "B"},
+    ("POST", "/v1/conversations/{conversation_id}/consolidate"): {"keep_recent": 0, "min_messages": 1},
+    ("POST", "/v1/conversations/{conversation_id}/checkpoints/prune"): {"keep": 0},
 }
+
+# Path parameters that are names, not ids: B names A's channel, channel user and flag (names are per tenant).
+NAMES: dict[str, str] = {"channel": "a-channel", "channel_user_id": "a-user", "flag": "a-flag", "iteration": "1"}
 
 # Routes without path ids whose body or query names other objects: (body or None, query or None, status).
 REFERENCES: dict[tuple[str, str], tuple[Any, dict[str, str] | None, int]] = {
@@ -58,6 +64,15 @@ REFERENCES: dict[tuple[str, str], tuple[Any, dict[str, str] | None, int]] = {
     ("POST", "/v1/memory/search"): ({"query": "{marker}", "user_id": "{external_user}", "mode": "fulltext"}, None, 200),
     ("DELETE", "/v1/memory"): (None, {"user_id": "{external_user}"}, 200),
     ("POST", "/v1/memory/add"): ({"content": "B", "user_id": "{external_user}"}, None, 201),
+    ("GET", "/v1/users/lookup"): (None, {"email": "{marker}@a.example"}, 404),
+    ("POST", "/v1/conversations/resolve"): ({"external_id": "b-thread", "user_id": "{user_id}"}, None, 404),
+    ("GET", "/v1/conversations/lookup"): (None, {"external_id": "{conversation_external_id}"}, 404),
+    ("DELETE", "/v1/memories"): (None, {"user_id": "{user_id}"}, 200),
+    ("POST", "/v1/memories/segments"): ({"content": "B", "source_message_ids": ["{message_id}"]}, None, 404),
+    ("GET", "/v1/knowledge/lookup"): (None, {"source": "{source}", "external_id": "{external_id}"}, 200),
+    ("DELETE", "/v1/knowledge"): (None, {"source": "{source}", "external_id": "{external_id}"}, 200),
+    ("POST", "/v1/rate-limits/check"): ({"user_id": "{user_id}"}, None, 404),
+    ("GET", "/v1/export"): (None, {"user_id": "{user_id}"}, 404),
 }
 
 # Routes that name no other object: B's answer must simply hold nothing of A's.
@@ -74,6 +89,22 @@ SELF_CONTAINED: dict[tuple[str, str], Any] = {
     },
     ("POST", "/v1/search"): {"query": "{marker}", "mode": "fulltext"},
     ("POST", "/v1/knowledge/search"): {"query": "{marker}", "mode": "fulltext"},
+    ("POST", "/v1/users/resolve/email"): {"email": "{marker}@a.example"},
+    ("POST", "/v1/users/resolve/external-id"): {"external_id": "{external_user}"},
+    ("GET", "/v1/tenant"): None,
+    ("GET", "/v1/indexing"): None,
+    # Named by A's names: B reaches its own channel, sessions, presence and flags of those names.
+    ("GET", "/v1/channels/{channel}"): None,
+    ("PUT", "/v1/channels/{channel}"): {"default_model": "b-model"},
+    ("GET", "/v1/channels/{channel}/sessions/{channel_user_id}"): None,
+    ("PATCH", "/v1/channels/{channel}/sessions/{channel_user_id}"): {"model": "b-model"},
+    ("POST", "/v1/channels/{channel}/sessions/{channel_user_id}/touch"): None,
+    ("DELETE", "/v1/channels/{channel}/sessions/{channel_user_id}"): None,
+    ("GET", "/v1/channels/{channel}/active-users"): None,
+    ("GET", "/v1/channels/{channel}/active-users/count"): None,
+    ("GET", "/v1/feature-flags/{flag}"): None,
+    ("PUT", "/v1/feature-flags/{flag}"): {"value": False},
+    ("DELETE", "/v1/feature-flags/{flag}"): None,
 }
 
 PARAM = re.compile(r"\{(\w+)\}")
@@ -91,7 +122,7 @@ class World:
         if value == "{export}":
             return self.export
         if isinstance(value, str):
-            return PARAM.sub(lambda m: ids.get(m.group(1), self.marker), value)
+            return PARAM.sub(lambda m: ids.get(m.group(1), NAMES.get(m.group(1), self.marker)), value)
         if isinstance(value, dict):
             return {k: self.fill(v, ids) for k, v in value.items()}
         if isinstance(value, list):
@@ -110,7 +141,12 @@ def world(api: TestClient) -> Iterator[World]:
     a, b = make_tenant(api), make_tenant(api)
     user = a.ok("POST", "/v1/users/resolve", json={"channel": "a-channel", "channel_user_id": "a-user"})
     a.ok("PATCH", f"/v1/users/{user['id']}", json={"display_name": marker, "email": f"{marker}@a.example"})
-    conversation = a.ok("POST", "/v1/conversations", 201, json={"user_id": user["id"], "title": marker})
+    conversation = a.ok(
+        "POST",
+        "/v1/conversations",
+        201,
+        json={"user_id": user["id"], "title": marker, "external_id": f"{marker}-thread", "channel": "a-channel"},
+    )
     cid = conversation["id"]
     message = a.ok("POST", f"/v1/conversations/{cid}/messages", 201, json={"role": "user", "content": marker})
     memory = a.ok("POST", "/v1/memories", 201, json={"content": marker, "user_id": user["id"]})
@@ -129,6 +165,10 @@ def world(api: TestClient) -> Iterator[World]:
         json={"metrics": [{"metric_type": marker, "value": 1, "conversation_id": cid}]},
     )
     key = a.ok("POST", "/v1/api-keys", 201, json={"name": marker})
+    a.ok("PUT", "/v1/channels/a-channel", json={"default_model": marker, "settings": {"m": marker}})
+    a.ok("PATCH", "/v1/channels/a-channel/sessions/a-user", json={"data": {"m": marker}})
+    a.call("POST", f"/v1/channels/a-channel/active-users/{user['id']}")
+    a.call("PUT", "/v1/feature-flags/a-flag", json={"value": True})
     ids = {
         "user_id": user["id"],
         "conversation_id": cid,
@@ -140,6 +180,7 @@ def world(api: TestClient) -> Iterator[World]:
         "source": marker,
         "external_id": f"{marker}-1",
         "external_user": external_user,
+        "conversation_external_id": f"{marker}-thread",
     }
     export = a.ok("GET", f"/v1/conversations/{cid}/export")
     yield World(a=a, b=b, ids=ids, marker=marker, export=export)
@@ -149,18 +190,20 @@ def tenant_routes(app: FastAPI) -> list[tuple[str, str]]:
     """Every (method, path) of the tenant API, from the app's own OpenAPI document (so none is forgotten)."""
     routes = []
     for path, operations in app.openapi()["paths"].items():
-        if path.startswith("/v1/") and not path.startswith("/v1/tenants"):
+        if path.startswith("/v1/") and not path.startswith(("/v1/tenants", "/v1/admin")):
             routes.extend((method.upper(), path) for method in operations)
     return sorted(routes)
 
 
 def path_routes(app: FastAPI) -> list[tuple[str, str]]:
-    return [(m, p) for m, p in tenant_routes(app) if "{" in p]
+    """The routes with an object's id in their path (not only names: those are SELF_CONTAINED)."""
+    return [(m, p) for m, p in tenant_routes(app) if set(PARAM.findall(p)) - set(NAMES)]
 
 
 def test_every_route_is_classified(api_app: FastAPI):
+    with_ids = set(path_routes(api_app))
     unclassified = [
-        r for r in tenant_routes(api_app) if "{" not in r[1] and r not in REFERENCES and r not in SELF_CONTAINED
+        r for r in tenant_routes(api_app) if r not in with_ids and r not in REFERENCES and r not in SELF_CONTAINED
     ]
     assert unclassified == []
     assert len(path_routes(api_app)) >= 25
@@ -211,7 +254,7 @@ def test_ids_in_bodies_and_filters_find_nothing(world: World):
 
 def test_answers_to_b_hold_nothing_of_a(world: World):
     for (method, path), body in SELF_CONTAINED.items():
-        answer = world.b.call(method, path, json=world.fill(body, world.ids))
+        answer = world.b.call(method, world.fill(path, world.ids), json=world.fill(body, world.ids))
         assert answer.status_code < 500, (method, path, answer.text)
         sent = world.fill(body, world.ids)
         leaked = [s for s in world.secrets() if s in answer.text and s not in str(sent)]
@@ -235,6 +278,10 @@ def test_a_is_untouched(world: World):
     keys = a.ok("GET", "/v1/api-keys")["items"]
     assert [k["revoked_at"] for k in keys if k["id"] == ids["key_id"]] == [None]
     assert a.ok("GET", f"/v1/users/{ids['user_id']}/identities")["items"][0]["channel"] == "a-channel"
+    assert a.ok("GET", "/v1/channels/a-channel")["default_model"] == world.marker
+    assert a.ok("GET", "/v1/channels/a-channel/sessions/a-user")["data"] == {"m": world.marker}
+    assert a.ok("GET", "/v1/channels/a-channel/active-users")["items"] == [ids["user_id"]]
+    assert a.ok("GET", "/v1/feature-flags/a-flag")["enabled"] is True
     # What B's searches for the marker did not find is there for A.
     found = a.ok("POST", "/v1/search", json={"query": world.marker, "mode": "fulltext", "limit": 50})["items"]
     assert {h["kind"] for h in found} == {"messages", "memories", "knowledge"}

@@ -2,8 +2,8 @@
 
 Each operation gets a bounded number of generated requests (``MNEMOSTORE_FUZZ_EXAMPLES``, default 5; raise it
 for a deeper run), sent to the service on loopback with a tenant's read-write key (the admin key for
-/v1/tenants), its path ids pointing at real objects. Every answer must be free of 5xx and match the schema: a
-documented status code, content type and headers, and a body valid against the documented model.
+/v1/tenants and /v1/admin), its path ids pointing at real objects. Every answer must be free of 5xx and match the
+schema: a documented status code, content type and headers, and a body valid against the documented model.
 
 The one 5xx allowed is semantic search on a PostgreSQL without pgvector: 501, documented, saying what to install.
 Left out: the event stream (it never ends), which ``test_api_live`` reads. The OpenAPI document itself is checked
@@ -101,11 +101,12 @@ schema = (
 )
 def test_fuzz_api(case: Any, live_api: LiveServer, fuzz_world: tuple[ApiTenant, dict[str, str]]) -> None:
     tenant, ids = fuzz_world
-    if case.method != "DELETE":  # deletes keep their random ids, so the objects stay for the other cases
+    # Deletes (and erasure) keep their random ids, so the objects stay for the other cases.
+    if case.method != "DELETE" and not case.path.endswith("/erase"):
         for name in case.path_parameters or {}:
             if name in ids:
                 case.path_parameters[name] = ids[name]
-    headers = admin_headers() if case.path.startswith("/v1/tenants") else tenant.headers
+    headers = admin_headers() if case.path.startswith(("/v1/tenants", "/v1/admin")) else tenant.headers
     case.call_and_validate(base_url=live_api.url, headers=headers, checks=CHECKS, timeout=30)
 
 

@@ -52,7 +52,7 @@ memories, knowledge, and the agent's audit trail and checkpoints.
 
 **Authentication**: `Authorization: Bearer <key>`. A tenant's API key sees only that tenant (another tenant's
 ids answer 404, as if they did not exist); a read-only key may only read. The admin key
-(`MNEMOSTORE_ADMIN_API_KEY`) manages tenants under `/v1/tenants`.
+(`MNEMOSTORE_ADMIN_API_KEY`) manages tenants under `/v1/tenants` and global settings under `/v1/admin`.
 
 **Lists** are pages: pass `next_cursor` back as `cursor`. Message history pages with `before`/`after`.
 
@@ -77,6 +77,10 @@ TAGS: Final = [
     {"name": "checkpoints", "description": "The agent's saved states."},
     {"name": "interaction events", "description": "Human-in-the-loop events."},
     {"name": "agent metrics", "description": "Latency, tokens, cost… recorded by the agent."},
+    {"name": "channels", "description": "A channel's config, its users' sessions and presence; rate-limit checks."},
+    {"name": "feature flags", "description": "The tenant's and its channels' flags, as a user sees them."},
+    {"name": "tenant", "description": "The key's own tenant: its settings, indexing backlog, and data export."},
+    {"name": "admin", "description": "The admin key's settings for every tenant (global feature flags)."},
     {"name": "operations", "description": "Probes: no authentication."},
 ]
 

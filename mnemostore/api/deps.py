@@ -5,11 +5,11 @@ constant time (``hmac.compare_digest`` on SHA-256 digests, so not even its lengt
 up by the SHA-256 of its secret (``AsyncMnemoStore.authenticate``), inside its tenant's scope. A missing, unknown,
 malformed or revoked key is a 401 with ``WWW-Authenticate: Bearer``, all with the same message.
 
-Authorisation: the admin key reaches only ``/v1/tenants…`` and tenant keys only the rest (403 otherwise). A
-read-only key may use safe methods (GET, HEAD, OPTIONS) only: anything else is a 403 ``read_only_key``. A
-suspended tenant's keys get 403 ``tenant_suspended``. Every tenant request is counted against the rate limits
-of its tenant, key and client address (``AsyncTenantStore.rate_limit``; 429 with ``Retry-After`` when one is
-used up, ``RateLimit-Limit``/``RateLimit-Remaining`` on the answers otherwise).
+Authorisation: the admin key reaches only ``/v1/tenants…`` and ``/v1/admin…``, tenant keys only the rest (403
+otherwise). A read-only key may use safe methods (GET, HEAD, OPTIONS) only: anything else is a 403
+``read_only_key``. A suspended tenant's keys get 403 ``tenant_suspended``. Every tenant request is counted
+against the rate limits of its tenant, key and client address (``AsyncTenantStore.rate_limit``; 429 with
+``Retry-After`` when one is used up, ``RateLimit-Limit``/``RateLimit-Remaining`` on the answers otherwise).
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ SAFE_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
 _bearer = HTTPBearer(
     auto_error=False,
     description="A tenant API key (`mnemostore tenant create-key`, `POST /v1/tenants/{id}/api-keys`), or the "
-    "admin key (MNEMOSTORE_ADMIN_API_KEY) for /v1/tenants.",
+    "admin key (MNEMOSTORE_ADMIN_API_KEY) for /v1/tenants and /v1/admin.",
 )
 
 
@@ -118,7 +118,9 @@ async def _tenant(
     key = caller.key
     if key is None:
         raise ApiError(
-            403, "forbidden", "the admin key manages tenants (/v1/tenants); use one of the tenant's API keys here"
+            403,
+            "forbidden",
+            "the admin key manages tenants (/v1/tenants, /v1/admin); use one of the tenant's API keys here",
         )
     if writes and key.read_only:
         raise ApiError(403, "read_only_key", "this API key is read-only: use a key created without read_only")

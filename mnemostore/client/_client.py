@@ -12,17 +12,19 @@ import httpx
 
 from mnemostore.client import _endpoints as ep
 from mnemostore.client._agent import AgentApi
+from mnemostore.client._channels import ChannelsApi
 from mnemostore.client._conversations import ConversationsApi
 from mnemostore.client._endpoints import calls
 from mnemostore.client._memories import MemoriesApi
 from mnemostore.client._memory import MemoryClient
+from mnemostore.client._operations import OperationsApi
 from mnemostore.client._tenants import TenantsApi
 from mnemostore.client._users import UsersApi
 
 __all__ = ["Client"]
 
 
-class Client(TenantsApi, UsersApi, ConversationsApi, MemoriesApi, AgentApi):
+class Client(TenantsApi, UsersApi, ConversationsApi, MemoriesApi, OperationsApi, AgentApi, ChannelsApi):
     """The mnemostore HTTP service's API, with the method names, types and exceptions of the library.
 
     A method returns what the store's method of that name returns (``User``, ``Page[Conversation]``,

@@ -12,17 +12,27 @@ import httpx
 
 from mnemostore.client import _endpoints as ep
 from mnemostore.client._agent_async import AsyncAgentApi
+from mnemostore.client._channels_async import AsyncChannelsApi
 from mnemostore.client._conversations_async import AsyncConversationsApi
 from mnemostore.client._endpoints import calls
 from mnemostore.client._memories_async import AsyncMemoriesApi
 from mnemostore.client._memory_async import AsyncMemoryClient
+from mnemostore.client._operations_async import AsyncOperationsApi
 from mnemostore.client._tenants_async import AsyncTenantsApi
 from mnemostore.client._users_async import AsyncUsersApi
 
 __all__ = ["AsyncClient"]
 
 
-class AsyncClient(AsyncTenantsApi, AsyncUsersApi, AsyncConversationsApi, AsyncMemoriesApi, AsyncAgentApi):
+class AsyncClient(
+    AsyncTenantsApi,
+    AsyncUsersApi,
+    AsyncConversationsApi,
+    AsyncMemoriesApi,
+    AsyncOperationsApi,
+    AsyncAgentApi,
+    AsyncChannelsApi,
+):
     """The mnemostore HTTP service's API, with the method names, types and exceptions of the library.
 
     A method returns what the store's method of that name returns (``User``, ``Page[Conversation]``,

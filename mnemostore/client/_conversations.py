@@ -23,6 +23,8 @@ from mnemostore.domain import (
     ConversationStats,
     ConversationStatus,
     HistoryPage,
+    MemoryRecord,
+    MemoryTier,
     Message,
     NewMessage,
     Page,
@@ -351,3 +353,85 @@ class ConversationsApi(Connection):
             CheckpointNotFound: no such checkpoint in this tenant.
         """
         return decode(Checkpoint, self._json(ep.GET_CHECKPOINT, path={"checkpoint_id": checkpoint_id}))
+
+    @calls(ep.GET_CHECKPOINT_AT)
+    def get_checkpoint(self, conversation_id: uuid.UUID | str, *, iteration: int) -> Checkpoint:
+        """The conversation's newest checkpoint saved at ``iteration``.
+
+        Raises:
+            CheckpointNotFound: none at that iteration (or no such conversation in this tenant).
+        """
+        path = {"conversation_id": conversation_id, "iteration": iteration}
+        return decode(Checkpoint, self._json(ep.GET_CHECKPOINT_AT, path=path))
+
+    @calls(ep.PRUNE_CHECKPOINTS)
+    def prune_checkpoints(self, conversation_id: uuid.UUID | str, *, keep: int) -> int:
+        """Delete all but the newest ``keep`` checkpoints of the conversation; returns how many were deleted.
+
+        Raises:
+            ConversationNotFound: no such conversation in this tenant.
+        """
+        data = self._json(ep.PRUNE_CHECKPOINTS, path={"conversation_id": conversation_id}, body={"keep": keep})
+        return int(data["deleted"])
+
+    # -- by external id, counting, clearing, consolidating ----------------------------------------------------
+
+    @calls(ep.RESOLVE_CONVERSATION)
+    def get_or_create_conversation_by_external_id(
+        self, external_id: str, *, user_id: uuid.UUID | str, **fields: Any
+    ) -> Conversation:
+        """The conversation with this external id (your session or thread key), created for ``user_id`` with
+        ``fields`` (title, channel, model_override, metadata) if there is none."""
+        body = present(external_id=external_id, user_id=user_id, **fields)
+        return decode(Conversation, self._json(ep.RESOLVE_CONVERSATION, body=body))
+
+    @calls(ep.LOOKUP_CONVERSATION)
+    def get_conversation_by_external_id(self, external_id: str) -> Conversation:
+        """The conversation with this external id.
+
+        Raises:
+            ConversationNotFound: no conversation of this tenant has it.
+        """
+        return decode(Conversation, self._json(ep.LOOKUP_CONVERSATION, params={"external_id": external_id}))
+
+    @calls(ep.COUNT_MESSAGES)
+    def count_messages(self, conversation_id: uuid.UUID | str) -> int:
+        """How many messages the conversation holds.
+
+        Raises:
+            ConversationNotFound: no such conversation in this tenant.
+        """
+        return int(self._json(ep.COUNT_MESSAGES, path={"conversation_id": conversation_id})["count"])
+
+    @calls(ep.DELETE_MESSAGES)
+    def delete_messages(self, conversation_id: uuid.UUID | str) -> int:
+        """Delete every message of the conversation (it stays); returns how many.
+
+        Raises:
+            ConversationNotFound: no such conversation in this tenant.
+        """
+        return int(self._json(ep.DELETE_MESSAGES, path={"conversation_id": conversation_id})["deleted"])
+
+    @calls(ep.CONSOLIDATE_CONVERSATION)
+    def consolidate_conversation(
+        self,
+        conversation_id: uuid.UUID | str,
+        *,
+        keep_recent: int = 20,
+        min_messages: int = 2,
+        tier: MemoryTier | str = MemoryTier.LONG_TERM,
+        importance: float = 0.5,
+        agent_id: str | None = None,
+    ) -> MemoryRecord | None:
+        """Summarise the older messages of the conversation (all but the newest ``keep_recent``) that no earlier
+        segment covers into a memory segment of its user, with the service's summariser; None: nothing new.
+
+        Raises:
+            ConversationNotFound: no such conversation in this tenant.
+        """
+        body = present(
+            keep_recent=keep_recent, min_messages=min_messages, tier=tier, importance=importance, agent_id=agent_id
+        )
+        data = self._json(ep.CONSOLIDATE_CONVERSATION, path={"conversation_id": conversation_id}, body=body)
+        segment = data["segment"]
+        return decode(MemoryRecord, segment) if segment is not None else None

@@ -26,7 +26,7 @@ _ATTRIBUTE: Final = "__mnemostore_endpoint__"
 class Endpoint:
     """One operation: ``method`` and ``path`` as in the service's OpenAPI document (``{name}`` placeholders)."""
 
-    method: Literal["GET", "POST", "PATCH", "DELETE"]
+    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
     path: str
     auth: Literal["tenant", "admin", "none"] = "tenant"
     retry: bool = False
@@ -52,6 +52,10 @@ def _patch(path: str, auth: Literal["tenant", "admin", "none"] = "tenant") -> En
     return Endpoint("PATCH", path, auth)
 
 
+def _put(path: str, auth: Literal["tenant", "admin", "none"] = "tenant") -> Endpoint:
+    return Endpoint("PUT", path, auth)
+
+
 # -- operations (probes) ---------------------------------------------------------------------------------------
 HEALTHZ = _get("/healthz", "none")
 READYZ = _get("/readyz", "none")
@@ -68,6 +72,17 @@ GET_TENANT_USAGE = _get(TENANT + "/usage", "admin")
 CREATE_TENANT_API_KEY = _post(TENANT + "/api-keys", "admin")
 LIST_TENANT_API_KEYS = _get(TENANT + "/api-keys", "admin")
 REVOKE_TENANT_API_KEY = _delete(TENANT + "/api-keys/{key_id}", "admin")
+GET_TENANT_BY_NAME = _get(TENANTS + "/lookup", "admin")
+RECOUNT_TENANT_USAGE = _post(TENANT + "/usage/recount", "admin")
+FLUSH_CACHE = _post(TENANT + "/cache/flush", "admin")
+RUN_MAINTENANCE = _post(TENANT + "/maintenance", "admin")
+SET_GLOBAL_FEATURE_FLAG = _put("/v1/admin/feature-flags/{flag}", "admin")
+DELETE_GLOBAL_FEATURE_FLAG = _delete("/v1/admin/feature-flags/{flag}", "admin")
+
+# -- the key's own tenant --------------------------------------------------------------------------------------
+GET_OWN_TENANT = _get("/v1/tenant")
+INDEXING_STATUS = _get("/v1/indexing")
+EXPORT = _get("/v1/export")
 
 # -- the tenant's own API keys ---------------------------------------------------------------------------------
 CREATE_API_KEY = _post("/v1/api-keys")
@@ -84,6 +99,10 @@ UPDATE_USER = _patch(USER)
 DELETE_USER = _delete(USER)
 LIST_IDENTITIES = _get(USER + "/identities")
 LINK_IDENTITY = _post(USER + "/identities")
+RESOLVE_USER_BY_EMAIL = _post("/v1/users/resolve/email")
+RESOLVE_USER_BY_EXTERNAL_ID = _post("/v1/users/resolve/external-id")
+LOOKUP_USER = _get("/v1/users/lookup")
+ERASE_USER = _post(USER + "/erase")
 
 # -- conversations, messages, events, checkpoints --------------------------------------------------------------
 CONVERSATION = "/v1/conversations/{conversation_id}"
@@ -96,6 +115,12 @@ DELETE_CONVERSATION = _delete(CONVERSATION)
 ARCHIVE_CONVERSATION = _post(CONVERSATION + "/archive")
 GET_CONVERSATION_STATS = _get(CONVERSATION + "/stats")
 EXPORT_CONVERSATION = _get(CONVERSATION + "/export")
+RESOLVE_CONVERSATION = _post("/v1/conversations/resolve")
+LOOKUP_CONVERSATION = _get("/v1/conversations/lookup")
+CONSOLIDATE_CONVERSATION = _post(CONVERSATION + "/consolidate")
+COUNT_MESSAGES = _get(CONVERSATION + "/messages/count")
+# Clearing a conversation again after a lost answer would report 0 deleted: sent once.
+DELETE_MESSAGES = _delete(CONVERSATION + "/messages", retry=False)
 APPEND_MESSAGE = _post(CONVERSATION + "/messages", retry=True)
 APPEND_MESSAGES = _post(CONVERSATION + "/messages/batch", retry=True)
 GET_HISTORY = _get(CONVERSATION + "/messages")
@@ -106,6 +131,8 @@ CREATE_CHECKPOINT = _post(CONVERSATION + "/checkpoints")
 LIST_CHECKPOINTS = _get(CONVERSATION + "/checkpoints")
 GET_LATEST_CHECKPOINT = _get(CONVERSATION + "/checkpoints/latest")
 GET_CHECKPOINT = _get("/v1/checkpoints/{checkpoint_id}")
+GET_CHECKPOINT_AT = _get(CONVERSATION + "/checkpoints/{iteration}")
+PRUNE_CHECKPOINTS = _post(CONVERSATION + "/checkpoints/prune")
 
 # -- memories, knowledge, search -------------------------------------------------------------------------------
 MEMORY = "/v1/memories/{memory_id}"
@@ -114,6 +141,9 @@ LIST_MEMORIES = _get("/v1/memories")
 GET_MEMORY = _get(MEMORY)
 DELETE_MEMORY = _delete(MEMORY)
 GET_MEMORY_HISTORY = _get(MEMORY + "/history")
+UPDATE_MEMORY = _patch(MEMORY)
+ADD_MEMORY_SEGMENT = _post("/v1/memories/segments")
+DELETE_MEMORIES = _delete("/v1/memories", retry=False)
 KNOWLEDGE_CHUNK = "/v1/knowledge/{chunk_id}"
 UPSERT_KNOWLEDGE = _post("/v1/knowledge")
 UPSERT_KNOWLEDGE_BULK = _post("/v1/knowledge/bulk")
@@ -121,6 +151,8 @@ LIST_KNOWLEDGE = _get("/v1/knowledge")
 SEARCH_KNOWLEDGE = _post("/v1/knowledge/search", retry=True)
 GET_KNOWLEDGE_CHUNK = _get(KNOWLEDGE_CHUNK)
 DELETE_KNOWLEDGE_CHUNK = _delete(KNOWLEDGE_CHUNK)
+GET_KNOWLEDGE_CHUNKS = _get("/v1/knowledge/lookup")
+DELETE_KNOWLEDGE_CHUNKS = _delete("/v1/knowledge", retry=False)
 SEARCH = _post("/v1/search", retry=True)
 
 # -- /v1/memory: the three-line memory API ---------------------------------------------------------------------
@@ -142,6 +174,25 @@ RECORD_INTERACTION_EVENT = _post("/v1/interaction-events")
 LIST_INTERACTION_EVENTS = _get("/v1/interaction-events")
 RECORD_METRICS = _post("/v1/agent-metrics")
 QUERY_METRICS = _get("/v1/agent-metrics")
+
+# -- channels: configs, sessions, presence, rate limits; feature flags ----------------------------------------
+CHANNEL = "/v1/channels/{channel}"
+SESSION = CHANNEL + "/sessions/{channel_user_id}"
+SET_CHANNEL_CONFIG = _put(CHANNEL)
+GET_CHANNEL_CONFIG = _get(CHANNEL)
+GET_SESSION = _get(SESSION)
+UPDATE_SESSION = _patch(SESSION)
+TOUCH_SESSION = _post(SESSION + "/touch")
+END_SESSION = _delete(SESSION)
+ACTIVE_USERS = _get(CHANNEL + "/active-users")
+COUNT_ACTIVE_USERS = _get(CHANNEL + "/active-users/count")
+MARK_USER_ACTIVE = _post(CHANNEL + "/active-users/{user_id}")
+MARK_USER_INACTIVE = _delete(CHANNEL + "/active-users/{user_id}")
+CHECK_RATE_LIMIT = _post("/v1/rate-limits/check")
+FEATURE_FLAG = "/v1/feature-flags/{flag}"
+GET_FEATURE_FLAG = _get(FEATURE_FLAG)
+SET_FEATURE_FLAG = _put(FEATURE_FLAG)
+DELETE_FEATURE_FLAG = _delete(FEATURE_FLAG)
 
 ENDPOINTS: Final[tuple[Endpoint, ...]] = tuple(
     value for value in list(globals().values()) if isinstance(value, Endpoint)

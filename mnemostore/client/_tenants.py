@@ -14,6 +14,7 @@ from mnemostore.client._base import Connection, walk
 from mnemostore.client._codec import decode, decode_page, jsonable, present
 from mnemostore.client._endpoints import calls
 from mnemostore.domain import ApiKey, Page, Quotas, Tenant, TenantStatus, TenantUsage
+from mnemostore.memory import TenantMaintenance
 
 __all__ = ["TenantsApi"]
 
@@ -84,6 +85,32 @@ class TenantsApi(Connection):
     def get_tenant_usage(self, tenant_id: uuid.UUID | str) -> TenantUsage:
         """What the tenant holds now: users, conversations, messages, tokens, stored bytes (admin key)."""
         return decode(TenantUsage, self._json(ep.GET_TENANT_USAGE, path={"tenant_id": tenant_id}))
+
+    @calls(ep.GET_TENANT_BY_NAME)
+    def get_tenant_by_name(self, name: str) -> Tenant:
+        """The tenant with this exact name (admin key).
+
+        Raises:
+            TenantNotFound: no tenant has this name.
+        """
+        return decode(Tenant, self._json(ep.GET_TENANT_BY_NAME, params={"name": name}))
+
+    @calls(ep.RECOUNT_TENANT_USAGE)
+    def recount_tenant_usage(self, tenant_id: uuid.UUID | str) -> TenantUsage:
+        """Recompute the tenant's usage counters from its rows (admin key)."""
+        return decode(TenantUsage, self._json(ep.RECOUNT_TENANT_USAGE, path={"tenant_id": tenant_id}))
+
+    @calls(ep.FLUSH_CACHE)
+    def flush_cache(self, tenant_id: uuid.UUID | str) -> int:
+        """Drop the tenant's cached data (the database is untouched); the number of cache keys deleted (admin
+        key)."""
+        return int(self._json(ep.FLUSH_CACHE, path={"tenant_id": tenant_id})["deleted"])
+
+    @calls(ep.RUN_MAINTENANCE)
+    def run_maintenance(self, tenant_id: uuid.UUID | str, *, dry_run: bool = False) -> TenantMaintenance:
+        """Apply the tenant's retention now; with ``dry_run``, count what would be done (admin key)."""
+        data = self._json(ep.RUN_MAINTENANCE, path={"tenant_id": tenant_id}, params={"dry_run": dry_run})
+        return decode(TenantMaintenance, data)
 
     @calls(ep.CREATE_TENANT_API_KEY)
     def create_tenant_api_key(

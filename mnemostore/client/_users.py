@@ -152,3 +152,53 @@ class UsersApi(Connection):
         """
         body = present(channel=channel, channel_user_id=channel_user_id, username=username)
         return decode(UserIdentity, self._json(ep.LINK_IDENTITY, path={"user_id": user_id}, body=body))
+
+    @calls(ep.RESOLVE_USER_BY_EMAIL)
+    def get_or_create_user_by_email(self, email: str, **fields: Any) -> User:
+        """The user with this email, created with ``fields`` (display_name, external_id…) if there is none."""
+        body = present(email=email, **fields)
+        return decode(User, self._json(ep.RESOLVE_USER_BY_EMAIL, body=body))
+
+    @calls(ep.RESOLVE_USER_BY_EXTERNAL_ID)
+    def get_or_create_user_by_external_id(self, external_id: str, **fields: Any) -> User:
+        """The user with this external id, created with ``fields`` (display_name, email…) if there is none."""
+        body = present(external_id=external_id, **fields)
+        return decode(User, self._json(ep.RESOLVE_USER_BY_EXTERNAL_ID, body=body))
+
+    @calls(ep.LOOKUP_USER)
+    def get_user_by_email(self, email: str) -> User:
+        """The user with this email (the domain matched in any case).
+
+        Raises:
+            UserNotFound: no user of this tenant has it.
+        """
+        return decode(User, self._json(ep.LOOKUP_USER, params={"email": email}))
+
+    @calls(ep.LOOKUP_USER)
+    def get_user_by_external_id(self, external_id: str) -> User:
+        """The user with this external id (your system's id for them).
+
+        Raises:
+            UserNotFound: no user of this tenant has it.
+        """
+        return decode(User, self._json(ep.LOOKUP_USER, params={"external_id": external_id}))
+
+    @calls(ep.LOOKUP_USER)
+    def get_user_by_identity(self, channel: str, channel_user_id: str) -> User:
+        """The user behind a channel identity.
+
+        Raises:
+            UserNotFound: the identity is linked to no user of this tenant.
+        """
+        params = {"channel": channel, "channel_user_id": channel_user_id}
+        return decode(User, self._json(ep.LOOKUP_USER, params=params))
+
+    @calls(ep.ERASE_USER)
+    def erase_user(self, user_id: uuid.UUID | str) -> dict[str, int]:
+        """Erase the user everywhere; rows removed per table, ``users`` first.
+
+        Raises:
+            UserNotFound: no such user in this tenant.
+        """
+        data = self._json(ep.ERASE_USER, path={"user_id": user_id})
+        return {str(table): int(rows) for table, rows in data["removed"].items()}

@@ -5,7 +5,23 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from ..errors import ERROR_RESPONSES
-from . import agent, api_keys, conversations, events, knowledge, memories, memory, messages, ops, search, tenants, users
+from . import (
+    agent,
+    api_keys,
+    channels,
+    conversations,
+    events,
+    flags,
+    knowledge,
+    memories,
+    memory,
+    messages,
+    ops,
+    search,
+    tenant,
+    tenants,
+    users,
+)
 
 __all__ = ["api_router", "ops_router"]
 
@@ -26,8 +42,13 @@ for _router in (
     agent.interaction_events,
     agent.metrics,
     search.router,
+    channels.router,
+    channels.rate_limits,
+    flags.router,
+    tenant.router,
     api_keys.router,
     tenants.router,
+    flags.global_flags,
 ):
     api_router.include_router(_router)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Path, Query, status
 
 from mnemostore.domain import AgentMetric, Checkpoint, InteractionEvent, ToolExecution
 from mnemostore.errors import CheckpointNotFound
@@ -20,6 +20,8 @@ from ..schemas import (
     AgentMetricOut,
     CheckpointCreate,
     CheckpointOut,
+    CheckpointPrune,
+    DeletedOut,
     InteractionEventCreate,
     InteractionEventOut,
     Items,
@@ -28,6 +30,7 @@ from ..schemas import (
     ToolExecutionCreate,
     ToolExecutionOut,
 )
+from ..schemas._common import MAX_INT32
 from ._common import Cursor, Limit, page_from_store
 
 __all__ = ["checkpoints", "interaction_events", "metrics", "tool_executions"]
@@ -92,6 +95,21 @@ async def get_latest_checkpoint(conversation_id: uuid.UUID, t: TenantDep) -> Che
     if latest is None:
         raise CheckpointNotFound(f"of conversation {conversation_id}", ": none saved yet")
     return latest
+
+
+@checkpoints.get("/v1/conversations/{conversation_id}/checkpoints/{iteration}", response_model=CheckpointOut)
+async def get_checkpoint_at_iteration(
+    conversation_id: uuid.UUID, iteration: Annotated[int, Path(ge=0, le=MAX_INT32)], t: TenantDep
+) -> Checkpoint:
+    """The conversation's checkpoint of this iteration (the latest saved, when there are several)."""
+    return await t.get_checkpoint(conversation_id, iteration=iteration)
+
+
+@checkpoints.post("/v1/conversations/{conversation_id}/checkpoints/prune", response_model=DeletedOut)
+async def prune_checkpoints(conversation_id: uuid.UUID, body: CheckpointPrune, t: TenantDep) -> dict[str, int]:
+    """Keep the conversation's newest ``keep`` checkpoints and delete the others; ``deleted`` counts them."""
+    await t.get_conversation_or_raise(conversation_id)
+    return {"deleted": await t.prune_checkpoints(conversation_id, keep=body.keep)}
 
 
 @checkpoints.get("/v1/checkpoints/{checkpoint_id}", response_model=CheckpointOut)

@@ -1,4 +1,5 @@
-"""``/v1/conversations``: create, list by user and status, get, update, archive, delete, stats, export, import."""
+"""``/v1/conversations``: create, resolve by external id, look up, list by user and status, get, update, archive,
+delete, stats, export, import, consolidate into a memory segment."""
 
 from __future__ import annotations
 
@@ -8,14 +9,17 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response, status
 
 from mnemostore.domain import Conversation, ConversationStats, ConversationStatus
-from mnemostore.errors import InvalidInput
+from mnemostore.errors import ConversationNotFound, InvalidInput
 
 from .._json_body import JsonRoute
 from ..deps import TenantDep
 from ..schemas import (
+    ConsolidateRequest,
+    ConsolidationOut,
     ConversationCreate,
     ConversationExport,
     ConversationOut,
+    ConversationResolve,
     ConversationStatsOut,
     ConversationUpdate,
     Page,
@@ -72,6 +76,26 @@ async def import_conversation(
     return await t.import_conversation(data, user_id=user_id, new_ids=new_ids)
 
 
+@router.post("/resolve", response_model=ConversationOut)
+async def resolve_conversation(body: ConversationResolve, t: TenantDep) -> Conversation:
+    """The conversation with this external id, created for ``user_id`` with the other fields on first sight
+    (two simultaneous first calls make one conversation; it may belong to another user: check ``user_id``)."""
+    fields = body.model_dump(exclude={"external_id", "user_id"})
+    return await t.get_or_create_conversation_by_external_id(body.external_id, user_id=body.user_id, **fields)
+
+
+@router.get("/lookup", response_model=ConversationOut)
+async def lookup_conversation(
+    t: TenantDep,
+    external_id: Annotated[str, Query(min_length=1, max_length=200, description="your own key of the conversation")],
+) -> Conversation:
+    """The conversation with this external id (404 when there is none)."""
+    found = await t.get_conversation_by_external_id(external_id)
+    if found is None:
+        raise ConversationNotFound(f"with external id {external_id!r}")
+    return found
+
+
 @router.get("/{conversation_id}", response_model=ConversationOut)
 async def get_conversation(conversation_id: uuid.UUID, t: TenantDep) -> Conversation:
     return await t.get_conversation_or_raise(conversation_id)
@@ -107,3 +131,14 @@ async def get_conversation_stats(conversation_id: uuid.UUID, t: TenantDep) -> Co
 async def export_conversation(conversation_id: uuid.UUID, t: TenantDep) -> dict[str, Any]:
     """The conversation and all its messages as one document, for ``POST /v1/conversations/import``."""
     return await t.export_conversation(conversation_id)
+
+
+@router.post("/{conversation_id}/consolidate", response_model=ConsolidationOut)
+async def consolidate_conversation(
+    conversation_id: uuid.UUID, body: ConsolidateRequest, t: TenantDep
+) -> dict[str, object]:
+    """Summarise the older messages (all but the newest ``keep_recent``) that no earlier segment covers into a
+    memory segment of the conversation's user (the service's extractive summariser); the messages stay.
+    ``segment`` is null when there is nothing new to consolidate (fewer than ``min_messages``)."""
+    segment = await t.consolidate_conversation(conversation_id, **body.model_dump())
+    return {"segment": segment}

@@ -1,4 +1,5 @@
-"""``/v1/knowledge``: upsert by (source, external id), bulk upsert, list by source, get, delete, search."""
+"""``/v1/knowledge``: upsert by (source, external id), bulk upsert, list by source, look up and delete by external
+ids, get, delete, search."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from mnemostore.errors import KnowledgeChunkNotFound
 from .._json_body import JsonRoute
 from ..deps import ReadTenantDep, TenantDep
 from ..schemas import (
+    DeletedOut,
     Items,
     KnowledgeBulkUpsert,
     KnowledgeChunkOut,
@@ -60,6 +62,24 @@ async def list_knowledge(
 ) -> dict[str, object]:
     """Chunks of one source, by external id."""
     return page_from_store(await t.list_knowledge(source, limit=limit, cursor=cursor))
+
+
+Source = Annotated[str, Query(min_length=1, max_length=500, description="the chunks' source")]
+ExternalIds = Annotated[
+    list[str], Query(alias="external_id", min_length=1, max_length=1000, description="repeat for each chunk")
+]
+
+
+@router.get("/lookup", response_model=Items[KnowledgeChunkOut])
+async def get_knowledge_chunks(t: TenantDep, source: Source, external_ids: ExternalIds) -> dict[str, object]:
+    """The chunks of ``source`` with these external ids, by external id (the ones that do not exist left out)."""
+    return {"items": await t.get_knowledge_chunks(source, external_ids)}
+
+
+@router.delete("", response_model=DeletedOut)
+async def delete_knowledge_chunks(t: TenantDep, source: Source, external_ids: ExternalIds) -> dict[str, int]:
+    """Delete the chunks of ``source`` with these external ids, in one transaction; ``deleted`` counts them."""
+    return {"deleted": await t.delete_knowledge_chunks(source, external_ids)}
 
 
 @router.post("/search", response_model=SearchResultsOut, responses=SEARCH_RESPONSES)

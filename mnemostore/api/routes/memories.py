@@ -1,18 +1,27 @@
-"""``/v1/memories``: store, list (most important first), get, history (earlier versions), delete."""
+"""``/v1/memories``: store, store a segment, list (most important first), get, update, history (earlier versions),
+delete one, delete a user's or an agent's."""
 
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response, status
 
 from mnemostore.domain import MemoryRecord, MemoryTier
-from mnemostore.errors import MemoryNotFound
+from mnemostore.errors import InvalidInput, MemoryNotFound
 
 from .._json_body import JsonRoute
 from ..deps import TenantDep
-from ..schemas import MemoryCreate, MemoryOut, MemoryVersionOut, Page
+from ..schemas import (
+    DeletedOut,
+    MemoryCreate,
+    MemoryOut,
+    MemorySegmentCreate,
+    MemoryUpdate,
+    MemoryVersionOut,
+    Page,
+)
 from ._common import Cursor, Limit, no_content, page_from_store
 
 __all__ = ["router"]
@@ -25,6 +34,25 @@ async def store_memory(body: MemoryCreate, t: TenantDep) -> MemoryRecord:
     """Store a memory (and publish ``memory.stored``); ``vector`` and ``model``: its embedding computed by the
     caller (never re-embedded; searched with ``POST /v1/search`` and the same model)."""
     return await t.store_memory(**body.model_dump())
+
+
+@router.post("/segments", status_code=status.HTTP_201_CREATED, response_model=MemoryOut)
+async def add_memory_segment(body: MemorySegmentCreate, t: TenantDep) -> MemoryRecord:
+    """Store a compressed segment: a summary (kind ``summary``) of the messages it names, at a compression level
+    (1: of raw messages, 2: of level-1 segments…). Segments are never merged as near-duplicates."""
+    fields = body.model_dump(exclude={"content"})
+    return await t.add_memory_segment(body.content, **fields)
+
+
+@router.delete("", response_model=DeletedOut)
+async def delete_memories(
+    t: TenantDep,
+    user_id: Annotated[uuid.UUID | None, Query(description="this user's memories")] = None,
+    agent_id: Annotated[str | None, Query(min_length=1, max_length=200, description="this agent's memories")] = None,
+) -> dict[str, int]:
+    """Delete every memory of a user, of an agent, or of that user with that agent (one of them is needed), with
+    their versions."""
+    return {"deleted": await t.delete_memories(user_id=user_id, agent_id=agent_id)}
 
 
 @router.get("", response_model=Page[MemoryOut])
@@ -54,6 +82,17 @@ async def get_memory(memory_id: uuid.UUID, t: TenantDep) -> MemoryRecord:
     if memory is None:
         raise MemoryNotFound(memory_id)
     return memory
+
+
+@router.patch("/{memory_id}", response_model=MemoryOut)
+async def update_memory(memory_id: uuid.UUID, body: MemoryUpdate, t: TenantDep) -> MemoryRecord:
+    """Change the fields sent (``expires_at`` null: never expires); a change of content, importance or metadata
+    keeps the previous state as a version (``/history``), a change of content re-indexes it."""
+    fields: dict[str, Any] = {name: getattr(body, name) for name in body.model_fields_set}
+    cleared = sorted(name for name, value in fields.items() if value is None and name != "expires_at")
+    if cleared:
+        raise InvalidInput(f"{', '.join(cleared)} cannot be null: send a value, or leave it out to keep it")
+    return await t.update_memory(memory_id, **fields)
 
 
 @router.get("/{memory_id}/history", response_model=Page[MemoryVersionOut])

@@ -1,4 +1,5 @@
-"""Messages: append one or many (with ``Idempotency-Key``), read the history with cursors, get, delete."""
+"""Messages: append one or many (with ``Idempotency-Key``), read the history with cursors, count, get, delete
+one or all of a conversation's."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from mnemostore.errors import InvalidInput, MessageNotFound
 
 from .._json_body import JsonRoute
 from ..deps import TenantDep
-from ..schemas import HistoryOut, Items, MessageBatch, MessageCreate, MessageOut
+from ..schemas import CountOut, DeletedOut, HistoryOut, Items, MessageBatch, MessageCreate, MessageOut
 from ._common import MAX_LIMIT, IdempotencyKey, no_content
 
 __all__ = ["router"]
@@ -114,6 +115,18 @@ async def get_history(
     """Messages in conversation order: the newest ``limit``, or the page before/after a cursor."""
     page = await t.get_conversation_history(conversation_id, limit=limit, before=before, after=after)
     return Response(_HISTORY_JSON.dump_json(page), media_type="application/json")
+
+
+@router.get("/v1/conversations/{conversation_id}/messages/count", response_model=CountOut)
+async def count_messages(conversation_id: uuid.UUID, t: TenantDep) -> dict[str, int]:
+    """How many messages the conversation holds."""
+    return {"count": await t.count_messages(conversation_id)}
+
+
+@router.delete("/v1/conversations/{conversation_id}/messages", response_model=DeletedOut)
+async def delete_messages(conversation_id: uuid.UUID, t: TenantDep) -> dict[str, int]:
+    """Delete every message of the conversation (it stays, empty; sequence numbers are not reused)."""
+    return {"deleted": await t.delete_messages(conversation_id)}
 
 
 @router.get("/v1/messages/{message_id}", response_model=MessageOut)

@@ -1,16 +1,30 @@
-"""``/v1/users``: create, resolve-or-create by channel identity, get, update, delete, identities."""
+"""``/v1/users``: create, resolve-or-create by channel identity, email or external id, look up, get, update,
+delete, erase, identities."""
 
 from __future__ import annotations
 
 import uuid
+from typing import Annotated
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Query, Response, status
 
 from mnemostore.domain import User, UserIdentity
+from mnemostore.errors import InvalidInput, UserNotFound
 
 from .._json_body import JsonRoute
 from ..deps import TenantDep
-from ..schemas import IdentityCreate, IdentityOut, Page, UserCreate, UserOut, UserResolve, UserUpdate
+from ..schemas import (
+    ErasedOut,
+    IdentityCreate,
+    IdentityOut,
+    Page,
+    UserCreate,
+    UserOut,
+    UserResolve,
+    UserResolveEmail,
+    UserResolveExternalId,
+    UserUpdate,
+)
 from ._common import Cursor, Limit, no_content, page_from_store
 
 __all__ = ["router"]
@@ -40,6 +54,47 @@ async def resolve_user(body: UserResolve, t: TenantDep) -> User:
     return await t.get_or_create_user_by_identity(body.channel, body.channel_user_id, **fields)
 
 
+@router.post("/resolve/email", response_model=UserOut)
+async def resolve_user_by_email(body: UserResolveEmail, t: TenantDep) -> User:
+    """The user with this email (the domain matched in any case), created with the other fields on first sight."""
+    return await t.get_or_create_user_by_email(body.email, **body.model_dump(exclude={"email"}))
+
+
+@router.post("/resolve/external-id", response_model=UserOut)
+async def resolve_user_by_external_id(body: UserResolveExternalId, t: TenantDep) -> User:
+    """The user with this external id (your system's id for them), created with the other fields on first sight."""
+    return await t.get_or_create_user_by_external_id(body.external_id, **body.model_dump(exclude={"external_id"}))
+
+
+Key = Annotated[str | None, Query(min_length=1, max_length=320)]
+
+
+@router.get("/lookup", response_model=UserOut)
+async def lookup_user(
+    t: TenantDep,
+    email: Key = None,
+    external_id: Key = None,
+    channel: Annotated[str | None, Query(min_length=1, max_length=50)] = None,
+    channel_user_id: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
+) -> User:
+    """The user with this email, this external id, or this channel identity (``channel`` and
+    ``channel_user_id``): one of the three; 404 when there is none."""
+    identity = channel is not None or channel_user_id is not None
+    if sum((email is not None, external_id is not None, identity)) != 1:
+        raise InvalidInput("look a user up by one of: email, external_id, or channel with channel_user_id")
+    if email is not None:
+        found, key = await t.get_user_by_email(email), f"with email {email!r}"
+    elif external_id is not None:
+        found, key = await t.get_user_by_external_id(external_id), f"with external id {external_id!r}"
+    else:
+        if channel is None or channel_user_id is None:
+            raise InvalidInput("a channel identity is channel and channel_user_id: pass both")
+        found, key = await t.get_user_by_identity(channel, channel_user_id), f"{channel}:{channel_user_id}"
+    if found is None:
+        raise UserNotFound(key)
+    return found
+
+
 @router.get("/{user_id}", response_model=UserOut)
 async def get_user(user_id: uuid.UUID, t: TenantDep) -> User:
     return await t.get_user_or_raise(user_id)
@@ -56,6 +111,13 @@ async def delete_user(user_id: uuid.UUID, t: TenantDep) -> Response:
     """Delete the user and everything they own: identities, conversations, messages, memories."""
     await t.delete_user(user_id)
     return no_content()
+
+
+@router.post("/{user_id}/erase", response_model=ErasedOut)
+async def erase_user(user_id: uuid.UUID, t: TenantDep) -> dict[str, object]:
+    """Erase the user everywhere (an erasure request): every row of theirs, their share of the usage counters,
+    the tenant's caches; answers what was removed, per table. Rows that do not reference them stay."""
+    return {"removed": await t.erase_user(user_id)}
 
 
 @router.get("/{user_id}/identities", response_model=Page[IdentityOut])
