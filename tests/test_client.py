@@ -458,6 +458,10 @@ def test_memories_of_a_conversation_and_caller_vectors(client: Client, keys: Key
         client.search(vector=[1.0, 0.0], model="their-3")
     with pytest.raises(InvalidVector, match="finite"):  # JSON cannot carry it: refused before sending
         client.store_memory("nan", vector=[float("nan"), 1.0], model="their-3")
+    # A new vector through the update route moves the memory in the caller's space.
+    client.update_memory(theirs.id, vector=[0.0, 0.0, 1.0], model="their-3")
+    moved = client.search(vector=[0.0, 0.1, 1.0], model="their-3", kinds=["memories"], limit=1)
+    assert [h.id for h in moved] == [theirs.id] and moved[0].scores["semantic"] > 0.99
 
 
 def test_agent_records(client: Client, keys: Keys, store: MnemoStore):

@@ -17,6 +17,7 @@ from mnemostore.client import _endpoints as ep
 from mnemostore.client._base_async import AsyncConnection
 from mnemostore.client._codec import UNSET, Unset, decode, decode_list, present
 from mnemostore.client._endpoints import calls
+from mnemostore.client._memories_async import floats
 from mnemostore.domain import KnowledgeChunk, MemoryKind, MemoryRecord, MemoryTier, Tenant
 from mnemostore.search import IndexingStatus
 
@@ -37,9 +38,12 @@ class AsyncOperationsApi(AsyncConnection):
         importance: float | Unset = UNSET,
         expires_at: datetime | Unset | None = UNSET,
         metadata: Mapping[str, Any] | Unset = UNSET,
+        vector: Sequence[float] | None = None,
+        model: str | None = None,
     ) -> MemoryRecord:
         """Change the given fields of a memory (``expires_at=None``: never expires); a change of content,
-        importance or metadata keeps the previous state as a version (``get_memory_history``).
+        importance or metadata keeps the previous state as a version (``get_memory_history``). ``vector``,
+        ``model``: the caller's new embedding of the memory (as in ``store_memory``).
 
         Raises:
             MemoryNotFound: no such memory in this tenant.
@@ -47,6 +51,10 @@ class AsyncOperationsApi(AsyncConnection):
         body = present(
             content=content, kind=kind, tier=tier, importance=importance, expires_at=expires_at, metadata=metadata
         )
+        if vector is not None:
+            body["vector"] = floats(vector)
+        if model is not None:
+            body["model"] = model
         return decode(MemoryRecord, await self._json(ep.UPDATE_MEMORY, path={"memory_id": memory_id}, body=body))
 
     @calls(ep.ADD_MEMORY_SEGMENT)

@@ -23,7 +23,7 @@ from mnemostore.api.schemas._common import (
     _In,
     _Out,
 )
-from mnemostore.api.schemas._memories import MemoryOut
+from mnemostore.api.schemas._memories import MemoryOut, ModelName, Vector
 from mnemostore.domain import MemoryKind, MemoryTier
 
 Importance = Annotated[float, Field(ge=0.0, le=1.0)]
@@ -45,6 +45,10 @@ class MemoryUpdate(_In):
     importance: Importance | None = None
     expires_at: Timestamp | None = None
     metadata: JsonObject | None = None
+    vector: Vector | None = Field(
+        default=None, description="the caller's new embedding of the memory (see POST /v1/memories), with `model`"
+    )
+    model: ModelName | None = None
 
 
 class MemorySegmentCreate(_In):
