@@ -529,6 +529,21 @@ async def test_the_three_line_memory_api(client: AsyncClient):
     assert (await memory.get_all(user_id="alice")).items == []
 
 
+async def test_the_memory_api_takes_a_conversation_a_query_and_vectors(client: AsyncClient, backend: str):
+    memory = client.memory
+    chat = await memory.add([{"role": "user", "content": "I just moved to Berlin"}], user_id="bob")
+    await memory.add("I'm allergic to cats", user_id="bob")
+    of_chat = await memory.get_all(user_id="bob", conversation_id=chat[0].conversation_id)
+    assert chat[0].conversation_id is not None and [m.id for m in of_chat.items] == [chat[0].id]
+    ranked = await memory.get_all(user_id="bob", query="allergic cats")
+    assert ranked.items[0].content == "I'm allergic to cats" and ranked.next_cursor is None
+    if backend == "postgres":  # the system PostgreSQL has no pgvector for caller vectors
+        return
+    theirs = await memory.add("I fly on Fridays", user_id="bob", vector=[1.0, 0.0, 0.2], model="their-3")
+    found = await memory.search(vector=[1.0, 0.0, 0.3], model="their-3", user_id="bob")
+    assert [h.id for h in found] == [theirs[0].id] and found[0].scores["semantic"] > 0.99
+
+
 # -- pagination ------------------------------------------------------------------------------------------------
 
 

@@ -13,6 +13,7 @@ from mnemostore.client import _endpoints as ep
 from mnemostore.client._base_async import AsyncConnection, walk
 from mnemostore.client._codec import decode, decode_list, decode_page, decode_results, jsonable, present
 from mnemostore.client._endpoints import calls
+from mnemostore.client._memories_async import floats
 from mnemostore.domain import MemoryRecord, MemoryVersion, NewMessage, Page
 from mnemostore.errors import MemoryNotFound
 from mnemostore.search import SearchMode, SearchResults
@@ -46,6 +47,8 @@ class AsyncMemoryClient:
         importance: float = 0.5,
         conversation_id: uuid.UUID | str | None = None,
         roles: Sequence[str] = ("user",),
+        vector: Sequence[float] | None = None,
+        model: str | None = None,
     ) -> list[MemoryRecord]:
         """Remember a fact, or a chat: a list of messages (``{"role": "user", "content": "…"}`` or
         ``NewMessage``) is stored as a conversation (a new one unless ``conversation_id``), and each message of
@@ -62,6 +65,10 @@ class AsyncMemoryClient:
             conversation_id=conversation_id,
             roles=list(roles),
         )
+        if vector is not None:
+            body["vector"] = floats(vector)
+        if model is not None:
+            body["model"] = model
         if isinstance(content, str):
             body["content"] = content
         else:
@@ -71,16 +78,24 @@ class AsyncMemoryClient:
     @calls(ep.MEMORY_SEARCH)
     async def search(
         self,
-        query: str,
+        query: str | None = None,
         *,
         user_id: str,
         agent_id: str | None = None,
         limit: int = 10,
         min_score: float | None = None,
         mode: SearchMode | str = SearchMode.AUTO,
+        vector: Sequence[float] | None = None,
+        model: str | None = None,
     ) -> SearchResults:
         """The user's memories that best answer ``query``, best first (``results.mode`` says how they were found)."""
         body = present(query=query, user_id=user_id, agent_id=agent_id, limit=limit, min_score=min_score, mode=mode)
+        if query is None:
+            del body["query"]
+        if vector is not None:
+            body["vector"] = floats(vector)
+        if model is not None:
+            body["model"] = model
         return decode_results(await self._connection._json(ep.MEMORY_SEARCH, body=body))
 
     @calls(ep.MEMORY_GET)
@@ -94,10 +109,24 @@ class AsyncMemoryClient:
 
     @calls(ep.MEMORY_GET_ALL)
     async def get_all(
-        self, *, user_id: str, agent_id: str | None = None, limit: int = 100, cursor: str | None = None
+        self,
+        *,
+        user_id: str,
+        agent_id: str | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+        conversation_id: uuid.UUID | str | None = None,
+        query: str | None = None,
     ) -> Page[MemoryRecord]:
         """One page of the user's memories, most important first; pass ``next_cursor`` back as ``cursor``."""
-        params = {"user_id": user_id, "agent_id": agent_id, "limit": limit, "cursor": cursor}
+        params = {
+            "user_id": user_id,
+            "agent_id": agent_id,
+            "limit": limit,
+            "cursor": cursor,
+            "conversation_id": None if conversation_id is None else str(conversation_id),
+            "query": query,
+        }
         return decode_page(MemoryRecord, await self._connection._json(ep.MEMORY_GET_ALL, params=params))
 
     @calls(ep.MEMORY_GET_ALL)

@@ -57,6 +57,8 @@ async def add(body: MemoryAdd, t: TenantDep) -> dict[str, Any]:
         importance=body.importance,
         conversation_id=body.conversation_id,
         roles=body.roles,
+        vector=body.vector,
+        model=body.model,
     )
     return {"items": stored}
 
@@ -71,6 +73,8 @@ async def search(body: MemorySearch, t: ReadTenantDep) -> dict[str, Any]:
         limit=body.limit,
         min_score=body.min_score,
         mode=body.mode,
+        vector=body.vector,
+        model=body.model,
     )
     return {"items": hits, "mode": hits.mode.value, "retrievers": list(hits.retrievers), "pending": hits.pending}
 
@@ -82,9 +86,15 @@ async def get_all(
     agent_id: Annotated[str | None, Query(max_length=200)] = None,
     limit: Limit = 100,
     cursor: Cursor = None,
+    conversation_id: Annotated[uuid.UUID | None, Query(description="only the memories of this conversation")] = None,
+    query: Annotated[
+        str | None, Query(min_length=1, max_length=10_000, description="the most relevant to it first (one page)")
+    ] = None,
 ) -> dict[str, object]:
-    """The user's memories, most important first."""
-    page = await AsyncMemory.for_tenant(t).get_all(user_id=user_id, agent_id=agent_id, limit=limit, cursor=cursor)
+    """The user's memories, most important first (with ``query``: most relevant first, one page)."""
+    page = await AsyncMemory.for_tenant(t).get_all(
+        user_id=user_id, agent_id=agent_id, limit=limit, cursor=cursor, conversation_id=conversation_id, query=query
+    )
     return page_from_store(page)
 
 

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from mnemostore.api.schemas._common import MAX_BATCH, JsonObject, Name200, Text, _Clean, _In
 from mnemostore.api.schemas._conversations import MessageCreate
+from mnemostore.api.schemas._memories import ModelName, Vector
 
 # The caller's own id of a user: any non-empty text (mapped to a mnemostore user by external id).
 UserRef = Annotated[str, Field(min_length=1, max_length=200, description="your own id of the user"), _Clean]
@@ -43,11 +44,15 @@ class MemoryAdd(_In):
     roles: Annotated[list[Literal["user", "assistant", "system", "tool"]], Field(max_length=4)] = Field(
         default=["user"], description="messages: which roles become memories"
     )
+    vector: Vector | None = Field(default=None, description="content: your embedding of the fact, with `model`")
+    model: ModelName | None = None
 
     @model_validator(mode="after")
     def _one_of(self) -> MemoryAdd:
         if (self.content is None) == (self.messages is None):
             raise ValueError("give either content (a fact) or messages (a chat), not both and not neither")
+        if self.vector is not None and self.messages is not None:
+            raise ValueError("vector goes with content (one fact): a chat's memories are embedded by the store")
         return self
 
 
@@ -58,12 +63,20 @@ class MemorySearch(_In):
         json_schema_extra={"examples": [{"query": "what can alice eat?", "user_id": "alice", "limit": 5}]}
     )
 
-    query: Annotated[str, Field(min_length=1, max_length=10_000), _Clean]
+    query: Annotated[str, Field(min_length=1, max_length=10_000), _Clean] | None = None
     user_id: UserRef
     agent_id: Name200 | None = None
     limit: Annotated[int, Field(ge=1, le=100)] = 10
     min_score: float | None = None
     mode: Literal["auto", "semantic", "fulltext", "hybrid"] = "auto"
+    vector: Vector | None = Field(default=None, description="a query vector of `model`: give it, query, or both")
+    model: ModelName | None = None
+
+    @model_validator(mode="after")
+    def _something_to_search(self) -> MemorySearch:
+        if self.query is None and self.vector is None:
+            raise ValueError("give query (the text to search for), vector (an embedding of it), or both")
+        return self
 
 
 class MemoryEdit(_In):
