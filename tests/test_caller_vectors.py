@@ -24,6 +24,7 @@ from mnemostore import (
     InvalidInput,
     InvalidVector,
     MnemoStore,
+    NewMessage,
     SearchMode,
     TenantStore,
     VectorDimensionMismatch,
@@ -117,6 +118,33 @@ def test_our_embedder_for_one_kind_theirs_for_another(vstore: MnemoStore) -> Non
     # ... and a new vector brings it back to the caller's model.
     t.update_memory(memory.id, vector=axis(6), model=THEIRS)
     assert [h.id for h in t.search(vector=axis(6), model=THEIRS)] == [memory.id]
+
+
+def test_messages_with_the_callers_vectors(vstore: MnemoStore) -> None:
+    t = _tenant(vstore)
+    ada = t.create_user(display_name="Ada")
+    chat = t.create_conversation(ada.id)
+    theirs = t.add_messages(
+        chat.id,
+        [
+            NewMessage(role="user", content="the flight lands at nine", vector=axis(2), vector_model=THEIRS),
+            NewMessage(role="assistant", content="noted", vector=axis(3), vector_model=THEIRS),
+            NewMessage(role="user", content="embedded by the store"),
+        ],
+    )
+    single = t.add_message(chat.id, role="user", content="one more", vector=axis(4), vector_model=THEIRS)
+    assert [m.seq for m in [*theirs, single]] == [1, 2, 3, 4]
+    assert t.indexing_status().pending == 1  # only the message without a vector waits for the embedder
+    t.wait_for_indexing()
+    assert [h.id for h in t.search(vector=axis(2, 0.1), model=THEIRS, limit=1)] == [theirs[0].id]
+    found = t.search(vector=axis(4), model=THEIRS, kinds=["messages"], conversation_id=chat.id, limit=1)
+    assert [h.id for h in found] == [single.id] and found[0].scores["semantic"] > 0.99
+    assert t.search("embedded by the store", mode="semantic", kinds=["messages"])[0].id == theirs[2].id
+    with pytest.raises(VectorDimensionMismatch):
+        t.add_message(chat.id, role="user", content="x", vector=[1.0, 0.0], vector_model=THEIRS)
+    with pytest.raises(InvalidInput, match="vector_model"):
+        t.add_messages(chat.id, [NewMessage(role="user", content="x", vector_model=THEIRS)])
+    assert t.count_messages(chat.id) == 4  # nothing of a refused call is written
 
 
 def test_a_caller_vector_must_fit(vstore: MnemoStore) -> None:

@@ -22,6 +22,7 @@ from mnemostore import (
     ConversationNotFound,
     InvalidInput,
     InvalidVector,
+    NewMessage,
     SearchMode,
     VectorDimensionMismatch,
     VectorSearchUnavailable,
@@ -118,6 +119,33 @@ async def test_our_embedder_for_one_kind_theirs_for_another(vstore: AsyncMnemoSt
     # ... and a new vector brings it back to the caller's model.
     await t.update_memory(memory.id, vector=axis(6), model=THEIRS)
     assert [h.id for h in await t.search(vector=axis(6), model=THEIRS)] == [memory.id]
+
+
+async def test_messages_with_the_callers_vectors(vstore: AsyncMnemoStore) -> None:
+    t = await _tenant(vstore)
+    ada = await t.create_user(display_name="Ada")
+    chat = await t.create_conversation(ada.id)
+    theirs = await t.add_messages(
+        chat.id,
+        [
+            NewMessage(role="user", content="the flight lands at nine", vector=axis(2), vector_model=THEIRS),
+            NewMessage(role="assistant", content="noted", vector=axis(3), vector_model=THEIRS),
+            NewMessage(role="user", content="embedded by the store"),
+        ],
+    )
+    single = await t.add_message(chat.id, role="user", content="one more", vector=axis(4), vector_model=THEIRS)
+    assert [m.seq for m in [*theirs, single]] == [1, 2, 3, 4]
+    assert (await t.indexing_status()).pending == 1  # only the message without a vector waits for the embedder
+    await t.wait_for_indexing()
+    assert [h.id for h in await t.search(vector=axis(2, 0.1), model=THEIRS, limit=1)] == [theirs[0].id]
+    found = await t.search(vector=axis(4), model=THEIRS, kinds=["messages"], conversation_id=chat.id, limit=1)
+    assert [h.id for h in found] == [single.id] and found[0].scores["semantic"] > 0.99
+    assert (await t.search("embedded by the store", mode="semantic", kinds=["messages"]))[0].id == theirs[2].id
+    with pytest.raises(VectorDimensionMismatch):
+        await t.add_message(chat.id, role="user", content="x", vector=[1.0, 0.0], vector_model=THEIRS)
+    with pytest.raises(InvalidInput, match="vector_model"):
+        await t.add_messages(chat.id, [NewMessage(role="user", content="x", vector_model=THEIRS)])
+    assert await t.count_messages(chat.id) == 4  # nothing of a refused call is written
 
 
 async def test_a_caller_vector_must_fit(vstore: AsyncMnemoStore) -> None:

@@ -458,6 +458,12 @@ def test_memories_of_a_conversation_and_caller_vectors(client: Client, keys: Key
         client.search(vector=[1.0, 0.0], model="their-3")
     with pytest.raises(InvalidVector, match="finite"):  # JSON cannot carry it: refused before sending
         client.store_memory("nan", vector=[float("nan"), 1.0], model="their-3")
+    said = client.add_message(chat.id, role="user", content="x", vector=[0.0, 1.0, 1.0], vector_model="their-3")
+    batch = client.add_messages(
+        chat.id, [NewMessage(role="user", content="y", vector=[0.0, -1.0, 1.0], vector_model="their-3")]
+    )
+    by_vector = client.search(vector=[0.0, 1.0, 0.9], model="their-3", kinds=["messages"], limit=2)
+    assert [h.id for h in by_vector] == [said.id, batch[0].id]
     # A new vector through the update route moves the memory in the caller's space.
     client.update_memory(theirs.id, vector=[0.0, 0.0, 1.0], model="their-3")
     moved = client.search(vector=[0.0, 0.1, 1.0], model="their-3", kinds=["memories"], limit=1)

@@ -16,6 +16,7 @@ from mnemostore.client import _endpoints as ep
 from mnemostore.client._base import Connection, new_idempotency_key, walk
 from mnemostore.client._codec import UNSET, Unset, decode, decode_list, decode_page, jsonable, present
 from mnemostore.client._endpoints import calls
+from mnemostore.client._memories import floats
 from mnemostore.client._stream import EventStream
 from mnemostore.domain import (
     Checkpoint,
@@ -166,6 +167,8 @@ class ConversationsApi(Connection):
         metadata: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
         created_at: datetime | None = None,
+        vector: Sequence[float] | None = None,
+        vector_model: str | None = None,
     ) -> Message:
         """Append a message; the conversation's counters move in the same transaction.
 
@@ -186,6 +189,8 @@ class ConversationsApi(Connection):
             completion_tokens=completion_tokens,
             metadata=metadata,
             **{} if created_at is None else {"created_at": created_at},
+            **{} if vector is None else {"vector": floats(vector)},
+            **{} if vector_model is None else {"vector_model": vector_model},
         )
         data = self._json(
             ep.APPEND_MESSAGE,
@@ -215,8 +220,9 @@ class ConversationsApi(Connection):
         for message in messages:
             if isinstance(message, dict) and message.get("idempotency_key") is None:
                 message.pop("idempotency_key", None)
-            if isinstance(message, dict) and message.get("created_at") is None:
-                message.pop("created_at", None)
+            for optional in ("created_at", "vector", "vector_model"):
+                if isinstance(message, dict) and message.get(optional) is None:
+                    message.pop(optional, None)
         own_keys = any(isinstance(m, dict) and "idempotency_key" in m for m in messages)
         headers: dict[str, str] = {}
         if own_keys:  # the service takes either the header or keys in the body: fill in the missing ones

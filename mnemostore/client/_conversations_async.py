@@ -15,6 +15,7 @@ from mnemostore.client import _endpoints as ep
 from mnemostore.client._base_async import AsyncConnection, new_idempotency_key, walk
 from mnemostore.client._codec import UNSET, Unset, decode, decode_list, decode_page, jsonable, present
 from mnemostore.client._endpoints import calls
+from mnemostore.client._memories_async import floats
 from mnemostore.client._stream_async import AsyncEventStream
 from mnemostore.domain import (
     Checkpoint,
@@ -165,6 +166,8 @@ class AsyncConversationsApi(AsyncConnection):
         metadata: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
         created_at: datetime | None = None,
+        vector: Sequence[float] | None = None,
+        vector_model: str | None = None,
     ) -> Message:
         """Append a message; the conversation's counters move in the same transaction.
 
@@ -185,6 +188,8 @@ class AsyncConversationsApi(AsyncConnection):
             completion_tokens=completion_tokens,
             metadata=metadata,
             **({} if created_at is None else {"created_at": created_at}),
+            **({} if vector is None else {"vector": floats(vector)}),
+            **({} if vector_model is None else {"vector_model": vector_model}),
         )
         data = await self._json(
             ep.APPEND_MESSAGE,
@@ -214,8 +219,9 @@ class AsyncConversationsApi(AsyncConnection):
         for message in messages:
             if isinstance(message, dict) and message.get("idempotency_key") is None:
                 message.pop("idempotency_key", None)
-            if isinstance(message, dict) and message.get("created_at") is None:
-                message.pop("created_at", None)
+            for optional in ("created_at", "vector", "vector_model"):
+                if isinstance(message, dict) and message.get(optional) is None:
+                    message.pop(optional, None)
         own_keys = any(isinstance(m, dict) and "idempotency_key" in m for m in messages)
         headers: dict[str, str] = {}
         if own_keys:  # the service takes either the header or keys in the body: fill in the missing ones

@@ -184,7 +184,9 @@ class NewMessage:
 
     ``created_at`` is for messages said before they are stored (importing past conversations): a timezone-aware
     time that search filters (``since``/``until``) and recency then use. The conversation's order stays its
-    sequence numbers, whatever the times.
+    sequence numbers, whatever the times. ``vector`` is the caller's embedding of the message, computed by
+    ``vector_model`` (default: the store's embedder, whose dimension it must then have): the store keeps it and
+    does not embed the message itself (as ``store_memory(vector=...)``).
     """
 
     role: Role | str
@@ -195,6 +197,8 @@ class NewMessage:
     metadata: JSON = field(default_factory=dict)
     idempotency_key: str | None = None
     created_at: datetime | None = None
+    vector: list[float] | None = None
+    vector_model: str | None = None
 
 
 @dataclass(slots=True, kw_only=True)

@@ -32,7 +32,15 @@ from mnemostore.search import ItemKind
 from mnemostore.service import _validation as v
 from mnemostore.service._export import to_export
 from mnemostore.service._history import page_from_window, window_from_rows
-from mnemostore.service._inputs import UNSET, Unset, as_id, message_differences, message_rows, utc_now
+from mnemostore.service._inputs import (
+    UNSET,
+    Supplied,
+    Unset,
+    as_id,
+    message_differences,
+    message_rows,
+    utc_now,
+)
 from mnemostore.service._paging import (
     conversation_cursor,
     decode_conversation_cursor,
@@ -251,6 +259,8 @@ class AsyncConversations(AsyncTenantScope):
         metadata: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
         created_at: datetime | None = None,
+        vector: Sequence[float] | None = None,
+        vector_model: str | None = None,
     ) -> Message:
         """Append a message; the conversation's counters and last activity move in the same transaction.
 
@@ -259,6 +269,9 @@ class AsyncConversations(AsyncTenantScope):
                 appending a copy.
             created_at: when the message was said, for past messages being imported (timezone-aware; default
                 now). Search filters and recency use it; the conversation's order stays the append order.
+            vector, vector_model: the caller's embedding of the message and the model that computed it (default:
+                the store's embedder); the store keeps it instead of embedding the message (``InvalidVector``,
+                ``VectorDimensionMismatch`` when it does not fit).
 
         Raises:
             ConversationNotFound, InvalidInput (and subclasses), QuotaExceeded.
@@ -272,6 +285,8 @@ class AsyncConversations(AsyncTenantScope):
             metadata=self._json(metadata, "metadata"),
             idempotency_key=idempotency_key,
             created_at=created_at,
+            vector=None if vector is None else list(vector),
+            vector_model=vector_model,
         )
         return (await self.add_messages(conversation_id, [new]))[0]
 
@@ -317,18 +332,16 @@ class AsyncConversations(AsyncTenantScope):
         if len(set(keys)) != len(keys):
             raise InvalidInput("two messages in one call share an idempotency_key: give each its own")
         sizes = {row["id"]: row.pop("_bytes") for row in prepared}
-        said_at = {row["id"]: row.pop("_said_at") for row in prepared}
-        if not any(said_at.values()):
-            said_at = {}
+        supplied = self._supplied(prepared)
         existing: dict[str, Message] = {}
         fresh = prepared
         # Each pass either writes every remaining message or finds more of their keys already used (a concurrent
         # retry may have written one since): at most one pass per key, and one more to write.
         for _ in range(len(keys) + 1):
-            held = await self._append_rows(cid, fresh, sizes, said_at)
+            held = await self._append_rows(cid, fresh, sizes, supplied)
             if not held:
                 break
-            existing.update(await self._replayed(cid, prepared, held, said_at))
+            existing.update(await self._replayed(cid, prepared, held, supplied))
             fresh = [row for row in prepared if row["idempotency_key"] not in existing]
             if not fresh:
                 break
@@ -355,7 +368,7 @@ class AsyncConversations(AsyncTenantScope):
         cid: uuid.UUID,
         prepared: list[dict[str, Any]],
         held: frozenset[str],
-        said_at: dict[uuid.UUID, datetime | None],
+        supplied: Supplied,
     ) -> dict[str, Message]:
         """The stored messages of the ``held`` keys, each checked to be the message the request sends again."""
         async with self._tx() as uow:
@@ -363,7 +376,7 @@ class AsyncConversations(AsyncTenantScope):
         for row in prepared:
             original = stored.get(row["idempotency_key"])
             if original is not None:
-                differences = message_differences(row, original, said_at=said_at.get(row["id"]))
+                differences = message_differences(row, original, said_at=supplied.said_at.get(row["id"]))
                 if differences:
                     raise IdempotencyConflict(row["idempotency_key"], original.seq, differences)
         return stored
@@ -373,19 +386,19 @@ class AsyncConversations(AsyncTenantScope):
         cid: uuid.UUID,
         rows: list[dict[str, Any]],
         sizes: dict[uuid.UUID, int],
-        said_at: dict[uuid.UUID, datetime | None],
+        supplied: Supplied,
     ) -> frozenset[str]:
-        """Write ``rows`` all or nothing (they get their ``seq`` and ``created_at``: the time the caller gave in
-        ``said_at``, else now), or, when the conversation holds any of their idempotency keys, write nothing and
-        return those keys."""
-        if said_at:
-            # Past messages being imported: not the chat hot path, whose one call stamps every row with now.
-            return await self._append_in_transaction(cid, rows, sizes, said_at)
+        """Write ``rows`` all or nothing (they get their ``seq`` and ``created_at``: the time the caller gave, else
+        now), or, when the conversation holds any of their idempotency keys, write nothing and return those keys."""
+        if supplied:
+            # Past messages being imported, or the caller's vectors: not the chat hot path, whose one call stamps
+            # every row with now and queues every message for the embedder.
+            return await self._append_in_transaction(cid, rows, sizes, supplied)
         try:
             return await self._append_in_one_call(cid, rows, sizes)
         except UsageRefused:
             # Which quota, or no tenant at all: the append statement by statement finds out and says so.
-            return await self._append_in_transaction(cid, rows, sizes, said_at)
+            return await self._append_in_transaction(cid, rows, sizes, supplied)
 
     async def _append_in_one_call(
         self, cid: uuid.UUID, rows: list[dict[str, Any]], sizes: dict[uuid.UUID, int]
@@ -418,7 +431,7 @@ class AsyncConversations(AsyncTenantScope):
         cid: uuid.UUID,
         rows: list[dict[str, Any]],
         sizes: dict[uuid.UUID, int],
-        said_at: dict[uuid.UUID, datetime | None],
+        supplied: Supplied,
     ) -> frozenset[str]:
         """The append's statements one by one, in one write transaction: what a refused charge needs to say which
         quota refused it (or that the tenant is gone)."""
@@ -440,11 +453,34 @@ class AsyncConversations(AsyncTenantScope):
                 raise ConversationNotFound(cid)
             for seq, row in enumerate(rows, start=last - len(rows) + 1):
                 row["seq"] = seq
-                row["created_at"] = said_at.get(row["id"]) or now
+                row["created_at"] = supplied.said_at.get(row["id"]) or now
             await self._charge(uow, messages=len(rows), tokens=tokens, storage_bytes=size)
             await uow.messages.insert_many(rows)
-            await self._enqueue(uow, ItemKind.MESSAGE, [row["id"] for row in rows], now)
+            by_model: dict[str, list[tuple[uuid.UUID, list[float]]]] = {}
+            for row in rows:
+                if row["id"] in supplied.vectors:
+                    vector, model = supplied.vectors[row["id"]]
+                    by_model.setdefault(model, []).append((row["id"], vector))
+            for model, vectors in by_model.items():
+                await self._put_vectors(uow, ItemKind.MESSAGE, vectors, model, now)
+            embed = [row["id"] for row in rows if row["id"] not in supplied.vectors]
+            await self._enqueue(uow, ItemKind.MESSAGE, embed, now)
         return frozenset()
+
+    def _supplied(self, rows: list[dict[str, Any]]) -> Supplied:
+        """Take out of ``rows`` what the caller gave beyond the messages (their times, their vectors), checked."""
+        supplied = Supplied()
+        for index, row in enumerate(rows):
+            said_at, vector, model = row.pop("_said_at"), row.pop("_vector"), row.pop("_vector_model")
+            if said_at is not None:
+                supplied.said_at[row["id"]] = said_at
+            if vector is not None:
+                supplied.vectors[row["id"]] = self._caller_vector(vector, model, field=f"messages[{index}].vector")
+            elif model is not None:
+                raise InvalidInput(
+                    f"messages[{index}].vector_model names the model of a vector: pass the vector too (or drop it)"
+                )
+        return supplied
 
     async def get_conversation_history(
         self,

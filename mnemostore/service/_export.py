@@ -106,7 +106,8 @@ def conversation_from_export(
             max_metadata_bytes=max_metadata_bytes,
         )[0]
         size += prepared.pop("_bytes")
-        del prepared["_said_at"]  # the export's own created_at follows
+        for extra in ("_said_at", "_vector", "_vector_model"):  # the export's own created_at follows
+            del prepared[extra]
         tokens += prepared["prompt_tokens"] + prepared["completion_tokens"]
         prepared["id"] = as_id(item.get("id") or new_id(), f"messages[{index}].id")
         prepared["seq"] = seqs[index]

@@ -7,6 +7,7 @@ import hashlib
 import json
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -74,6 +75,17 @@ def tenant_ref(value: uuid.UUID | str) -> uuid.UUID | str:
         return value
 
 
+@dataclass(slots=True)
+class Supplied:
+    """What the caller gave beyond the messages themselves: when each was said, and its vector with its model."""
+
+    said_at: dict[uuid.UUID, datetime] = field(default_factory=dict)
+    vectors: dict[uuid.UUID, tuple[list[float], str]] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.said_at or self.vectors)
+
+
 def message_rows(
     tenant_id: uuid.UUID,
     conversation_id: uuid.UUID,
@@ -109,6 +121,8 @@ def message_rows(
                 "idempotency_key": v.check_name(item.idempotency_key, "idempotency_key", max_len=200),
                 "_bytes": size,
                 "_said_at": _in_utc(v.check_time(item.created_at, "created_at")),
+                "_vector": item.vector,
+                "_vector_model": item.vector_model,
             }
         )
     return rows

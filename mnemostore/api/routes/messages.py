@@ -39,6 +39,8 @@ def _new(body: MessageCreate, key: str | None) -> NewMessage:
         metadata=body.metadata or {},
         idempotency_key=key,
         created_at=body.created_at,
+        vector=body.vector,
+        vector_model=body.vector_model,
     )
 
 

@@ -201,3 +201,15 @@ class ReadyOut(BaseModel):
     indexing_backlog: int | None = Field(
         default=None, description="jobs waiting to be indexed; null until background indexing exists (issue #3)"
     )
+
+
+# A vector the caller computed (its model is named beside it): finite numbers, at most pgvector's 16,000.
+Vector = Annotated[
+    list[Annotated[float, Field(allow_inf_nan=False)]],
+    Field(min_length=1, max_length=16_000, description="an embedding computed by the caller"),
+]
+ModelName = Annotated[
+    str,
+    Field(min_length=1, max_length=200, description="the model that computed the vector (default: the store's)"),
+    _Clean,
+]

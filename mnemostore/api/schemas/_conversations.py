@@ -12,12 +12,14 @@ from mnemostore.api.schemas._common import (
     MAX_BATCH,
     MAX_INT64,
     JsonObject,
+    ModelName,
     Name50,
     Name200,
     Name500,
     Text,
     Timestamp,
     TokenCount,
+    Vector,
     _In,
     _Out,
 )
@@ -190,6 +192,10 @@ class MessageCreate(_In):
         description="when the message was said, for past messages being imported (default: now); search filters "
         "and recency use it, the conversation's order stays the append order",
     )
+    vector: Vector | None = Field(
+        default=None, description="your embedding of the message (the store then does not embed it), with its model"
+    )
+    vector_model: ModelName | None = Field(default=None, description="the model of `vector` (default: the store's)")
 
 
 class MessageBatch(_In):

@@ -11,28 +11,19 @@ from pydantic import BaseModel, ConfigDict, Field
 from mnemostore.api.schemas._common import (
     MAX_BATCH,
     JsonObject,
+    ModelName,
     Name200,
     Name1000,
     Required500,
     Text,
     Timestamp,
     TokenCount,
+    Vector,
     _Clean,
     _In,
     _Out,
 )
 from mnemostore.domain import MemoryKind, MemoryTier, Role
-
-# A vector the caller computed (its model is named beside it): finite numbers, at most pgvector's 16,000.
-Vector = Annotated[
-    list[Annotated[float, Field(allow_inf_nan=False)]],
-    Field(min_length=1, max_length=16_000, description="an embedding computed by the caller"),
-]
-ModelName = Annotated[
-    str,
-    Field(min_length=1, max_length=200, description="the model that computed the vector (default: the store's)"),
-    _Clean,
-]
 
 
 class MemoryCreate(_In):

@@ -7,9 +7,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from mnemostore.api.schemas._common import MAX_BATCH, JsonObject, Name200, Text, _Clean, _In
+from mnemostore.api.schemas._common import MAX_BATCH, JsonObject, ModelName, Name200, Text, Vector, _Clean, _In
 from mnemostore.api.schemas._conversations import MessageCreate
-from mnemostore.api.schemas._memories import ModelName, Vector
 
 # The caller's own id of a user: any non-empty text (mapped to a mnemostore user by external id).
 UserRef = Annotated[str, Field(min_length=1, max_length=200, description="your own id of the user"), _Clean]

@@ -13,6 +13,7 @@ from mnemostore.api.schemas._common import (
     MAX_BATCH,
     MAX_INT32,
     JsonObject,
+    ModelName,
     Name50,
     Name200,
     Name320,
@@ -20,10 +21,11 @@ from mnemostore.api.schemas._common import (
     Required200,
     Text,
     Timestamp,
+    Vector,
     _In,
     _Out,
 )
-from mnemostore.api.schemas._memories import MemoryOut, ModelName, Vector
+from mnemostore.api.schemas._memories import MemoryOut
 from mnemostore.domain import MemoryKind, MemoryTier
 
 Importance = Annotated[float, Field(ge=0.0, le=1.0)]
