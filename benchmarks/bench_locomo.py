@@ -43,6 +43,7 @@ from bench_retrieval import _pgserver
 
 from mnemostore import MnemoStore, NewMessage, Settings
 from mnemostore.ops import migrate
+from mnemostore.search import query_terms
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "locomo-dev" / "locomo-dev.json"
 KS = (1, 5, 10, 25)
@@ -110,6 +111,8 @@ def load(path: Path, limit: int | None) -> tuple[list[Chat], dict[str, int]]:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     chats, skipped = load(args.data, args.conversations)
+    if args.pick:
+        chats = [chats[i] for i in args.pick if i < len(chats)]
     tmp = tempfile.TemporaryDirectory()
     server: Any = None
     try:
@@ -153,8 +156,11 @@ def measure(args: argparse.Namespace, chats: list[Chat], url: str) -> dict[str, 
             stored.append((conversation.id, ids))
         store.wait_for_indexing(timeout_seconds=1800)
         loaded = time.perf_counter() - started
+        dump: list[dict[str, Any]] = []
         for chat, (conversation_id, ids) in zip(chats, stored, strict=True):
             for question in chat.questions:
+                if args.dump:
+                    dump.append(lists(tenant, conversation_id, ids, chat, question))
                 for mode in modes:
                     begun = time.perf_counter()
                     hits = tenant.search(
@@ -165,6 +171,8 @@ def measure(args: argparse.Namespace, chats: list[Chat], url: str) -> dict[str, 
                     row = [len(question.evidence & set(refs[:k])) / len(question.evidence) for k in KS]
                     recalls[mode]["all"].append(row)
                     recalls[mode][CATEGORIES[question.category]].append(row)
+    if args.dump:
+        args.dump.write_text(json.dumps(dump))
     return {
         "dataset": {
             "file": str(args.data),
@@ -192,6 +200,22 @@ def measure(args: argparse.Namespace, chats: list[Chat], url: str) -> dict[str, 
             if len(values) > 1
         },
     }
+
+
+def lists(
+    tenant: Any, conversation_id: uuid.UUID, ids: dict[uuid.UUID, str], chat: Chat, question: Question
+) -> dict[str, Any]:
+    """One question with each retriever's own ranking (50 deep, with scores), to study fusions offline."""
+    row: dict[str, Any] = {
+        "chat": chat.name,
+        "category": question.category,
+        "evidence": sorted(question.evidence),
+        "terms": len(query_terms(question.text)),
+    }
+    for mode in ("fulltext", "semantic"):
+        hits = tenant.search(question.text, mode=mode, kinds=("messages",), conversation_id=conversation_id, limit=50)
+        row[mode] = [[ids.get(hit.id), hit.scores.get(mode, 0.0)] for hit in hits]
+    return row
 
 
 def report(result: dict[str, Any]) -> str:
@@ -223,6 +247,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="LoCoMo JSON (default: ../shared's dev half)")
     parser.add_argument("--conversations", type=int, help="only the first N conversations")
+    parser.add_argument("--pick", type=int, nargs="+", help="only these conversations (0-based indexes in the file)")
+    parser.add_argument("--dump", type=Path, help="write each question's fulltext and semantic lists here (JSON)")
     parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
     parser.add_argument("--author-in-content", action="store_true", help='store "Name: text" instead of the text')
     parser.add_argument("--database-url", help="a database to use instead of a temporary SQLite file")

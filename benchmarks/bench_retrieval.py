@@ -40,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from mnemostore import MnemoStore, NewMessage, Settings
 from mnemostore.ops import migrate
+from mnemostore.search import query_terms
 
 SEED = 20261125
 KS = (1, 5, 10)
@@ -414,8 +415,15 @@ def _measure(args: argparse.Namespace, data: list[UserData], questions: list[Que
         store.wait_for_indexing(timeout_seconds=600)
         indexed = time.perf_counter() - started
         found: dict[str, dict[str, list[int]]] = {m: {"all": [], **{st: [] for st in STYLES}} for m in MODES}
+        dump: list[dict[str, Any]] = []
         for q in questions:
             target = answer_ids[(q.user, q.topic)]
+            if args.dump:  # each retriever's own ranking, to study fusions offline
+                row: dict[str, Any] = {"style": q.style, "evidence": [str(target)], "terms": len(query_terms(q.text))}
+                for mode in ("fulltext", "semantic"):
+                    hits = t.search(q.text, mode=mode, kinds=("messages",), user_id=user_ids[q.user], limit=25)
+                    row[mode] = [[str(hit.id), hit.scores.get(mode, 0.0)] for hit in hits]
+                dump.append(row)
             for mode in MODES:
                 hits = t.search(
                     q.text, mode=mode, kinds=("messages",), user_id=user_ids[q.user], limit=max(KS), weights=weights
@@ -423,6 +431,8 @@ def _measure(args: argparse.Namespace, data: list[UserData], questions: list[Que
                 rank = next((i + 1 for i, hit in enumerate(hits) if hit.id == target), 0)
                 found[mode]["all"].append(rank)
                 found[mode][q.style].append(rank)
+    if args.dump:
+        args.dump.write_text(json.dumps(dump))
     recall = {
         mode: {
             group: {f"recall@{k}": sum(1 for r in ranks if 0 < r <= k) / len(ranks) for k in KS}
@@ -470,6 +480,7 @@ def main() -> None:
     )
     parser.add_argument("--small-talk", type=int, default=3, help="small-talk turns per fact")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--dump", type=Path, help="write each question's fulltext and semantic lists here (JSON)")
     args = parser.parse_args()
     result = run(args)
     d = result["dataset"]

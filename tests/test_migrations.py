@@ -36,8 +36,8 @@ from mnemostore.ops import migrate
 from mnemostore.store import tables
 from mnemostore.store.tables import embeddings, metadata
 
-HEAD = "0011"
-REVISIONS = ["0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009", "0010", "0011"]
+HEAD = "0012"
+REVISIONS = ["0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009", "0010", "0011", "0012"]
 MODEL_TABLES = set(metadata.tables)
 
 
@@ -306,6 +306,74 @@ def test_0010_counts_start_at_zero_and_the_downgrade_drops_them(settings: Settin
         assert "reason" not in {c["name"] for c in inspector.get_columns("memory_versions")}
         if engine.dialect.name == "sqlite":
             assert conn.execute(sa.text("SELECT count(*) FROM memories")).scalar() == 1
+
+
+def _fulltext_ids(engine: sa.Engine, word: str) -> set[uuid.UUID]:
+    """Messages whose full-text index holds ``word``, read straight from the index (any revision from 0003)."""
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(sa.text("SELECT set_config('mnemostore.admin', 'on', true)"))
+            query = "SELECT id FROM messages WHERE search_tsv @@ to_tsquery('english', :word)"
+        else:
+            query = (
+                "SELECT m.id FROM messages_fts JOIN messages m ON m.rowid = messages_fts.rowid "
+                "WHERE messages_fts MATCH :word"
+            )
+        return {uuid.UUID(str(row[0])) for row in conn.execute(sa.text(query), {"word": word})}
+
+
+def test_0012_indexes_the_authors_of_existing_messages(settings: Settings, engine: sa.Engine) -> None:
+    """Messages written before 0012 are found by their author's name after it (full text), and those with a
+    vector the store computed are queued to be embedded again with their author; the downgrade takes the authors
+    out of the full-text index and keeps the messages."""
+    migrate.upgrade(settings)
+    with MnemoStore(settings=Settings(database_url=settings.database_url, embedder="none")) as store:
+        t = store.tenant(store.create_tenant("authors").id)
+        conversation = t.create_conversation(t.create_user(display_name="u").id).id
+        said, plain, brought = (
+            t.add_message(conversation, role="user", content=text, metadata=metadata).id
+            for text, metadata in (
+                ("the parcel arrived", {"author": "Zebulon"}),
+                ("no author here", {}),
+                ("my own vector", {"author": "Zebulon"}),
+            )
+        )
+    migrate.downgrade(settings, "0011")
+    assert _fulltext_ids(engine, "zebulon") == set()
+    assert _fulltext_ids(engine, "parcel") == {said}
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(sa.text("SELECT set_config('mnemostore.admin', 'on', true)"))
+        # Without the vector column, whose type depends on pgvector (the store's vectors of no embedder).
+        rows = sa.table(
+            "embeddings",
+            *(sa.column(name, sa.Uuid()) for name in ("tenant_id", "item_id")),
+            *(sa.column(name, sa.String()) for name in ("item_kind", "model")),
+            *(sa.column(name, sa.Integer()) for name in ("dimension", "seq")),
+            sa.column("embedded_at", sa.DateTime(timezone=True)),
+            sa.column("supplied", sa.Boolean()),
+        )
+        conn.execute(
+            sa.insert(rows),
+            [
+                {"tenant_id": t.tenant_id, "item_kind": "message", "item_id": item, "model": "m", "dimension": 3,
+                 "seq": seq, "embedded_at": datetime(2026, 12, 9, tzinfo=UTC), "supplied": supplied}
+                for seq, (item, supplied) in enumerate(((said, False), (plain, False), (brought, True)), start=1)
+            ],
+        )  # fmt: skip
+    migrate.upgrade(settings)
+    assert schema_diff(engine) == []
+    assert _fulltext_ids(engine, "zebulon") == {said, brought}
+    assert _fulltext_ids(engine, "parcel") == {said}
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(sa.text("SELECT set_config('mnemostore.admin', 'on', true)"))
+        jobs = conn.execute(sa.select(tables.index_jobs.c.item_id, tables.index_jobs.c.state)).all()
+    assert jobs == [(said, "pending")]  # the caller's vector stays the caller's; no author, nothing to redo
+    with MnemoStore(settings=Settings(database_url=settings.database_url, embedder="none")) as store:
+        hits = store.tenant(t.tenant_id).search("Zebulon parcel", mode="fulltext", kinds=("messages",))
+        assert [hit.id for hit in hits] == [said, brought]
+        assert hits[0].content == "the parcel arrived"
 
 
 # -- nothing migrates implicitly ----------------------------------------------------------------------------------

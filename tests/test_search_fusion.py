@@ -17,6 +17,8 @@ from mnemostore.search._rank import (
     fulltext_quorum,
     fusion_weights_or_raise,
     reciprocal_rank_fusion,
+    relative_score_fusion,
+    semantic_is_flat,
     terms_matched,
 )
 
@@ -116,3 +118,24 @@ async def test_weights_reorder_hybrid(chat: tuple[AsyncTenantStore, dict[str, uu
     assert [h.id for h in only_semantic] == [h.id for h in semantic]
     with pytest.raises(InvalidInput, match="unknown retriever"):
         await t.search("JD0174", mode="hybrid", weights={"vector": 1.0})
+
+
+def test_a_flat_semantic_list_is_told_apart() -> None:
+    keys = [("messages", uuid.UUID(int=i)) for i in range(12)]
+    confident = {key: 0.8 - (0.3 if i else 0.0) - 0.001 * i for i, key in enumerate(keys)}
+    flat = {key: 0.6 - 0.005 * i for i, key in enumerate(keys)}
+    assert not semantic_is_flat(keys, confident) and semantic_is_flat(keys, flat)
+    assert semantic_is_flat([], {})
+    assert not semantic_is_flat(keys[:2], {keys[0]: 0.9, keys[1]: 0.5})  # fewer hits than the depth: the last
+
+
+def test_relative_score_fusion_lets_the_surer_list_lead() -> None:
+    # Full text sure of A (all its words), semantic flat: A first, then what both hold, then the rest.
+    lists = {"fulltext": [A, B], "semantic": [C, B, A]}
+    scores = {"fulltext": {A: 0.99, B: 0.5}, "semantic": {C: 0.61, B: 0.60, A: 0.59}}
+    fused = relative_score_fusion(lists, scores)
+    assert fused == {A: pytest.approx(0.6), B: pytest.approx(0.2), C: pytest.approx(0.4)}
+    assert relative_score_fusion(lists, scores, weights={"fulltext": 0})[C] == pytest.approx(0.4)
+    assert relative_score_fusion({"fulltext": [A], "semantic": []}, {"fulltext": {A: 0.3}, "semantic": {}}) == {
+        A: pytest.approx(0.6)
+    }

@@ -2,7 +2,8 @@
 autogenerate (``env.py`` and the migration tests use it).
 
 They are dialect-specific and made by migrations 0003 (and 0006, for ``graph_items``): SQLite's FTS5 tables
-(``<table>_fts`` and their shadow tables), PostgreSQL's generated ``search_tsv`` columns with their GIN indexes,
+(``<table>_fts`` and their shadow tables; since 0012 ``messages_fts`` indexes the generated ``messages.search_text``),
+PostgreSQL's generated ``search_tsv`` columns with their GIN indexes,
 pgvector's HNSW indexes, and the ``embeddings.vector`` column, whose type is ``vector`` only where pgvector is
 installed.
 """
@@ -22,7 +23,7 @@ def is_search_object(name: str | None, type_: str, table_name: str | None = None
     if type_ == "table":
         return name.endswith("_fts") or "_fts_" in name
     if type_ == "column":
-        return name == "search_tsv" or (table_name, name) == ("embeddings", "vector")
+        return name in ("search_tsv", "search_text") or (table_name, name) == ("embeddings", "vector")
     if type_ == "index":
         return name.startswith("ix_embeddings_hnsw") or name.endswith("_search_tsv")
     return False

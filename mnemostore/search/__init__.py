@@ -24,6 +24,8 @@ from mnemostore.search._rank import (
     fulltext_quorum,
     fusion_weights_or_raise,
     reciprocal_rank_fusion,
+    relative_score_fusion,
+    semantic_is_flat,
     terms_matched,
 )
 from mnemostore.search._types import (
@@ -65,5 +67,7 @@ __all__ = [
     "parse_mode",
     "query_terms",
     "reciprocal_rank_fusion",
+    "relative_score_fusion",
+    "semantic_is_flat",
     "terms_matched",
 ]

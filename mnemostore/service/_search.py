@@ -50,6 +50,8 @@ from mnemostore.search import (
     hnsw_available,
     query_terms,
     reciprocal_rank_fusion,
+    relative_score_fusion,
+    semantic_is_flat,
 )
 from mnemostore.store import Database, SearchRepository, UnitOfWork, pg_search_settings
 
@@ -414,7 +416,10 @@ def _hits(
     terms: int = 0,
     weights: Mapping[str, float] | None = None,
 ) -> list[SearchHit]:
-    if mode is SearchMode.HYBRID:
+    if mode is SearchMode.HYBRID and semantic_is_flat(rankings.get("semantic", []), scores.get("semantic", {})):
+        # Semantic search is unsure (no item stands out): full text leads, by score (mnemostore.search._rank).
+        base = relative_score_fusion(rankings, scores, weights=weights)
+    elif mode is SearchMode.HYBRID:
         # Full-text hits enter the fusion only when they contain most of the query (mnemostore.search._rank).
         fused = dict(rankings)
         if "fulltext" in fused:

@@ -58,9 +58,11 @@ class Searching(TenantScope):
                 on PostgreSQL, pgvector; ``fulltext`` elsewhere, so it answers on every install), ``semantic``
                 (embedding similarity), ``fulltext`` (words, stemmed; any may match, items matching more of them
                 first) or ``hybrid`` (both, fused by weighted reciprocal rank fusion; full-text hits count only
-                when they contain more than half of the query's words). Full text finds an item as soon as it is
-                committed; semantic search once it is embedded: by the indexer, or by this search itself when the
-                tenant has at most ``search_embeds_pending`` items waiting (read-your-writes without a worker).
+                when they contain more than half of the query's words; when no semantic hit stands out, by
+                their min-max normalised scores instead, full text weighted 0.6: ``mnemostore.search._rank``).
+                Full text finds an item as soon as it is committed; semantic search once it is embedded: by the
+                indexer, or by this search itself when the tenant has at most ``search_embeds_pending`` items
+                waiting (read-your-writes without a worker).
             kinds: any of ``messages``, ``memories``, ``knowledge`` (and ``graph_items``, the items of
                 ``put_graph_item``, which ``search_graph_items`` searches by namespace).
             user_id, agent_id, conversation_id, tier, role, since, until, metadata, source: filters. A filter that a
@@ -70,7 +72,8 @@ class Searching(TenantScope):
                 to equal scalar values.
             min_score: drop hits whose score before boosts is lower: the cosine similarity in semantic mode, the
                 text score in fulltext mode (the share of the query's words matched, plus the text rank over the
-                number of words: 0 to 1), the fused score (at most ``sum(weights) / 61``) in hybrid mode.
+                number of words: 0 to 1), the fused score in hybrid mode (at most ``sum(weights) / 61`` by
+                rank fusion, 1 by score fusion).
             recency_boost, importance_boost: multiply the score by ``1 + recency_boost * 0.5 ** (age_days / 30)``
                 and ``1 + importance_boost * importance`` (memories).
             weights: hybrid mode: how much each retriever's ranking counts in the fusion, ``{"semantic": 1.0,

@@ -11,6 +11,7 @@ from mnemostore.store._cursors import decode_cursor, encode_cursor
 from mnemostore.store._database import Database
 from mnemostore.store._database_async import AsyncDatabase
 from mnemostore.store._failures import database_unreachable
+from mnemostore.store._index_text import AUTHOR_KEY, indexed_message_text
 from mnemostore.store._instrument import QueryObserver, observe_queries
 from mnemostore.store._mapping import to_message
 from mnemostore.store._outcomes import AppendOutcome, UsageRefused
@@ -23,6 +24,7 @@ from mnemostore.store._search_async import AsyncIndexRepository, AsyncSearchRepo
 from mnemostore.store._search_statements import ClaimedJob, filter_conditions, pg_search_settings
 
 __all__ = [
+    "AUTHOR_KEY",
     "SEALED_COLUMNS",
     "AppendOutcome",
     "AsyncDatabase",
@@ -45,6 +47,7 @@ __all__ = [
     "encode_cursor",
     "envelope_key_id",
     "filter_conditions",
+    "indexed_message_text",
     "observe_queries",
     "pg_search_settings",
     "to_message",

@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mnemostore.search import IndexingStatus, ItemKind, SearchFilters
 from mnemostore.store._crypto import FieldCodec
+from mnemostore.store._index_text import indexed_message_text
 from mnemostore.store._search_statements import (
     JOB_KIND,
     OWNED_KINDS,
@@ -169,16 +170,21 @@ class AsyncIndexRepository:
         return [ClaimedJob(r.tenant_id, r.id, r.item_kind, r.item_id, r.attempts) for r in rows]
 
     async def contents(self, jobs: Sequence[ClaimedJob]) -> dict[tuple[str, uuid.UUID, uuid.UUID], str]:
-        """The current text of each job's item, keyed (kind, tenant, item); deleted items are absent."""
+        """The current text of each job's item, keyed (kind, tenant, item), as it is embedded (a message's with its
+        author: ``indexed_message_text``); deleted items are absent."""
         wanted: dict[tuple[str, uuid.UUID], list[uuid.UUID]] = {}
         for job in jobs:
             wanted.setdefault((job.item_kind, job.tenant_id), []).append(job.item_id)
         found: dict[tuple[str, uuid.UUID, uuid.UUID], str] = {}
         for (kind, tenant), ids in wanted.items():
             table = TABLES[KIND_OF_JOB[kind]]
-            query = sa.select(table.c.id, table.c.content).where(table.c.tenant_id == tenant, table.c.id.in_(ids))
+            message = table is TABLES[ItemKind.MESSAGE]
+            # A message is embedded with its author (as the database holds it: a sealed author is left out).
+            columns = [table.c.id, table.c.content, *([table.c.metadata] if message else [])]
+            query = sa.select(*columns).where(table.c.tenant_id == tenant, table.c.id.in_(ids))
             for row in await self._conn.execute(query):
-                found[(kind, tenant, row.id)] = row.content
+                text = indexed_message_text(row.content, row.metadata) if message else row.content
+                found[(kind, tenant, row.id)] = text
         return found
 
     async def complete(
