@@ -104,6 +104,19 @@ def test_the_session_is_a_conversation_of_the_callers_user(tenant: TenantStore) 
     assert stored[2].metadata["langchain"]["data"]["tool_calls"][0]["args"] == {"city": "Paris", "days": [1, 2]}
 
 
+def test_a_named_speaker_is_the_messages_author_and_is_found_by_it(tenant: TenantStore) -> None:
+    history = MnemostoreChatMessageHistory(tenant, session_id="group-chat", user_id="alice")
+    said = HumanMessage(content="I booked the pottery class", name="Melanie")
+    history.add_messages([said, HumanMessage(content="great")])
+    assert history.messages[0] == said  # read back equal, name included
+    conversation = tenant.get_conversation_by_external_id("group-chat")
+    assert conversation is not None
+    stored = tenant.get_conversation_history(conversation.id).messages
+    assert [m.metadata.get("author") for m in stored] == ["Melanie", None]
+    hits = tenant.search("Melanie", mode="fulltext", conversation_id=conversation.id)
+    assert [h.id for h in hits] == [stored[0].id]
+
+
 def test_the_default_user(tenant: TenantStore) -> None:
     MnemostoreChatMessageHistory(tenant, session_id="s").add_messages([HumanMessage("hi")])
     conversation = tenant.get_conversation_by_external_id("s")

@@ -88,8 +88,15 @@ def from_langchain(message: BaseMessage) -> NewMessage:
         model=model,
         prompt_tokens=prompt_tokens,
         completion_tokens=completion_tokens,
-        metadata={METADATA_KEY: {"type": message.type, "data": data}},
+        metadata={METADATA_KEY: {"type": message.type, "data": data}, **_author(message)},
     )
+
+
+def _author(message: BaseMessage) -> dict[str, str]:
+    """A message's ``name`` (its speaker, in multi-party chats) as mnemostore's ``author``, which search indexes
+    with the text."""
+    name = message.name
+    return {"author": name} if isinstance(name, str) and 0 < len(name.strip()) <= 200 else {}
 
 
 def to_langchain(message: Message) -> BaseMessage:
