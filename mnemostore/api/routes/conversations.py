@@ -1,5 +1,5 @@
 """``/v1/conversations``: create, resolve by external id, look up, list by user and status, get, update, archive,
-delete, stats, export, import, consolidate into a memory segment."""
+delete, stats, export, import, consolidate into a memory segment, build an agent's context block."""
 
 from __future__ import annotations
 
@@ -8,14 +8,16 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response, status
 
-from mnemostore.domain import Conversation, ConversationStats, ConversationStatus
+from mnemostore.domain import Context, Conversation, ConversationStats, ConversationStatus
 from mnemostore.errors import ConversationNotFound, InvalidInput
 
 from .._json_body import JsonRoute
-from ..deps import TenantDep
+from ..deps import ReadTenantDep, TenantDep
 from ..schemas import (
     ConsolidateRequest,
     ConsolidationOut,
+    ContextOut,
+    ContextRequest,
     ConversationCreate,
     ConversationExport,
     ConversationOut,
@@ -142,3 +144,13 @@ async def consolidate_conversation(
     ``segment`` is null when there is nothing new to consolidate (fewer than ``min_messages``)."""
     segment = await t.consolidate_conversation(conversation_id, **body.model_dump())
     return {"segment": segment}
+
+
+@router.post("/{conversation_id}/context", response_model=ContextOut)
+async def build_context(conversation_id: uuid.UUID, body: ContextRequest, t: ReadTenantDep) -> Context:
+    """A ready context block for an agent's next answer: the conversation's summary segments, its user's memories
+    and the tenant's knowledge most relevant to ``query`` (default: the newest user message), and its newest
+    messages, within ``max_tokens`` (the service's offline token estimate). Entries go in whole, by priority: the
+    newest ``min_recent`` messages, memories, summaries, knowledge, older messages; ``omitted`` says what did not
+    fit. Only reads (the memories included count as recalled)."""
+    return await t.build_context(conversation_id, **body.model_dump())

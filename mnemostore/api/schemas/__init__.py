@@ -32,6 +32,13 @@ from mnemostore.api.schemas._channels import (
     SessionUpdate,
 )
 from mnemostore.api.schemas._common import ErrorBody, FieldError, HealthOut, Items, Page, ReadyOut, Text, Timestamp
+from mnemostore.api.schemas._context import (
+    ContextItemOut,
+    ContextOmittedOut,
+    ContextOut,
+    ContextRequest,
+    ContextSectionsOut,
+)
 from mnemostore.api.schemas._conversations import (
     ConversationCreate,
     ConversationExport,
@@ -100,6 +107,11 @@ __all__ = [
     "CheckpointPrune",
     "ConsolidateRequest",
     "ConsolidationOut",
+    "ContextItemOut",
+    "ContextOmittedOut",
+    "ContextOut",
+    "ContextRequest",
+    "ContextSectionsOut",
     "ConversationCreate",
     "ConversationExport",
     "ConversationOut",
