@@ -72,3 +72,19 @@ async def test_the_memory_facade_builds_a_user_s_context(astore: AsyncMnemoStore
     assert [m.text for m in context.sections.memories] == ["- Ada is vegetarian"]
     with pytest.raises(ConversationNotFound):
         await memory.context(cid, user_id="grace")
+
+
+async def test_the_memory_client_builds_a_user_s_context(live_api: LiveServer) -> None:
+    async with AsyncClient(live_api.url, admin_key=ADMIN_KEY, timeout=20) as admin:
+        tenant = await admin.create_tenant(f"ctx-{uuid.uuid4().hex[:12]}")
+        _, key = await admin.create_tenant_api_key(tenant.id, "rw")
+    async with AsyncClient(live_api.url, api_key=key, timeout=20) as client:
+        await client.memory.add("Ada is vegetarian", user_id="ada")
+        said = await client.memory.add([{"role": "user", "content": "What should I cook?"}], user_id="ada")
+        cid = said[0].conversation_id
+        assert cid is not None
+        context = await client.memory.context(cid, user_id="ada", query="vegetarian", max_tokens=200)
+        assert "- Ada is vegetarian" in context.text and context.tokens <= 200
+        assert context.text.endswith("## Recent messages\nuser: What should I cook?")
+        with pytest.raises(ConversationNotFound):
+            await client.memory.context(cid, user_id="grace")

@@ -161,6 +161,7 @@ SEARCH = _post("/v1/search", retry=True)
 MEMORY_API = "/v1/memory/{memory_id}"
 MEMORY_ADD = _post("/v1/memory/add")
 MEMORY_SEARCH = _post("/v1/memory/search", retry=True)
+MEMORY_CONTEXT = _post("/v1/memory/context", retry=True)
 MEMORY_GET_ALL = _get("/v1/memory")
 # Deleting "everything of a user" again after a lost answer would report 0 deleted: sent once.
 MEMORY_DELETE_ALL = _delete("/v1/memory", retry=False)

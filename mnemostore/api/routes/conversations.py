@@ -27,6 +27,7 @@ from ..schemas import (
     Page,
 )
 from ._common import Cursor, Limit, no_content, page_from_store
+from .search import SEARCH_RESPONSES
 
 __all__ = ["router"]
 
@@ -146,7 +147,7 @@ async def consolidate_conversation(
     return {"segment": segment}
 
 
-@router.post("/{conversation_id}/context", response_model=ContextOut)
+@router.post("/{conversation_id}/context", response_model=ContextOut, responses=SEARCH_RESPONSES)
 async def build_context(conversation_id: uuid.UUID, body: ContextRequest, t: ReadTenantDep) -> Context:
     """A ready context block for an agent's next answer: the conversation's summary segments, its user's memories
     and the tenant's knowledge most relevant to ``query`` (default: the newest user message), and its newest

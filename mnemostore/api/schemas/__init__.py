@@ -64,7 +64,7 @@ from mnemostore.api.schemas._memories import (
     SearchRequest,
     SearchResultsOut,
 )
-from mnemostore.api.schemas._memory_api import MemoryAdd, MemoryDeleted, MemoryEdit, MemorySearch
+from mnemostore.api.schemas._memory_api import MemoryAdd, MemoryContext, MemoryDeleted, MemoryEdit, MemorySearch
 from mnemostore.api.schemas._operations import (
     CheckpointPrune,
     ConsolidateRequest,
@@ -141,6 +141,7 @@ __all__ = [
     "KnowledgeUpsert",
     "MaintenanceOut",
     "MemoryAdd",
+    "MemoryContext",
     "MemoryCreate",
     "MemoryDeleted",
     "MemoryEdit",
