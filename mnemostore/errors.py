@@ -19,6 +19,7 @@ happened and what to do about it.
     │   ├── InvalidText               NUL bytes or non-text where text is required
     │   ├── InvalidMetadata           not a JSON object, or not serialisable
     │   ├── InvalidCursor
+    │   ├── ContextBudgetTooSmall     build_context's max_tokens cannot hold even a section header
     │   └── InvalidVector             a caller's vector: empty, not finite, all zeros, or without its model
     │       └── VectorDimensionMismatch  not the dimension of the tenant's other vectors of that model
     ├── NotFoundError                 (another tenant's object is reported exactly like a missing one)
@@ -79,6 +80,7 @@ __all__ = [
     "ConfigurationError",
     "ConflictError",
     "ContentTooLarge",
+    "ContextBudgetTooSmall",
     "ConversationNotFound",
     "DuplicateIdentity",
     "EmbedderDeviceUnavailable",
@@ -201,6 +203,12 @@ class InvalidMetadata(InvalidInput):
 
 
 class InvalidCursor(InvalidInput):
+    __module__ = "mnemostore"
+
+
+class ContextBudgetTooSmall(InvalidInput):
+    """``build_context(max_tokens=)`` is too small to hold even a section header of the block."""
+
     __module__ = "mnemostore"
 
 

@@ -35,6 +35,7 @@ BODIES: dict[tuple[str, str], Any] = {
     ("PATCH", "/v1/memories/{memory_id}"): {"content": "B"},
     ("POST", "/v1/conversations/{conversation_id}/consolidate"): {"keep_recent": 0, "min_messages": 1},
     ("POST", "/v1/conversations/{conversation_id}/checkpoints/prune"): {"keep": 0},
+    ("POST", "/v1/conversations/{conversation_id}/context"): {"query": "anything", "max_tokens": 500},
 }
 
 # Path parameters that are names, not ids: B names A's channel, channel user and flag (names are per tenant).
@@ -62,6 +63,11 @@ REFERENCES: dict[tuple[str, str], tuple[Any, dict[str, str] | None, int]] = {
     # find nothing of B's either).
     ("GET", "/v1/memory"): (None, {"user_id": "{external_user}"}, 200),
     ("POST", "/v1/memory/search"): ({"query": "{marker}", "user_id": "{external_user}", "mode": "fulltext"}, None, 200),
+    ("POST", "/v1/memory/context"): (
+        {"conversation_id": "{conversation_id}", "user_id": "{external_user}", "max_tokens": 500},
+        None,
+        404,
+    ),
     ("DELETE", "/v1/memory"): (None, {"user_id": "{external_user}"}, 200),
     ("POST", "/v1/memory/add"): ({"content": "B", "user_id": "{external_user}"}, None, 201),
     ("GET", "/v1/users/lookup"): (None, {"email": "{marker}@a.example"}, 404),

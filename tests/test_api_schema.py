@@ -5,7 +5,8 @@ for a deeper run), sent to the service on loopback with a tenant's read-write ke
 /v1/tenants and /v1/admin), its path ids pointing at real objects. Every answer must be free of 5xx and match the
 schema: a documented status code, content type and headers, and a body valid against the documented model.
 
-The one 5xx allowed is semantic search on a PostgreSQL without pgvector: 501, documented, saying what to install.
+The one 5xx allowed is semantic search on a PostgreSQL without pgvector: 501, documented, saying what to install
+(also from the context routes, which rank memories and knowledge by search).
 Left out: the event stream (it never ends), which ``test_api_live`` reads. The OpenAPI document itself is checked
 for what clients rely on: examples on the request bodies, the bearer scheme, the error model on every operation.
 """
@@ -37,10 +38,10 @@ FUZZ_EXAMPLES = int(os.environ.get("MNEMOSTORE_FUZZ_EXAMPLES", "5"))
 @schemathesis.check
 def no_server_error(ctx: Any, response: Any, case: Any) -> bool | None:
     """``not_a_server_error``, except the one 5xx that is an answer: semantic search on a PostgreSQL without
-    pgvector (501 ``search_unavailable``, documented on the search operations)."""
+    pgvector (501 ``search_unavailable``, documented on the search and context operations)."""
     unsupported = (
         response.status_code == 501
-        and case.path.endswith("/search")
+        and case.path.endswith(("/search", "/context"))
         and response.json().get("code") == "search_unavailable"
     )
     if unsupported:

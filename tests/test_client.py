@@ -223,7 +223,10 @@ def test_every_operation_of_the_service_has_a_client_method(tmp_path):
         assert endpoint.retry == (
             endpoint.method == "GET"
             or (endpoint.method == "DELETE" and endpoint.path.endswith("}"))
-            or (endpoint.method == "POST" and endpoint.path.endswith(("/search", "/messages", "/messages/batch")))
+            or (
+                endpoint.method == "POST"
+                and endpoint.path.endswith(("/search", "/context", "/messages", "/messages/batch"))
+            )
         ), endpoint
 
 

@@ -44,6 +44,7 @@ READ_TOOLS = {
     "get_memory",
     "memory_history",
     "get_recent_messages",
+    "build_context",
     "list_conversations",
     "search_knowledge",
 }
@@ -205,6 +206,16 @@ async def check_conversation_tools(session: ClientSession) -> None:
     both = await ok(session, "get_recent_messages", conversation_id=chat["id"])
     assert [m["role"] for m in both["messages"]] == ["user", "assistant"]
 
+    block = await ok(session, "build_context", conversation_id=chat["id"], max_tokens=500)
+    assert block["query"] == "Find a hotel"  # the newest user message
+    assert block["text"].endswith("## Recent messages\nuser: Find a hotel\nassistant: Try Alfama")
+    assert block["tokens"] <= block["max_tokens"] == 500 and block["included"]["messages"] == 2
+    tight = await ok(session, "build_context", conversation_id=chat["id"], query="hotel", max_tokens=12)
+    assert tight["text"] == "## Recent messages\nassistant: Try Alfama" and tight["omitted"]["messages"] == 1
+    assert "cannot hold even a section header" in await fails(
+        session, "build_context", conversation_id=chat["id"], max_tokens=1
+    )
+
     listed = await ok(session, "list_conversations", user_id="alice")
     assert {c["id"] for c in listed["conversations"]} == {chat["id"], other["id"]}
     assert listed["conversations"][0]["id"] == chat["id"]  # most recently active first
@@ -214,6 +225,7 @@ async def check_conversation_tools(session: ClientSession) -> None:
     absent = str(ConversationNotFound(missing))
     assert absent in await fails(session, "add_message", conversation_id=str(missing), role="user", content="x")
     assert absent in await fails(session, "get_recent_messages", conversation_id=str(missing))
+    assert absent in await fails(session, "build_context", conversation_id=str(missing))
 
 
 async def check_knowledge_tool(session: ClientSession) -> None:

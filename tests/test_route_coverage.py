@@ -65,6 +65,7 @@ TENANT_ROUTES: Final[dict[str, tuple[Op, ...]]] = {
     "export_conversation": (("GET", CONVERSATION + "/export"),),
     "import_conversation": (("POST", "/v1/conversations/import"),),
     "consolidate_conversation": (("POST", CONVERSATION + "/consolidate"),),
+    "build_context": (("POST", CONVERSATION + "/context"),),
     "add_message": (("POST", CONVERSATION + "/messages"),),
     "append_messages": (("POST", CONVERSATION + "/messages"), ("POST", CONVERSATION + "/messages/batch")),
     "add_messages": (("POST", CONVERSATION + "/messages/batch"),),

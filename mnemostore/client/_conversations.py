@@ -20,6 +20,7 @@ from mnemostore.client._memories import floats
 from mnemostore.client._stream import EventStream
 from mnemostore.domain import (
     Checkpoint,
+    Context,
     Conversation,
     ConversationStats,
     ConversationStatus,
@@ -441,3 +442,37 @@ class ConversationsApi(Connection):
         data = self._json(ep.CONSOLIDATE_CONVERSATION, path={"conversation_id": conversation_id}, body=body)
         segment = data["segment"]
         return decode(MemoryRecord, segment) if segment is not None else None
+
+    @calls(ep.BUILD_CONTEXT)
+    def build_context(
+        self,
+        conversation_id: uuid.UUID | str,
+        query: str | None = None,
+        *,
+        max_tokens: int = 2000,
+        memory_limit: int = 5,
+        knowledge_limit: int = 3,
+        message_limit: int = 50,
+        min_recent: int = 2,
+        mode: str = "auto",
+    ) -> Context:
+        """The conversation's context block for an agent, in at most ``max_tokens`` tokens (counted by the service's
+        offline estimate): summaries, the memories and knowledge most relevant to ``query`` (default: the newest
+        user message), the newest messages; ``omitted`` says what did not fit (see
+        ``TenantStore.build_context``).
+
+        Raises:
+            ConversationNotFound: no such conversation in this tenant.
+            InvalidInput: ``max_tokens`` too small for even a section header, or a limit out of range.
+        """
+        body = present(
+            query=query,
+            max_tokens=max_tokens,
+            memory_limit=memory_limit,
+            knowledge_limit=knowledge_limit,
+            message_limit=message_limit,
+            min_recent=min_recent,
+            mode=mode,
+        )
+        data = self._json(ep.BUILD_CONTEXT, path={"conversation_id": conversation_id}, body=body)
+        return decode(Context, data)

@@ -118,6 +118,8 @@ EXPORT_CONVERSATION = _get(CONVERSATION + "/export")
 RESOLVE_CONVERSATION = _post("/v1/conversations/resolve")
 LOOKUP_CONVERSATION = _get("/v1/conversations/lookup")
 CONSOLIDATE_CONVERSATION = _post(CONVERSATION + "/consolidate")
+# Builds a block from what is stored, writing only recall counts (as a search does): sent again when lost.
+BUILD_CONTEXT = _post(CONVERSATION + "/context", retry=True)
 COUNT_MESSAGES = _get(CONVERSATION + "/messages/count")
 # Clearing a conversation again after a lost answer would report 0 deleted: sent once.
 DELETE_MESSAGES = _delete(CONVERSATION + "/messages", retry=False)
@@ -159,6 +161,7 @@ SEARCH = _post("/v1/search", retry=True)
 MEMORY_API = "/v1/memory/{memory_id}"
 MEMORY_ADD = _post("/v1/memory/add")
 MEMORY_SEARCH = _post("/v1/memory/search", retry=True)
+MEMORY_CONTEXT = _post("/v1/memory/context", retry=True)
 MEMORY_GET_ALL = _get("/v1/memory")
 # Deleting "everything of a user" again after a lost answer would report 0 deleted: sent once.
 MEMORY_DELETE_ALL = _delete("/v1/memory", retry=False)

@@ -14,7 +14,7 @@ from mnemostore.client._base_async import AsyncConnection, walk
 from mnemostore.client._codec import decode, decode_list, decode_page, decode_results, jsonable, present
 from mnemostore.client._endpoints import calls
 from mnemostore.client._memories_async import floats
-from mnemostore.domain import MemoryRecord, MemoryVersion, NewMessage, Page
+from mnemostore.domain import Context, MemoryRecord, MemoryVersion, NewMessage, Page
 from mnemostore.errors import MemoryNotFound
 from mnemostore.search import SearchMode, SearchResults
 
@@ -97,6 +97,19 @@ class AsyncMemoryClient:
         if model is not None:
             body["model"] = model
         return decode_results(await self._connection._json(ep.MEMORY_SEARCH, body=body))
+
+    @calls(ep.MEMORY_CONTEXT)
+    async def context(
+        self, conversation_id: uuid.UUID | str, *, user_id: str, query: str | None = None, max_tokens: int = 2000
+    ) -> Context:
+        """The context block for the next answer in a conversation of the user, in at most ``max_tokens`` tokens
+        (counted by the service's offline estimate; see ``AsyncMemory.context``).
+
+        Raises:
+            ConversationNotFound: the conversation is not one of this user's.
+        """
+        body = present(conversation_id=conversation_id, user_id=user_id, query=query, max_tokens=max_tokens)
+        return decode(Context, await self._connection._json(ep.MEMORY_CONTEXT, body=body))
 
     @calls(ep.MEMORY_GET)
     async def get(self, memory_id: uuid.UUID | str) -> MemoryRecord | None:

@@ -1,5 +1,6 @@
 """Plain domain objects shared by every backend (no I/O here)."""
 
+from mnemostore.domain._context import Context, ContextItem, ContextOmitted, ContextSection, ContextSections
 from mnemostore.domain._graphs import GraphChannelValue, GraphCheckpoint, GraphItem, GraphWrite
 from mnemostore.domain._ids import new_id
 from mnemostore.domain._models import (
@@ -37,6 +38,11 @@ __all__ = [
     "AppendResult",
     "ChannelConfig",
     "Checkpoint",
+    "Context",
+    "ContextItem",
+    "ContextOmitted",
+    "ContextSection",
+    "ContextSections",
     "Conversation",
     "ConversationStats",
     "ConversationStatus",

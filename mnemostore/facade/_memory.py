@@ -15,8 +15,9 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any, Self, cast
 
-from mnemostore.domain import MemoryKind, MemoryRecord, MemoryVersion, NewMessage, Page
-from mnemostore.errors import InvalidInput, TenantAlreadyExists
+from mnemostore.domain import Context, MemoryKind, MemoryRecord, MemoryVersion, NewMessage, Page
+from mnemostore.errors import ConversationNotFound, InvalidInput, TenantAlreadyExists
+from mnemostore.memory import TokenCounter
 from mnemostore.search import ItemKind, SearchMode, SearchResults
 from mnemostore.service.store import MnemoStore, TenantStore
 
@@ -32,7 +33,7 @@ _NO_USER = uuid.UUID(int=0)
 
 class Memory:
     """Long-term memory for an assistant: ``add``, ``search``, ``get``, ``get_all``, ``update``, ``delete``,
-    ``delete_all``, ``history``, with user ids of your own (``"alice"``, an email, your database's key).
+    ``delete_all``, ``history``, ``context``, with user ids of your own (``"alice"``, an email, your database's key).
 
     ``Memory()`` opens the embedded default (``MNEMOSTORE_DATABASE_URL``, else ``./mnemostore.db``). On first
     use it creates the schema of a database that has none (a database behind the code raises ``SchemaOutOfDate``:
@@ -263,6 +264,30 @@ class Memory:
             MemoryNotFound: no memory has this id.
         """
         return self._open().get_memory_history(memory_id)
+
+    def context(
+        self,
+        conversation_id: uuid.UUID | str,
+        *,
+        user_id: str,
+        query: str | None = None,
+        max_tokens: int = 2000,
+        token_counter: TokenCounter | None = None,
+    ) -> Context:
+        """The context block for the assistant's next answer in a conversation of the user (one ``add`` of a chat
+        started): its summaries, the user's memories most relevant to ``query`` (default: the newest thing the user
+        said), relevant knowledge, and the newest messages, in at most ``max_tokens`` (see
+        ``TenantStore.build_context``). ``context.text`` goes into the prompt as it is.
+
+        Raises:
+            ConversationNotFound: the conversation is not one of this user's.
+        """
+        tenant = self._open()
+        uid = self._user(user_id, create=False)
+        conversation = tenant.get_conversation(conversation_id)
+        if conversation is None or uid is None or conversation.user_id != uid:
+            raise ConversationNotFound(conversation_id)
+        return tenant.build_context(conversation.id, query, max_tokens=max_tokens, token_counter=token_counter)
 
     def _open(self) -> TenantStore:
         """The tenant view, after the one-time set-up: schema of a new database, the tenant."""

@@ -4,8 +4,9 @@
 """The mnemostore API: ``MnemoStore`` and its per-tenant view ``TenantStore``.
 
 Both classes are composed of one mixin per capability (``_tenants``, ``_users``,
-``_conversations``, ``_knowledge``, ``_memories``, ``_searching``, ``_agent``,
-``_graphs``, ``_graph_items``, ``_channels``, ``_maintenance``, ``_operations``);
+``_conversations``, ``_knowledge``, ``_memories``, ``_searching``, ``_context``,
+``_agent``, ``_graphs``, ``_graph_items``, ``_channels``, ``_maintenance``,
+``_operations``);
 this module only puts them together.
 
 Every tenant operation goes through ``store.tenant(tenant_id)``: the returned view binds each transaction to that
@@ -29,6 +30,7 @@ import uuid
 
 from mnemostore.service._agent import AgentRecords
 from mnemostore.service._channels import Channels
+from mnemostore.service._context import ContextBuilding
 from mnemostore.service._conversations import Conversations
 from mnemostore.service._graph_items import GraphItems
 from mnemostore.service._graphs import GraphState
@@ -70,6 +72,7 @@ class TenantStore(
     ApiKeys,
     Maintenance,
     Memories,
+    ContextBuilding,
     Channels,
     Users,
     Conversations,

@@ -247,6 +247,20 @@ class MessageRepository(Repository):
         )
         return [self._message(row) for row in self._conn.execute(query)]
 
+    def ids_in(self, conversation_id: uuid.UUID, message_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+        """Which of ``message_ids`` are messages of the conversation (asked 500 at a time)."""
+        c = messages.c
+        found: set[uuid.UUID] = set()
+        wanted = list(dict.fromkeys(message_ids))
+        for start in range(0, len(wanted), 500):
+            query = sa.select(c.id).where(
+                c.tenant_id == self.tenant_id,
+                c.conversation_id == conversation_id,
+                c.id.in_(wanted[start : start + 500]),
+            )
+            found.update(row.id for row in self._conn.execute(query))
+        return found
+
     def count(self, conversation_id: uuid.UUID) -> int:
         c = messages.c
         query = sa.select(sa.func.count()).where(c.tenant_id == self.tenant_id, c.conversation_id == conversation_id)

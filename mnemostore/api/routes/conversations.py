@@ -1,5 +1,5 @@
 """``/v1/conversations``: create, resolve by external id, look up, list by user and status, get, update, archive,
-delete, stats, export, import, consolidate into a memory segment."""
+delete, stats, export, import, consolidate into a memory segment, build an agent's context block."""
 
 from __future__ import annotations
 
@@ -8,14 +8,16 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response, status
 
-from mnemostore.domain import Conversation, ConversationStats, ConversationStatus
+from mnemostore.domain import Context, Conversation, ConversationStats, ConversationStatus
 from mnemostore.errors import ConversationNotFound, InvalidInput
 
 from .._json_body import JsonRoute
-from ..deps import TenantDep
+from ..deps import ReadTenantDep, TenantDep
 from ..schemas import (
     ConsolidateRequest,
     ConsolidationOut,
+    ContextOut,
+    ContextRequest,
     ConversationCreate,
     ConversationExport,
     ConversationOut,
@@ -25,6 +27,7 @@ from ..schemas import (
     Page,
 )
 from ._common import Cursor, Limit, no_content, page_from_store
+from .search import SEARCH_RESPONSES
 
 __all__ = ["router"]
 
@@ -142,3 +145,13 @@ async def consolidate_conversation(
     ``segment`` is null when there is nothing new to consolidate (fewer than ``min_messages``)."""
     segment = await t.consolidate_conversation(conversation_id, **body.model_dump())
     return {"segment": segment}
+
+
+@router.post("/{conversation_id}/context", response_model=ContextOut, responses=SEARCH_RESPONSES)
+async def build_context(conversation_id: uuid.UUID, body: ContextRequest, t: ReadTenantDep) -> Context:
+    """A ready context block for an agent's next answer: the conversation's summary segments, its user's memories
+    and the tenant's knowledge most relevant to ``query`` (default: the newest user message), and its newest
+    messages, within ``max_tokens`` (the service's offline token estimate). Entries go in whole, by priority: the
+    newest ``min_recent`` messages, memories, summaries, knowledge, older messages; ``omitted`` says what did not
+    fit. Only reads (the memories included count as recalled)."""
+    return await t.build_context(conversation_id, **body.model_dump())

@@ -11,15 +11,16 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response, status
 
-from mnemostore.domain import MemoryRecord, NewMessage
+from mnemostore.domain import Context, MemoryRecord, NewMessage
 from mnemostore.errors import MemoryNotFound
 from mnemostore.facade import AsyncMemory
 
 from .._json_body import JsonRoute
 from ..deps import ReadTenantDep, TenantDep
-from ..schemas import Items as ItemsOut
 from ..schemas import (
+    ContextOut,
     MemoryAdd,
+    MemoryContext,
     MemoryDeleted,
     MemoryEdit,
     MemoryOut,
@@ -28,6 +29,7 @@ from ..schemas import (
     Page,
     SearchResultsOut,
 )
+from ..schemas import Items as ItemsOut
 from ._common import Cursor, Limit, no_content, page_from_store
 from .search import SEARCH_RESPONSES
 
@@ -61,6 +63,16 @@ async def add(body: MemoryAdd, t: TenantDep) -> dict[str, Any]:
         model=body.model,
     )
     return {"items": stored}
+
+
+@router.post("/context", response_model=ContextOut, responses=SEARCH_RESPONSES)
+async def context(body: MemoryContext, t: ReadTenantDep) -> Context:
+    """The context block for the next answer in a conversation of the user: its summaries, the user's memories
+    and the knowledge most relevant to ``query`` (default: the newest user message), its newest messages, within
+    ``max_tokens`` (404 when the conversation is not the user's; see ``POST /v1/conversations/{id}/context``)."""
+    return await AsyncMemory.for_tenant(t).context(
+        body.conversation_id, user_id=body.user_id, query=body.query, max_tokens=body.max_tokens
+    )
 
 
 @router.post("/search", response_model=SearchResultsOut, responses=SEARCH_RESPONSES)

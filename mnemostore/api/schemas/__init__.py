@@ -32,6 +32,13 @@ from mnemostore.api.schemas._channels import (
     SessionUpdate,
 )
 from mnemostore.api.schemas._common import ErrorBody, FieldError, HealthOut, Items, Page, ReadyOut, Text, Timestamp
+from mnemostore.api.schemas._context import (
+    ContextItemOut,
+    ContextOmittedOut,
+    ContextOut,
+    ContextRequest,
+    ContextSectionsOut,
+)
 from mnemostore.api.schemas._conversations import (
     ConversationCreate,
     ConversationExport,
@@ -57,7 +64,7 @@ from mnemostore.api.schemas._memories import (
     SearchRequest,
     SearchResultsOut,
 )
-from mnemostore.api.schemas._memory_api import MemoryAdd, MemoryDeleted, MemoryEdit, MemorySearch
+from mnemostore.api.schemas._memory_api import MemoryAdd, MemoryContext, MemoryDeleted, MemoryEdit, MemorySearch
 from mnemostore.api.schemas._operations import (
     CheckpointPrune,
     ConsolidateRequest,
@@ -100,6 +107,11 @@ __all__ = [
     "CheckpointPrune",
     "ConsolidateRequest",
     "ConsolidationOut",
+    "ContextItemOut",
+    "ContextOmittedOut",
+    "ContextOut",
+    "ContextRequest",
+    "ContextSectionsOut",
     "ConversationCreate",
     "ConversationExport",
     "ConversationOut",
@@ -129,6 +141,7 @@ __all__ = [
     "KnowledgeUpsert",
     "MaintenanceOut",
     "MemoryAdd",
+    "MemoryContext",
     "MemoryCreate",
     "MemoryDeleted",
     "MemoryEdit",

@@ -92,3 +92,20 @@ class MemoryDeleted(BaseModel):
 
 
 __all__ = ["MemoryAdd", "MemoryDeleted", "MemoryEdit", "MemorySearch"]
+
+
+class MemoryContext(_In):
+    """The context block for the next answer in a conversation of the user (``Memory.context``)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"conversation_id": "01a2462e-5599-703a-ac62-b4d64590c286", "user_id": "alice"}]
+        }
+    )
+
+    conversation_id: uuid.UUID
+    user_id: UserRef
+    query: Annotated[str, Field(min_length=1, max_length=10_000), _Clean] | None = Field(
+        default=None, description="what to rank memories and knowledge by; left out: the newest user message"
+    )
+    max_tokens: Annotated[int, Field(ge=1, le=10_000_000)] = 2000

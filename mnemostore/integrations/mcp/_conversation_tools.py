@@ -1,4 +1,5 @@
-"""The conversation tools: start (or find again) a conversation of a user, append to it, read its recent history.
+"""The conversation tools: start (or find again) a conversation of a user, append to it, read its recent history,
+build its context block for the next answer.
 
 A conversation is named by its id (``start_conversation`` returns it). An agent that keeps its own key of a
 thread or session passes it as ``external_id``: starting again with the same key finds the same conversation, so
@@ -10,7 +11,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from mnemostore.errors import ConflictError
 
@@ -59,6 +60,29 @@ class RecentMessages(Params):
     before: Annotated[str | None, Field(description="the before cursor of a previous answer: older messages")] = None
 
 
+class BuildContext(Params):
+    conversation_id: ConversationId
+    query: Annotated[
+        str | None,
+        Field(
+            min_length=1,
+            max_length=10_000,
+            description="Optional: what to pick memories and knowledge for; left out: the newest user message.",
+        ),
+    ] = None
+    max_tokens: Annotated[int, Field(ge=1, le=1_000_000, description="the block's budget, in tokens")] = 2000
+
+
+class ContextBlock(BaseModel):
+    conversation_id: uuid.UUID
+    text: str = Field(description="the block, ready for the prompt: labelled sections, empty ones left out")
+    tokens: int = Field(description="its tokens (an offline estimate of GPT-style BPE counts)")
+    max_tokens: int
+    query: str | None = Field(description="what memories and knowledge were picked for; null: nothing to rank by")
+    included: dict[str, int] = Field(description="entries per section: summaries, memories, knowledge, messages")
+    omitted: dict[str, int] = Field(description="entries per section left out for want of tokens")
+
+
 class ListConversations(Params):
     user_id: UserId
     limit: Annotated[int, Field(ge=1, le=100, description="how many conversations per page")] = 20
@@ -105,6 +129,35 @@ async def get_recent_messages(access: Access, p: RecentMessages) -> MessagesOut:
     )
 
 
+@tool("build_context", BuildContext, ContextBlock, title="Context for the next answer", writes=False)
+async def build_context(access: Access, p: BuildContext) -> ContextBlock:
+    """The context to answer in, as one text within max_tokens: the conversation's summaries, the memories of its
+    user and the knowledge most relevant to query (default: the newest user message), and its newest messages.
+    When the budget is short the newest messages and the most relevant memories go in first; omitted says how
+    many entries of each section did not fit."""
+    context = await access.tenant.build_context(p.conversation_id, p.query, max_tokens=p.max_tokens)
+    sections, left = context.sections, context.omitted
+    return ContextBlock(
+        conversation_id=context.conversation_id,
+        text=context.text,
+        tokens=context.tokens,
+        max_tokens=context.max_tokens,
+        query=context.query,
+        included={
+            "summaries": len(sections.summaries),
+            "memories": len(sections.memories),
+            "knowledge": len(sections.knowledge),
+            "messages": len(sections.messages),
+        },
+        omitted={
+            "summaries": len(left.summaries),
+            "memories": len(left.memories),
+            "knowledge": len(left.knowledge),
+            "messages": left.messages,
+        },
+    )
+
+
 @tool("list_conversations", ListConversations, ConversationsOut, title="List a user's conversations", writes=False)
 async def list_conversations(access: Access, p: ListConversations) -> ConversationsOut:
     """A user's conversations, most recently active first, a page at a time (pass next_cursor back as cursor).
@@ -123,5 +176,6 @@ CONVERSATION_TOOLS: tuple[ToolSpec[Any, Any], ...] = (
     start_conversation,
     add_message,
     get_recent_messages,
+    build_context,
     list_conversations,
 )
