@@ -18,6 +18,8 @@ from mnemostore.search._query import STOPWORDS, SearchFilters, query_terms
 from mnemostore.search._rank import (
     DEFAULT_WEIGHTS,
     FUSION_DEPTH,
+    NEIGHBOUR_CANDIDATES,
+    RELATIVE_FUSION_DEPTH,
     RETRIEVERS,
     RRF_K,
     boost,
@@ -26,7 +28,9 @@ from mnemostore.search._rank import (
     reciprocal_rank_fusion,
     relative_score_fusion,
     semantic_is_flat,
+    spread_to_neighbours,
     terms_matched,
+    with_neighbour_similarity,
 )
 from mnemostore.search._types import (
     IndexingStatus,
@@ -43,6 +47,8 @@ __all__ = [
     "DEFAULT_WEIGHTS",
     "EXTRA_HINT",
     "FUSION_DEPTH",
+    "NEIGHBOUR_CANDIDATES",
+    "RELATIVE_FUSION_DEPTH",
     "RETRIEVERS",
     "RRF_K",
     "STOPWORDS",
@@ -69,5 +75,7 @@ __all__ = [
     "reciprocal_rank_fusion",
     "relative_score_fusion",
     "semantic_is_flat",
+    "spread_to_neighbours",
     "terms_matched",
+    "with_neighbour_similarity",
 ]

@@ -33,6 +33,8 @@ from mnemostore.errors import (
 from mnemostore.search import (
     EXTRA_HINT,
     FUSION_DEPTH,
+    NEIGHBOUR_CANDIDATES,
+    RELATIVE_FUSION_DEPTH,
     Embedder,
     ItemKind,
     SearchFilters,
@@ -50,6 +52,8 @@ from mnemostore.search import (
     reciprocal_rank_fusion,
     relative_score_fusion,
     semantic_is_flat,
+    spread_to_neighbours,
+    with_neighbour_similarity,
 )
 from mnemostore.store import AsyncDatabase, AsyncSearchRepository, AsyncUnitOfWork, pg_search_settings
 
@@ -173,6 +177,11 @@ class AsyncSearchEngine:
             want = min(MAX_CANDIDATES, max(limit * 3, 30))
         else:
             want = max(limit, FUSION_DEPTH) if mode is SearchMode.HYBRID else limit
+        # Messages in hybrid mode look deeper: when semantic search turns out unsure, the relative fusion takes
+        # RELATIVE_FUSION_DEPTH of each list, and a message's neighbours may lift it from further down.
+        deep = mode is SearchMode.HYBRID and ItemKind.MESSAGE in kinds
+        fulltext_want = max(want, RELATIVE_FUSION_DEPTH) if deep else want
+        semantic_want = max(want, NEIGHBOUR_CANDIDATES) if deep else want
         space: tuple[str, int] | None = None  # the model and dimension of the vectors searched
         if semantic and vector is not None:
             assert model is not None
@@ -192,7 +201,7 @@ class AsyncSearchEngine:
         scores: dict[str, dict[Key, float]] = {}
         terms: list[str] = []
         pg_vectors = semantic and self._db.dialect == "postgresql"
-        settings = pg_search_settings(self._settings.hnsw_ef_search, want) if pg_vectors else None
+        settings = pg_search_settings(self._settings.hnsw_ef_search, semantic_want) if pg_vectors else None
         waiting = 0
         async with self._db.transaction(tenant_id, local_settings=settings) as uow:
             repo = uow.search
@@ -201,10 +210,10 @@ class AsyncSearchEngine:
                 terms = query_terms(query)
                 found: list[tuple[Key, float]] = []
                 for kind in kinds:
-                    found += [((kind.value, i), s) for i, s in await repo.fulltext(kind, terms, filters, want)]
+                    found += [((kind.value, i), s) for i, s in await repo.fulltext(kind, terms, filters, fulltext_want)]
                 found.sort(key=lambda pair: -pair[1])
-                rankings["fulltext"] = [key for key, _ in found[:want]]
-                scores["fulltext"] = dict(found[:want])
+                rankings["fulltext"] = [key for key, _ in found[:fulltext_want]]
+                scores["fulltext"] = dict(found[:fulltext_want])
             if semantic:
                 assert space is not None and vector is not None
                 if model is not None:
@@ -215,23 +224,27 @@ class AsyncSearchEngine:
                 for kind in kinds:
                     found += [
                         ((kind.value, i), s)
-                        for i, s in await self._semantic(repo, uow, kind, space, vector, filters, want, rows)
+                        for i, s in await self._semantic(repo, uow, kind, space, vector, filters, semantic_want, rows)
                     ]
                 found.sort(key=lambda pair: -pair[1])
-                rankings["semantic"] = [key for key, _ in found[:want]]
-                scores["semantic"] = dict(found[:want])
+                rankings["semantic"] = [key for key, _ in found[:semantic_want]]
+                scores["semantic"] = dict(found[:semantic_want])
             if count_waiting and semantic:
                 # PostgreSQL's vector query tells it (when it returned a row); else one count.
                 known = repo.waiting
                 waiting = known if known is not None else await uow.index_jobs.open_jobs()
+            if mode is SearchMode.HYBRID and semantic_is_flat(rankings.get("semantic", []), scores.get("semantic", {})):
+                base = await _relative_fusion(repo, rankings, scores, fusion_weights, want, deep, space, vector)
+            else:
+                rankings = {name: ranking[:want] for name, ranking in rankings.items()}
+                scores = {name: {key: values[key] for key in rankings[name]} for name, values in scores.items()}
+                base = _fuse(mode, rankings, scores, terms=len(terms), weights=fusion_weights)
             for kind in kinds:
-                ids = list(
-                    {i for ranking in rankings.values() for k, i in ranking if k == kind.value and (k, i) not in rows}
-                )
+                ids = list({i for k, i in base if k == kind.value and (k, i) not in rows})
                 for item_id, row in (await repo.hydrate(kind, ids, filters)).items():
                     rows[(kind.value, item_id)] = row
         hits = _hits(
-            mode,
+            base,
             rankings,
             scores,
             rows,
@@ -239,8 +252,6 @@ class AsyncSearchEngine:
             limit=limit,
             recency=recency_boost,
             importance=importance_boost,
-            terms=len(terms),
-            weights=fusion_weights,
         )
         return SearchResults(hits, mode=mode, retrievers=rankings, pending=waiting)
 
@@ -406,8 +417,66 @@ class AsyncSearchEngine:
                 _log.warning("could not save the vector index %s: %s", path, error)
 
 
-def _hits(
+async def _relative_fusion(
+    repo: AsyncSearchRepository,
+    rankings: dict[str, list[Key]],
+    scores: dict[str, dict[Key, float]],
+    weights: Mapping[str, float],
+    want: int,
+    deep: bool,
+    space: tuple[str, int] | None,
+    vector: Sequence[float] | None,
+) -> dict[Key, float]:
+    """Hybrid search when semantic search is unsure: relative score fusion of each list's best, full text leading
+    (``mnemostore.search._rank``). With messages among the candidates (``deep``), each message's neighbours in its
+    conversation count: a message's semantic score gains a share of their similarity to the query, and its fused
+    score spreads to them, so the reply to a matching turn (or the turn it answers) can enter the result."""
+    if not deep:
+        cut = {name: ranking[:want] for name, ranking in rankings.items()}
+        return relative_score_fusion(cut, scores, weights=weights)
+    message = ItemKind.MESSAGE.value
+    candidates = list(dict.fromkeys(i for ranking in rankings.values() for k, i in ranking if k == message))
+    around = {
+        (message, item): tuple(None if n is None else (message, n) for n in pair)
+        for item, pair in (await repo.message_neighbours(candidates)).items()
+    }
+    neighbours: dict[Key, tuple[Key | None, Key | None]] = {key: (pair[0], pair[1]) for key, pair in around.items()}
+    depth = max(want, RELATIVE_FUSION_DEPTH)
+    lists = {"fulltext": rankings.get("fulltext", [])[:depth]} if "fulltext" in rankings else {}
+    fusing = {"fulltext": scores.get("fulltext", {})}
+    if "semantic" in rankings and space is not None and vector is not None:
+        known = scores["semantic"]
+        wanted = {n for pair in neighbours.values() for n in pair if n is not None and n not in known}
+        similar = await repo.similarities(
+            ItemKind.MESSAGE, [i for _, i in wanted], vector, model=space[0], dimension=space[1]
+        )
+        similarity = {**{(message, i): s for i, s in similar.items()}, **known}
+        lifted = with_neighbour_similarity(known, neighbours, similarity)
+        lists["semantic"] = sorted(rankings["semantic"], key=lambda key: -lifted[key])[:depth]
+        fusing["semantic"] = lifted
+    return spread_to_neighbours(relative_score_fusion(lists, fusing, weights=weights), neighbours)
+
+
+def _fuse(
     mode: SearchMode,
+    rankings: dict[str, list[Key]],
+    scores: dict[str, dict[Key, float]],
+    *,
+    terms: int,
+    weights: Mapping[str, float],
+) -> dict[Key, float]:
+    """The base score of every candidate: one retriever's own, or (hybrid, semantic search sure of something)
+    reciprocal rank fusion where full-text hits count only when they contain most of the query."""
+    if mode is not SearchMode.HYBRID:
+        return dict(scores.get(mode.value, {}))
+    fused = dict(rankings)
+    if "fulltext" in fused:
+        fused["fulltext"] = fulltext_quorum(fused["fulltext"], scores["fulltext"], terms=terms)
+    return reciprocal_rank_fusion(fused, weights=weights)
+
+
+def _hits(
+    base: Mapping[Key, float],
     rankings: dict[str, list[Key]],
     scores: dict[str, dict[Key, float]],
     rows: dict[Key, dict[str, Any]],
@@ -416,20 +485,7 @@ def _hits(
     limit: int,
     recency: float,
     importance: float,
-    terms: int = 0,
-    weights: Mapping[str, float] | None = None,
 ) -> list[SearchHit]:
-    if mode is SearchMode.HYBRID and semantic_is_flat(rankings.get("semantic", []), scores.get("semantic", {})):
-        # Semantic search is unsure (no item stands out): full text leads, by score (mnemostore.search._rank).
-        base = relative_score_fusion(rankings, scores, weights=weights)
-    elif mode is SearchMode.HYBRID:
-        # Full-text hits enter the fusion only when they contain most of the query (mnemostore.search._rank).
-        fused = dict(rankings)
-        if "fulltext" in fused:
-            fused["fulltext"] = fulltext_quorum(fused["fulltext"], scores["fulltext"], terms=terms)
-        base = reciprocal_rank_fusion(fused, weights=weights)
-    else:
-        base = dict(scores.get(mode.value, {}))
     now = datetime.now(UTC)
     ranks = {name: {key: rank for rank, key in enumerate(ranking, start=1)} for name, ranking in rankings.items()}
     hits: list[SearchHit] = []

@@ -38,7 +38,9 @@ from mnemostore.store._search_statements import allowed_seqs_statement as _allow
 from mnemostore.store._search_statements import count_statement as _count
 from mnemostore.store._search_statements import fulltext_statement as _fulltext
 from mnemostore.store._search_statements import hydrate_statement as _hydrate
+from mnemostore.store._search_statements import message_neighbours_statement as _neighbours
 from mnemostore.store._search_statements import pg_vector_statement as _pg_vector
+from mnemostore.store._search_statements import similarities_statement as _similarities
 from mnemostore.store._search_statements import vectors_since_statement as _vectors_since
 from mnemostore.store.tables import OPEN_JOBS, embeddings, index_jobs
 
@@ -558,6 +560,36 @@ class AsyncSearchRepository:
         if kind is ItemKind.MESSAGE:
             mapping["metadata"] = self._codec.open_metadata(self.tenant_id, mapping["metadata"])
         return mapping
+
+    async def message_neighbours(
+        self, ids: list[uuid.UUID]
+    ) -> dict[uuid.UUID, tuple[uuid.UUID | None, uuid.UUID | None]]:
+        """For each message of ``ids``: the ids of the messages just before and just after it in its conversation
+        (None at either end). Messages of other tenants or gone are left out."""
+        if not ids:
+            return {}
+        rows = await self._conn.execute(_neighbours(ids, self.tenant_id))
+        return {row.id: (row.before, row.after) for row in rows}
+
+    async def similarities(
+        self, kind: ItemKind, ids: list[uuid.UUID], vector: Sequence[float], *, model: str, dimension: int
+    ) -> dict[uuid.UUID, float]:
+        """The cosine similarity of each item of ``ids`` that has a vector of ``model`` to ``vector``."""
+        if not ids:
+            return {}
+        statement = _similarities(kind, ids, self._dialect, dimension)
+        values: dict[str, Any] = {"tenant_id": self.tenant_id, "model": model}
+        query = np.asarray(vector, dtype=np.float64)
+        if self._dialect == "postgresql":
+            values["query_vector"] = "[" + ",".join(map(repr, query.tolist())) + "]"
+            return {row.item_id: float(row.score) for row in await self._conn.execute(statement, values)}
+        rows = (await self._conn.execute(statement, values)).all()
+        if not rows:
+            return {}
+        matrix = np.frombuffer(b"".join(row.vector for row in rows), dtype=np.float32).reshape(len(rows), -1)
+        norms = np.linalg.norm(matrix, axis=1) * max(float(np.linalg.norm(query)), 1e-12)
+        cosines = (matrix @ query) / np.maximum(norms, 1e-12)
+        return {row.item_id: float(c) for row, c in zip(rows, cosines, strict=True)}
 
     async def vector_models(self) -> dict[str, int]:
         """Vectors of this tenant by model (to tell a user whose vectors are of another model to reindex)."""

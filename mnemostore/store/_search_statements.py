@@ -37,11 +37,13 @@ __all__ = [
     "filter_conditions",
     "fulltext_statement",
     "hydrate_statement",
+    "message_neighbours_statement",
     "namespace_condition",
     "owned_exact_statement",
     "owners_statement",
     "pg_search_settings",
     "pg_vector_statement",
+    "similarities_statement",
     "vectors_since_statement",
 ]
 
@@ -506,3 +508,38 @@ def pg_search_settings(ef_search: int, limit: int) -> dict[str, str]:
     """Transaction settings of a pgvector search: the HNSW search breadth, and iterative index scans, which keep
     reading the index until ``limit`` rows pass the filters instead of returning fewer."""
     return {"hnsw.ef_search": str(max(int(ef_search), int(limit))), "hnsw.iterative_scan": "relaxed_order"}
+
+
+def message_neighbours_statement(ids: list[uuid.UUID], tenant_id: uuid.UUID) -> sa.Select[Any]:
+    """(id, before, after) of each message of ``ids``: the ids of the messages just before and just after it in
+    its conversation (by sequence number, so a deleted message leaves no hole), NULL at either end. One probe of
+    the (tenant, conversation, seq) key per neighbour."""
+    m = messages.alias("m")
+
+    def neighbour(after: bool) -> sa.ScalarSelect[Any]:
+        n = messages.alias("n")
+        side = n.c.seq > m.c.seq if after else n.c.seq < m.c.seq
+        order = n.c.seq.asc() if after else n.c.seq.desc()
+        return (
+            sa.select(n.c.id)
+            .where(n.c.tenant_id == m.c.tenant_id, n.c.conversation_id == m.c.conversation_id, side)
+            .order_by(order)
+            .limit(1)
+            .scalar_subquery()
+        )
+
+    return sa.select(m.c.id, neighbour(False).label("before"), neighbour(True).label("after")).where(
+        m.c.tenant_id == tenant_id, m.c.id.in_(ids)
+    )
+
+
+def similarities_statement(kind: ItemKind, ids: list[uuid.UUID], dialect: str, dimension: int) -> sa.Select[Any]:
+    """(item_id, score) on PostgreSQL, the cosine similarity of each item of ``ids`` to the bound
+    ``query_vector``; (item_id, vector) on SQLite, whose float32 bytes the caller compares. Items without a vector
+    of the bound ``model`` are left out."""
+    e = embeddings.c
+    where = [*_vector_scope(kind, dimension), e.item_id.in_(ids)]
+    if dialect == "postgresql":
+        score: sa.Label[Any] = (sa.literal_column("1") - _distance(dimension)).label("score")
+        return sa.select(e.item_id, score).where(*where)
+    return sa.select(e.item_id, e.vector).where(*where)
