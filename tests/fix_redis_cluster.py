@@ -284,6 +284,9 @@ def start_cluster(request: pytest.FixtureRequest, workdir: Path, **options: Any)
             if attempt == 2:
                 pytest.fail(f"the Redis Cluster fixture could not start: {error}")
             cluster.ports = free_ports()
+        except BaseException:
+            cluster.stop()  # never leave nodes behind
+            raise
     raise AssertionError("unreachable")
 
 
