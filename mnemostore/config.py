@@ -142,7 +142,9 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(
         default=None,
         validation_alias=AliasChoices("MNEMOSTORE_REDIS_URL", "REDIS_URL", "redis_url"),
-        description="redis://host:6379/0; unset: in-process cache (one process per database)",
+        description="redis://host:6379/0 (rediss:// for TLS, unix:///path), or a Redis Cluster by any of its nodes: "
+        "redis+cluster://host:6379[,host:6379…] (rediss+cluster:// for TLS; needs redis-py 8); "
+        "unset: in-process cache (one process per database)",
     )
     cache_enabled: bool = Field(
         default=True,
@@ -487,9 +489,10 @@ class Settings(BaseSettings):
             return None
         value = value.strip()
         scheme = value.partition("://")[0].lower()
-        if scheme not in {"redis", "rediss", "unix"}:
+        if scheme not in {"redis", "rediss", "unix", "redis+cluster", "rediss+cluster"}:
             raise ConfigurationError(
-                f"MNEMOSTORE_REDIS_URL has scheme {scheme!r}: use redis://host:6379/0, rediss://… or unix:///path"
+                f"MNEMOSTORE_REDIS_URL has scheme {scheme!r}: use redis://host:6379/0, rediss://…, unix:///path, "
+                "or redis+cluster://host:6379,host:6379 for a Redis Cluster"
             )
         return value
 

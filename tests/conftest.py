@@ -24,6 +24,7 @@ os.environ.setdefault("MNEMOSTORE_MAX_OVERFLOW", "3")
 pytest_plugins = [
     "tests.fix_db",
     "tests.fix_redis",
+    "tests.fix_redis_cluster",
     "tests.fix_backup",
     "tests.fix_api",
     "tests.fix_search",

@@ -5,6 +5,10 @@ session's keys are deleted at the end. When the server is unreachable the Redis 
 ``--require-redis`` (CI sets it) makes that a failure. Degraded-mode tests start their own throw-away
 ``redis-server`` (``RedisProcess``) so that they can kill, pause and restart it.
 
+A Redis Cluster (tests/fix_redis_cluster.py) is one more kind of each: ``cache_kind`` (bare caches) is
+``redis-cluster`` too, and the tests of a module marked ``redis_cluster`` run once per ``redis_kind`` (``redis_url``
+is then the single server's or the cluster's URL, and ``rstore`` a store on it).
+
 Bare caches (``acache``, ``cache``) run on a ``ManualClock``: a test that needs time to pass moves the clock
 (``clock.advance``) instead of sleeping, so no assertion depends on how fast the machine is.
 """
@@ -29,7 +33,8 @@ from mnemostore import AsyncMnemoStore, AsyncTenantStore, MnemoStore, Settings, 
 from mnemostore.cache import AsyncCache, Cache, Clock, build_cache, build_sync_cache
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
-CACHE_KINDS = ["local", "redis"]
+CACHE_KINDS = ["local", "redis", "redis-cluster"]
+REDIS_KINDS = ["redis", "redis-cluster"]  # of the modules marked redis_cluster
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -37,8 +42,21 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--require-redis", action="store_true", help="fail, don't skip, without Redis")
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "redis_kind" in metafunc.fixturenames and metafunc.definition.get_closest_marker("redis_cluster"):
+        metafunc.parametrize("redis_kind", REDIS_KINDS, indirect=True, scope="session")
+
+
 @pytest.fixture(scope="session")
-def redis_url(request: pytest.FixtureRequest) -> str:
+def redis_kind(request: pytest.FixtureRequest) -> str:
+    """``redis`` (the single server), or ``redis-cluster`` in the second run of a module marked redis_cluster."""
+    return str(getattr(request, "param", "redis"))
+
+
+@pytest.fixture(scope="session")
+def redis_url(request: pytest.FixtureRequest, redis_kind: str) -> str:
+    if redis_kind == "redis-cluster":
+        return str(request.getfixturevalue("redis_cluster_url"))
     url = str(request.config.getoption("--redis-url"))
     try:
         redis.Redis.from_url(url, socket_connect_timeout=2).ping()
@@ -96,7 +114,7 @@ def cache_settings(kind: str, redis_url: str | None, prefix: str, **overrides: A
     """
     values: dict[str, Any] = {
         "database_url": f"sqlite:///unused-{uuid.uuid4().hex}.db",
-        "redis_url": redis_url if kind == "redis" else None,
+        "redis_url": redis_url if kind != "local" else None,
         "cache_key_prefix": prefix,
         "redis_timeout_ms": 2000,
         **overrides,
@@ -106,27 +124,43 @@ def cache_settings(kind: str, redis_url: str | None, prefix: str, **overrides: A
 
 @pytest.fixture(params=CACHE_KINDS)
 def cache_kind(request: pytest.FixtureRequest) -> str:
-    if request.param == "redis":
-        request.getfixturevalue("redis_url")
+    cache_url(request, str(request.param))
     return str(request.param)
+
+
+def cache_url(request: pytest.FixtureRequest, kind: str) -> str | None:
+    """The URL of a bare cache of ``kind`` (None: in-process); skips when that server is missing."""
+    if kind == "redis":
+        return str(request.getfixturevalue("redis_url"))
+    if kind == "redis-cluster":
+        return str(request.getfixturevalue("redis_cluster_url"))
+    return None
+
+
+def check_no_backend_error(health: dict[str, Any]) -> None:
+    """A Redis call that failed (a cross-slot script on the cluster, a timeout) is swallowed by the breaker and the
+    feature answers from its in-process fallback: the test would pass without testing Redis. Not here."""
+    assert health["errors"] == 0, f"a call to {health['backend']} failed: {health['breaker']['last_error']}"
 
 
 @pytest.fixture
 async def acache(
     request: pytest.FixtureRequest, cache_kind: str, key_prefix: str, clock: ManualClock
 ) -> AsyncIterator[AsyncCache]:
-    url = request.getfixturevalue("redis_url") if cache_kind == "redis" else None
-    cache = build_cache(cache_settings(cache_kind, url, key_prefix), clock=clock)
+    cache = build_cache(cache_settings(cache_kind, cache_url(request, cache_kind), key_prefix), clock=clock)
     yield cache
+    health = cache.health()
     await cache.close()
+    check_no_backend_error(health)
 
 
 @pytest.fixture
 def cache(request: pytest.FixtureRequest, cache_kind: str, key_prefix: str, clock: ManualClock) -> Iterator[Cache]:
-    url = request.getfixturevalue("redis_url") if cache_kind == "redis" else None
-    sync_cache = build_sync_cache(cache_settings(cache_kind, url, key_prefix), clock=clock)
+    sync_cache = build_sync_cache(cache_settings(cache_kind, cache_url(request, cache_kind), key_prefix), clock=clock)
     yield sync_cache
+    health = sync_cache.health()
     sync_cache.close()
+    check_no_backend_error(health)
 
 
 @pytest.fixture(scope="session")
@@ -140,9 +174,14 @@ async def rstore(database_url: str, redis_url: str, key_prefix: str) -> AsyncIte
 
 
 @pytest.fixture
-async def rtenant(rstore: AsyncMnemoStore) -> AsyncTenantStore:
+async def rtenant(rstore: AsyncMnemoStore) -> AsyncIterator[AsyncTenantStore]:
+    """A new tenant of ``rstore``; no call of the store to Redis may fail during the test (see
+    ``check_no_backend_error``)."""
     tenant = await rstore.create_tenant(f"tenant-{uuid.uuid4().hex[:12]}")
-    return rstore.tenant(tenant.id)
+    errors = rstore.cache_health()["errors"]
+    yield rstore.tenant(tenant.id)
+    health = rstore.cache_health()
+    check_no_backend_error({**health, "errors": health["errors"] - errors})
 
 
 @pytest.fixture(scope="session")
@@ -153,9 +192,12 @@ def rstore_sync(database_url: str, redis_url: str, key_prefix: str) -> Iterator[
 
 
 @pytest.fixture
-def rtenant_sync(rstore_sync: MnemoStore) -> TenantStore:
+def rtenant_sync(rstore_sync: MnemoStore) -> Iterator[TenantStore]:
     tenant = rstore_sync.create_tenant(f"tenant-{uuid.uuid4().hex[:12]}")
-    return rstore_sync.tenant(tenant.id)
+    errors = rstore_sync.cache_health()["errors"]
+    yield rstore_sync.tenant(tenant.id)
+    health = rstore_sync.cache_health()
+    check_no_backend_error({**health, "errors": health["errors"] - errors})
 
 
 def free_port() -> int:

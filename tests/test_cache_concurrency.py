@@ -1,4 +1,5 @@
-"""Many appenders and readers on one conversation, with the cache in the real Redis (SQLite and PostgreSQL).
+"""Many appenders and readers on one conversation, with the cache in the real Redis (SQLite and PostgreSQL; one
+server and a Redis Cluster: the module is marked ``redis_cluster``).
 
 Readers check read-your-writes while the race runs: a page never ends before a message whose ``add_message``
 had returned when the read started, and its sequence numbers are the conversation's, in order, without holes.
@@ -20,6 +21,8 @@ from mnemostore import AsyncMnemoStore, AsyncTenantStore, MnemoStore, TenantStor
 from .fix_db import RACE_POOL
 
 WRITERS, WRITES, READERS = 8, 12, 6
+
+pytestmark = pytest.mark.redis_cluster
 
 
 # This module's stores (overriding tests/fix_redis.py's) have a pool of their own, larger than the suite's budget,

@@ -1,4 +1,5 @@
-"""Degraded mode against a private redis-server that the tests kill, pause and restart under running stores.
+"""Degraded mode against a private Redis that the tests kill, pause and restart under running stores: one
+redis-server, and a six-node Redis Cluster whose nodes all go down, pause and come back together (``server``).
 
 No operation may fail while Redis is away, no request may keep paying the Redis timeout once the breaker is
 open, the transition is logged once, and after recovery no stale entry may be served, to this process or to
@@ -11,9 +12,11 @@ opened (none may), not by timing requests.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
@@ -22,6 +25,9 @@ from mnemostore import AsyncMnemoStore, AsyncTenantStore, NewMessage, Settings
 from mnemostore.cache import build_cache
 
 from .fix_redis import ManualClock, RedisProcess
+from .fix_redis_cluster import RedisClusterProcess
+
+RECOVERY_BOUND = 30.0  # seconds a restarted Redis may take to serve again: a bound on a failing test, not a margin
 
 # A paused server costs each store one timeout before its breaker opens; generous, so that a slow reply of a
 # healthy server on a loaded machine never opens a breaker by itself (the tests do not time anything).
@@ -38,12 +44,21 @@ def clocked_store(
     return AsyncMnemoStore(settings=settings, cache=build_cache(settings, clock=clock))
 
 
+@pytest.fixture(params=["redis", "redis-cluster"])
+def server(request: pytest.FixtureRequest) -> Iterator[RedisProcess | RedisClusterProcess]:
+    """A Redis the test may kill, pause and restart: one redis-server, or all the nodes of a cluster."""
+    if request.param == "redis":
+        yield request.getfixturevalue("redis_process")
+    else:
+        yield request.getfixturevalue("disposable_redis_cluster")
+
+
 @pytest.fixture
 async def stores(
-    database_url: str, redis_process: RedisProcess, key_prefix: str, clock: ManualClock
+    database_url: str, server: RedisProcess | RedisClusterProcess, key_prefix: str, clock: ManualClock
 ) -> AsyncIterator[tuple[AsyncMnemoStore, AsyncMnemoStore]]:
-    a = clocked_store(database_url, redis_process.url, key_prefix, clock)
-    b = clocked_store(database_url, redis_process.url, key_prefix, clock)
+    a = clocked_store(database_url, server.url, key_prefix, clock)
+    b = clocked_store(database_url, server.url, key_prefix, clock)
     try:
         yield a, b
     finally:
@@ -64,18 +79,22 @@ def redis_calls(store: AsyncMnemoStore) -> tuple[int, int]:
 async def recover(store: AsyncMnemoStore, clock: ManualClock) -> None:
     """Let the cool-down pass on the clock and let one call probe Redis (and invalidate what is dirty).
 
-    A probe may fail while the restarted server's first connection is made; each retry is one more cool-down.
+    A probe may fail while the restarted server's first connection is made, or until a cluster client has
+    refreshed its map of the cluster (redis-py does that at most once a second): each retry is one more cool-down,
+    and the retries wait for that second in real time, within ``RECOVERY_BOUND``.
     """
-    for _ in range(10):
+    deadline = time.monotonic() + RECOVERY_BOUND
+    while time.monotonic() < deadline:
         clock.advance(store.settings.breaker_cooldown_seconds)
         if await store.cache.client.admit():
             return
+        await asyncio.sleep(0.05)
     raise AssertionError(f"no recovery: {store.cache_health()['breaker']}")
 
 
 async def test_killed_and_restarted_redis_never_fails_an_operation(
     stores: tuple[AsyncMnemoStore, AsyncMnemoStore],
-    redis_process: RedisProcess,
+    server: RedisProcess | RedisClusterProcess,
     clock: ManualClock,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -87,7 +106,7 @@ async def test_killed_and_restarted_redis_never_fails_an_operation(
     await t.add_messages(conv.id, [NewMessage(role="user", content=str(i)) for i in range(3)])
     assert await seqs(t, conv.id) == [1, 2, 3]
 
-    redis_process.kill()
+    server.kill()
     caplog.set_level(logging.INFO, logger="mnemostore.cache")
     await t.add_message(conv.id, role="assistant", content="first down")  # finds Redis gone: the breaker opens
     assert a.cache_health()["breaker"]["state"] == "open"
@@ -113,7 +132,7 @@ async def test_killed_and_restarted_redis_never_fails_an_operation(
     down_logs = [r for r in caplog.records if "unavailable" in r.getMessage()]
     assert len(down_logs) == 1  # once, not per request
 
-    redis_process.start()  # empty: no persistence
+    server.start()  # empty: no persistence
     await recover(a, clock)
     health = a.cache_health()
     assert health["breaker"]["state"] == "closed" and health["rate_limiter"]["mode"] == "redis"
@@ -127,7 +146,7 @@ async def test_killed_and_restarted_redis_never_fails_an_operation(
 
 
 async def test_no_stale_entry_survives_a_pause(
-    stores: tuple[AsyncMnemoStore, AsyncMnemoStore], redis_process: RedisProcess, clock: ManualClock
+    stores: tuple[AsyncMnemoStore, AsyncMnemoStore], server: RedisProcess | RedisClusterProcess, clock: ManualClock
 ) -> None:
     """Redis keeps its data through a pause (like a slow server or a partition): A's skipped writes must not."""
     a, b = stores
@@ -142,7 +161,7 @@ async def test_no_stale_entry_survives_a_pause(
     await ta.set_channel_config("web", default_model="before")
     assert (await tb.get_channel_config("web")).default_model == "before"  # type: ignore[union-attr]
 
-    redis_process.pause()
+    server.pause()
     await ta.add_message(convs[0], role="assistant", content="while paused")  # pays one timeout, opens
     assert a.cache_health()["breaker"]["state"] == "open"
     reached = redis_calls(a)
@@ -155,7 +174,7 @@ async def test_no_stale_entry_survives_a_pause(
     assert redis_calls(a) == reached, "requests kept paying the Redis timeout"
     assert a.cache_health()["degraded"]
 
-    redis_process.resume()
+    server.resume()
     await recover(a, clock)
     for cid in convs:
         assert await seqs(tb, cid) == [1, 2, 3, 4]
@@ -165,10 +184,10 @@ async def test_no_stale_entry_survives_a_pause(
 
 
 async def test_overflowing_dirty_keys_coarsen_to_a_flush(
-    database_url: str, redis_process: RedisProcess, key_prefix: str, clock: ManualClock
+    database_url: str, server: RedisProcess | RedisClusterProcess, key_prefix: str, clock: ManualClock
 ) -> None:
-    a = clocked_store(database_url, redis_process.url, key_prefix, clock, cache_dirty_max=2)
-    b = clocked_store(database_url, redis_process.url, key_prefix, clock)
+    a = clocked_store(database_url, server.url, key_prefix, clock, cache_dirty_max=2)
+    b = clocked_store(database_url, server.url, key_prefix, clock)
     try:
         tenant = await a.create_tenant(f"t-{uuid.uuid4().hex[:8]}")
         ta, tb = a.tenant(tenant.id), b.tenant(tenant.id)
@@ -177,11 +196,11 @@ async def test_overflowing_dirty_keys_coarsen_to_a_flush(
         for cid in convs:
             await ta.add_message(cid, role="user", content="x")
             assert await seqs(tb, cid) == [1]
-        redis_process.pause()
+        server.pause()
         for cid in convs:
             await ta.add_message(cid, role="user", content="y")
         assert a.cache_health()["dirty_coarsened"] >= 1
-        redis_process.resume()
+        server.resume()
         await recover(a, clock)
         for cid in convs:
             assert await seqs(tb, cid) == [1, 2]

@@ -1,6 +1,7 @@
-"""Every cache feature, on the real Redis and on the in-process implementation (``cache_kind`` is both).
+"""Every cache feature, on the real Redis (one server, and a Redis Cluster) and on the in-process implementation
+(``cache_kind`` is all three).
 
-The two must behave the same: the in-process cache is the embedded default and the per-process fallback of the
+They must behave the same: the in-process cache is the embedded default and the per-process fallback of the
 Redis one. Each test uses fresh tenant and conversation ids inside the session's key prefix.
 
 Nothing here sleeps: the caches run on a ``ManualClock`` (tests/fix_redis.py) that a test moves, and what Redis
@@ -12,8 +13,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 from datetime import UTC, datetime
-
-import redis
 
 from mnemostore import ChannelSession, Message, Role, User
 from mnemostore.cache import USER, AsyncCache, Cache, EventType
@@ -149,11 +148,10 @@ async def test_a_list_lost_apart_from_its_meta_reads_as_a_miss(acache: AsyncCach
     await start_window(acache, t, c)
     await acache.messages_added(t, c, msgs(t, c, 1, 3))
     _meta, lst = acache.keys.context(t, c)
-    if cache_kind == "redis":
-        client = redis.Redis.from_url(acache.client.backend.url)  # type: ignore[attr-defined]
-        client.delete(lst)  # what maxmemory eviction may do
-    else:
+    if cache_kind == "local":
         acache.client.backend.state.delete([lst])  # type: ignore[attr-defined]
+    else:
+        await acache.client.backend.client.delete(lst)  # type: ignore[attr-defined]  # what maxmemory eviction may do
     assert await seqs(acache, t, c) is None
     await acache.messages_added(t, c, msgs(t, c, 4, 4))
     assert await seqs(acache, t, c) is None

@@ -1,4 +1,5 @@
-"""The store with its cache in the real Redis, on SQLite and PostgreSQL (``rstore`` is parametrised over both).
+"""The store with its cache in the real Redis, on SQLite and PostgreSQL (``rstore`` is parametrised over both),
+on one server and on a Redis Cluster (``redis_kind``: the module is marked ``redis_cluster``).
 
 ``other`` is a second store on the same database and Redis: another process, as far as the cache can tell.
 """
@@ -23,6 +24,8 @@ from mnemostore import (
     Settings,
     UserNotFound,
 )
+
+pytestmark = pytest.mark.redis_cluster
 
 
 @pytest.fixture(scope="session")
@@ -310,10 +313,12 @@ async def test_feature_flags_by_scope_and_sticky_variants(rstore: AsyncMnemoStor
     assert (await rstore.get_tenant_or_raise(rtenant.tenant_id)).config["feature_flags"] == {name: False}
 
 
-async def test_health_reports_the_backend_breaker_and_counters(rstore: AsyncMnemoStore) -> None:
+async def test_health_reports_the_backend_breaker_and_counters(rstore: AsyncMnemoStore, redis_kind: str) -> None:
     health = rstore.cache_health()
-    assert health["backend"] == "redis" and health["breaker"]["state"] == "closed" and not health["degraded"]
-    assert health["url"].startswith("redis://") and health["latency"]["calls"] > 0
+    assert health["backend"] == redis_kind and health["breaker"]["state"] == "closed" and not health["degraded"]
+    scheme = "redis+cluster://" if redis_kind == "redis-cluster" else "redis://"
+    assert health["url"].startswith(scheme) and health["latency"]["calls"] > 0
+    assert health["errors"] == 0 and health["breaker"]["opened"] == 0
     assert set(health["latency"]["buckets_ms"]) >= {"1", "+Inf"}
 
 

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from mnemostore import ChannelConfig, InvalidInput, Message, Quotas, Role, Tenant, TenantStatus, User
 from mnemostore.cache import BreakerState, ChannelSession, Keys, _codec, flags, ratelimit
-from mnemostore.cache._breaker import Admission, CircuitBreaker, DirtyKeys
+from mnemostore.cache._breaker import Admission, CircuitBreaker, DirtyKeys, DirtySnapshot
 from mnemostore.cache._local import LocalState, glob_to_regex
 from mnemostore.domain import HistoryPage
 from mnemostore.service._history import page_from_window, window_from_rows
@@ -186,6 +186,19 @@ def test_dirty_keys_coarsen_instead_of_growing() -> None:
         dirty.add_tenant(uuid.uuid4())
     assert dirty.take().everything
     assert not dirty.take()
+
+
+def test_promoted_servers_stay_dirty_until_flushed() -> None:
+    dirty = DirtyKeys(limit=3)
+    dirty.add_servers(["10.0.0.4:6379"])
+    snapshot = dirty.take()
+    assert snapshot and len(snapshot) == 1 and snapshot.servers == {"10.0.0.4:6379"}
+    dirty.add_servers(["10.0.0.5:6379"])
+    dirty.restore(snapshot)  # the flush failed: both wait for the next recovery
+    assert dirty.take().servers == {"10.0.0.4:6379", "10.0.0.5:6379"}
+    dirty.add_everything()
+    dirty.add_servers(["10.0.0.6:6379"])  # covered by the flush of everything
+    assert dirty.take() == DirtySnapshot(everything=True)
 
 
 # -- feature flags ----------------------------------------------------------------------------------------------

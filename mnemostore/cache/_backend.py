@@ -43,7 +43,18 @@ class Backend(ABC):
     errors: tuple[type[BaseException], ...] = (OSError, TimeoutError)
 
     @abstractmethod
-    def ping(self) -> None: ...
+    def ping(self) -> None:
+        """Succeeds only when the backend serves every key (the breaker's probe)."""
+
+    def note_failure(self) -> None:
+        """A call just failed (the breaker opens): remember what ``promoted`` will compare against."""
+        return None
+
+    def promoted(self) -> list[str]:
+        """The servers that became primaries since ``note_failure`` (a failover): they may lack writes their old
+        primaries acknowledged, so recovery flushes their cached keys (``delete_matching(servers=…)``). Clears
+        what ``note_failure`` remembered. Empty on one server."""
+        return []
 
     @abstractmethod
     def close(self) -> None: ...
@@ -69,8 +80,8 @@ class Backend(ABC):
     def delete(self, keys: Sequence[str]) -> None: ...
 
     @abstractmethod
-    def delete_matching(self, pattern: str) -> int:
-        """Delete every key matching a SCAN glob; returns how many."""
+    def delete_matching(self, pattern: str, *, servers: Sequence[str] = ()) -> int:
+        """Delete every key matching a SCAN glob (only those held by ``servers``, when given); returns how many."""
 
     @abstractmethod
     def ctx_read(self, meta: str, lst: str, count: int, *, token: str, ttl_ms: int) -> ContextRead:
@@ -199,7 +210,7 @@ class LocalBackend(Backend):
     def delete(self, keys: Sequence[str]) -> None:
         self.state.delete(keys)
 
-    def delete_matching(self, pattern: str) -> int:
+    def delete_matching(self, pattern: str, *, servers: Sequence[str] = ()) -> int:
         return self.state.delete_matching(pattern)
 
     def ctx_read(self, meta: str, lst: str, count: int, *, token: str, ttl_ms: int) -> ContextRead:

@@ -41,7 +41,18 @@ class AsyncBackend(ABC):
     errors: tuple[type[BaseException], ...] = (OSError, TimeoutError)
 
     @abstractmethod
-    async def ping(self) -> None: ...
+    async def ping(self) -> None:
+        """Succeeds only when the backend serves every key (the breaker's probe)."""
+
+    def note_failure(self) -> None:
+        """A call just failed (the breaker opens): remember what ``promoted`` will compare against."""
+        return None
+
+    async def promoted(self) -> list[str]:
+        """The servers that became primaries since ``note_failure`` (a failover): they may lack writes their old
+        primaries acknowledged, so recovery flushes their cached keys (``delete_matching(servers=…)``). Clears
+        what ``note_failure`` remembered. Empty on one server."""
+        return []
 
     @abstractmethod
     async def close(self) -> None: ...
@@ -67,8 +78,8 @@ class AsyncBackend(ABC):
     async def delete(self, keys: Sequence[str]) -> None: ...
 
     @abstractmethod
-    async def delete_matching(self, pattern: str) -> int:
-        """Delete every key matching a SCAN glob; returns how many."""
+    async def delete_matching(self, pattern: str, *, servers: Sequence[str] = ()) -> int:
+        """Delete every key matching a SCAN glob (only those held by ``servers``, when given); returns how many."""
 
     @abstractmethod
     async def ctx_read(self, meta: str, lst: str, count: int, *, token: str, ttl_ms: int) -> ContextRead:
@@ -208,7 +219,7 @@ class AsyncLocalBackend(AsyncBackend):
     async def delete(self, keys: Sequence[str]) -> None:
         self.state.delete(keys)
 
-    async def delete_matching(self, pattern: str) -> int:
+    async def delete_matching(self, pattern: str, *, servers: Sequence[str] = ()) -> int:
         return self.state.delete_matching(pattern)
 
     async def ctx_read(self, meta: str, lst: str, count: int, *, token: str, ttl_ms: int) -> ContextRead:

@@ -20,7 +20,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -100,13 +100,14 @@ class DirtySnapshot:
     contexts: set[tuple[uuid.UUID, uuid.UUID]] = field(default_factory=set)  # (tenant, conversation)
     keys: set[str] = field(default_factory=set)  # cached objects and sessions
     tenants: set[uuid.UUID] = field(default_factory=set)  # flush the tenant's cached data
+    servers: set[str] = field(default_factory=set)  # flush every cached key these servers hold (a failover)
     everything: bool = False  # flush every cached key of this prefix
 
     def __bool__(self) -> bool:
-        return bool(self.contexts or self.keys or self.tenants or self.everything)
+        return bool(self.contexts or self.keys or self.tenants or self.servers or self.everything)
 
     def __len__(self) -> int:
-        return len(self.contexts) + len(self.keys) + len(self.tenants) + int(self.everything)
+        return len(self.contexts) + len(self.keys) + len(self.tenants) + len(self.servers) + int(self.everything)
 
 
 class DirtyKeys:
@@ -147,6 +148,12 @@ class DirtyKeys:
                 self._dirty.tenants.add(tenant_id)
                 self._shrink()
 
+    def add_servers(self, servers: Sequence[str]) -> None:
+        """Servers that became primaries in a failover: what they hold may miss acknowledged writes."""
+        with self._lock:
+            if not self._dirty.everything:
+                self._dirty.servers.update(servers)
+
     def add_everything(self) -> None:
         with self._lock:
             self._dirty = DirtySnapshot(everything=True)
@@ -165,6 +172,7 @@ class DirtyKeys:
             self._dirty.contexts |= snapshot.contexts
             self._dirty.keys |= snapshot.keys
             self._dirty.tenants |= snapshot.tenants
+            self._dirty.servers |= snapshot.servers
             self._shrink()
 
     def _shrink(self) -> None:

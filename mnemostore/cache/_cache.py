@@ -47,6 +47,7 @@ holds the keys as well.
 from __future__ import annotations
 
 import contextlib
+import logging
 import secrets
 import time
 import uuid
@@ -84,6 +85,8 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+
+log = logging.getLogger("mnemostore.cache")
 
 TOMBSTONE = b"\x00"  # prefix of "invalidated here" markers: reads miss; only a miss that saw this one may fill
 TOMBSTONE_TTL_MS = 60_000  # longer than any database read that could still try to fill an older value
@@ -151,6 +154,7 @@ class CacheClient:
             yield
         except self.backend.errors as error:
             self.stats.errors += 1
+            self.backend.note_failure()
             self.breaker.failure(error)
         else:
             self.stats.observe(time.perf_counter() - start)
@@ -159,6 +163,9 @@ class CacheClient:
         invalidated = 0
         try:
             self.backend.ping()
+            if promoted := self.backend.promoted():
+                log.warning("cache backend failed over to %s: flushing their cached keys", ", ".join(promoted))
+                self.dirty.add_servers(promoted)
             while snapshot := self.dirty.take():
                 try:
                     self._invalidate(snapshot)
@@ -178,6 +185,8 @@ class CacheClient:
         if snapshot.everything:
             self.backend.delete_matching(self.keys.all_cache_pattern())
             return
+        if snapshot.servers:
+            self.backend.delete_matching(self.keys.all_cache_pattern(), servers=sorted(snapshot.servers))
         for tenant_id in snapshot.tenants:
             self.backend.delete_matching(self.keys.tenant_cache_pattern(tenant_id))
         if snapshot.contexts:
@@ -601,6 +610,22 @@ class Cache:
     def from_settings(cls, settings: Settings, *, clock: Clock = SYSTEM_CLOCK) -> Cache:
         """``build_cache(settings, clock=clock)``, reachable from the class (so each twin builds its own kind)."""
         return build_cache(settings, clock=clock)
+
+    @staticmethod
+    def ping_redis(url: str, *, timeout: float) -> None:
+        """Ask the Redis server or cluster at ``url`` whether it serves, on connections of its own, whatever a
+        running cache's breaker says (the health check's question); raises what the driver raises.
+
+        Raises:
+            ImportError: the redis package is not installed.
+        """
+        from mnemostore.cache._redis import RedisBackend
+
+        backend = RedisBackend(url, timeout=timeout, connect_timeout=timeout)
+        try:
+            backend.ping()
+        finally:
+            backend.close()
 
     @property
     def keys(self) -> Keys:

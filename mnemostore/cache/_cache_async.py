@@ -44,6 +44,7 @@ holds the keys as well.
 from __future__ import annotations
 
 import contextlib
+import logging
 import secrets
 import time
 import uuid
@@ -81,6 +82,8 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+
+log = logging.getLogger("mnemostore.cache")
 
 TOMBSTONE = b"\x00"  # prefix of "invalidated here" markers: reads miss; only a miss that saw this one may fill
 TOMBSTONE_TTL_MS = 60_000  # longer than any database read that could still try to fill an older value
@@ -148,6 +151,7 @@ class AsyncCacheClient:
             yield
         except self.backend.errors as error:
             self.stats.errors += 1
+            self.backend.note_failure()
             self.breaker.failure(error)
         else:
             self.stats.observe(time.perf_counter() - start)
@@ -156,6 +160,9 @@ class AsyncCacheClient:
         invalidated = 0
         try:
             await self.backend.ping()
+            if promoted := await self.backend.promoted():
+                log.warning("cache backend failed over to %s: flushing their cached keys", ", ".join(promoted))
+                self.dirty.add_servers(promoted)
             while snapshot := self.dirty.take():
                 try:
                     await self._invalidate(snapshot)
@@ -175,6 +182,8 @@ class AsyncCacheClient:
         if snapshot.everything:
             await self.backend.delete_matching(self.keys.all_cache_pattern())
             return
+        if snapshot.servers:
+            await self.backend.delete_matching(self.keys.all_cache_pattern(), servers=sorted(snapshot.servers))
         for tenant_id in snapshot.tenants:
             await self.backend.delete_matching(self.keys.tenant_cache_pattern(tenant_id))
         if snapshot.contexts:
@@ -602,6 +611,22 @@ class AsyncCache:
     def from_settings(cls, settings: Settings, *, clock: Clock = SYSTEM_CLOCK) -> AsyncCache:
         """``build_cache(settings, clock=clock)``, reachable from the class (so each twin builds its own kind)."""
         return build_cache(settings, clock=clock)
+
+    @staticmethod
+    async def ping_redis(url: str, *, timeout: float) -> None:
+        """Ask the Redis server or cluster at ``url`` whether it serves, on connections of its own, whatever a
+        running cache's breaker says (the health check's question); raises what the driver raises.
+
+        Raises:
+            ImportError: the redis package is not installed.
+        """
+        from mnemostore.cache._redis_async import AsyncRedisBackend
+
+        backend = AsyncRedisBackend(url, timeout=timeout, connect_timeout=timeout)
+        try:
+            await backend.ping()
+        finally:
+            await backend.close()
 
     @property
     def keys(self) -> Keys:

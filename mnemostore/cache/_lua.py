@@ -59,7 +59,8 @@ return {v, 1, tonumber(m[3]), tonumber(m[4]), table.concat(items, ',')}
 """
 
 # KEYS: meta, list. ARGV: first seq, last seq, max size, ttl ms, new token, event channel ('' = none),
-# event payload, entries... Returns 1 when the list was extended or created, 0 when it was dropped or absent.
+# event payload, 'PUBLISH' or 'SPUBLISH' (sharded, on a cluster: the channel shares the keys' hash tag, so their
+# slot), entries... Returns 1 when the list was extended or created, 0 when it was dropped or absent.
 CTX_APPEND = """
 local first = tonumber(ARGV[1])
 local last = tonumber(ARGV[2])
@@ -71,7 +72,7 @@ if last > hw then hw = last end
 local status = 0
 local extend = m[1] == '1' and tonumber(m[2]) == first - 1 and redis.call('LLEN', KEYS[2]) == tonumber(m[5])
 if extend then
-  local len = redis.call('RPUSH', KEYS[2], unpack(ARGV, 8))
+  local len = redis.call('RPUSH', KEYS[2], unpack(ARGV, 9))
   local fields = {'ok', '1', 'last', last, 'hw', hw}
   if len > size then
     local cut = redis.call('LINDEX', KEYS[2], len - size - 1)
@@ -88,7 +89,11 @@ else
   redis.call('HSET', KEYS[1], 'ok', '0', 'hw', hw)
 end
 redis.call('PEXPIRE', KEYS[1], ttl)
-if ARGV[6] ~= '' then redis.call('PUBLISH', ARGV[6], ARGV[7]) end
+if ARGV[6] ~= '' then
+  local publish = 'PUBLISH'
+  if ARGV[8] == 'SPUBLISH' then publish = 'SPUBLISH' end
+  redis.call(publish, ARGV[6], ARGV[7])
+end
 return status
 """
 

@@ -354,15 +354,10 @@ class HealthChecker:
 
 
 def _ping_redis(settings: Settings) -> None:
-    from redis import Redis
+    from mnemostore.cache import Cache
 
     assert settings.redis_url is not None
-    timeout = settings.health_timeout_seconds
-    client = Redis.from_url(settings.redis_url, socket_connect_timeout=timeout, socket_timeout=timeout)
-    try:
-        client.ping()
-    finally:
-        client.close()
+    Cache.ping_redis(settings.redis_url, timeout=settings.health_timeout_seconds)
 
 
 def _in_threads(

@@ -361,15 +361,10 @@ class AsyncHealthChecker:
 
 
 async def _ping_redis(settings: Settings) -> None:
-    from redis.asyncio import Redis
+    from mnemostore.cache import AsyncCache
 
     assert settings.redis_url is not None
-    timeout = settings.health_timeout_seconds
-    client = Redis.from_url(settings.redis_url, socket_connect_timeout=timeout, socket_timeout=timeout)
-    try:
-        await client.ping()
-    finally:
-        await client.aclose()
+    await AsyncCache.ping_redis(settings.redis_url, timeout=settings.health_timeout_seconds)
 
 
 def _in_threads(
