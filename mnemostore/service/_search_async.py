@@ -1,8 +1,9 @@
 """Search over messages, memories and knowledge (async; ``_search.py`` is generated from this file).
 
 ``AsyncSearchEngine`` belongs to one store: it owns the embedder (built on first use) and, on SQLite, the
-in-process vector indexes (one per tenant, kind and model; see ``mnemostore.search._vector_index``). A search
-asks each retriever of its mode for a ranked list per kind, merges the kinds, fuses the retrievers with
+in-process vector indexes (one per tenant, kind and model; see ``mnemostore.search._vector_index``); with
+``vector_backend=milvus`` Milvus ranks instead, on either database (``_milvus``; ``_vectors_async``).
+A search asks each retriever of its mode for a ranked list per kind, merges the kinds, fuses the retrievers with
 reciprocal rank fusion in hybrid mode, applies the boosts, and reads the hits' rows once, with the filters
 applied again: what is returned was committed, passes the filters and belongs to the tenant.
 """
