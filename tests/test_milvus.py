@@ -378,6 +378,26 @@ def test_reindex_with_another_model_moves_milvus_along(tmp_path: Path, milvus: M
     assert {name: sum(len(b) for b in milvus.scan(name)) for name in milvus.names()} == {old: 0, new: 7}
 
 
+def test_milvus_lite_restarted_on_its_folder_answers(tmp_path: Path, milvus_uri: str) -> None:
+    """A collection found on disk by a new process is loaded before use (Milvus Lite keeps it released)."""
+    manager = pytest.importorskip("milvus_lite.server_manager").server_manager_instance
+    folder = str(tmp_path / "restart.db")
+    tenant, item = uuid.uuid4(), uuid.uuid4()
+    entity = VectorEntity(
+        tenant_id=tenant, kind=ItemKind.MEMORY, item_id=item, vector=[1.0, 0.0], created_at=datetime.now(UTC)
+    )
+    for round_ in range(2):
+        index = MilvusIndex(str(manager.start_and_get_uri(folder)))
+        try:
+            if round_ == 0:
+                index.upsert("m", 2, [entity])
+            assert index.search("m", 2, [1.0, 0.1], 5, tenant_id=tenant, kind=ItemKind.MEMORY)[0][0] == item
+            assert index.count(tenant_id=tenant) == 1
+        finally:
+            index.close()
+            manager.release_server(folder)
+
+
 def test_worker_killed_between_milvus_and_commit_indexes_everything_once(tmp_path: Path, milvus: MilvusIndex) -> None:
     """A worker dies right after writing a batch to Milvus, before its transaction commits: its jobs stay
     claimed until their lease ends, then run again and write the same keys. One entity per item."""

@@ -163,7 +163,7 @@ class MilvusIndex:
         self._lock = threading.Lock()
         # Milvus Lite takes one writer per collection at a time: this process's writes go one by one.
         self._write_lock = threading.Lock()
-        self._known: set[str] = set()  # collections known to exist
+        self._known: set[str] = set()  # collections known to exist, loaded by this process
 
     # -- connection and collections ------------------------------------------------------------------------------
 
@@ -226,7 +226,15 @@ class MilvusIndex:
                 if not create:
                     return None
                 self._create(name, model, dimension)
-        self._known.add(name)
+                self._known.add(name)
+        return self._ready(name)
+
+    def _ready(self, name: str) -> str:
+        """``name``, loaded: a collection found on disk is released until loaded (Milvus Lite after a restart;
+        a server keeps it loaded, and loading it again costs a call)."""
+        if name not in self._known:
+            self._call("load_collection", name)
+            self._known.add(name)
         return name
 
     def _create(self, name: str, model: str, dimension: int) -> None:
@@ -289,6 +297,7 @@ class MilvusIndex:
         if not pks:
             return
         for name in self.names() if names is None else names:
+            self._ready(name)
             with self._write_lock:
                 for start in range(0, len(pks), BATCH):
                     self._call("delete", name, ids=pks[start : start + BATCH])
@@ -305,6 +314,7 @@ class MilvusIndex:
         for what can have no new items (a deleted tenant, user or conversation)."""
         expression = _scope(tenant_id, kind=kind, owner_id=owner_id, conversation_id=conversation_id)
         for name in self.names():
+            self._ready(name)
             with self._write_lock:
                 self._call("delete", name, filter=expression)
 
@@ -359,6 +369,7 @@ class MilvusIndex:
         ``kind``, ``owner_id``, ``conversation_id``, ``agent_id``), in batches."""
         expression = _scope(tenant_id, kind=kind, owner_id=owner_id, conversation_id=conversation_id, agent_id=agent_id)
         client = self._milvus()
+        self._ready(name)
         try:
             batches = client.query_iterator(name, batch_size=BATCH, filter=expression, output_fields=["pk"])
         except Exception as error:  # pymilvus raises its own and gRPC's errors
@@ -379,6 +390,7 @@ class MilvusIndex:
         """The keys (``entity_key``) among ``keys`` that have an entity in collection ``name``."""
         pks = [entity_key(*key) for key in keys]
         found: set[str] = set()
+        self._ready(name)
         for start in range(0, len(pks), BATCH):
             rows = self._call("get", name, ids=pks[start : start + BATCH], output_fields=["pk"])
             found.update(row["pk"] for row in rows)
@@ -393,6 +405,7 @@ class MilvusIndex:
             conditions.append(f"item_id == {_text(item_id.hex)}")
         total = 0
         for name in self.names():
+            self._ready(name)
             rows = self._call(
                 "query", name, filter=" and ".join(conditions), output_fields=["count(*)"], consistency_level="Strong"
             )
