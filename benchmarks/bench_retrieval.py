@@ -21,6 +21,7 @@ Usage::
     .venv/bin/python benchmarks/bench_retrieval.py --database-url postgresql://...   # needs pgvector
     .venv/bin/python benchmarks/bench_retrieval.py --pgserver        # throw-away PostgreSQL 18 + pgvector
     .venv/bin/python benchmarks/bench_retrieval.py --users 12 --json results.json
+    .venv/bin/python benchmarks/bench_retrieval.py --vector-backend milvus   # Milvus Lite in the temporary folder
 """
 
 from __future__ import annotations
@@ -368,6 +369,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         server, url = _pgserver(Path(tmp.name))
     else:
         url = args.database_url or f"sqlite:///{Path(tmp.name) / 'retrieval.db'}"
+    if args.vector_backend == "milvus" and args.milvus_uri is None:
+        args.milvus_uri = str(Path(tmp.name) / "milvus.db")  # Milvus Lite, in this process
     try:
         return _measure(args, data, questions, url)
     finally:
@@ -389,7 +392,10 @@ def _pgserver(folder: Path) -> tuple[Any, str]:
 
 
 def _measure(args: argparse.Namespace, data: list[UserData], questions: list[Question], url: str) -> dict[str, Any]:
-    settings = Settings(database_url=url, embedder="sentence-transformers")
+    milvus = {"milvus_uri": args.milvus_uri} if args.vector_backend == "milvus" else {}
+    settings = Settings(
+        database_url=url, embedder="sentence-transformers", vector_backend=args.vector_backend, **milvus
+    )
     migrate.upgrade(settings)
     weights = (
         dict((name, float(value)) for name, value in (pair.split("=", 1) for pair in args.weights.split(",")))
@@ -451,6 +457,7 @@ def _measure(args: argparse.Namespace, data: list[UserData], questions: list[Que
             **{style: sum(q.style == style for q in questions) for style in STYLES},
         },
         "backend": "postgresql" if url.startswith("postgres") else "sqlite",
+        "vector_backend": args.vector_backend,
         "rrf_k": args.rrf_k or 60,
         "weights": weights or "default",
         "load_and_index_seconds": round(indexed, 1),
@@ -470,6 +477,15 @@ def main() -> None:
         "--weights",
         help="experiment: hybrid fusion weights, e.g. semantic=1,fulltext=0.5 (default: the library's)",
     )
+    parser.add_argument(
+        "--vector-backend",
+        choices=("auto", "milvus"),
+        default="auto",
+        help="auto: the embedded index (SQLite) or pgvector (PostgreSQL); milvus: Milvus answers vector queries",
+    )
+    parser.add_argument(
+        "--milvus-uri", help="with --vector-backend milvus (default: Milvus Lite in the temporary folder)"
+    )
     parser.add_argument("--users", type=int, default=12)
     parser.add_argument("--sessions", type=int, default=6, help="conversations per user")
     parser.add_argument("--topics", type=int, default=18, help="facts (and questions) per user, at most 26")
@@ -487,7 +503,8 @@ def main() -> None:
     print(
         f"{d['questions']} questions ({d['lexical']} lexical, {d['paraphrase']} paraphrased, {d['keyword']} by "
         f"keyword) over {d['messages']} "
-        f"messages, {d['users']} users x {d['sessions_per_user']} sessions; {result['backend']}; "
+        f"messages, {d['users']} users x {d['sessions_per_user']} sessions; {result['backend']} "
+        f"({result['vector_backend']} vectors); "
         f"load + index {result['load_and_index_seconds']} s; RRF k {result['rrf_k']}, weights {result['weights']}"
     )
     print(f"{'mode':<10} {'questions':<11} " + " ".join(f"{'R@' + str(k):>6}" for k in KS))

@@ -263,9 +263,28 @@ class Settings(BaseSettings):
     embedding_timeout_seconds: float = Field(default=30.0, gt=0, description="HTTP timeout of one embedding call")
     vector_backend: str = Field(
         default="auto",
-        pattern=r"^(auto|hnsw|exact)$",
+        pattern=r"^(auto|hnsw|exact|milvus)$",
         description="SQLite vectors: hnsw (in-process hnswlib index rebuilt from the database), exact (numpy scan); "
-        "auto: hnsw when hnswlib is installed. PostgreSQL always uses pgvector",
+        "auto: hnsw when hnswlib is installed; PostgreSQL uses pgvector. milvus (either database, needs the milvus "
+        "extra): Milvus at milvus_uri answers vector queries, the embeddings table stays the durable copy",
+    )
+    milvus_uri: str = Field(
+        default="./milvus.db",
+        min_length=1,
+        description="vector_backend=milvus: a local file path runs Milvus Lite in this process (one process per "
+        "file); http://host:19530 (or https://) a Milvus server",
+    )
+    milvus_token: SecretStr | None = Field(
+        default=None, description="vector_backend=milvus: the server's token (user:password, or an API key)"
+    )
+    milvus_collection_prefix: str = Field(
+        default="mnemostore",
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$",
+        description="vector_backend=milvus: start of the collections' names (one per embedding model and "
+        "dimension), so several databases can share one Milvus",
+    )
+    milvus_timeout_seconds: float = Field(
+        default=30.0, gt=0, description="vector_backend=milvus: how long one call to Milvus may take"
     )
     hnsw_ef_search: int = Field(
         default=40,

@@ -29,4 +29,5 @@ pytest_plugins = [
     "tests.fix_api",
     "tests.fix_search",
     "tests.fix_faults",
+    "tests.fix_milvus",
 ]

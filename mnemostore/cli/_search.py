@@ -62,6 +62,9 @@ def reindex(
 ) -> None:
     """Embed every message, memory and knowledge chunk lacking a vector of the configured model (resumable).
 
+    With MNEMOSTORE_VECTOR_BACKEND=milvus it then brings Milvus in step with the table: the vectors it lacks are
+    written, those of deleted items removed.
+
     Ctrl-C (or SIGTERM) stops it after the current batch; running it again goes on where it stopped.
     """
     settings = settings_from(ctx)
@@ -89,6 +92,8 @@ def reindex(
         )
         raise typer.Exit(3)
     out.print(f"reindex: done; {status.failed} failed" + (" (see `mnemostore health`)" if status.failed else ""))
+    if settings.vector_backend == "milvus":
+        out.print(f"reindex: Milvus at {settings.milvus_uri} holds the embeddings table's vectors", markup=False)
     if status.failed:
         raise typer.Exit(1)
 

@@ -226,6 +226,7 @@ class Conversations(TenantScope):
                 tokens=-gone.total_tokens,
                 storage_bytes=-gone.content_bytes,
             )
+        self._runtime.vectors_removed(self.tenant_id, kind=ItemKind.MESSAGE, conversation_id=cid)
         self._cache.context.invalidate(self.tenant_id, [cid], reset=True)
 
     def get_conversation_stats(self, conversation_id: uuid.UUID | str) -> ConversationStats:
@@ -556,6 +557,7 @@ class Conversations(TenantScope):
             size = len(gone.content.encode())
             uow.conversations.release(gone.conversation_id, messages=1, tokens=gone.total_tokens, content_bytes=size)
             self._charge(uow, messages=-1, tokens=-gone.total_tokens, storage_bytes=-size)
+        self._runtime.vectors_removed(self.tenant_id, kind=ItemKind.MESSAGE, ids=[mid])
         self._cache.context.invalidate(self.tenant_id, [gone.conversation_id])
 
     def delete_messages(self, conversation_id: uuid.UUID | str) -> int:
@@ -586,6 +588,8 @@ class Conversations(TenantScope):
                 tokens=-conversation.total_tokens,
                 storage_bytes=-conversation.content_bytes,
             )
+        # The conversation stays and may get new messages: only the stale vectors of its messages go.
+        self._runtime.vectors_removed(self.tenant_id, kind=ItemKind.MESSAGE, conversation_id=cid, sweep=True)
         self._cache.context.invalidate(self.tenant_id, [cid])
         return deleted
 

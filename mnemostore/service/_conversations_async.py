@@ -231,6 +231,7 @@ class AsyncConversations(AsyncTenantScope):
                 tokens=-gone.total_tokens,
                 storage_bytes=-gone.content_bytes,
             )
+        await self._runtime.vectors_removed(self.tenant_id, kind=ItemKind.MESSAGE, conversation_id=cid)
         await self._cache.context.invalidate(self.tenant_id, [cid], reset=True)
 
     async def get_conversation_stats(self, conversation_id: uuid.UUID | str) -> ConversationStats:
@@ -580,6 +581,7 @@ class AsyncConversations(AsyncTenantScope):
                 gone.conversation_id, messages=1, tokens=gone.total_tokens, content_bytes=size
             )
             await self._charge(uow, messages=-1, tokens=-gone.total_tokens, storage_bytes=-size)
+        await self._runtime.vectors_removed(self.tenant_id, kind=ItemKind.MESSAGE, ids=[mid])
         await self._cache.context.invalidate(self.tenant_id, [gone.conversation_id])
 
     async def delete_messages(self, conversation_id: uuid.UUID | str) -> int:
@@ -610,6 +612,8 @@ class AsyncConversations(AsyncTenantScope):
                 tokens=-conversation.total_tokens,
                 storage_bytes=-conversation.content_bytes,
             )
+        # The conversation stays and may get new messages: only the stale vectors of its messages go.
+        await self._runtime.vectors_removed(self.tenant_id, kind=ItemKind.MESSAGE, conversation_id=cid, sweep=True)
         await self._cache.context.invalidate(self.tenant_id, [cid])
         return deleted
 

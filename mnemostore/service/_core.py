@@ -184,9 +184,33 @@ class StoreCore:
 
         if progress is not None:
             progress(0, total)
-        return indexer.drain(
+        status = indexer.drain(
             timeout_seconds=timeout_seconds, inline=True, progress=advance, max_jobs=max_jobs, stop=stop
         )
+        if self._runtime.vectors is not None and status.pending == 0 and (status.running == 0):
+            self.sync_vector_index()
+        return status
+
+    def sync_vector_index(self) -> dict[str, int]:
+        """``vector_backend=milvus``: make Milvus hold exactly the vectors of the embeddings table, every tenant's:
+        write the entities it lacks (a new or emptied Milvus, a restore) and remove the stale ones (of deleted
+        items, of vectors replaced by another model's). ``reindex`` ends with it. Safe while the store is in use.
+
+        Returns:
+            ``{"written": entities written, "removed": stale entities removed}``.
+
+        Raises:
+            ConfigurationError: the vector backend is not milvus.
+            BackendUnavailable: Milvus did not answer.
+        """
+        if self._runtime.vectors is None:
+            raise ConfigurationError(
+                f"sync_vector_index keeps Milvus in step, and MNEMOSTORE_VECTOR_BACKEND is "
+                f"{self.settings.vector_backend}: set it to milvus (and MNEMOSTORE_MILVUS_URI) to use Milvus"
+            )
+        self.check_schema()
+        written, removed = self._runtime.vectors.rebuild()
+        return {"written": written, "removed": removed}
 
     def observe_queries(self, observer: QueryObserver) -> None:
         """Call ``observer(kind, seconds)`` after each SQL statement the store runs (kind: ``select``, ``insert``,

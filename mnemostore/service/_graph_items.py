@@ -144,7 +144,10 @@ class GraphItems(TenantScope):
         space = _namespace(namespace) or ""
         name = v.check_name(key, "key", max_len=_MAX_KEY, required=True) or ""
         with self._tx(write=True) as uow:
-            return uow.graph_items.delete(space, name)
+            gone = uow.graph_items.delete(space, name)
+        if gone is not None:
+            self._runtime.vectors_removed(self.tenant_id, kind=ItemKind.GRAPH_ITEM, ids=[gone])
+        return gone is not None
 
     def search_graph_items(
         self,
@@ -247,4 +250,7 @@ class GraphItems(TenantScope):
         """Delete the items whose time to live ran out by ``now``; returns how many."""
         stamp = v.check_time(now, "now") or utc_now()
         with self._tx(write=True) as uow:
-            return uow.graph_items.purge(stamp)
+            purged = uow.graph_items.purge(stamp)
+        if purged:
+            self._runtime.vectors_removed(self.tenant_id, kind=ItemKind.GRAPH_ITEM, sweep=True)
+        return purged

@@ -141,7 +141,10 @@ class AsyncGraphItems(AsyncTenantScope):
         space = _namespace(namespace) or ""
         name = v.check_name(key, "key", max_len=_MAX_KEY, required=True) or ""
         async with self._tx(write=True) as uow:
-            return await uow.graph_items.delete(space, name)
+            gone = await uow.graph_items.delete(space, name)
+        if gone is not None:
+            await self._runtime.vectors_removed(self.tenant_id, kind=ItemKind.GRAPH_ITEM, ids=[gone])
+        return gone is not None
 
     async def search_graph_items(
         self,
@@ -246,4 +249,7 @@ class AsyncGraphItems(AsyncTenantScope):
         """Delete the items whose time to live ran out by ``now``; returns how many."""
         stamp = v.check_time(now, "now") or utc_now()
         async with self._tx(write=True) as uow:
-            return await uow.graph_items.purge(stamp)
+            purged = await uow.graph_items.purge(stamp)
+        if purged:
+            await self._runtime.vectors_removed(self.tenant_id, kind=ItemKind.GRAPH_ITEM, sweep=True)
+        return purged

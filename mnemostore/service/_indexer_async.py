@@ -6,7 +6,8 @@ one transaction. A batch the embedder refuses is retried item by item, so one ba
 neighbours; a failing item goes back with exponential backoff and is marked ``failed`` with its error after
 ``index_max_attempts``. A worker that dies mid-batch loses nothing: its claims expire after
 ``index_lease_seconds`` and another pass takes them; the vector upsert is keyed by the item, so an item is
-indexed once however often its job runs.
+indexed once however often its job runs. With ``vector_backend=milvus`` the batch's entities are written to Milvus
+in that last transaction, before it commits (``mnemostore.service._vectors_async``).
 
 It runs in-process (``store.start_indexer()``), as ``mnemostore worker``, or inline (``wait_for_indexing``).
 """
@@ -27,6 +28,7 @@ from typing import Any
 from mnemostore.config import Settings
 from mnemostore.errors import BackendUnavailable, IndexingTimeout
 from mnemostore.search import Embedder, IndexingStatus
+from mnemostore.service._vectors_async import AsyncVectorMirror
 from mnemostore.store import AsyncDatabase, AsyncIndexRepository, AsyncUnitOfWork, ClaimedJob
 
 __all__ = ["AsyncIndexer"]
@@ -43,10 +45,18 @@ def _now() -> datetime:
 class AsyncIndexer:
     """Processes index jobs of every tenant of one database with one embedder."""
 
-    def __init__(self, db: AsyncDatabase, settings: Settings, embedder: Callable[[], Embedder]) -> None:
+    def __init__(
+        self,
+        db: AsyncDatabase,
+        settings: Settings,
+        embedder: Callable[[], Embedder],
+        *,
+        vectors: AsyncVectorMirror | None = None,
+    ) -> None:
         self._db = db
         self._settings = settings
         self._embedder = embedder
+        self._mirror = vectors
         self.worker_id = f"{socket.gethostname()[:60]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._vectors: bool | None = None
 
@@ -82,6 +92,13 @@ class AsyncIndexer:
         failed = {job.id for job, _ in failures}
         async with self._db.transaction(tenant_id, write=True) as uow:
             repo = self._repo(uow)
+            if self._mirror is not None and vectors:
+                # Milvus first, in this transaction, with the jobs and the items locked: the entities are written
+                # before the vectors commit (a crash in between runs the jobs again, same keys), and a delete of
+                # an item waits for the commit, then removes its entity.
+                mine = {(j.item_kind, j.tenant_id, j.item_id) for j in await repo.mine(self.worker_id, jobs)}
+                entities = await repo.entities({key: vector for key, vector in vectors.items() if key in mine})
+                await self._mirror.upsert(embedder.name, embedder.dimension, entities)
             await repo.complete(
                 self.worker_id,
                 [job for job in jobs if job.id not in failed],

@@ -162,6 +162,7 @@ class Knowledge(TenantScope):
             if gone is None:
                 raise KnowledgeChunkNotFound(cid)
             self._charge(uow, storage_bytes=-len(gone.content.encode()))
+        self._runtime.vectors_removed(self.tenant_id, kind=ItemKind.KNOWLEDGE, ids=[cid])
 
     def delete_knowledge_chunks(self, source: str, external_ids: Sequence[str]) -> int:
         """Delete the source's chunks with these external ids (and their index entries) in one transaction, and
@@ -177,6 +178,7 @@ class Knowledge(TenantScope):
             size = sum(len(chunk.content.encode()) for chunk in gone)
             if size:
                 self._charge(uow, storage_bytes=-size)
+        self._runtime.vectors_removed(self.tenant_id, kind=ItemKind.KNOWLEDGE, ids=[c.id for c in gone])
         return len(gone)
 
 

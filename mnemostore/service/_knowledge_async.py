@@ -166,6 +166,7 @@ class AsyncKnowledge(AsyncTenantScope):
             if gone is None:
                 raise KnowledgeChunkNotFound(cid)
             await self._charge(uow, storage_bytes=-len(gone.content.encode()))
+        await self._runtime.vectors_removed(self.tenant_id, kind=ItemKind.KNOWLEDGE, ids=[cid])
 
     async def delete_knowledge_chunks(self, source: str, external_ids: Sequence[str]) -> int:
         """Delete the source's chunks with these external ids (and their index entries) in one transaction, and
@@ -181,6 +182,7 @@ class AsyncKnowledge(AsyncTenantScope):
             size = sum(len(chunk.content.encode()) for chunk in gone)
             if size:
                 await self._charge(uow, storage_bytes=-size)
+        await self._runtime.vectors_removed(self.tenant_id, kind=ItemKind.KNOWLEDGE, ids=[c.id for c in gone])
         return len(gone)
 
 

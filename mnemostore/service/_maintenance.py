@@ -13,6 +13,7 @@ from mnemostore.cache import EventType
 from mnemostore.domain import ConversationStatus, MemoryRecord, MemoryTier
 from mnemostore.errors import ConversationNotFound
 from mnemostore.memory import CheckpointRetentionPolicy, MemoryLifecyclePolicy, RetentionPolicy, TenantMaintenance
+from mnemostore.search import ItemKind
 from mnemostore.service import _validation as v
 from mnemostore.service._agent import AgentRecords
 from mnemostore.service._inputs import utc_now
@@ -72,6 +73,8 @@ class Maintenance(Memories, AgentRecords):
                 expired = uow.memories.expired(now, limit=EVERYTHING if dry_run else batch_size)
                 if not dry_run:
                     uow.memories.delete_many(expired)
+            if not dry_run:
+                self._runtime.vectors_removed(self.tenant_id, kind=ItemKind.MEMORY, ids=expired)
             result.expired_memories += len(expired)
             if dry_run or len(expired) < batch_size:
                 break

@@ -510,6 +510,7 @@ class Memories(Conversations):
         with self._tx(write=True) as uow:
             if not uow.memories.delete(mid):
                 raise MemoryNotFound(mid)
+        self._runtime.vectors_removed(self.tenant_id, kind=ItemKind.MEMORY, ids=[mid])
 
     def delete_memories(self, *, user_id: uuid.UUID | str | None = None, agent_id: str | None = None) -> int:
         """Delete every memory of a user, of an agent, or of that user with that agent, with their versions and
@@ -524,7 +525,12 @@ class Memories(Conversations):
         if uid is None and agent is None:
             raise InvalidInput("delete_memories needs user_id or agent_id (or both): whose memories to delete")
         with self._tx(write=True) as uow:
-            return uow.memories.delete_owned(user_id=uid, agent_id=agent)
+            deleted = uow.memories.delete_owned(user_id=uid, agent_id=agent)
+        if deleted:  # the user or agent may store new memories: only the stale vectors go
+            self._runtime.vectors_removed(
+                self.tenant_id, kind=ItemKind.MEMORY, owner_id=uid, agent_id=agent, sweep=True
+            )
+        return deleted
 
     def add_memory_segment(
         self,

@@ -523,6 +523,7 @@ class AsyncMemories(AsyncConversations):
         async with self._tx(write=True) as uow:
             if not await uow.memories.delete(mid):
                 raise MemoryNotFound(mid)
+        await self._runtime.vectors_removed(self.tenant_id, kind=ItemKind.MEMORY, ids=[mid])
 
     async def delete_memories(self, *, user_id: uuid.UUID | str | None = None, agent_id: str | None = None) -> int:
         """Delete every memory of a user, of an agent, or of that user with that agent, with their versions and
@@ -537,7 +538,12 @@ class AsyncMemories(AsyncConversations):
         if uid is None and agent is None:
             raise InvalidInput("delete_memories needs user_id or agent_id (or both): whose memories to delete")
         async with self._tx(write=True) as uow:
-            return await uow.memories.delete_owned(user_id=uid, agent_id=agent)
+            deleted = await uow.memories.delete_owned(user_id=uid, agent_id=agent)
+        if deleted:  # the user or agent may store new memories: only the stale vectors go
+            await self._runtime.vectors_removed(
+                self.tenant_id, kind=ItemKind.MEMORY, owner_id=uid, agent_id=agent, sweep=True
+            )
+        return deleted
 
     async def add_memory_segment(
         self,

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from datetime import datetime, timedelta
@@ -13,7 +14,7 @@ from typing import Any
 import mnemostore.ops.backup as backups
 from mnemostore.cache import flags as feature_flags
 from mnemostore.config import Settings
-from mnemostore.errors import ConfigurationError, TenantNotFound
+from mnemostore.errors import ConfigurationError, MnemostoreError, TenantNotFound
 from mnemostore.memory import MaintenanceReport, TenantMaintenance
 from mnemostore.ops import BackupResult, HealthChecker, HealthReport, ProgressReporter, RestoreResult, Scope, SigningKey
 from mnemostore.service import _validation as v
@@ -21,6 +22,8 @@ from mnemostore.service._inputs import as_id, utc_now
 from mnemostore.service._scope import TenantScope
 from mnemostore.service._tenants import TenantAdmin
 from mnemostore.store import SEALED_COLUMNS, KeyRotationReport
+
+_log = logging.getLogger("mnemostore.search")
 
 
 def _backup_signing_key(settings: Settings, given: str | None) -> SigningKey | None:
@@ -267,6 +270,14 @@ class Operations(TenantAdmin):
         else:
             for restored in result.tenant_ids:
                 self.flush_cache(restored)
+        if self._runtime.vectors is not None:
+            # The restored vectors into Milvus (committed already: a failure is logged, and reindex repairs it).
+            try:
+                self._runtime.vectors.rebuild()
+            except MnemostoreError as error:
+                _log.warning(
+                    "restore: Milvus could not take the restored vectors (run `mnemostore reindex`): %s", error
+                )
         return result
 
 
@@ -288,6 +299,7 @@ class TenantOperations(TenantScope):
         """
         uid = as_id(user_id, "user_id")
         removed = backups.erase_user(self._runtime.db, self.tenant_id, uid)
+        self._runtime.vectors_removed(self.tenant_id, owner_id=uid)
         self.store.flush_cache(self.tenant_id)  # sessions, lookups and histories; limits and presence expire
         return removed
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from datetime import datetime, timedelta
@@ -12,6 +13,7 @@ from mnemostore.cache import flags as feature_flags
 from mnemostore.config import Settings
 from mnemostore.errors import (
     ConfigurationError,
+    MnemostoreError,
     TenantNotFound,
 )
 from mnemostore.memory import (
@@ -32,6 +34,8 @@ from mnemostore.service._inputs import as_id, utc_now
 from mnemostore.service._scope_async import AsyncTenantScope
 from mnemostore.service._tenants_async import AsyncTenantAdmin
 from mnemostore.store import SEALED_COLUMNS, KeyRotationReport
+
+_log = logging.getLogger("mnemostore.search")
 
 
 def _backup_signing_key(settings: Settings, given: str | None) -> SigningKey | None:
@@ -280,6 +284,14 @@ class AsyncOperations(AsyncTenantAdmin):
         else:
             for restored in result.tenant_ids:
                 await self.flush_cache(restored)
+        if self._runtime.vectors is not None:
+            # The restored vectors into Milvus (committed already: a failure is logged, and reindex repairs it).
+            try:
+                await self._runtime.vectors.rebuild()
+            except MnemostoreError as error:
+                _log.warning(
+                    "restore: Milvus could not take the restored vectors (run `mnemostore reindex`): %s", error
+                )
         return result
 
 
@@ -301,6 +313,7 @@ class AsyncTenantOperations(AsyncTenantScope):
         """
         uid = as_id(user_id, "user_id")
         removed = await backups.erase_user(self._runtime.db, self.tenant_id, uid)
+        await self._runtime.vectors_removed(self.tenant_id, owner_id=uid)
         await self.store.flush_cache(self.tenant_id)  # sessions, lookups and histories; limits and presence expire
         return removed
 

@@ -21,9 +21,10 @@ from mnemostore.cache import Cache
 from mnemostore.config import Settings
 from mnemostore.errors import IndexingTimeout
 from mnemostore.ops import migrate as migrations
-from mnemostore.search import Embedder, IndexingStatus
+from mnemostore.search import Embedder, IndexingStatus, ItemKind
 from mnemostore.service._indexer import Indexer
 from mnemostore.service._search import SearchEngine
+from mnemostore.service._vectors import VectorMirror
 from mnemostore.store import Database, HotPath, UnitOfWork
 
 __all__ = ["StoreRuntime"]
@@ -38,8 +39,10 @@ class StoreRuntime:
         self.cache = cache
         # With encryption on, what the database seals stays sealed in Redis and on the event channel.
         cache.seal_with(self.db.codec)
+        # With vector_backend=milvus, Milvus answers vector queries, kept in step with the embeddings table.
+        self.vectors = VectorMirror(self.db, settings) if settings.vector_backend == "milvus" else None
         # The embedder (its model loads on first use) and, on SQLite, the in-process vector indexes.
-        self.search_engine = SearchEngine(self.db, settings, embedder)
+        self.search_engine = SearchEngine(self.db, settings, embedder, vectors=self.vectors)
         self.schema_ok = False
         self._indexer: Indexer | None = None
         self._indexer_stop: Any = None
@@ -89,7 +92,7 @@ class StoreRuntime:
     def indexer(self) -> Indexer:
         """The indexer of this store (built on first use; it embeds with the search engine's embedder)."""
         if self._indexer is None:
-            self._indexer = Indexer(self.db, self.settings, self.search_engine.require_embedder)
+            self._indexer = Indexer(self.db, self.settings, self.search_engine.require_embedder, vectors=self.vectors)
         return self._indexer
 
     @property
@@ -161,11 +164,38 @@ class StoreRuntime:
             return status.pending + status.running
         return waiting
 
+    def vectors_removed(
+        self,
+        tenant_id: uuid.UUID,
+        *,
+        kind: ItemKind | None = None,
+        ids: list[uuid.UUID] | None = None,
+        owner_id: uuid.UUID | None = None,
+        conversation_id: uuid.UUID | None = None,
+        agent_id: str | None = None,
+        sweep: bool = False,
+    ) -> None:
+        """After a delete committed: remove the deleted items' vectors from Milvus (``vector_backend=milvus``;
+        a no-op otherwise). See ``VectorMirror.removed``: by ``ids``, by scope, or a ``sweep`` of the scope;
+        it never raises."""
+        if self.vectors is not None and (ids is None or ids):
+            self.vectors.removed(
+                tenant_id,
+                kind=kind,
+                ids=ids or (),
+                owner_id=owner_id,
+                conversation_id=conversation_id,
+                agent_id=agent_id,
+                sweep=sweep,
+            )
+
     def close(self) -> None:
-        """Stop the indexer, save the in-process vector indexes, close the database pool and the cache."""
+        """Stop the indexer, save the in-process vector indexes, close the database pool, Milvus and the cache."""
         try:
             self.stop_indexer()
             self.search_engine.save_indexes()
             self.db.close()
+            if self.vectors is not None:
+                self.vectors.close()
         finally:
             self.cache.close()

@@ -216,6 +216,10 @@ class TenantScope:
             if got != expected:
                 raise VectorDimensionMismatch(model, expected, got)
         uow.index_jobs.put_vectors(kind, vectors, model=model, now=now)
+        if self._runtime.vectors is not None:
+            # Into Milvus before the item commits (a failure rolls the write back): see service/_vectors_async.
+            entities = uow.index_jobs.entities_of(kind, vectors)
+            self._runtime.vectors.upsert(model, expected, entities)
 
     def _check_conversation(self, uow: UnitOfWork, conversation_id: uuid.UUID | None) -> None:
         if conversation_id is not None and uow.conversations.get(conversation_id) is None:

@@ -218,6 +218,10 @@ class AsyncTenantScope:
             if got != expected:
                 raise VectorDimensionMismatch(model, expected, got)
         await uow.index_jobs.put_vectors(kind, vectors, model=model, now=now)
+        if self._runtime.vectors is not None:
+            # Into Milvus before the item commits (a failure rolls the write back): see service/_vectors_async.
+            entities = await uow.index_jobs.entities_of(kind, vectors)
+            await self._runtime.vectors.upsert(model, expected, entities)
 
     async def _check_conversation(self, uow: AsyncUnitOfWork, conversation_id: uuid.UUID | None) -> None:
         if conversation_id is not None and await uow.conversations.get(conversation_id) is None:

@@ -4,8 +4,9 @@
 """Search over messages, memories and knowledge.
 
 ``SearchEngine`` belongs to one store: it owns the embedder (built on first use) and, on SQLite, the
-in-process vector indexes (one per tenant, kind and model; see ``mnemostore.search._vector_index``). A search
-asks each retriever of its mode for a ranked list per kind, merges the kinds, fuses the retrievers with
+in-process vector indexes (one per tenant, kind and model; see ``mnemostore.search._vector_index``); with
+``vector_backend=milvus`` Milvus ranks instead, on either database (``_milvus``; ``_vectors``).
+A search asks each retriever of its mode for a ranked list per kind, merges the kinds, fuses the retrievers with
 reciprocal rank fusion in hybrid mode, applies the boosts, and reads the hits' rows once, with the filters
 applied again: what is returned was committed, passes the filters and belongs to the tenant.
 """
@@ -50,6 +51,7 @@ from mnemostore.search import (
     fulltext_quorum,
     fusion_weights_or_raise,
     hnsw_available,
+    pushed_filters,
     query_terms,
     reciprocal_rank_fusion,
     relative_score_fusion,
@@ -57,6 +59,7 @@ from mnemostore.search import (
     spread_to_neighbours,
     with_neighbour_similarity,
 )
+from mnemostore.service._vectors import VectorMirror
 from mnemostore.store import Database, SearchRepository, UnitOfWork, pg_search_settings
 
 __all__ = ["SearchEngine"]
@@ -68,12 +71,18 @@ MAX_CANDIDATES = 1000
 # How long a user's exact-or-graph choice is reused (it saves a count per search), and how many are kept.
 EXACT_CHOICE_SECONDS = 60.0
 MAX_EXACT_CHOICES = 10_000
+# Milvus: filters it cannot evaluate that keep at most this many items send their ids along with the query.
+MILVUS_MAX_IDS = 2000
+MILVUS_MAX_K = 16_384
 
 
 class SearchEngine:
-    def __init__(self, db: Database, settings: Settings, embedder: Embedder | None = None) -> None:
+    def __init__(
+        self, db: Database, settings: Settings, embedder: Embedder | None = None, *, vectors: VectorMirror | None = None
+    ) -> None:
         self._db = db
         self._settings = settings
+        self._vectors = vectors
         self._embedder = embedder
         self._embedder_built = embedder is not None
         self._lock = threading.Lock()
@@ -202,6 +211,7 @@ class SearchEngine:
         pg_vectors = semantic and self._db.dialect == "postgresql"
         settings = pg_search_settings(self._settings.hnsw_ef_search, semantic_want) if pg_vectors else None
         waiting = 0
+        stale: list[tuple[ItemKind, list[uuid.UUID]]] = []  # Milvus hits whose rows did not come back
         with self._db.transaction(tenant_id, local_settings=settings) as uow:
             repo = uow.search
             rows: dict[Key, dict[str, Any]] = {}
@@ -223,7 +233,7 @@ class SearchEngine:
                 for kind in kinds:
                     found += [
                         ((kind.value, i), s)
-                        for i, s in self._semantic(repo, uow, kind, space, vector, filters, semantic_want, rows)
+                        for i, s in self._semantic(repo, uow, kind, space, vector, filters, semantic_want, rows, stale)
                     ]
                 found.sort(key=lambda pair: -pair[1])
                 rankings["semantic"] = [key for key, _ in found[:semantic_want]]
@@ -242,6 +252,9 @@ class SearchEngine:
                 ids = list({i for k, i in base if k == kind.value and (k, i) not in rows})
                 for item_id, row in repo.hydrate(kind, ids, filters).items():
                     rows[kind.value, item_id] = row
+        if self._vectors is not None and space is not None:
+            for kind, missed in stale:  # gone items, or filtered out: removed when stale
+                self._vectors.drop_stale(tenant_id, kind, space, missed)
         hits = _hits(
             base,
             rankings,
@@ -277,18 +290,17 @@ class SearchEngine:
         filters: SearchFilters,
         want: int,
         rows: dict[Key, dict[str, Any]],
+        stale: list[tuple[ItemKind, list[uuid.UUID]]],
     ) -> list[tuple[uuid.UUID, float]]:
         """The ``want`` nearest items of ``kind`` that pass the filters among the vectors of ``space`` (model,
-        dimension), best first; their rows go into ``rows`` (so the search reads them once)."""
+        dimension), best first; their rows go into ``rows`` (so the search reads them once). Milvus hits whose
+        rows did not come back go into ``stale``."""
         model, dimension = space
+        if self._vectors is not None:
+            self._require_vector_column(uow)
+            return self._milvus(repo, kind, space, vector, filters, want, rows, stale)
         if self._db.dialect == "postgresql":
-            if self._pg_vectors is None:
-                self._pg_vectors = uow.vector_column_is_vector()
-            if not self._pg_vectors:
-                raise VectorSearchUnavailable(
-                    "semantic search needs the pgvector extension, which this PostgreSQL does not have: install "
-                    "pgvector on the server, then run `mnemostore reindex`; full-text search works meanwhile"
-                )
+            self._require_vector_column(uow)
             choice_key = None
             exact = None
             if filters.user_id is not None:
@@ -334,6 +346,65 @@ class SearchEngine:
                     rows[kind.value, item] = alive[item]
                 return hits[:want]
             k = min(len(index), k * 4)
+
+    def _require_vector_column(self, uow: UnitOfWork) -> None:
+        """On PostgreSQL, the embeddings table holds vectors only with pgvector (the durable copy with Milvus too)."""
+        if self._db.dialect != "postgresql":
+            return
+        if self._pg_vectors is None:
+            self._pg_vectors = uow.vector_column_is_vector()
+        if not self._pg_vectors:
+            raise VectorSearchUnavailable(
+                "semantic search needs the pgvector extension, which this PostgreSQL does not have: install "
+                "pgvector on the server, then run `mnemostore reindex`; full-text search works meanwhile"
+            )
+
+    def _milvus(
+        self,
+        repo: SearchRepository,
+        kind: ItemKind,
+        space: tuple[str, int],
+        vector: Sequence[float],
+        filters: SearchFilters,
+        want: int,
+        rows: dict[Key, dict[str, Any]],
+        stale: list[tuple[ItemKind, list[uuid.UUID]]],
+    ) -> list[tuple[uuid.UUID, float]]:
+        """``_semantic`` by Milvus: the tenant, the kind and the filters on fields that never change go into the
+        query (``pushed_filters``). Filters that only the database can check (a memory's tier, metadata, ...) send
+        the ids they keep along when they are few, else the rows read back drop what they refuse, and the query
+        asks for more until ``want`` rows came back or Milvus has no more."""
+        assert self._vectors is not None
+        model, dimension = space
+        conditions, rest = pushed_filters(kind, filters)
+        item_ids = None
+        if rest:
+            item_ids = repo.allowed_items(kind, filters, model=model, cap=MILVUS_MAX_IDS)
+        k = want
+        while True:
+            found = self._vectors.search(
+                model,
+                dimension,
+                vector,
+                k,
+                tenant_id=repo.tenant_id,
+                kind=kind,
+                conditions=conditions,
+                item_ids=item_ids,
+            )
+            alive = repo.hydrate(kind, [item for item, _ in found], filters, model=model)
+            hits = [(item, score) for item, score in found if item in alive]
+            if len(hits) >= want or len(found) < k or k >= MILVUS_MAX_K:
+                break
+            k = min(MILVUS_MAX_K, k * 4)
+        # Hits the rows did not confirm, although Milvus applied every filter (or only ranked allowed ids): their
+        # item is gone or its vector is of another model now, or it changed meanwhile (``drop_stale`` checks).
+        missed = [item for item, _ in found if item not in alive]
+        if missed and (not rest or item_ids is not None):
+            stale.append((kind, missed))
+        for item, _ in hits[:want]:
+            rows[kind.value, item] = alive[item]
+        return hits[:want]
 
     def _sync_index(self, repo: SearchRepository, kind: ItemKind, model: str, dimension: int) -> VectorIndex:
         key = (repo.tenant_id, kind, model)

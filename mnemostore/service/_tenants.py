@@ -180,6 +180,7 @@ class TenantAdmin(StoreCore):
         with self._transaction(None, write=True) as uow:
             if not uow.tenants.delete(tid):
                 raise TenantNotFound(tid)
+        self._runtime.vectors_removed(tid)
         self.cache.flush(tid, everything=True)
         self.search_engine.forget_tenant(tid)
 

@@ -199,6 +199,7 @@ class AsyncTenantAdmin(AsyncStoreCore):
         async with self._transaction(None, write=True) as uow:
             if not await uow.tenants.delete(tid):
                 raise TenantNotFound(tid)
+        await self._runtime.vectors_removed(tid)
         await self.cache.flush(tid, everything=True)
         self.search_engine.forget_tenant(tid)
 

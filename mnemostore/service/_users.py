@@ -301,6 +301,7 @@ class Users(TenantScope):
             if not uow.users.delete(uid):
                 raise UserNotFound(uid)
             self._charge(uow, users=-1, conversations=-convs, messages=-msgs, tokens=-tokens, storage_bytes=-size)
+        self._runtime.vectors_removed(self.tenant_id, owner_id=uid)
         sessions = [self._cache.keys.session(self.tenant_id, i.channel, i.channel_user_id) for i in identities]
         self._cache.objects.invalidate(self.tenant_id, [*self._user_keys(uid, identities), *sessions])
         self._cache.context.invalidate(self.tenant_id, conversation_ids, reset=True)

@@ -309,6 +309,7 @@ class AsyncUsers(AsyncTenantScope):
             if not await uow.users.delete(uid):
                 raise UserNotFound(uid)
             await self._charge(uow, users=-1, conversations=-convs, messages=-msgs, tokens=-tokens, storage_bytes=-size)
+        await self._runtime.vectors_removed(self.tenant_id, owner_id=uid)
         sessions = [self._cache.keys.session(self.tenant_id, i.channel, i.channel_user_id) for i in identities]
         await self._cache.objects.invalidate(self.tenant_id, [*self._user_keys(uid, identities), *sessions])
         await self._cache.context.invalidate(self.tenant_id, conversation_ids, reset=True)

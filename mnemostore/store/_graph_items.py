@@ -88,10 +88,16 @@ class GraphItemRepository(Repository):
         row = self._conn.execute(statement).one()
         return to_graph_item(row)
 
-    def delete(self, namespace: str, key: str) -> bool:
+    def delete(self, namespace: str, key: str) -> uuid.UUID | None:
+        """Delete the item; its id, None when there was none."""
         c = graph_items.c
-        statement = sa.delete(graph_items).where(c.tenant_id == self.tenant_id, c.namespace == namespace, c.key == key)
-        return bool(self._conn.execute(statement).rowcount)
+        statement = (
+            sa.delete(graph_items)
+            .where(c.tenant_id == self.tenant_id, c.namespace == namespace, c.key == key)
+            .returning(c.id)
+        )
+        found: uuid.UUID | None = self._conn.execute(statement).scalar()
+        return found
 
     def by_ids(self, ids: Sequence[uuid.UUID], *, alive_at: datetime) -> dict[uuid.UUID, GraphItem]:
         if not ids:

@@ -86,10 +86,16 @@ class AsyncGraphItemRepository(AsyncRepository):
         row = (await self._conn.execute(statement)).one()
         return to_graph_item(row)
 
-    async def delete(self, namespace: str, key: str) -> bool:
+    async def delete(self, namespace: str, key: str) -> uuid.UUID | None:
+        """Delete the item; its id, None when there was none."""
         c = graph_items.c
-        statement = sa.delete(graph_items).where(c.tenant_id == self.tenant_id, c.namespace == namespace, c.key == key)
-        return bool((await self._conn.execute(statement)).rowcount)
+        statement = (
+            sa.delete(graph_items)
+            .where(c.tenant_id == self.tenant_id, c.namespace == namespace, c.key == key)
+            .returning(c.id)
+        )
+        found: uuid.UUID | None = (await self._conn.execute(statement)).scalar()
+        return found
 
     async def by_ids(self, ids: Sequence[uuid.UUID], *, alive_at: datetime) -> dict[uuid.UUID, GraphItem]:
         if not ids:

@@ -16,7 +16,7 @@ runs out, and the vector upsert is keyed by the item, so a job done twice still 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy import Connection
 from sqlalchemy.dialects import postgresql, sqlite
 
-from mnemostore.search import IndexingStatus, ItemKind, SearchFilters
+from mnemostore.search import IndexingStatus, ItemKind, SearchFilters, VectorEntity
 from mnemostore.store._crypto import FieldCodec
 from mnemostore.store._index_text import indexed_message_text
 from mnemostore.store._search_statements import (
@@ -36,13 +36,16 @@ from mnemostore.store._search_statements import (
     owned_exact_statement,
     owners_statement,
 )
+from mnemostore.store._search_statements import allowed_items_statement as _allowed_items
 from mnemostore.store._search_statements import allowed_seqs_statement as _allowed_seqs
 from mnemostore.store._search_statements import count_statement as _count
+from mnemostore.store._search_statements import entity_fields_statement as _entity_fields
 from mnemostore.store._search_statements import fulltext_statement as _fulltext
 from mnemostore.store._search_statements import hydrate_statement as _hydrate
 from mnemostore.store._search_statements import message_neighbours_statement as _neighbours
 from mnemostore.store._search_statements import pg_vector_statement as _pg_vector
 from mnemostore.store._search_statements import similarities_statement as _similarities
+from mnemostore.store._search_statements import vector_page_statement as _vector_page
 from mnemostore.store._search_statements import vectors_since_statement as _vectors_since
 from mnemostore.store.tables import OPEN_JOBS, embeddings, index_jobs
 
@@ -223,6 +226,68 @@ class IndexRepository:
                 .values(state="done", claimed_by=None, claimed_until=None, last_error=None, updated_at=now)
             )
         return written
+
+    def mine(self, worker: str, jobs: Sequence[ClaimedJob]) -> list[ClaimedJob]:
+        """The jobs still claimed by ``worker``, locked on PostgreSQL until the transaction ends (another worker's
+        claim skips them), so that what this transaction writes for them is not overtaken by a newer claim."""
+        c = index_jobs.c
+        keys = [(j.tenant_id, j.id) for j in jobs]
+        if not keys:
+            return []
+        query = sa.select(c.tenant_id, c.id).where(sa.tuple_(c.tenant_id, c.id).in_(keys), c.claimed_by == worker)
+        if self._dialect == "postgresql":
+            query = query.with_for_update()
+        found = {tuple(row) for row in self._conn.execute(query).all()}
+        return [j for j in jobs if (j.tenant_id, j.id) in found]
+
+    def entities(
+        self, vectors: Mapping[tuple[str, uuid.UUID, uuid.UUID], Any], *, supplied: bool = False
+    ) -> list[VectorEntity]:
+        """The vectors of items that exist, keyed (kind, tenant, item), as entities of an external vector index with
+        their fields (``entity_fields_statement``), in this transaction. The items are locked FOR KEY SHARE on
+        PostgreSQL (SQLite's write transaction excludes deleters anyway): an item cannot be deleted before this
+        commits, and its delete removes the entity after. ``supplied``: the vectors are the caller's; else items
+        holding the caller's vector are left out (the indexer never replaces it)."""
+        wanted: dict[tuple[str, uuid.UUID], list[uuid.UUID]] = {}
+        for kind, tenant, item in vectors:
+            wanted.setdefault((kind, tenant), []).append(item)
+        found: list[VectorEntity] = []
+        for (kind, tenant), ids in wanted.items():
+            item_kind = KIND_OF_JOB[kind]
+            query = _entity_fields(item_kind, tenant, ids)
+            if self._dialect == "postgresql":
+                query = query.with_for_update(key_share=True, of=TABLES[item_kind])
+            for row in self._conn.execute(query):
+                if row.supplied and (not supplied):
+                    continue
+                found.append(_entity(item_kind, tenant, row, vectors[kind, tenant, row.id]))
+        return found
+
+    def entities_of(self, kind: ItemKind, vectors: Sequence[tuple[uuid.UUID, Sequence[float]]]) -> list[VectorEntity]:
+        """``entities`` of the caller's vectors of this tenant's items of ``kind``."""
+        assert self._tenant_id is not None
+        keyed = {(JOB_KIND[kind], self._tenant_id, item): vector for item, vector in vectors}
+        return self.entities(keyed, supplied=True)
+
+    def stale(self, tenant_id: uuid.UUID, kind: ItemKind, ids: Sequence[uuid.UUID], *, model: str) -> list[uuid.UUID]:
+        """The ids among ``ids`` whose entity in ``model``'s collection of an external vector index is stale: the
+        item is gone, or its vector is now of another model. An item without a vector yet is not stale (its first
+        vector may be on its way: written to the index, not yet committed here)."""
+        if not ids:
+            return []
+        current = {row.id: row.model for row in self._conn.execute(_entity_fields(kind, tenant_id, list(ids)))}
+        return [item for item in ids if item not in current or current[item] not in (None, model)]
+
+    def vector_page(
+        self, kind: ItemKind, *, after: tuple[uuid.UUID, uuid.UUID] | None, limit: int
+    ) -> list[tuple[str, int, VectorEntity]]:
+        """(model, dimension, entity) of up to ``limit`` vectors of ``kind``, every tenant's (the admin scope), in
+        (tenant, item) order after ``after``: an external vector index is rebuilt from them."""
+        found = []
+        for row in self._conn.execute(_vector_page(kind, after, limit)):
+            vector = np.frombuffer(row.vector, dtype=np.float32) if isinstance(row.vector, bytes) else row.vector
+            found.append((row.model, int(row.dimension), _entity(kind, row.tenant_id, row, vector)))
+        return found
 
     def _lock_existing(self, jobs: Sequence[ClaimedJob]) -> dict[tuple[str, uuid.UUID, uuid.UUID], uuid.UUID | None]:
         """The jobs' items that still exist, with the user who owns each (``embeddings.owner_id``).
@@ -525,6 +590,13 @@ class SearchRepository:
         )
         return list(self._conn.execute(query).scalars())
 
+    def allowed_items(self, kind: ItemKind, filters: SearchFilters, *, model: str, cap: int) -> list[uuid.UUID] | None:
+        """The items of ``kind`` that pass the filters and have a vector of ``model``, or None when more than
+        ``cap`` do (an external vector index then ranks without the list)."""
+        statement = _allowed_items(kind, filters, self.tenant_id, self._dialect, model=model).limit(cap + 1)
+        found = list(self._conn.execute(statement).scalars())
+        return None if len(found) > cap else found
+
     def allowed_seqs(self, kind: ItemKind, filters: SearchFilters, *, model: str) -> list[int]:
         statement = _allowed_seqs(kind, filters, self.tenant_id, self._dialect, model=model)
         return list(self._conn.execute(statement).scalars())
@@ -580,6 +652,21 @@ class SearchRepository:
         e = embeddings.c
         query = sa.select(e.model, sa.func.count()).where(e.tenant_id == self.tenant_id).group_by(e.model)
         return {model: int(count) for model, count in self._conn.execute(query).all()}
+
+
+def _entity(kind: ItemKind, tenant_id: uuid.UUID, row: Any, vector: Any) -> VectorEntity:
+    return VectorEntity(
+        tenant_id=tenant_id,
+        kind=kind,
+        item_id=row.id,
+        vector=vector,
+        created_at=row.created_at,
+        owner_id=row.owner,
+        conversation_id=row.conversation_id,
+        role=row.role,
+        agent_id=row.agent_id,
+        source=row.source,
+    )
 
 
 def vector_column_is_vector(conn: Connection, dialect: str) -> bool:

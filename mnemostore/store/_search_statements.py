@@ -32,8 +32,10 @@ __all__ = [
     "OWNED_KINDS",
     "TABLES",
     "ClaimedJob",
+    "allowed_items_statement",
     "allowed_seqs_statement",
     "count_statement",
+    "entity_fields_statement",
     "filter_conditions",
     "fulltext_statement",
     "hydrate_statement",
@@ -44,6 +46,7 @@ __all__ = [
     "pg_search_settings",
     "pg_vector_statement",
     "similarities_statement",
+    "vector_page_statement",
     "vectors_since_statement",
 ]
 
@@ -282,6 +285,19 @@ def allowed_seqs_statement(
     )
 
 
+def allowed_items_statement(
+    kind: ItemKind, filters: SearchFilters, tenant_id: uuid.UUID, dialect: str, *, model: str
+) -> sa.Select[Any]:
+    """The ids of the items of ``kind`` that the filters keep and that have a vector of ``model``."""
+    table = TABLES[kind]
+    e = embeddings.c
+    items = sa.select(table.c.id).where(*filter_conditions(filters, kind, tenant_id, dialect))
+    same_model = (sa.literal_column("+embeddings.model", sa.String()) if dialect == "sqlite" else e.model) == model
+    return sa.select(e.item_id).where(
+        e.tenant_id == tenant_id, e.item_kind == JOB_KIND[kind], e.item_id.in_(items), same_model
+    )
+
+
 def owners_statement(kind: ItemKind, tenant_id: uuid.UUID, ids: list[uuid.UUID]) -> sa.Select[Any]:
     """(id, owner) of the items ``ids`` of ``kind`` that exist: the user who owns each (memories: their user;
     messages: their conversation's; knowledge chunks and graph items: none), which the indexer writes beside the
@@ -303,6 +319,71 @@ def owners_statement(kind: ItemKind, tenant_id: uuid.UUID, ids: list[uuid.UUID])
         .select_from(source)
         .where(table.c.tenant_id == tenant_id, table.c.id.in_(ids))
     )
+
+
+def _entity_columns(kind: ItemKind) -> tuple[Any, list[Any]]:
+    """The item table (joined to its conversation for a message) and the fields of its vector's entity in an
+    external vector index (``mnemostore.search.VectorEntity``): ``owner``, ``conversation_id`` and ``role``
+    (messages), ``agent_id`` (memories), ``source`` (knowledge), ``created_at``; none of them changes once the item
+    is written."""
+    table = TABLES[kind]
+    source: Any = table
+    c = table.c
+    none = sa.null()
+    if kind is ItemKind.MESSAGE:
+        source = table.join(
+            conversations,
+            sa.and_(conversations.c.tenant_id == c.tenant_id, conversations.c.id == c.conversation_id),
+        )
+        fields = [conversations.c.user_id, c.conversation_id, c.role, none, none]
+    elif kind is ItemKind.MEMORY:
+        fields = [c.user_id, none, none, c.agent_id, none]
+    elif kind is ItemKind.KNOWLEDGE:
+        fields = [none, none, none, none, c.source]
+    else:
+        fields = [none, none, none, none, none]
+    names = ("owner", "conversation_id", "role", "agent_id", "source")
+    labelled = [
+        sa.type_coerce(field, embeddings.c.owner_id.type).label("owner") if name == "owner" else field.label(name)
+        for name, field in zip(names, fields, strict=True)
+    ]
+    return source, [c.id, c.created_at, *labelled]
+
+
+def entity_fields_statement(kind: ItemKind, tenant_id: uuid.UUID, ids: list[uuid.UUID]) -> sa.Select[Any]:
+    """The items ``ids`` of ``kind`` that exist, with their entity's fields (``_entity_columns``) and their vector's
+    ``model`` and ``supplied`` (null: no vector yet)."""
+    table = TABLES[kind]
+    source, columns = _entity_columns(kind)
+    e = embeddings.c
+    source = source.outerjoin(
+        embeddings, sa.and_(e.tenant_id == table.c.tenant_id, e.item_kind == JOB_KIND[kind], e.item_id == table.c.id)
+    )
+    return (
+        sa.select(*columns, e.model, e.supplied)
+        .select_from(source)
+        .where(table.c.tenant_id == tenant_id, table.c.id.in_(ids))
+    )
+
+
+def vector_page_statement(kind: ItemKind, after: tuple[uuid.UUID, uuid.UUID] | None, limit: int) -> sa.Select[Any]:
+    """Up to ``limit`` vectors of items of ``kind`` (every tenant's), in (tenant, item) order after ``after``, with
+    their model, dimension and entity fields: what an external vector index is rebuilt from."""
+    table = TABLES[kind]
+    source, columns = _entity_columns(kind)
+    e = embeddings.c
+    source = source.join(
+        embeddings, sa.and_(e.tenant_id == table.c.tenant_id, e.item_kind == JOB_KIND[kind], e.item_id == table.c.id)
+    )
+    query = (
+        sa.select(e.tenant_id, *columns, e.model, e.dimension, e.vector)
+        .select_from(source)
+        .order_by(e.tenant_id, e.item_id)
+        .limit(limit)
+    )
+    if after is not None:
+        query = query.where(sa.tuple_(e.tenant_id, e.item_id) > sa.tuple_(*after))
+    return query
 
 
 @functools.cache
