@@ -409,3 +409,22 @@ def test_settings_of_the_scratch_keep_keys_and_drop_redis(tmp_path: Path):
         drop_scratch(scratch, source)
     assert scratch.folder is not None and not scratch.folder.exists()
     assert os.listdir(tmp_path / "archives") == []
+
+
+def test_the_example_schedules_in_deploy_are_commands_that_run(tmp_path: Path):
+    deploy = Path(__file__).resolve().parent.parent / "deploy"
+    service = (deploy / "systemd" / "mnemostore-backup.service").read_text()
+    cron = (deploy / "cron" / "mnemostore-backup").read_text()
+    exec_start = next(line for line in service.splitlines() if line.startswith("ExecStart="))
+    cron_line = next(line for line in cron.splitlines() if line and line[0].isdigit())
+    assert "OnCalendar=" in (deploy / "systemd" / "mnemostore-backup.timer").read_text()
+    url = f"sqlite:///{tmp_path / 'live.db'}"
+    with MnemoStore(url) as store:
+        store.migrate()
+    for line in (exec_start, cron_line):
+        args = line.split("/opt/mnemostore/bin/mnemostore ", 1)[1].split()
+        assert args[:3] == ["backup", "--into", "/var/backups/mnemostore"], line
+        assert {"--verify", "--keep-daily", "--keep-weekly"} <= set(args)
+        args[2] = str(tmp_path / "backups")
+        out = ok(run(url, *args, "--dry-run")).stdout
+        assert "Dry run: would back up the database" in out
