@@ -156,3 +156,40 @@ def test_serve_empties_a_given_metrics_folder_and_removes_its_own(tmp_path: Path
         made = Path(os.environ[MULTIPROC_ENV])
         assert made.parent == tmp_path and made.name.startswith("mnemostore-metrics-") and made.is_dir()
     assert not made.exists() and MULTIPROC_ENV not in os.environ
+
+
+def test_cache_figures_of_several_processes_add_up(tmp_path: Path):
+    """Two processes copy their caches' figures into the folder; a third scrapes: sums, worst state, derived ratio.
+
+    (In processes of their own: prometheus-client reads ``PROMETHEUS_MULTIPROC_DIR`` once, when it is imported.)
+    """
+    folder = tmp_path / "metrics"
+    folder.mkdir()
+    env = {**_env(tmp_path), MULTIPROC_ENV: str(folder)}
+    worker = (
+        "import sys\n"
+        "from mnemostore.api.metrics import ApiMetrics\n"
+        "hits, state = int(sys.argv[1]), sys.argv[2]\n"
+        "health = {'caches': {'user': {'hits': hits, 'misses': 1}}, 'breaker': {'state': state, 'opened': 1},\n"
+        "          'degraded': state == 'open', 'dirty_keys': 2, 'events': {'published': hits, 'dropped': 0}}\n"
+        "metrics = ApiMetrics(cache_probe=lambda: health)\n"
+        "metrics.refresh()\n"
+        "if len(sys.argv) > 3:\n"
+        "    metrics.process_stopped()\n"
+    )
+    for args in (["3", "open"], ["5", "closed"], ["100", "half_open", "stopped"]):
+        subprocess.run([sys.executable, "-c", worker, *args], env=env, check=True, timeout=60)
+    scrape = "from mnemostore.api.metrics import ApiMetrics; print(ApiMetrics().render().decode())"
+    text = subprocess.run([sys.executable, "-c", scrape], env=env, check=True, timeout=60, capture_output=True,
+                          text=True).stdout  # fmt: skip
+    # Counters: every process's, the stopped one's included (what it counted happened).
+    assert _sample(text, 'mnemostore_cache_hits_total{cache="user"}') == [108.0]
+    assert _sample(text, 'mnemostore_cache_misses_total{cache="user"}') == [3.0]
+    assert _sample(text, 'mnemostore_cache_hit_ratio{cache="user"}') == [108 / 111]
+    assert _sample(text, "mnemostore_cache_breaker_opened_total") == [3.0]
+    assert _sample(text, "mnemostore_events_published_total") == [108.0]
+    # Live gauges: the processes still "running" (their files are there), not the one that stopped.
+    assert _sample(text, 'mnemostore_cache_breaker_state{state="open"}') == [1.0]
+    assert _sample(text, 'mnemostore_cache_breaker_state{state="half_open"}') == [0.0]
+    assert _sample(text, "mnemostore_cache_degraded") == [1.0]
+    assert _sample(text, "mnemostore_cache_invalidation_backlog") == [4.0]
