@@ -46,6 +46,7 @@ happened and what to do about it.
     │   │   └── ArchiveSignatureInvalid  the manifest's signature does not match the operator's key
     │   ├── ArchiveNotSigned          a signing key is configured and the archive carries no signature
     │   ├── ArchiveVersionUnsupported the archive's format or schema revision is not this code's
+    │   ├── BackupVerificationFailed  a new archive did not restore into a scratch database as it should
     │   └── RestoreConflict           the target already holds that data (also a ConflictError)
     ├── RateLimited                   too many requests in a window: retry after ``retry_after`` seconds
     ├── SummarizationError            a summariser (a user-supplied LLM callable) failed or returned no text
@@ -75,6 +76,7 @@ __all__ = [
     "AuthenticationError",
     "BackendUnavailable",
     "BackupError",
+    "BackupVerificationFailed",
     "ChannelConfigNotFound",
     "CheckpointNotFound",
     "ConfigurationError",
@@ -413,6 +415,13 @@ class ArchiveNotSigned(BackupError):
 
 class ArchiveVersionUnsupported(BackupError):
     """The archive was written in a format version, or at a schema revision, that this code cannot restore."""
+
+    __module__ = "mnemostore"
+
+
+class BackupVerificationFailed(BackupError):
+    """``backup --verify``: the new archive could not be restored into a scratch database, or what it restored
+    there differs from its manifest; the archive is set aside and nothing is pruned."""
 
     __module__ = "mnemostore"
 

@@ -44,7 +44,7 @@ ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 PG_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"  # the server the README's PostgreSQL blocks name
 PG_LOCK = 0x6D6E656D6F  # pg_advisory_lock key of this test ("mnemo")
-TOOLS = ("bash", "curl", "jq", "git", "psql", "pg_dump", "pg_restore", "createdb", "dropdb")
+TOOLS = ("bash", "curl", "jq", "git", "psql", "pg_dump", "pg_restore", "createdb", "dropdb", "promtool")
 # The blocks allowed not to run, each by a piece of its code. Add one only with a reason in its marker.
 EXPECTED_SKIPS = [".venv/bin/pytest"]
 # Not passed to the blocks, besides every MNEMOSTORE_* variable: a reader's shell has none of these.

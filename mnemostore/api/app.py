@@ -46,6 +46,9 @@ __all__ = ["app_from_env", "create_app"]
 
 log = logging.getLogger("mnemostore.api")
 
+# How often each of several workers copies its cache figures into the shared metrics files (api/metrics.py).
+METRICS_REFRESH_SECONDS: Final = 5.0
+
 DESCRIPTION: Final = """
 The persistence layer for AI assistants, over HTTP: tenants, users across channels, conversations and messages,
 memories, knowledge, and the agent's audit trail and checkpoints.
@@ -121,10 +124,19 @@ def create_app(target: Settings | AsyncMnemoStore | None = None) -> FastAPI:
         except MnemostoreError as error:
             log.error("the store is not ready, requests answer 503 until it is: %s", error)
         log.info("serving %s", settings.redacted_url())
+        # With several workers each copies its cache figures for the others' scrapes (see api/metrics.py).
+        refresher = (
+            asyncio.create_task(metrics.refresh_every(METRICS_REFRESH_SECONDS)) if metrics.multiprocess else None
+        )
         try:
             async with mcp.running():
                 yield
         finally:
+            if refresher is not None:
+                refresher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await refresher
+            metrics.process_stopped()
             if given is None:
                 await store.close()
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import uuid
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -22,11 +23,12 @@ from mnemostore.domain import User
 from mnemostore.errors import UserNotFound
 
 from ._format import human_bytes
-from ._shared import ensure_sqlite_folder, err, open_store, out, resolve_tenant, settings_from
+from ._shared import ensure_sqlite_folder, err, fail, open_store, out, resolve_tenant, settings_from
 
 if TYPE_CHECKING:  # the CLI imports these where a command runs: --help and --version stay quick
     from mnemostore.ops import BackupManifest, BackupResult
-    from mnemostore.service.store import TenantStore
+    from mnemostore.ops.verify import VerifiedArchive
+    from mnemostore.service.store import MnemoStore, TenantStore
 
 __all__ = ["backup", "erase", "export", "restore"]
 
@@ -113,12 +115,52 @@ def _report_backup(result: BackupResult, what: str) -> None:
 
 def backup(
     ctx: typer.Context,
-    path: PathArg,
+    path: Annotated[
+        Path | None,
+        typer.Argument(
+            metavar="[PATH]", show_default=False, help="A folder, or a .tar / .tar.gz file (or use --into DIR)."
+        ),
+    ] = None,
     tenant: Annotated[
         str | None, typer.Option("--tenant", metavar="TENANT", help="Back up only this tenant (id or name).")
     ] = None,
     compress: Compress = False,
     signing_key_file: KeyFile = None,
+    into: Annotated[
+        Path | None,
+        typer.Option(
+            "--into",
+            metavar="DIR",
+            file_okay=False,
+            help="Write DIR/mnemostore-<UTC time>.tar (.tar.gz with --compress): a scheduled backup.",
+        ),
+    ] = None,
+    keep_daily: Annotated[
+        int | None,
+        typer.Option(
+            "--keep-daily",
+            metavar="N",
+            min=0,
+            help="With --into: then keep the newest archive of each of the last N days that have archives.",
+        ),
+    ] = None,
+    keep_weekly: Annotated[
+        int | None,
+        typer.Option(
+            "--keep-weekly",
+            metavar="M",
+            min=0,
+            help="With --into: and the newest of each of the last M ISO weeks; older archives are deleted.",
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="With --into: write and delete nothing, list what the run would delete."),
+    ] = False,
+    verify: Annotated[
+        bool,
+        typer.Option("--verify", help="Restore the new archive into a scratch database and check its row counts."),
+    ] = False,
 ) -> None:
     """Write a backup archive of the database (or of one tenant) from one consistent snapshot.
 
@@ -126,10 +168,33 @@ def backup(
     the schema revision, row counts and SHA-256 checksums; `mnemostore restore` reads it on SQLite or PostgreSQL.
     With a signing key (MNEMOSTORE_BACKUP_SIGNING_KEY or --signing-key-file) the manifest is signed (HMAC-SHA256),
     so that a restore with the key detects tampering, not only damage.
+
+    For a schedule, --into DIR names each archive after its time and --keep-daily / --keep-weekly prune the older
+    ones (grandfather-father-son; only files named like its archives are ever deleted). --verify restores the new
+    archive into a scratch database (a temporary SQLite file, or a PostgreSQL database created and dropped: the
+    login needs CREATEDB) and fails the command if it does not restore with the manifest's row counts.
     """
+    if (path is None) == (into is None):
+        fail("give either PATH or --into DIR (a folder of dated archives), not both and not neither")
+    if into is None:
+        given = (
+            ("--keep-daily", keep_daily is not None),
+            ("--keep-weekly", keep_weekly is not None),
+            ("--dry-run", dry_run),
+        )
+        flags = [flag for flag, present in given if present]
+        if flags:
+            verb = "needs" if len(flags) == 1 else "need"
+            fail(f"{' and '.join(flags)} {verb} --into DIR: pruning works on a folder of dated archives")
     key = _key(signing_key_file)
     with open_store(settings_from(ctx)) as store:
         found = resolve_tenant(store, tenant) if tenant is not None else None
+        what = f"tenant {found.name}" if found else "the database"
+        if into is not None:
+            _scheduled(store, into, found.id if found else None, what, compress=compress, keep_daily=keep_daily,
+                       keep_weekly=keep_weekly, dry_run=dry_run, verify=verify, key=key)  # fmt: skip
+            return
+        assert path is not None
         with _progress() as progress:
             result = store.backup(
                 path,
@@ -138,7 +203,73 @@ def backup(
                 progress=_Bar(progress),
                 signing_key=key,
             )
-    _report_backup(result, f"tenant {found.name}" if found else "the database")
+        _report_backup(result, what)
+        if verify:
+            _verify(store, result.path, key)
+
+
+def _verify(store: MnemoStore, archive: Path, key: str | None) -> None:
+    from mnemostore.ops.verify import verify_archive
+
+    checked = verify_archive(archive, store.settings, signing_key=key)
+    _report_verified(checked)
+
+
+def _report_verified(checked: VerifiedArchive) -> None:
+    out.print(
+        Text(
+            f"Verified: {checked.path} restores into a scratch {checked.backend} database with the manifest's row "
+            f"counts ({checked.total_rows:,} rows) in {checked.seconds:.1f} s; the scratch database is gone"
+        ),
+        style="green",
+    )
+
+
+def _scheduled(
+    store: MnemoStore,
+    into: Path,
+    tenant_id: uuid.UUID | None,
+    what: str,
+    *,
+    compress: bool,
+    keep_daily: int | None,
+    keep_weekly: int | None,
+    dry_run: bool,
+    verify: bool,
+    key: str | None,
+) -> None:
+    """One run of a scheduled backup (``_schedule.scheduled_backup``, at the clock's time), reported."""
+    from ._schedule import scheduled_backup
+
+    with _progress() as progress:
+        run = scheduled_backup(
+            store,
+            into,
+            now=datetime.now(UTC),
+            tenant_id=tenant_id,
+            compress=compress,
+            keep_daily=keep_daily,
+            keep_weekly=keep_weekly,
+            verify=verify,
+            dry_run=dry_run,
+            signing_key=key,
+            progress=_Bar(progress),
+        )
+    if dry_run:
+        out.print(Text(f"Dry run: would back up {what} to {run.path}; nothing was written or deleted"))
+    if run.result is not None:
+        _report_backup(run.result, what)
+    if run.verified is not None:
+        _report_verified(run.verified)
+    if run.plan is None:
+        return
+    verb = "Would delete" if dry_run else "Deleted"
+    gone = run.plan.delete if dry_run else tuple(p.name for p in run.deleted)
+    out.print(Text(f"{verb} {len(gone)} old archive(s) in {into}, keeping {len(run.plan.keep)}:"))
+    for name in run.plan.keep:
+        out.print(Text(f"  keep    {name}"))
+    for name in gone:
+        out.print(Text(f"  {'delete' if dry_run else 'deleted'} {name}"))
 
 
 def restore(

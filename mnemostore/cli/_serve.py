@@ -9,14 +9,20 @@ Before it starts it looks at the schema, once, in this process (not in each work
   migrating a production database is a deliberate step.
 
 More than one worker needs Redis (``MNEMOSTORE_REDIS_URL``): the in-process cache, rate limits and event bus
-belong to one process, so several workers without Redis would each see their own.
+belong to one process, so several workers without Redis would each see their own. Their Prometheus figures meet in
+a folder (``PROMETHEUS_MULTIPROC_DIR``, or a temporary one made and removed here), so ``/metrics`` adds them up.
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import shutil
 import socket
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -140,14 +146,48 @@ def serve(
         )
     shown = f"[{host}]" if ":" in host else host
     out.print(f"Serving {settings.redacted_url()} on http://{shown}:{port} (docs: /docs)", markup=False)
-    uvicorn.run(
-        "mnemostore.api.app:app_from_env",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_config=logging_config(log_level),
-        access_log=False,
-        proxy_headers=True,
-        timeout_graceful_shutdown=5,
-    )
+    with _metrics_folder(workers):
+        uvicorn.run(
+            "mnemostore.api.app:app_from_env",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_config=logging_config(log_level),
+            access_log=False,
+            proxy_headers=True,
+            timeout_graceful_shutdown=5,
+        )
+
+
+@contextmanager
+def _metrics_folder(workers: int) -> Iterator[None]:
+    """Where several workers keep their Prometheus figures, so that /metrics adds them up (see api/metrics.py).
+
+    ``PROMETHEUS_MULTIPROC_DIR`` when set (even for one worker: prometheus-client then writes there anyway): its
+    ``*.db`` files of an earlier run are removed first, as prometheus-client requires. Otherwise, with more than
+    one worker, a new temporary folder, removed when the service stops. The workers inherit the variable.
+    """
+    from mnemostore.api.metrics import MULTIPROC_ENV
+
+    given = os.environ.get(MULTIPROC_ENV, "").strip()
+    if given:
+        folder = Path(given)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            for stale in folder.glob("*.db"):
+                stale.unlink()
+        except OSError as error:
+            fail(f"{MULTIPROC_ENV}={given} cannot be used for the metrics of the workers ({error}): fix or unset it")
+        yield
+        return
+    if workers == 1:
+        yield
+        return
+    made = tempfile.mkdtemp(prefix="mnemostore-metrics-")
+    os.environ[MULTIPROC_ENV] = made
+    try:
+        yield
+    finally:
+        os.environ.pop(MULTIPROC_ENV, None)
+        shutil.rmtree(made, ignore_errors=True)

@@ -1,8 +1,10 @@
 """Operations: schema migrations, backup and restore, health checks, analytics.
 
 Public here: the results and checkers below, and the modules ``migrate`` (Alembic), ``backup_async`` / ``backup``
-(backup, restore, export and erasure; the service imports the module of its twin), ``analytics`` and
-``analytics_report`` (which need the ``analytics`` extra when run). Everything else in the package is private.
+(backup, restore, export and erasure; the service imports the module of its twin), ``retention`` (which scheduled
+archives to keep), ``verify_async`` / ``verify`` (restore an archive into a scratch database to prove it restores),
+``analytics`` and ``analytics_report`` (which need the ``analytics`` extra when run). Everything else in the package
+is private.
 """
 
 from mnemostore.ops._archive import BackupManifest, BackupResult, ProgressReporter, RestoreResult, Scope

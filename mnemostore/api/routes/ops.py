@@ -14,7 +14,7 @@ from typing import Any, Final
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
-from mnemostore.errors import MnemostoreError
+from mnemostore.errors import BackendUnavailable, MnemostoreError
 from mnemostore.ops import HealthStatus
 from mnemostore.search import IndexingStatus
 from mnemostore.service.store_async import AsyncMnemoStore
@@ -87,7 +87,12 @@ async def _backlog(store: AsyncMnemoStore) -> IndexingStatus | None:
 @router.get("/metrics", include_in_schema=False)
 async def metrics(request: Request, store: StoreDep) -> Response:
     """Prometheus text format."""
-    registry = request.app.state.metrics
+    metrics = request.app.state.metrics
     # The outbox lives in the database: counted at scrape time (one grouped count), skipped while it is away.
-    registry.observe_backlog(await _backlog(store))
-    return Response(registry.render(), media_type=CONTENT_TYPE)
+    try:
+        metrics.observe_backlog(await store.indexing_status())
+    except BackendUnavailable:
+        metrics.observe_backlog(None, reachable=False)
+    except MnemostoreError:  # reachable, but not usable as it is (a schema behind): the outbox is not counted
+        metrics.observe_backlog(None)
+    return Response(metrics.render(), media_type=CONTENT_TYPE)
