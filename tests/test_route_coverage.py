@@ -193,6 +193,8 @@ STORE_PYTHON_ONLY: Final[dict[str, str]] = {
     "indexing_status": "the whole database's backlog, reported by /readyz (indexing_backlog) and /metrics; a "
     "tenant's: GET /v1/indexing",
     "reindex": "re-embeds everything, for hours, in a worker: `mnemostore reindex`",
+    "sync_vector_index": "every tenant's vectors at once, an operator's repair after a restore or a lost Milvus: "
+    "`mnemostore reindex` ends with it",
     "run_indexer": "the indexer's loop, run by `mnemostore worker` or the service itself",
     "start_indexer": "process control of the background indexer (`mnemostore worker`, server_indexer)",
     "stop_indexer": "process control of the background indexer (`mnemostore worker`, server_indexer)",
