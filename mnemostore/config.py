@@ -132,6 +132,13 @@ class Settings(BaseSettings):
         description="PostgreSQL URL of a login that may act as pg_admin_role, used for admin work only; unset: "
         "admin work switches role on the main connection, which only a login that may take both roles can do",
     )
+    citus_distribute: str = Field(
+        default="auto",
+        pattern=r"^(auto|on|off)$",
+        description="PostgreSQL: whether `mnemostore db upgrade` distributes the tables over a Citus cluster "
+        "(migration 0013: tenant tables by tenant_id, co-located; tenants a reference table). auto: when the citus "
+        "extension is installed in the database; on: the same, and an error without it; off: never",
+    )
     admin_pool_size: int = Field(
         default=1, ge=1, description="connections kept open to admin_database_url (one more under load)"
     )
