@@ -22,6 +22,7 @@ os.environ.setdefault("MNEMOSTORE_POOL_SIZE", "1")
 os.environ.setdefault("MNEMOSTORE_MAX_OVERFLOW", "3")
 
 pytest_plugins = [
+    "tests.fix_citus",
     "tests.fix_db",
     "tests.fix_redis",
     "tests.fix_redis_cluster",

@@ -18,6 +18,7 @@ failure.
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import shutil
 import socket
@@ -54,8 +55,84 @@ NODE_SETTINGS = {
 }
 
 
+# The modules whose tests run on the Citus cluster too (the ``citus`` backend of tests/fix_db.py); the tests of
+# every other module run on SQLite and PostgreSQL only. Their behaviour is the store's, whatever the engine: these
+# cover the store's operations end to end (test_store*, test_hot_path, test_search), cross-tenant isolation by
+# the database itself (test_isolation_postgres), migrations, and Citus's own promises (test_citus).
+CITUS_MODULES = frozenset(
+    {
+        "test_citus.py",
+        "test_hot_path.py",
+        "test_isolation_postgres.py",
+        "test_migrations.py",
+        "test_search.py",
+        "test_store.py",
+        "test_store_async.py",
+    }
+)
+# Tests of those modules left out on Citus ("module::test", fnmatch patterns), each with the reason; the first
+# pattern that matches gives it.
+_ONE_REVISION = (
+    "checks one revision's own effect, below 0013 (nothing is distributed yet): the same statements as on "
+    "PostgreSQL; a cluster database migrated up and down costs 5-17 s"
+)
+CITUS_LEFT_OUT: dict[str, str] = {
+    "test_isolation_postgres.py::test_big_tenant_is_big": "part (b), PostgreSQL's query plans: on Citus the plans "
+    "are Citus's (tests/test_citus.py checks that the store's statements route to one shard)",
+    "test_isolation_postgres.py::test_*plan*": "part (b), PostgreSQL's index choices: on Citus the coordinator's "
+    "plan is a Custom Scan (tests/test_citus.py checks that the store's statements route to one shard, where "
+    "the worker's PostgreSQL plans them as here)",
+    "test_isolation_postgres.py::test_history_reads_go_through_the_one_call_routine": "part (b), on its "
+    "tens-of-thousands-row fixture; tests/test_citus.py checks the routine's delegation to the tenant's worker",
+    "test_migrations.py::test_0*": _ONE_REVISION,
+    "test_migrations.py::test_upgrade_twice_is_a_no_op": "Alembic's bookkeeping: at head nothing runs, on any "
+    "engine (tests/test_citus.py upgrades a distributed database again)",
+    "test_migrations.py::test_models_and_migrations_agree": "test_upgrade_downgrade_upgrade[citus] ends with the "
+    "same comparison, on the distributed schema",
+    "test_migrations.py::test_hot_path_routines_come_and_go_with_0007": _ONE_REVISION,
+    "test_migrations.py::test_admin_role_policies_come_and_go_with_0008": _ONE_REVISION,
+    "test_migrations.py::test_active_conversations_index_is_partial": _ONE_REVISION,
+    "test_migrations.py::test_*store_migrate*": "the store's migrate and rollback call the same Alembic commands "
+    "as test_upgrade_downgrade_upgrade[citus], which runs them on the cluster (14 s each there)",
+    "test_migrations.py::test_*unknown_revision*": "Alembic refuses an unknown revision before any SQL runs",
+    "test_migrations.py::test_*unmigrated*": "the schema check reads alembic_version, a plain table on the "
+    "coordinator: as on PostgreSQL",
+    "test_migrations.py::test_store_on_older_schema_refuses": "the schema check reads alembic_version, a plain "
+    "table on the coordinator: as on PostgreSQL",
+    "test_migrations.py::test_store_whose_schema_disappears_raises_schema_error": "drops the tables behind the "
+    "store's back: the error mapping is the driver's, as on PostgreSQL",
+}
+
+
+def left_out_reason(item: pytest.Item) -> str | None:
+    """Why the ``citus`` case of ``item`` is left out, or None when it runs."""
+    name = f"{item.path.name}::{getattr(item, 'originalname', item.name)}"
+    return next((reason for pattern, reason in CITUS_LEFT_OUT.items() if fnmatch.fnmatchcase(name, pattern)), None)
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--require-citus", action="store_true", help="fail, don't skip, without a Citus cluster")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Keep the ``citus`` cases of CITUS_MODULES only (skipping, with the reason, those of CITUS_LEFT_OUT)."""
+    kept: list[pytest.Item] = []
+    dropped: list[pytest.Item] = []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if callspec is None or callspec.params.get("backend") != "citus":
+            kept.append(item)
+            continue
+        if item.path.name not in CITUS_MODULES:
+            dropped.append(item)
+            continue
+        reason = left_out_reason(item)
+        if reason is not None:
+            item.add_marker(pytest.mark.skip(reason=f"not on Citus: {reason}"))
+        kept.append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
 
 
 def _free(port: int) -> bool:

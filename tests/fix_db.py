@@ -6,6 +6,10 @@ database each. When the server is unreachable the postgres cases are skipped, un
 (CI sets it) turns that into a failure.
 
 Tests are isolated by tenant: each one gets a new tenant, so they never see each other's rows.
+
+A third backend, ``citus``, runs a named subset of the modules again on a Citus cluster (a coordinator and two
+workers, tests/fix_citus.py, which names the modules and the reason for each test left out there); its
+databases are migrated to head like the others, which distributes their tables.
 """
 
 from __future__ import annotations
@@ -21,8 +25,9 @@ from sqlalchemy.engine import make_url
 
 from mnemostore import AsyncMnemoStore, AsyncTenantStore, MnemoStore, Settings, TenantStore
 from mnemostore.ops import migrate
+from tests.fix_citus import CitusCluster
 
-BACKENDS = ["sqlite", "postgres"]
+BACKENDS = ["sqlite", "postgres", "citus"]
 DEFAULT_PG_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 # The pool of the stores whose tests race writers against each other (the suite's default is 1 + 3, see
 # tests/conftest.py): enough connections that the races happen in the database, not in the pool's queue.
@@ -70,7 +75,9 @@ def _empty_database(request: pytest.FixtureRequest, backend: str, tmp_dir: Path)
     if backend == "sqlite":
         yield f"sqlite:///{tmp_dir / f'mnemostore-{uuid.uuid4().hex[:8]}.db'}"
         return
-    server: PostgresServer = request.getfixturevalue("pg_server")
+    server: PostgresServer | CitusCluster = request.getfixturevalue(
+        "citus_cluster" if backend == "citus" else "pg_server"
+    )
     url = server.create_database()
     try:
         yield url

@@ -1,5 +1,9 @@
 """PostgreSQL only: the database itself keeps tenants apart (row-level security), and the access paths use indexes.
 
+Part (a) runs on a Citus cluster too (the ``citus`` backend, tests/fix_citus.py), where the policies are checked on
+the workers' shards: the raw connections there forward their transaction-local settings to the workers (``SET
+LOCAL`` with ``citus.propagate_set_commands``), as the store does. Part (b) is PostgreSQL's planner only.
+
 Part (a) bypasses the store: a raw psycopg connection, switched to the store's unprivileged role
 ``mnemostore_app``, reads and writes the tables directly, so what is checked is the policy of migration 0001, not
 the ``tenant_id = ?`` our repositories add. Part (b) runs EXPLAIN on the statements the store really sends
@@ -17,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
+import psycopg.sql
 import pytest
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -36,7 +41,7 @@ NOTHING: dict[str, list[uuid.UUID]] = {table: [] for table in RLS_TABLES}
 
 @pytest.fixture(scope="module")
 def pg_url(backend: str, database_url: str) -> str:
-    if backend != "postgres":
+    if backend not in ("postgres", "citus"):
         pytest.skip("row-level security and query plans are PostgreSQL's")
     return database_url
 
@@ -47,9 +52,16 @@ def admin_dsn(pg_url: str) -> str:
     return make_url(pg_url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
+def on_citus(conn: psycopg.Connection[Any]) -> bool:
+    row = conn.execute("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus')").fetchone()
+    return bool(row and row[0])
+
+
 @contextmanager
 def connect(dsn: str, *, role: str | None = None) -> Iterator[psycopg.Connection[Any]]:
     with psycopg.connect(dsn, autocommit=True) as conn:
+        if on_citus(conn):  # forward SET LOCAL to the workers, where the shards' policies read it
+            conn.execute("SET citus.propagate_set_commands = 'local'")
         if role is not None:
             conn.execute(f'SET ROLE "{role}"')
         yield conn
@@ -67,9 +79,18 @@ def refused() -> AbstractContextManager[Any]:
     return pytest.raises(psycopg.errors.InsufficientPrivilege, match="violates row-level security policy")
 
 
+def set_local(conn: psycopg.Connection[Any], name: str, value: str) -> None:
+    """Set ``name`` for the current transaction, the way the store does: ``set_config``, or on Citus ``SET LOCAL``
+    (which Citus forwards to the workers)."""
+    if on_citus(conn):
+        conn.execute(psycopg.sql.SQL("SET LOCAL {} = {}").format(psycopg.sql.SQL(name), psycopg.sql.Literal(value)))
+    else:
+        conn.execute("SELECT set_config(%s, %s, true)", [name, value])
+
+
 def set_tenant(conn: psycopg.Connection[Any], tenant_id: uuid.UUID | str) -> None:
     """Scope the current transaction to a tenant, the way the store does (transaction-local)."""
-    conn.execute("SELECT set_config('mnemostore.tenant_id', %s, true)", [str(tenant_id)])
+    set_local(conn, "mnemostore.tenant_id", str(tenant_id))
 
 
 # -- (a) row-level security -----------------------------------------------------------------------------------------
@@ -169,7 +190,7 @@ def test_app_role_without_tenant_sees_nothing(app_conn: psycopg.Connection[Any],
     with app_conn.transaction():
         assert visible(app_conn) == NOTHING
     with app_conn.transaction():
-        app_conn.execute("SELECT set_config('mnemostore.tenant_id', '', true)")
+        set_local(app_conn, "mnemostore.tenant_id", "")
         assert visible(app_conn) == NOTHING
     with app_conn.transaction():
         set_tenant(app_conn, uuid.uuid4())  # a tenant nobody has
@@ -188,11 +209,11 @@ def test_tenant_scope_is_transaction_local(app_conn: psycopg.Connection[Any], tw
 def test_the_admin_setting_widens_nothing(app_conn: psycopg.Connection[Any], two_tenants: TwoTenants) -> None:
     """The setting that used to open every tenant (before migration 0008) is inert: the admin scope is a role."""
     with app_conn.transaction():
-        app_conn.execute("SELECT set_config('mnemostore.admin', 'on', true)")
+        set_local(app_conn, "mnemostore.admin", "on")
         assert visible(app_conn) == NOTHING
     with app_conn.transaction():
         set_tenant(app_conn, two_tenants.a)
-        app_conn.execute("SELECT set_config('mnemostore.admin', 'on', true)")
+        set_local(app_conn, "mnemostore.admin", "on")
         assert {table: set(keys) for table, keys in visible(app_conn).items()} == {
             t: {two_tenants.a} for t in RLS_TABLES
         }
@@ -244,7 +265,13 @@ def test_rows_cannot_be_moved_or_touched_across_tenants(
     app_conn: psycopg.Connection[Any], two_tenants: TwoTenants
 ) -> None:
     a, b = two_tenants.a, two_tenants.b
-    with refused(), app_conn.transaction():
+    # Citus refuses to change a row's distribution column before the policy gets to (either way: not moved).
+    moved = (
+        pytest.raises(psycopg.errors.FeatureNotSupported, match="modifying the partition value")
+        if on_citus(app_conn)
+        else refused()
+    )
+    with moved, app_conn.transaction():
         set_tenant(app_conn, a)
         user_id = uuid.uuid4()
         app_conn.execute(
@@ -267,11 +294,13 @@ def test_rows_cannot_be_moved_or_touched_across_tenants(
 
 def test_app_role_cannot_bypass_row_level_security(admin_dsn: str, two_tenants: TwoTenants) -> None:
     with connect(admin_dsn) as admin:
+        # On Citus they may log in (migration 0013): Citus connects to the workers as the role a statement runs as.
+        citus = on_citus(admin)
         for role in (APP_ROLE, ADMIN_ROLE):
             row = admin.execute(
                 "SELECT rolsuper, rolbypassrls, rolcanlogin FROM pg_roles WHERE rolname = %s", [role]
             ).fetchone()
-            assert row == (False, False, False), role
+            assert row == (False, False, citus), role
         # Neither role is a member of the other: the application role cannot SET ROLE to the admin one.
         member = admin.execute("SELECT pg_has_role(%s, %s, 'MEMBER')", [APP_ROLE, ADMIN_ROLE]).fetchone()
         assert member == (False,)

@@ -20,6 +20,7 @@ This module is also the one boundary where driver errors become ``mnemostore.err
 
 from __future__ import annotations
 
+import re
 import select
 import uuid
 from collections.abc import Iterator, Mapping
@@ -39,6 +40,7 @@ from mnemostore.errors import (
     SchemaError,
     SchemaOutOfDate,
 )
+from mnemostore.store._citus import CITUS, on_citus
 from mnemostore.store._crypto import FieldCodec
 from mnemostore.store._failures import database_unreachable
 from mnemostore.store._mapping import json_value
@@ -49,6 +51,7 @@ from mnemostore.store._search import vector_column_is_vector
 __all__ = ["Database"]
 
 _WRITE = "mnemostore_write"
+_SETTING_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?")
 # SQLSTATE insufficient_privilege: what PostgreSQL answers a SET ROLE the session's login may not take.
 _INSUFFICIENT_PRIVILEGE = "42501"
 
@@ -244,6 +247,9 @@ def _bind_tenant(
     # Transaction-local (the third argument), so a pooled connection never carries a tenant or a role over. The
     # admin scope is a role (``set_config('role', …)`` is SET LOCAL ROLE): PostgreSQL lets a login take it only
     # when the login is a member of it, or a superuser, whatever role the connection has switched to since.
+    if on_citus(conn):
+        _bind_tenant_citus(conn, tenant_id, admin_role, local_settings or {})
+        return
     values: dict[str, str] = {}
     if tenant_id is None:
         calls = ["set_config('role', :admin_role, true)"]
@@ -255,6 +261,30 @@ def _bind_tenant(
         calls.append(f"set_config(:name_{number}, :value_{number}, true)")
         values |= {f"name_{number}": name, f"value_{number}": value}
     conn.execute(sa.text("SELECT " + ", ".join(calls)), values)
+
+
+def _bind_tenant_citus(
+    conn: Connection, tenant_id: uuid.UUID | None, admin_role: str, local_settings: Mapping[str, str]
+) -> None:
+    """The same binding on a Citus coordinator, where the settings must reach the workers too.
+
+    The row-level security policies are checked on the workers (each shard has them), and Citus forwards a
+    setting to the connections of the transaction only when it is set by a ``SET LOCAL`` statement (with
+    ``citus.propagate_set_commands = 'local'``, set on every connection to a coordinator), not by ``set_config``.
+    The values are a UUID and the store's own settings, quoted as literals (SET takes no parameters). The admin
+    role needs no forwarding: Citus opens the workers' connections as the role the statement runs as.
+    """
+    statements = []
+    if tenant_id is None:
+        conn.execute(sa.text("SELECT set_config('role', :admin_role, true)"), {"admin_role": admin_role})
+    else:
+        statements.append(f"SET LOCAL mnemostore.tenant_id = '{uuid.UUID(str(tenant_id))}'")
+    for name, value in local_settings.items():
+        if not _SETTING_NAME.fullmatch(name):
+            raise ValueError(f"not a setting name: {name!r}")
+        statements.append(f"SET LOCAL {name} = '{value.replace(chr(39), chr(39) * 2)}'")
+    for statement in statements:  # one each: Citus forwards the whole text of a statement it propagates
+        conn.exec_driver_sql(statement)
 
 
 def _redacted(url: str | None) -> str:
@@ -330,17 +360,22 @@ def _install_postgres_hooks(engine: Any, app_role: str) -> None:
             raise exc.DisconnectionError("the server closed this pooled connection")
 
     @event.listens_for(sync_engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+    def _on_connect(dbapi_connection: Any, record: Any) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute(
-            "SELECT rolsuper OR rolbypassrls, EXISTS (SELECT 1 FROM pg_roles WHERE rolname = %s) "
+            "SELECT rolsuper OR rolbypassrls, EXISTS (SELECT 1 FROM pg_roles WHERE rolname = %s), "
+            "EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus') "
             "FROM pg_roles WHERE rolname = current_user",
             (app_role,),
         )
-        bypasses_rls, role_exists = cursor.fetchone()
+        bypasses_rls, role_exists, citus = cursor.fetchone()
         if bypasses_rls and role_exists:
             # A role that bypasses row-level security would see every tenant: drop to one that cannot.
             cursor.execute(f'SET ROLE "{app_role}"')
+        if citus:
+            # A Citus coordinator: the tenant binding must reach the workers (``_bind_tenant_citus``).
+            cursor.execute("SET citus.propagate_set_commands = 'local'")
+            record.info[CITUS] = True
         # Timestamps come back in UTC, and jsonb through a leaner loader: both run for every message of every
         # page, and a zone such as Etc/UTC would cost a conversion per value.
         cursor.execute("SET TIME ZONE 'UTC'")

@@ -24,6 +24,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mnemostore.search import IndexingStatus, ItemKind, SearchFilters, VectorEntity
+from mnemostore.store._citus import on_citus
 from mnemostore.store._crypto import FieldCodec
 from mnemostore.store._index_text import indexed_message_text
 from mnemostore.store._search_statements import (
@@ -151,16 +152,25 @@ class AsyncIndexRepository:
             .order_by(c.next_attempt_at)
             .limit(limit)
         )
-        if self._dialect == "postgresql":
-            due = due.with_for_update(skip_locked=True)
+        claimable: sa.ColumnElement[bool]
+        if self._dialect == "postgresql" and not (self._tenant_id is None and on_citus(self._conn)):
+            claimable = sa.tuple_(c.tenant_id, c.id).in_(due.with_for_update(skip_locked=True))
         else:
+            # SQLite, and Citus across tenants (a multi-shard SELECT cannot lock rows): read the due keys, then
+            # update those still due. Concurrent claimers of one key queue on its row, and the later one finds it
+            # no longer due (its lease moved next_attempt_at on), so the batches stay disjoint; they wait for each
+            # other instead of skipping. A tenant's own claim is single-shard and keeps SKIP LOCKED.
             keys = (await self._conn.execute(due)).all()
             if not keys:
                 return []
-            due = sa.select(c.tenant_id, c.id).where(sa.tuple_(c.tenant_id, c.id).in_([tuple(k) for k in keys]))
+            claimable = sa.and_(
+                sa.tuple_(c.tenant_id, c.id).in_([tuple(k) for k in keys]),
+                c.state.in_(("pending", "running")),
+                c.next_attempt_at <= now,
+            )
         statement = (
             sa.update(index_jobs)
-            .where(sa.tuple_(c.tenant_id, c.id).in_(due))
+            .where(claimable)
             .values(
                 state="running",
                 attempts=c.attempts + 1,

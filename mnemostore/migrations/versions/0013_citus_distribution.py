@@ -33,7 +33,8 @@ security policies, grants and the generated ``search_tsv`` columns go with the t
 rows are copied to the workers.
 
 Downgrade undoes it (``undistribute_table``): the tables come back to the coordinator with their rows, so the
-earlier revisions downgrade as on one server. Later revisions run on the distributed tables.
+earlier revisions downgrade as on one server. The roles keep their LOGIN (roles belong to the whole cluster, and
+other databases on it may still be distributed). Later revisions run on the distributed tables.
 
 Revision ID: 0013
 Revises: 0012
@@ -183,5 +184,4 @@ def downgrade() -> None:
     for table in (*TENANT_TABLES, *REFERENCE_TABLES):
         op.execute(f"SELECT undistribute_table('{table}')")
     _add(keys)
-    for role in _roles():
-        op.execute(f'ALTER ROLE "{role}" NOLOGIN')
+    # The roles keep LOGIN: they are the cluster's, and other databases of it may be distributed.
