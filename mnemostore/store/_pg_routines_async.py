@@ -20,6 +20,7 @@ from sqlalchemy import exc
 from mnemostore.config import Settings
 from mnemostore.domain import Message
 from mnemostore.errors import BackendUnavailable, ConflictError, ConversationNotFound, InvalidInput
+from mnemostore.store._citus import on_citus
 from mnemostore.store._failures import database_unreachable
 from mnemostore.store._instrument import report_query
 from mnemostore.store._mapping import messages_from_columns
@@ -31,6 +32,7 @@ __all__ = ["AsyncPostgresHotPath"]
 _APPEND: Final = "SELECT last_seq, existing FROM mnemostore_append_messages(%s, %s, %s, %s, %s)"
 _HISTORY: Final = "SELECT * FROM mnemostore_history(%s, %s, %s, %s, %s)"
 _NO_CONVERSATION: Final = "MN404"
+_ATTEMPTS: Final = (1, 2)
 _USAGE_REFUSED: Final = "MN429"
 _ROW_FIELDS: Final = (
     "id",
@@ -49,7 +51,15 @@ def _dumps(value: Any) -> str:
 
 
 class AsyncPostgresHotPath(AsyncHotPath):
-    """The PL/pgSQL routines of migration 0007, one autocommit statement each."""
+    """The PL/pgSQL routines of migration 0007, one autocommit statement each.
+
+    On a Citus coordinator the call goes whole to the tenant's worker (a distributed function, migration 0013).
+    A call routed there just before Citus moved the tenant's shard group away runs on the old placement, which no
+    longer serves the tenant, and reports the conversation missing. The routine raised, so it wrote nothing: a
+    missing conversation is asked once more there, and the second call is routed to the group's new worker.
+    """
+
+    _citus = False  # learnt from the connection of each call (``_call``)
 
     async def append(
         self,
@@ -71,9 +81,15 @@ class AsyncPostgresHotPath(AsyncHotPath):
                 item["job_id"] = str(job_ids[index])
             payload.append(item)
         params = (tenant_id, conversation_id, now, Jsonb(payload, dumps=_dumps), job_ids is not None)
-        async with self._call("insert", conversation_id) as conn:
-            cursor = await conn.execute(_APPEND, params)
-            result = await cursor.fetchone()
+        for attempt in _ATTEMPTS:
+            try:
+                async with self._call("insert", conversation_id) as conn:
+                    cursor = await conn.execute(_APPEND, params)
+                    result = await cursor.fetchone()
+                break
+            except ConversationNotFound:
+                if attempt == _ATTEMPTS[-1] or not self._citus:
+                    raise
         assert result is not None
         last_seq, existing = result
         return AppendOutcome(last_seq=last_seq, existing=frozenset(existing or ()))
@@ -89,9 +105,15 @@ class AsyncPostgresHotPath(AsyncHotPath):
     ) -> tuple[int, list[Message]]:
         direction = "after" if after is not None else "before"
         seq = after if after is not None else before
-        async with self._call("select", conversation_id) as conn:
-            cursor = await conn.execute(_HISTORY, (tenant_id, conversation_id, limit, direction, seq))
-            rows = await cursor.fetchall()
+        for attempt in _ATTEMPTS:
+            try:
+                async with self._call("select", conversation_id) as conn:
+                    cursor = await conn.execute(_HISTORY, (tenant_id, conversation_id, limit, direction, seq))
+                    rows = await cursor.fetchall()
+                break
+            except ConversationNotFound:
+                if attempt == _ATTEMPTS[-1] or not self._citus:
+                    raise
         last_seq = int(rows[0][0])
         if rows[0][1] is None:
             return last_seq, []
@@ -111,6 +133,7 @@ class AsyncPostgresHotPath(AsyncHotPath):
                     fairy = pooled.connection
                 conn = fairy.driver_connection
                 assert conn is not None
+                self._citus = on_citus(pooled)
                 await conn.set_autocommit(True)
                 started = time.perf_counter()
                 try:
