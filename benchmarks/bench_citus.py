@@ -60,7 +60,7 @@ def plain_database(cluster: CitusCluster) -> str:
 
 def prepare(url: str, tenants: int, clients: int) -> tuple[MnemoStore, list[tuple[TenantStore, uuid.UUID]]]:
     migrate.upgrade(Settings(database_url=url))
-    store = MnemoStore(url, cache_enabled=False, embedder="none", pool_size=clients, max_overflow=0)
+    store = MnemoStore(url, settings=Settings(embedder="none"), cache_enabled=False, pool_size=clients, max_overflow=0)
     scopes = []
     for n in range(tenants):
         t = store.tenant(store.create_tenant(f"bench-{n}-{uuid.uuid4().hex[:6]}").id)
@@ -119,7 +119,10 @@ def main() -> None:
     cluster = CitusCluster(Path(tempfile.mkdtemp(prefix="mnemostore-bench-citus-")))
     cluster.start()
     try:
-        engines = {"postgres": plain_database(cluster), "citus": cluster.create_database()}
+        # The cluster's database migrates first: its migration creates the store's roles on every node (Citus
+        # propagates them from a database with the extension; roles made from the plain database would stay on the
+        # coordinator, and the workers would not know them).
+        engines = {"citus": cluster.create_database(), "postgres": plain_database(cluster)}
         prepared = {kind: prepare(url, args.tenants, args.clients) for kind, url in engines.items()}
         throughput: dict[tuple[str, str], list[float]] = {(k, p): [] for k in engines for p in PATHS}
         alone: dict[tuple[str, str], list[float]] = {(k, p): [] for k in engines for p in PATHS}

@@ -183,7 +183,7 @@ def test_a_tenant_moves_to_the_other_worker_while_appends_continue(
             content = f"message {len(acknowledged)}"
             try:
                 message = t.add_message(conversation.id, role="user", content=content)
-            except Exception as error:  # noqa: BLE001 - counted: the test fails on any
+            except Exception as error:  # counted: the test fails on any
                 failures.append(error)
                 return
             acknowledged.append((message.seq, content))

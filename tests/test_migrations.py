@@ -87,7 +87,9 @@ def assert_schema_complete(engine: sa.Engine) -> None:
 
 def _citus(engine: sa.Engine) -> bool:
     with engine.connect() as conn:
-        return bool(conn.execute(sa.text("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus')")).scalar())
+        return bool(
+            conn.execute(sa.text("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus')")).scalar()
+        )
 
 
 # -- upgrade / downgrade ------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""citus: on a Citus coordinator, every tenant table is distributed by tenant_id (co-located), tenants is a reference table
+"""citus: on a Citus coordinator, the tenant tables are distributed by tenant_id (co-located), tenants a reference table
 
 A no-op on SQLite and on PostgreSQL without Citus. On a database where the ``citus`` extension is installed (the
 coordinator of a cluster, with its workers added: ``citus_add_node``), the schema is spread over the workers:
