@@ -57,7 +57,7 @@ NODE_SETTINGS = {
 
 # The modules whose tests run on the Citus cluster too (the ``citus`` backend of tests/fix_db.py); the tests of
 # every other module run on SQLite and PostgreSQL only. Their behaviour is the store's, whatever the engine: these
-# cover the store's operations end to end (test_store*, test_hot_path, test_search), cross-tenant isolation by
+# cover the store's operations end to end (test_store*, test_hot_path, test_search*), cross-tenant isolation by
 # the database itself (test_isolation_postgres), migrations, and Citus's own promises (test_citus).
 CITUS_MODULES = frozenset(
     {
@@ -66,6 +66,7 @@ CITUS_MODULES = frozenset(
         "test_isolation_postgres.py",
         "test_migrations.py",
         "test_search.py",
+        "test_search_async.py",
         "test_store.py",
         "test_store_async.py",
     }
