@@ -31,6 +31,17 @@ ARG TORCH_FIND_LINKS=
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore PIP_DEFAULT_TIMEOUT=180
 
 RUN ${PYTHON} -m venv /opt/mnemostore
+# hnswlib (embeddings) publishes no wheel for every platform: a C++ compiler and Python's headers build it here, in
+# the builder only (the runtime stage gets the built module, which needs only libstdc++, already in the base).
+RUN set -eu; \
+    case ",${EXTRAS}," in \
+      *,embeddings,*|*,all,*) \
+        include=$(${PYTHON} -c 'import sysconfig; print(sysconfig.get_paths()["include"])'); \
+        headers=; [ -f "$include/Python.h" ] || headers=python3-dev; \
+        apt-get update; \
+        DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends g++ $headers; \
+        rm -rf /var/lib/apt/lists/* ;; \
+    esac
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY mnemostore ./mnemostore
@@ -50,7 +61,7 @@ RUN set -eu; \
 from mnemostore.search import build_embedder; e = build_embedder(Settings()); v = e.embed(['offline']); \
 print('embedder', e.name, len(v[0]), 'dimensions, loaded offline')"; \
     fi; \
-    "$venv/python" -m pip uninstall -y -q pip setuptools; \
+    "$venv/python" -m pip uninstall -y -q pip; \
     rm -rf /tmp/wheels; \
     "$venv/mnemostore" --version
 
