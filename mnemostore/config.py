@@ -95,9 +95,15 @@ def normalize_database_url(url: str) -> str:
 
 
 class Settings(BaseSettings):
-    """Configuration of one store. Environment variables win over defaults; arguments win over both."""
+    """Configuration of one store. Environment variables win over defaults; arguments win over both.
 
-    model_config = SettingsConfigDict(env_prefix="MNEMOSTORE_", extra="ignore", populate_by_name=True)
+    A variable set to the empty string counts as unset (the default applies), as ``VAR=`` left blank in an .env
+    file means: an optional number or URL left empty is not an error.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="MNEMOSTORE_", extra="ignore", populate_by_name=True, env_ignore_empty=True
+    )
 
     database_url: str = Field(
         default=DEFAULT_DATABASE_URL,
