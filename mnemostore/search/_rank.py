@@ -45,6 +45,13 @@ result when no retriever listed them. Measured (benchmarks/README.md, "LoCoMo"):
 LoCoMo's development half, +4 to +5 points on each half of two splits of it; the project's benchmark loses three
 paraphrase questions at recall@1 (0.921 -> 0.903), the price of the wider gate.
 
+**The author the question names.** In a chat of several people a question often names the one it is about
+("What did Caroline research?"). When hybrid search ranks messages and the query names, as whole words, exactly
+one of the candidates' authors (``metadata.author``), that author's messages score ``1 + NAMED_AUTHOR_BOOST``
+times more; the other speakers' turns still come when they match better. Measured on LoCoMo's development half
+(benchmarks/README.md): recall@1 34.3 -> 38.4, recall@10 71.3 -> 72.2, on each half of a split; a query naming
+nobody, or several authors, is ranked as before.
+
 Boosts multiply the score: ``score * (1 + recency_boost * 0.5 ** (age / half_life)) * (1 + importance_boost *
 importance)``, so a boost of 0 changes nothing and the base order decides when items are equally fresh.
 """
@@ -52,8 +59,9 @@ importance)``, so a boost of 0 changes nothing and the base order decides when i
 from __future__ import annotations
 
 import math
+import re
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 
 from mnemostore.errors import InvalidInput
@@ -61,6 +69,7 @@ from mnemostore.errors import InvalidInput
 __all__ = [
     "DEFAULT_WEIGHTS",
     "FUSION_DEPTH",
+    "NAMED_AUTHOR_BOOST",
     "NEIGHBOUR_CANDIDATES",
     "RELATIVE_FUSION_DEPTH",
     "RETRIEVERS",
@@ -68,6 +77,7 @@ __all__ = [
     "boost",
     "fulltext_quorum",
     "fusion_weights_or_raise",
+    "named_author",
     "reciprocal_rank_fusion",
     "relative_score_fusion",
     "semantic_is_flat",
@@ -75,6 +85,9 @@ __all__ = [
     "terms_matched",
     "with_neighbour_similarity",
 ]
+
+# Hybrid search of messages: a message by the one author the query names scores (1 + this) times more.
+NAMED_AUTHOR_BOOST = 1.0
 
 RRF_K = 60
 # Each retriever's list is cut to max(limit, FUSION_DEPTH) before fusing.
@@ -177,6 +190,18 @@ def spread_to_neighbours(
         if after is not None:
             out[after] = out.get(after, 0.0) + after_share * score
     return out
+
+
+def named_author(query: str, authors: Iterable[str]) -> str | None:
+    """The one name among ``authors`` (the candidates' ``metadata.author``) that ``query`` contains as whole words,
+    case-insensitively; None when it names none of them or several (then no author is favoured)."""
+    folded = query.casefold()
+    named = {
+        author
+        for author in authors
+        if author.strip() and re.search(rf"(?<!\w){re.escape(author.strip().casefold())}(?!\w)", folded)
+    }
+    return named.pop() if len(named) == 1 else None
 
 
 def fusion_weights_or_raise(weights: Mapping[str, float] | None) -> dict[str, float]:

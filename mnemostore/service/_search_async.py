@@ -34,6 +34,7 @@ from mnemostore.errors import (
 from mnemostore.search import (
     EXTRA_HINT,
     FUSION_DEPTH,
+    NAMED_AUTHOR_BOOST,
     NEIGHBOUR_CANDIDATES,
     RELATIVE_FUSION_DEPTH,
     Embedder,
@@ -49,6 +50,7 @@ from mnemostore.search import (
     fulltext_quorum,
     fusion_weights_or_raise,
     hnsw_available,
+    named_author,
     pushed_filters,
     query_terms,
     reciprocal_rank_fusion,
@@ -260,6 +262,12 @@ class AsyncSearchEngine:
                 ids = list({i for k, i in base if k == kind.value and (k, i) not in rows})
                 for item_id, row in (await repo.hydrate(kind, ids, filters)).items():
                     rows[(kind.value, item_id)] = row
+        # Hybrid search of messages favours the one candidate author the query names (mnemostore.search._rank).
+        author = None
+        if deep and query is not None:
+            message = ItemKind.MESSAGE.value
+            authors = {_author_of(row) for key, row in rows.items() if key[0] == message}
+            author = named_author(query, (name for name in authors if name is not None))
         if self._vectors is not None and space is not None:
             for kind, missed in stale:  # gone items, or filtered out: removed when stale
                 await self._vectors.drop_stale(tenant_id, kind, space, missed)
@@ -272,6 +280,7 @@ class AsyncSearchEngine:
             limit=limit,
             recency=recency_boost,
             importance=importance_boost,
+            author=author,
         )
         return SearchResults(hits, mode=mode, retrievers=rankings, pending=waiting)
 
@@ -563,6 +572,7 @@ def _hits(
     limit: int,
     recency: float,
     importance: float,
+    author: str | None = None,
 ) -> list[SearchHit]:
     now = datetime.now(UTC)
     ranks = {name: {key: rank for rank, key in enumerate(ranking, start=1)} for name, ranking in rankings.items()}
@@ -581,6 +591,8 @@ def _hits(
             recency_boost=recency,
             importance_boost=importance,
         )
+        if author is not None and kind is ItemKind.MESSAGE and _author_of(row) == author:
+            final *= 1.0 + NAMED_AUTHOR_BOOST
         hits.append(
             SearchHit(
                 kind=kind,
@@ -605,3 +617,9 @@ def _hits(
     # Equal fused scores are common (the two lists swap two items): meaning breaks the tie, then the id.
     hits.sort(key=lambda hit: (-hit.score, hit.ranks.get("semantic", MAX_CANDIDATES + 1), hit.id))
     return hits[:limit]
+
+
+def _author_of(row: Mapping[str, Any]) -> str | None:
+    metadata = row.get("metadata") or {}
+    author = metadata.get("author") if isinstance(metadata, Mapping) else None
+    return author if isinstance(author, str) else None
