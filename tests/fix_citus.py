@@ -21,7 +21,6 @@ from __future__ import annotations
 import fnmatch
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import uuid
@@ -31,6 +30,8 @@ from pathlib import Path
 import psycopg
 import pytest
 from sqlalchemy.engine import make_url
+
+from tests.support import port_is_free
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 CITUS_SO = Path("/usr/lib/postgresql/15/lib/citus.so")
@@ -138,22 +139,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = kept
 
 
-def _free(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
 def _free_ports() -> tuple[int, int, int]:
-    if all(_free(p) for p in PORTS):
+    if all(port_is_free(p) for p in PORTS):
         return PORTS
     found: list[int] = []
     for port in range(25440, 25600):
-        if _free(port):
+        if port_is_free(port):
             found.append(port)
             if len(found) == 3:
                 return found[0], found[1], found[2]

@@ -18,7 +18,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -28,20 +27,12 @@ from typing import Any
 import pytest
 import redis
 
+from tests.support import port_is_free
+
 NODES = 6
 BUS_OFFSET = 10_000  # Redis Cluster's bus port is the client port + 10000
 PORTS = range(30_000, 31_000)  # candidates for the first port (the bus ports are 40000-41005)
 START_BOUND = 60.0  # seconds a start may take before it is a failure (a bound, not a margin)
-
-
-def _free(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 def free_ports() -> list[int]:
@@ -50,7 +41,7 @@ def free_ports() -> list[int]:
     random.shuffle(candidates)
     for first in candidates:
         ports = list(range(first, first + NODES))
-        if all(_free(p) and _free(p + BUS_OFFSET) for p in ports):
+        if all(port_is_free(p) and port_is_free(p + BUS_OFFSET) for p in ports):
             return ports
     raise RuntimeError(f"no {NODES} consecutive free ports (and bus ports) in {PORTS}")
 

@@ -24,13 +24,13 @@ from typing import Any
 
 import psycopg
 import pytest
-from sqlalchemy import event
 from sqlalchemy.engine import make_url
 
 from mnemostore import AsyncMnemoStore, MnemoStore, Settings
 from mnemostore.ops import migrate
 from mnemostore.store.tables import TENANT_TABLES
 from tests.fix_citus import CitusCluster
+from tests.support import capture
 
 pytestmark = pytest.mark.parametrize("backend", ["citus"], indirect=True, scope="session")
 
@@ -127,19 +127,10 @@ async def test_a_tenants_append_history_and_search_run_on_one_shard(database_url
     tenant_id = (await astore.create_tenant(f"router-{uuid.uuid4().hex[:8]}")).id
     t = astore.tenant(tenant_id)
     conversation = await t.create_conversation((await t.create_user()).id)
-    sent: list[tuple[str, Any]] = []
-
-    def listener(_conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, _many: bool) -> None:
-        sent.append((statement, parameters))
-
-    engine = astore._db.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", listener)
-    try:
+    with capture(astore) as sent:
         await t.add_message(conversation.id, role="user", content="the shard router plan")
         await t.get_conversation_history(conversation.id)
         assert [h.content for h in await t.search("router", mode="fulltext")] == ["the shard router plan"]
-    finally:
-        event.remove(engine, "before_cursor_execute", listener)
     searches = [(s, p) for s, p in sent if "search_tsv" in s and s.lstrip().upper().startswith("SELECT")]
     assert searches, [s for s, _ in sent]
     worker = shard_node(database_url, tenant_id).replace(":", " port=")

@@ -24,11 +24,11 @@ import psycopg
 import psycopg.sql
 import pytest
 import sqlalchemy as sa
-from sqlalchemy import event
 from sqlalchemy.engine import make_url
 
 from mnemostore import AsyncMnemoStore, AsyncTenantStore, GraphChannelValue, GraphWrite
 from mnemostore.store.tables import TENANT_TABLES
+from tests.support import capture
 
 pytestmark = pytest.mark.postgres_only
 
@@ -437,22 +437,6 @@ async def big_tenant(pg_url: str, admin_dsn: str, astore: AsyncMnemoStore) -> As
     yield BigTenant(c.id, long_conversation, heavy_user, "u1234", "source-7")
     await astore.delete_tenant(c.id)
     await astore.delete_tenant(d.id)
-
-
-@contextmanager
-def capture(store: AsyncMnemoStore) -> Iterator[list[tuple[str, Any]]]:
-    """The (statement, parameters) pairs the store's engine sends while the block runs."""
-    sent: list[tuple[str, Any]] = []
-
-    def listener(_conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, _many: bool) -> None:
-        sent.append((statement, parameters))
-
-    engine = store._db.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", listener)
-    try:
-        yield sent
-    finally:
-        event.remove(engine, "before_cursor_execute", listener)
 
 
 def plan_nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
